@@ -1,0 +1,1 @@
+"""Participants and the driver (plain classes), and their Ray wrappers."""

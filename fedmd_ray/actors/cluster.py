@@ -1,0 +1,91 @@
+"""Start or attach to Ray, and check a run fits before asking Ray for actors.
+
+Ray never fails an actor that no node can host: it waits forever. So the
+request is compared with the cluster's totals first and refused with numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from typing import Iterator
+
+import ray
+
+from fedmd_ray.actors.ray_pool import ActorResources
+from fedmd_ray.config import FedMDConfig
+from fedmd_ray.errors import ResourceError
+
+
+@contextlib.contextmanager
+def ray_session(config: FedMDConfig) -> Iterator[None]:
+    """Use the running Ray (and leave it up), attach to `address`, or start one and stop it after."""
+    if ray.is_initialized():
+        yield
+        return
+    address = config.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        check_fits(config, _local_totals())  # refuse before paying for a Ray start
+        ray.init(include_dashboard=False, log_to_driver=True)
+    try:
+        yield
+    finally:
+        ray.shutdown()  # for an attached cluster this only disconnects
+
+
+def actor_resources(config: FedMDConfig, totals: dict[str, float]) -> ActorResources:
+    """Resources of one host actor; `cpus_per_party=None` shares the CPUs evenly."""
+    per_party = config.cpus_per_party
+    if per_party is None:
+        even = (totals.get("CPU", 0.0) - config.driver_cpus) / config.n_parties
+        per_party = float(math.floor(even)) if even >= 1 else max(math.floor(even * 100) / 100, 0.01)
+    cpus = _ray_quantity("cpus_per_party", per_party * config.parties_per_actor)
+    gpus = _ray_quantity("gpus_per_party", config.gpus_per_party * config.parties_per_actor)
+    return ActorResources(cpus=cpus, gpus=gpus, threads=config.torch_threads or max(1, int(cpus)))
+
+
+def check_fits(config: FedMDConfig, totals: dict[str, float]) -> ActorResources:
+    """The run's request against the cluster's totals; ResourceError with both when it cannot fit."""
+    res = actor_resources(config, totals)
+    need_cpu = res.cpus * config.n_actors + config.driver_cpus
+    need_gpu = res.gpus * config.n_actors
+    have_cpu, have_gpu = totals.get("CPU", 0.0), totals.get("GPU", 0.0)
+    if need_gpu > 0 and have_gpu == 0:
+        raise ResourceError(
+            f"gpus_per_party={config.gpus_per_party:g} but the cluster has no GPU; set gpus_per_party=0 "
+            "or attach to a cluster with GPUs (--set address=...)"
+        )
+    if need_cpu > have_cpu + 1e-9 or need_gpu > have_gpu + 1e-9:
+        raise ResourceError(
+            f"the run needs CPU={need_cpu:g}, GPU={need_gpu:g} ({config.n_actors} actors x "
+            f"CPU={res.cpus:g}, GPU={res.gpus:g}, plus CPU={config.driver_cpus:g} for the driver) but the "
+            f"cluster has CPU={have_cpu:g}, GPU={have_gpu:g}; lower cpus_per_party/gpus_per_party, "
+            "raise parties_per_actor, or use a bigger cluster"
+        )
+    return res
+
+
+def cluster_totals() -> dict[str, float]:
+    return {k: float(v) for k, v in ray.cluster_resources().items()}
+
+
+def _local_totals() -> dict[str, float]:
+    """What `ray.init()` would detect on this machine."""
+    import torch
+
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+
+
+def _ray_quantity(name: str, value: float) -> float:
+    """Ray accepts fractions below 1 (on a 1e-4 grid) and whole numbers above."""
+    if value <= 1:
+        return round(value, 4)
+    if abs(value - round(value)) > 1e-9:
+        raise ResourceError(
+            f"{name} x parties_per_actor = {value:g} per actor, but Ray needs a fraction below 1 or a whole "
+            f"number; change {name} or parties_per_actor"
+        )
+    return float(round(value))

@@ -1,0 +1,198 @@
+"""A FedMD party (plain Python, no Ray) and the host that holds one or more.
+
+`Participant` is one party: its model, optimizers, private data and RNG. It
+keeps them for the whole run, so a round costs one message with indices and the
+consensus, never weights or images. `PartyHost` holds `parties_per_actor`
+participants behind one entry point; it is the unit that `actors.ray_pool`
+turns into a Ray actor and `actors.pool.LocalPool` calls in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from fedmd_ray import training
+from fedmd_ray.config import FedMDConfig
+from fedmd_ray.models import build_model
+from fedmd_ray.seeding import derive_seed
+
+
+@dataclass(frozen=True)
+class SharedData:
+    """Arrays every party reads and nobody writes (object-store views under Ray)."""
+
+    public_x: npt.NDArray[np.float32]
+    public_y: npt.NDArray[np.int64]
+    public_val_x: npt.NDArray[np.float32]
+    public_val_y: npt.NDArray[np.int64]
+    private_x: npt.NDArray[np.float32]
+    private_y: npt.NDArray[np.int64]
+    test_x: npt.NDArray[np.float32]
+    test_y: npt.NDArray[np.int64]
+    union_idx: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class PartySpec:
+    party: int
+    model: str
+    private_idx: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    accuracy: float
+    loss: float
+    seconds: float
+
+
+class Participant:
+    """One party of arXiv 1910.03581: transfer learning, then communicate/digest/revisit."""
+
+    def __init__(self, spec: PartySpec, config: FedMDConfig, data: SharedData, device: torch.device) -> None:
+        self.party = spec.party
+        self.model_name = spec.model
+        self.config = config
+        self.device = device
+        self._rng_state = torch.Generator().manual_seed(derive_seed(config.seed, "party", spec.party)).get_state()
+        on = device
+        self._public = (training.as_tensor(data.public_x, on), training.as_tensor(data.public_y, on))
+        self._public_val = (training.as_tensor(data.public_val_x, on), training.as_tensor(data.public_val_y, on))
+        self._test = (training.as_tensor(data.test_x, on), training.as_tensor(data.test_y, on))
+        self._private = (
+            torch.from_numpy(data.private_x[spec.private_idx]).to(on),
+            torch.from_numpy(data.private_y[spec.private_idx]).to(on),
+        )
+        self._union = (data.private_x, data.private_y, data.union_idx)
+        with self._own_rng():
+            self.model = build_model(spec.model, tuple(data.public_x.shape[1:]), config.n_classes).to(device)
+        self._digest_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
+        self._revisit_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
+
+    @contextlib.contextmanager
+    def _own_rng(self) -> Iterator[None]:
+        """Run with this party's torch RNG stream, whatever else shares the process."""
+        outer = torch.get_rng_state()
+        torch.set_rng_state(self._rng_state)
+        try:
+            yield
+        finally:
+            self._rng_state = torch.get_rng_state()
+            torch.set_rng_state(outer)
+
+    # --- round 0 ------------------------------------------------------------------
+    def transfer_learn(self) -> dict[str, Evaluation]:
+        """Public pretraining with early stopping, optional upper bound, then private training."""
+        cfg = self.config
+        start = time.perf_counter()
+        with self._own_rng():
+            training.fit_classifier(
+                self.model, *self._public, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size,
+                lr=cfg.lr, val=self._public_val, patience=cfg.pretrain_patience,
+                min_delta=cfg.pretrain_min_delta, eval_batch_size=cfg.eval_batch_size,
+            )
+            results = {}
+            if cfg.upper_bound:
+                results["upper_bound"] = self._upper_bound()
+            training.fit_classifier(
+                self.model, *self._private, epochs=cfg.private_epochs,
+                batch_size=cfg.private_batch_size, lr=cfg.lr,
+            )
+        results["transfer"] = self._evaluate(start)
+        return results
+
+    def _upper_bound(self) -> Evaluation:
+        """Train a copy of the pretrained model on all parties' private data."""
+        start = time.perf_counter()
+        pretrained = {k: v.clone() for k, v in self.model.state_dict().items()}
+        pool_x, pool_y, idx = self._union
+        x = torch.from_numpy(pool_x[idx]).to(self.device)
+        y = torch.from_numpy(pool_y[idx]).to(self.device)
+        training.fit_classifier(
+            self.model, x, y, epochs=self.config.upper_bound_epochs,
+            batch_size=self.config.private_batch_size, lr=self.config.lr,
+        )
+        evaluation = self._evaluate(start)
+        self.model.load_state_dict(pretrained)
+        return evaluation
+
+    # --- rounds 1..R ------------------------------------------------------------
+    def communicate(self, align_idx: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """Class scores (logits) on the alignment subset: (n_align, classes)."""
+        x = self._public[0][torch.from_numpy(align_idx).to(self.device)]
+        return training.class_scores(self.model, x, batch_size=self.config.eval_batch_size)
+
+    def collaborate(self, align_idx: npt.NDArray[np.int64], consensus: npt.NDArray[np.float32]) -> Evaluation:
+        """Digest the consensus, revisit the private data, evaluate."""
+        start = time.perf_counter()
+        self.digest(align_idx, consensus)
+        self.revisit()
+        return self._evaluate(start)
+
+    def digest(self, align_idx: npt.NDArray[np.int64], consensus: npt.NDArray[np.float32]) -> float:
+        cfg = self.config
+        x = self._public[0][torch.from_numpy(align_idx).to(self.device)]
+        target = torch.tensor(consensus, device=self.device)  # copies the read-only view
+        with self._own_rng():
+            return training.train_epochs(
+                self.model, self._digest_opt, x, target, training.digest_loss(cfg.digest_loss, cfg.temperature),
+                epochs=cfg.digest_epochs, batch_size=cfg.digest_batch_size,
+            )
+
+    def revisit(self) -> float:
+        cfg = self.config
+        with self._own_rng():
+            return training.train_epochs(
+                self.model, self._revisit_opt, *self._private, torch.nn.functional.cross_entropy,
+                epochs=cfg.revisit_epochs, batch_size=cfg.revisit_batch_size,
+            )
+
+    def _evaluate(self, start: float) -> Evaluation:
+        accuracy, loss = training.evaluate(self.model, *self._test, batch_size=self.config.eval_batch_size)
+        return Evaluation(accuracy, loss, time.perf_counter() - start)
+
+
+def choose_device(gpus: float) -> torch.device:
+    """CUDA only when this worker got a GPU share and torch can see one.
+
+    Ray may hand out *logical* GPUs on a machine without CUDA; trust torch.
+    """
+    return torch.device("cuda") if gpus > 0 and torch.cuda.is_available() else torch.device("cpu")
+
+
+class PartyHost:
+    """Holds the participants of one worker and dispatches calls to them by party id."""
+
+    def __init__(
+        self, specs: list[PartySpec], config: FedMDConfig, data: SharedData, *, threads: int | None, gpus: float
+    ) -> None:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.device = choose_device(gpus)
+        self.participants = {s.party: Participant(s, config, data, self.device) for s in specs}
+
+    def call(self, method: str, per_party: dict[int, tuple[Any, ...]] | None, *shared: Any) -> dict[int, Any]:
+        """`participant.method(*per_party[pid], *shared)` for each hosted party, in party order."""
+        return {
+            pid: getattr(p, method)(*(per_party or {}).get(pid, ()), *shared)
+            for pid, p in sorted(self.participants.items())
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """Where this host runs (for logs and placement tests)."""
+        return {
+            "parties": sorted(self.participants),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "device": str(self.device),
+            "torch_threads": torch.get_num_threads(),
+        }

@@ -1,0 +1,61 @@
+"""The driver's view of the parties: call a method on every party, get results by party id.
+
+One interface, two implementations: `LocalPool` (in this process, one host
+after another; the sequential reference) and `actors.ray_pool.RayPool` (one
+Ray actor per host, all hosts at once). The driver's round loop is written once
+against this interface.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from fedmd_ray.actors.participant import PartyHost, PartySpec, SharedData
+from fedmd_ray.config import FedMDConfig
+
+
+class PartyPool(Protocol):
+    def call(self, method: str, *shared: Any, per_party: dict[int, tuple[Any, ...]] | None = None) -> dict[int, Any]:
+        """Run `method` on every party; results in party order."""
+        ...
+
+    def share(self, value: Any) -> Any:
+        """Make `value` available to every host once (an object ref under Ray)."""
+        ...
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Where each host runs."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def group_parties(specs: list[PartySpec], per_host: int) -> list[list[PartySpec]]:
+    """Consecutive parties share a host: [[0, 1], [2, 3], [4]] for 5 parties, 2 per host."""
+    return [specs[i : i + per_host] for i in range(0, len(specs), per_host)]
+
+
+class LocalPool:
+    """All parties in this process; hosts are called one after another."""
+
+    def __init__(self, specs: list[PartySpec], config: FedMDConfig, data: SharedData) -> None:
+        self.hosts = [
+            PartyHost(group, config, data, threads=config.torch_threads, gpus=config.gpus_per_party)
+            for group in group_parties(specs, config.parties_per_actor)
+        ]
+
+    def call(self, method: str, *shared: Any, per_party: dict[int, tuple[Any, ...]] | None = None) -> dict[int, Any]:
+        results: dict[int, Any] = {}
+        for host in self.hosts:
+            results.update(host.call(method, per_party, *shared))
+        return dict(sorted(results.items()))
+
+    def share(self, value: Any) -> Any:
+        return value
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [host.describe() for host in self.hosts]
+
+    def close(self) -> None:
+        self.hosts = []

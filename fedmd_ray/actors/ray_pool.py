@@ -1,0 +1,103 @@
+"""Parties as Ray actors: one actor per `PartyHost`, all called at once.
+
+This module and `actors.cluster` are the only places that import Ray.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import ray
+
+from fedmd_ray.actors.participant import PartyHost, PartySpec, SharedData
+from fedmd_ray.actors.pool import group_parties
+from fedmd_ray.config import FedMDConfig
+from fedmd_ray.errors import ResourceError
+
+
+class _RemoteHost(PartyHost):
+    """A `PartyHost` whose shared arrays arrive as top-level arguments.
+
+    Ray resolves top-level object refs before `__init__` runs, handing the
+    actor zero-copy read-only views of the object store: each public image is
+    stored once per node, however many parties read it.
+    """
+
+    def __init__(self, specs: list[PartySpec], config: FedMDConfig, threads: int, gpus: float, *arrays: Any) -> None:
+        super().__init__(specs, config, SharedData(*arrays), threads=threads, gpus=gpus)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorResources:
+    """What one host actor asks Ray for."""
+
+    cpus: float
+    gpus: float
+    threads: int
+
+
+class RayPool:
+    def __init__(
+        self, specs: list[PartySpec], config: FedMDConfig, data: SharedData, resources: ActorResources
+    ) -> None:
+        refs = [ray.put(getattr(data, f.name)) for f in dataclasses.fields(data)]
+        actor_cls = ray.remote(_RemoteHost).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0)
+        self.groups = [[s.party for s in group] for group in group_parties(specs, config.parties_per_actor)]
+        self.hosts = [
+            actor_cls.remote(group, config, resources.threads, resources.gpus, *refs)
+            for group in group_parties(specs, config.parties_per_actor)
+        ]
+        self._data_refs = refs  # keep the shared arrays alive as long as the pool
+        try:
+            self._descriptions = wait_scheduled(
+                self.hosts, config.actor_start_timeout_s,
+                f"party actors (each CPU={resources.cpus:g}, GPU={resources.gpus:g})",
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    def call(self, method: str, *shared: Any, per_party: dict[int, tuple[Any, ...]] | None = None) -> dict[int, Any]:
+        refs = [
+            host.call.remote(method, {p: per_party[p] for p in group if p in per_party} if per_party else None, *shared)
+            for host, group in zip(self.hosts, self.groups)
+        ]
+        results: dict[int, Any] = {}
+        for ref, group in zip(refs, self.groups):
+            try:
+                results.update(ray.get(ref))
+            except ray.exceptions.RayError as exc:
+                raise RuntimeError(f"parties {group} failed in '{method}': {exc}") from exc
+        return dict(sorted(results.items()))
+
+    def share(self, value: Any) -> Any:
+        return ray.put(value)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return list(self._descriptions)
+
+    def close(self) -> None:
+        for host in self.hosts:
+            ray.kill(host)
+        self.hosts = []
+
+
+def wait_scheduled(actors: list[Any], timeout_s: float, what: str) -> list[dict[str, Any]]:
+    """Each actor's `describe()`, or a clear error when Ray cannot place them (it would wait forever)."""
+    refs = [a.describe.remote() for a in actors]
+    ready, not_ready = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+    if not_ready:
+        raise ResourceError(
+            f"{len(not_ready)} of {len(refs)} {what} were not scheduled within {timeout_s:g} s; the cluster has "
+            f"{_fmt(ray.available_resources())} available of {_fmt(ray.cluster_resources())}. "
+            "Lower cpus_per_party/gpus_per_party, raise parties_per_actor, or free the cluster."
+        )
+    try:
+        return ray.get(refs, timeout=timeout_s)
+    except ray.exceptions.RayError as exc:
+        raise RuntimeError(f"{what} failed while starting: {exc}") from exc
+
+
+def _fmt(resources: dict[str, float]) -> str:
+    return ", ".join(f"{k}={resources.get(k, 0):g}" for k in ("CPU", "GPU"))

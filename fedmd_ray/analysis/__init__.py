@@ -1,0 +1,1 @@
+"""Result tables: schema, Parquet I/O, summaries (Arrow in, Arrow/pandas out)."""

@@ -1,0 +1,50 @@
+"""Summaries of a result table, computed with pyarrow.compute."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    baseline: float  # mean test accuracy at round 0 (transfer learning only)
+    final: float  # mean test accuracy after the last round
+    upper_bound: float | None  # mean test accuracy of the models trained on all private data
+    rounds: int
+
+    @property
+    def gain(self) -> float:
+        return self.final - self.baseline
+
+
+def mean_accuracy_by_round(table: pa.Table, phase_filter: tuple[str, ...] = ("transfer", "collaborate")) -> pa.Table:
+    """(round, mean, min, max) of test accuracy over parties, round 0 = baseline."""
+    rows = table.filter(pc.is_in(table["phase"], pa.array(phase_filter)))
+    grouped = rows.group_by("round").aggregate(
+        [("test_accuracy", "mean"), ("test_accuracy", "min"), ("test_accuracy", "max")]
+    )
+    return grouped.sort_by("round")
+
+
+def summarize(table: pa.Table) -> RunSummary:
+    by_round = mean_accuracy_by_round(table)
+    rounds = by_round["round"].to_pylist()
+    means = by_round["test_accuracy_mean"].to_pylist()
+    upper = table.filter(pc.equal(table["phase"], "upper_bound"))
+    return RunSummary(
+        baseline=means[0],
+        final=means[-1],
+        upper_bound=pc.mean(upper["test_accuracy"]).as_py() if upper.num_rows else None,
+        rounds=int(rounds[-1]),
+    )
+
+
+def format_summary(summary: RunSummary) -> str:
+    upper = "n/a" if summary.upper_bound is None else f"{summary.upper_bound:.4f}"
+    return (
+        f"mean test accuracy: baseline (round 0) {summary.baseline:.4f} | final (round {summary.rounds}) "
+        f"{summary.final:.4f} | upper bound {upper} | gain {summary.gain:+.4f}"
+    )

@@ -1,0 +1,146 @@
+"""Build a FedMD task from a config: public set, party data, private test set.
+
+This is where the public/private split becomes data: any registered source and
+any class lists. Labels are remapped onto one output space, public classes
+first (0..C0-1), private classes after them (C0..C0+C1-1). It is also where the
+checks that need the data run (subset size, samples per class), before Ray
+starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from fedmd_ray.config import FedMDConfig
+from fedmd_ray.data.partition import dirichlet_partition, iid_partition
+from fedmd_ray.data.sampling import Indices, stratified_sample
+from fedmd_ray.data.sources import Split, default_data_root, load_source
+from fedmd_ray.errors import ConfigError
+from fedmd_ray.seeding import rng
+
+Images = npt.NDArray[np.float32]  # (n, C, H, W) in [0, 1]
+Labels = npt.NDArray[np.int64]  # (n,)
+
+
+@dataclass(frozen=True)
+class FedMDTask:
+    """Arrays shared by all parties; parties hold indices into `private_x`."""
+
+    public_x: Images
+    public_y: Labels  # 0..C0-1
+    public_val_x: Images  # held-out public images for early stopping
+    public_val_y: Labels
+    private_x: Images  # the private pool; parties index into it
+    private_y: Labels  # C0..C0+C1-1
+    test_x: Images  # private-task test set
+    test_y: Labels
+    party_indices: tuple[Indices, ...]
+    n_classes: int
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.public_x.shape[1:]
+        return (c, h, w)
+
+    @property
+    def union_indices(self) -> Indices:
+        """All parties' private data together (the upper bound's training set)."""
+        return np.sort(np.concatenate(self.party_indices))
+
+
+def build_task(config: FedMDConfig) -> FedMDTask:
+    """Load, filter, remap and partition the data the config asks for."""
+    root = config.data_root or default_data_root()
+    public = load_source(config.public_data, root)
+    private = load_source(config.private_data, root)
+    public_classes = (
+        tuple(range(len(public.class_names))) if config.public_classes is None else config.public_classes
+    )
+    n_public = len(public_classes)
+
+    pub_train = _select(public.train, public_classes, offset=0)
+    pub_val = _select(public.test, public_classes, offset=0)
+    if config.public_size is not None:
+        if config.public_size > len(pub_train.y):
+            raise ConfigError(
+                f"public_size={config.public_size} exceeds the public set ({len(pub_train.y)} images of "
+                f"classes {list(public_classes)} in '{config.public_data}'); lower it or set it to None"
+            )
+        keep = stratified_sample(rng(config.seed, "public_size"), pub_train.y, config.public_size)
+        pub_train = Split(pub_train.x[keep], pub_train.y[keep])
+    if config.subset_size > len(pub_train.y):
+        raise ConfigError(
+            f"subset_size={config.subset_size} exceeds the public set ({len(pub_train.y)} images); "
+            "lower it or choose a larger public data set"
+        )
+
+    shape = pub_train.x.shape[1:]
+    priv_train = _select(private.train, config.private_classes, offset=n_public)
+    priv_test = _select(private.test, config.private_classes, offset=n_public)
+    parts = _partition(config, priv_train.y)
+    return FedMDTask(
+        public_x=pub_train.x,
+        public_y=pub_train.y,
+        public_val_x=pub_val.x,
+        public_val_y=pub_val.y,
+        private_x=conform_images(priv_train.x, shape),
+        private_y=priv_train.y,
+        test_x=conform_images(priv_test.x, shape),
+        test_y=priv_test.y,
+        party_indices=tuple(parts),
+        n_classes=n_public + len(config.private_classes),
+    )
+
+
+def _select(split: Split, classes: tuple[int, ...], offset: int) -> Split:
+    """Keep `classes` and relabel them offset, offset+1, ... in list order."""
+    lookup = np.full(int(split.y.max(initial=0)) + 1, -1, dtype=np.int64)
+    lookup[list(classes)] = np.arange(len(classes)) + offset
+    keep = np.flatnonzero(np.isin(split.y, classes))
+    return Split(split.x[keep], lookup[split.y[keep]])
+
+
+def _partition(config: FedMDConfig, labels: Labels) -> list[Indices]:
+    counts = {int(c): int((labels == c).sum()) for c in np.unique(labels)}
+    n_private = len(config.private_classes)
+    if len(counts) < n_private:
+        raise ConfigError(
+            f"private_classes={list(config.private_classes)}: some classes have no training images "
+            f"in '{config.private_data}'"
+        )
+    seed_rng = rng(config.seed, "partition")
+    need = config.n_parties * config.samples_per_class
+    if config.partition == "iid":
+        scarce = min(counts.values())
+        if need > scarce:
+            raise ConfigError(
+                f"samples_per_class={config.samples_per_class} x n_parties={config.n_parties} = {need} "
+                f"exceeds the {scarce} training images of the scarcest private class; lower either"
+            )
+        return iid_partition(seed_rng, labels, config.n_parties, config.samples_per_class)
+    total = need * n_private
+    if total > len(labels):
+        raise ConfigError(
+            f"samples_per_class={config.samples_per_class} x {n_private} classes x n_parties={config.n_parties} "
+            f"= {total} exceeds the {len(labels)} private training images; lower either"
+        )
+    return dirichlet_partition(seed_rng, labels, config.n_parties, config.samples_per_class, config.noniid_alpha)
+
+
+def conform_images(x: Images, shape: tuple[int, ...]) -> Images:
+    """Resize/recolour images to the public set's (C, H, W) so one model takes both."""
+    if x.shape[1:] == tuple(shape):
+        return x
+    import torch
+    import torch.nn.functional as F
+
+    channels, height, width = shape
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    if t.shape[1] != channels:
+        t = t.mean(dim=1, keepdim=True).expand(-1, channels, -1, -1)  # (n, C, h, w)
+    if t.shape[2:] != (height, width):
+        t = F.interpolate(t, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    return t.clamp(0, 1).contiguous().numpy()

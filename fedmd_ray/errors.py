@@ -1,0 +1,22 @@
+"""Exceptions that the CLI turns into one clear message and exit code 2.
+
+Everything a user can cause (bad config, missing data, a cluster too small)
+raises a subclass of :class:`FedMDError`; anything else is a bug and keeps
+its traceback.
+"""
+
+
+class FedMDError(Exception):
+    """Base class of the errors a user can fix."""
+
+
+class ConfigError(FedMDError, ValueError):
+    """A config field has a value that is not allowed."""
+
+
+class DataError(FedMDError):
+    """A data set is missing, corrupt, or cannot serve the requested split."""
+
+
+class ResourceError(FedMDError):
+    """The cluster cannot host what the run asks for (it would hang forever)."""
