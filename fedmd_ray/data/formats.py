@@ -1,0 +1,127 @@
+"""File-format readers: IDX (MNIST family) and a restricted unpickler.
+
+Both readers treat their input as untrusted: IDX headers are checked against
+the real byte count before any array is built, and the unpickler refuses every
+global outside an explicit allow-list, so a tampered pickle cannot run code.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import zlib
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from fedmd_ray.errors import DataError
+
+IDX_LABELS = 0x00000801  # uint8, 1 dim: (n,)
+IDX_IMAGES = 0x00000803  # uint8, 3 dims: (n, rows, cols)
+_GZIP_MAGIC = b"\x1f\x8b"
+_NUMPY2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+
+
+def read_idx(path: str | Path) -> npt.NDArray[np.uint8]:
+    """Read one uint8 IDX file, gzipped or plain (detected by content, not name).
+
+    Returns a read-only view on the file's bytes, shaped as the header says.
+    Raises DataError naming the file if it is unreadable, truncated, too long,
+    or carries a magic number other than 0x801 (labels) / 0x803 (images).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == _GZIP_MAGIC:
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"cannot read IDX file {path}: {exc}") from exc
+    if len(raw) < 4:
+        raise DataError(f"IDX file {path} is truncated: {len(raw)} bytes, no header")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic not in (IDX_LABELS, IDX_IMAGES):
+        raise DataError(
+            f"IDX file {path} has magic number 0x{magic:08x}; expected 0x{IDX_LABELS:08x} "
+            f"(uint8 labels) or 0x{IDX_IMAGES:08x} (uint8 images); is it an IDX file?"
+        )
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"IDX file {path} is truncated inside its header ({len(raw)} bytes)")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(raw) != expected:
+        what = "truncated" if len(raw) < expected else "longer than its header says"
+        raise DataError(
+            f"IDX file {path} is {what}: header dims {dims} need {expected} bytes, "
+            f"file has {len(raw)}; delete it and fetch again"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def read_idx_pair(
+    images_path: Path, labels_path: Path, n_classes: int, image_hw: tuple[int, int]
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """Read matching image/label IDX files and check they belong together.
+
+    Returns images (n, H, W) uint8 and labels (n,) int64 in [0, n_classes).
+    """
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    if images.ndim != 3 or images.shape[1:] != image_hw:
+        raise DataError(
+            f"IDX file {images_path} holds shape {images.shape}; expected (n, {image_hw[0]}, "
+            f"{image_hw[1]}) images"
+        )
+    if labels.ndim != 1:
+        raise DataError(f"IDX file {labels_path} holds shape {labels.shape}; expected (n,) labels")
+    if len(images) != len(labels):
+        raise DataError(
+            f"label count mismatch: {labels_path} has {len(labels)} labels but "
+            f"{images_path} has {len(images)} images"
+        )
+    if len(labels) and int(labels.max()) >= n_classes:
+        raise DataError(
+            f"IDX file {labels_path} has label {int(labels.max())}; expected 0..{n_classes - 1}"
+        )
+    return images, labels.astype(np.int64)
+
+
+class BinaryReader(Protocol):
+    """What pickle needs from a file (ZipExtFile, GzipFile, BytesIO all fit)."""
+
+    def read(self, n: int, /) -> bytes: ...
+    def readline(self) -> bytes: ...
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only allow-listed globals (no code execution)."""
+
+    def __init__(self, file: BinaryReader, allowed: frozenset[tuple[str, str]], encoding: str):
+        super().__init__(file, encoding=encoding)
+        self._allowed = allowed
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._allowed:
+            raise pickle.UnpicklingError(
+                f"pickle references global {module}.{name}, which is not allowed "
+                f"(allowed: {', '.join(sorted(f'{m}.{n}' for m, n in self._allowed))})"
+            )
+        # numpy 2 renamed numpy.core to numpy._core; old pickles still name the former.
+        if _NUMPY2 and (module == "numpy.core" or module.startswith("numpy.core.")):
+            module = "numpy._core" + module[len("numpy.core") :]
+        return super().find_class(module, name)
+
+
+def restricted_load(
+    fileobj: BinaryReader, allowed: set[tuple[str, str]], *, encoding: str = "latin1"
+) -> Any:
+    """Unpickle `fileobj`, resolving only the (module, name) globals in `allowed`.
+
+    Names are matched as written in the pickle (e.g. "numpy.core.multiarray"),
+    before the numpy 2 rename. Any other global raises pickle.UnpicklingError
+    before it is imported or called. latin1 decodes Python 2 numpy pickles.
+    """
+    return _RestrictedUnpickler(fileobj, frozenset(allowed), encoding).load()

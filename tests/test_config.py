@@ -1,0 +1,78 @@
+import json
+
+import pytest
+
+from fedmd_ray import FedMDConfig, preset
+from fedmd_ray.config import PRESETS, parse_overrides
+from fedmd_ray.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (dict(rounds=-1), "rounds=-1"),
+        (dict(subset_size=0), "subset_size=0"),
+        (dict(n_parties=0), "n_parties=0"),
+        (dict(aggregator="mode"), "aggregator='mode'"),
+        (dict(public_data="imagenet"), "imagenet"),
+        (dict(models=("resnet9000",)), "resnet9000"),
+        (dict(partition="dirichlet"), "partition='dirichlet'"),
+        (dict(digest_loss="hinge"), "digest_loss='hinge'"),
+        (dict(backend="spark"), "backend='spark'"),
+        (dict(rounds="3"), "rounds='3'"),
+        (dict(lr=0), "lr=0"),
+        (dict(private_classes=(5, 99)), "private_classes"),
+        (dict(private_classes=(4, 5)), "share classes [4]"),
+        (dict(cpus_per_party=1.5), "cpus_per_party=1.5"),
+        (dict(gpus_per_party=-0.5), "gpus_per_party=-0.5"),
+        (dict(models=("paper-cnn3-64-128-256",), public_data="digits", private_data="digits"), "paper-cnn3"),
+    ],
+)
+def test_bad_values_name_field_value_and_rule(overrides, fragment):
+    with pytest.raises(ConfigError) as err:
+        preset("offline", **overrides)
+    assert fragment in str(err.value)
+
+
+def test_unknown_preset_lists_known():
+    with pytest.raises(ConfigError, match="quick, offline, offline-fashion"):
+        preset("huge")
+
+
+def test_unknown_field_suggests_the_close_one():
+    with pytest.raises(ConfigError, match="did you mean 'rounds'"):
+        preset("offline", roundz=3)
+
+
+def test_set_parsing_by_field_type():
+    values = parse_overrides(["rounds=5", "lr=3e-4", "models=cnn2-8-16, mlp-64", "collab_lr=none", "upper_bound=false"])
+    assert values == dict(rounds=5, lr=3e-4, models=("cnn2-8-16", "mlp-64"), collab_lr=None, upper_bound=False)
+    cfg = preset("quick", **values)
+    assert cfg.party_models == ("cnn2-8-16", "mlp-64", "cnn2-8-16")
+
+
+@pytest.mark.parametrize(
+    "item, fragment",
+    [("rounds=five", "rounds='five'"), ("roundz=3", "unknown config field 'roundz'"), ("rounds", "field=value")],
+)
+def test_set_parsing_errors(item, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        parse_overrides([item])
+
+
+def test_presets_are_valid_and_json_round_trips():
+    for name in PRESETS:
+        cfg = preset(name)
+        again = FedMDConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+        assert again == cfg and again.fingerprint() == cfg.fingerprint()
+
+
+def test_fingerprint_ignores_where_and_how_but_not_what():
+    cfg = preset("quick")
+    assert cfg.replace(out_dir="/x", backend="local").fingerprint() == cfg.fingerprint()
+    assert cfg.replace(rounds=3).fingerprint() != cfg.fingerprint()
+
+
+def test_label_space_is_public_then_private():
+    assert preset("offline").n_classes == 10
+    assert preset("offline-fashion").n_classes == 16

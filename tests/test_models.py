@@ -1,0 +1,135 @@
+"""Model zoo: shapes, Keras-faithful details of the paper CNNs, and config-time errors."""
+
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fedmd_ray.errors import ConfigError
+from fedmd_ray.models import (
+    PAPER_MODELS,
+    SMALL_MODELS,
+    KerasSameAvgPool2d,
+    build_model,
+    check_model,
+    model_names,
+)
+
+MNIST = (1, 28, 28)
+
+
+def trainable_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def test_registry_order_and_sizes() -> None:
+    assert len(PAPER_MODELS) == 10 and len(SMALL_MODELS) == 10
+    assert model_names() == [*PAPER_MODELS, *SMALL_MODELS]
+    assert PAPER_MODELS[0] == "paper-cnn2-128-256"
+    assert PAPER_MODELS[-1] == "paper-cnn3-128-128-192-d0.3"
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_registered_model_returns_logits(name: str) -> None:
+    model = build_model(name, MNIST, 16)
+    logits = model(torch.randn(3, *MNIST))
+    assert logits.shape == (3, 16) and logits.dtype == torch.float32
+    assert isinstance(model.output_layer, nn.Linear) and model.output_layer.bias is None
+    assert model.output_l2 == (1e-3 if name.startswith("paper-") else 0.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # cnn_2layer_fc_model(n1=128, n2=256), 28x28x1 -> 16 classes:
+        #   Conv 3x3 same:   3*3*1*128 + 128     =   1_280
+        #   BN(128): gamma+beta 2*128            =     256
+        #     (Keras counts 4*C; moving mean/var are non-trainable there, buffers in torch)
+        #   AvgPool same s1: 28x28 stays 28x28
+        #   Conv 3x3 s2 valid: 3*3*128*256 + 256 = 295_168  (28 -> 13)
+        #   BN(256): 2*256                       =     512
+        #   Dense no bias: 13*13*256 * 16        = 692_224
+        ("paper-cnn2-128-256", 1_280 + 256 + 295_168 + 512 + 692_224),  # 989_440
+        # cnn_3layer_fc_model(n1=64, n2=128, n3=256), 28x28x1 -> 16 classes:
+        #   Conv 3x3 same:   3*3*1*64 + 64       =     640;  BN(64)  2*64  =   128
+        #   Conv 2x2 s2:     2*2*64*128 + 128    =  32_896;  BN(128) 2*128 =   256  (28 -> 14)
+        #   AvgPool 2 s2 valid: 14 -> 7
+        #   Conv 3x3 s2:     3*3*128*256 + 256   = 295_168;  BN(256) 2*256 =   512  (7 -> 3)
+        #   Dense no bias:   3*3*256 * 16        =  36_864
+        ("paper-cnn3-64-128-256", 640 + 128 + 32_896 + 256 + 295_168 + 512 + 36_864),  # 366_464
+    ],
+)
+def test_paper_param_counts_match_keras(name: str, expected: int) -> None:
+    assert trainable_params(build_model(name, MNIST, 16)) == expected
+
+
+def test_paper_keras_defaults() -> None:
+    model = build_model("paper-cnn2-256-512-d0.4", MNIST, 16)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(bn.momentum == 0.01 and bn.eps == 1e-3 for bn in bns)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.bias is not None and not c.bias.any() for c in convs)
+    assert {m.p for m in model.modules() if isinstance(m, nn.Dropout)} == {0.4}
+    # Glorot-uniform bound sqrt(6 / (fan_in + fan_out)) = sqrt(6 / (9 + 256*9)) ~ 0.051;
+    # torch's default for this conv would draw up to 1 / sqrt(fan_in) = 1/3.
+    w = convs[0].weight  # (256, 1, 3, 3)
+    assert 0.04 < w.abs().max() <= (6 / (9 + 256 * 9)) ** 0.5
+
+
+def test_keras_same_avg_pool_ignores_padding() -> None:
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])  # (1, 1, 2, 2)
+    out = KerasSameAvgPool2d()(x)
+    # top-left: all four cells; right column / bottom row: two valid cells; corner: itself.
+    expected = torch.tensor([[[[2.5, 3.0], [3.5, 4.0]]]])
+    assert torch.equal(out, expected)
+    naive = F.avg_pool2d(F.pad(x, (0, 1, 0, 1)), 2, stride=1)  # zero padding counted
+    assert naive[0, 0, 1, 1] == 1.0  # what a naive port would give for the corner
+
+
+def test_keras_same_avg_pool_equals_mean_of_valid_cells() -> None:
+    x = torch.randn(2, 3, 5, 7)
+    summed = F.avg_pool2d(F.pad(x, (0, 1, 0, 1)), 2, stride=1) * 4  # (2, 3, 5, 7)
+    counts = F.avg_pool2d(F.pad(torch.ones(1, 1, 5, 7), (0, 1, 0, 1)), 2, stride=1) * 4
+    torch.testing.assert_close(KerasSameAvgPool2d()(x), summed / counts)
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)])
+@pytest.mark.parametrize("name", ["cnn1-4", "cnn2-4-8", "cnn4-4-8-8-8-d0.1", "mlp-32-16"])
+def test_small_specs_take_other_input_sizes(name: str, shape: tuple[int, int, int]) -> None:
+    check_model(name, shape, 10)
+    assert build_model(name, shape, 10)(torch.randn(2, *shape)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cnn9-1", "cnn2-16", "cnn5-1-2-3-4-5", "mlp", "mlp2-64",
+        "paper-cnn4-1-2-3-4", "cnn2-0-8", "cnn2-8-8-d1.5", "resnet18",
+    ],  # fmt: skip
+)
+def test_bad_names_raise_config_error(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"'{name}'.*use one of: paper-cnn2-128-256"):
+        check_model(name, MNIST, 10)
+    with pytest.raises(ConfigError, match=f"'{name}'"):
+        build_model(name, MNIST, 10)
+
+
+def test_paper_cnn3_is_too_deep_for_8x8() -> None:
+    with pytest.raises(ConfigError, match=r"'paper-cnn3-64-128-256'.*\(1, 8, 8\).*larger images"):
+        check_model("paper-cnn3-64-128-256", (1, 8, 8), 10)
+    check_model("paper-cnn2-128-256", (1, 8, 8), 10)  # 8 -> 3 still fits
+
+
+@pytest.mark.parametrize(("shape", "n_classes"), [((1, 28), 10), ((1, 0, 28), 10), (MNIST, 0)])
+def test_bad_sizes_raise_config_error(shape: tuple[int, ...], n_classes: int) -> None:
+    with pytest.raises(ConfigError):
+        check_model("cnn1-4", shape, n_classes)  # type: ignore[arg-type]
+
+
+def test_check_model_is_cheap() -> None:
+    start = time.perf_counter()
+    check_model("paper-cnn2-256-512-d0.4", (3, 32, 32), 100)
+    check_model("paper-cnn2-100000-100000", (3, 1024, 1024), 1000)  # ~10^14 weights: meta only
+    assert time.perf_counter() - start < 0.5

@@ -1,0 +1,70 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fedmd_ray import training
+from fedmd_ray.models import build_model
+
+
+def _blobs(n=256, classes=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, classes, (n,), generator=g)
+    prototypes = torch.rand(classes, 1, 8, 8, generator=g)  # one random image per class
+    x = prototypes[y] + torch.randn(n, 1, 8, 8, generator=g) * 0.1
+    return x, y
+
+
+def test_digest_lowers_the_distance_to_the_consensus():
+    torch.manual_seed(0)
+    model = build_model("cnn2-8-16", (1, 8, 8), 4)
+    x, y = _blobs()
+    consensus = F.one_hot(y, 4).float() * 6 - 2  # a teacher that is learnable from x
+    loss_fn = training.digest_loss("l1")
+    before = F.l1_loss(torch.from_numpy(training.class_scores(model, x, batch_size=64)), consensus).item()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    training.train_epochs(model, opt, x, consensus, loss_fn, epochs=5, batch_size=64)
+    after = F.l1_loss(torch.from_numpy(training.class_scores(model, x, batch_size=64)), consensus).item()
+    assert after < 0.8 * before
+
+
+@pytest.mark.parametrize("name", ["l1", "mse", "kl"])
+def test_digest_losses_are_zero_at_the_target(name):
+    logits = torch.randn(5, 3)
+    assert training.digest_loss(name, temperature=2.0)(logits, logits.clone()).abs().item() < 1e-6
+
+
+def test_kl_softens_by_temperature_and_rescales_by_its_square():
+    a, b = torch.randn(8, 3), torch.randn(8, 3)
+    manual = F.kl_div(F.log_softmax(a / 3, 1), F.softmax(b / 3, 1), reduction="batchmean") * 9
+    assert torch.allclose(training.digest_loss("kl", 3.0)(a, b), manual)
+
+
+def test_fit_classifier_learns_and_stops_early():
+    torch.manual_seed(0)
+    model = build_model("mlp-32", (1, 8, 8), 4)
+    x, y = _blobs()
+    epochs = training.fit_classifier(
+        model, x, y, epochs=50, batch_size=32, lr=1e-2, val=(x, y), patience=2, min_delta=0.001
+    )
+    accuracy, loss = training.evaluate(model, x, y, batch_size=100)
+    assert accuracy > 0.9 and loss < 0.5
+    assert epochs < 50  # converged data: early stopping ends it
+
+
+def test_read_only_arrays_are_wrapped_without_warning():
+    array = np.ones((2, 3), dtype=np.float32)
+    array.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensor = training.as_tensor(array, torch.device("cpu"))
+    assert tensor.shape == (2, 3)
+
+
+def test_output_penalty_only_for_regularised_models():
+    paper = build_model("paper-cnn2-128-256", (1, 28, 28), 16)
+    small = build_model("cnn2-8-16", (1, 28, 28), 16)
+    assert float(training.output_penalty(paper)) > 0
+    assert training.output_penalty(small) == 0.0
