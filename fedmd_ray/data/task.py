@@ -114,11 +114,13 @@ def _partition(config: FedMDConfig, labels: Labels) -> list[Indices]:
     seed_rng = rng(config.seed, "partition")
     need = config.n_parties * config.samples_per_class
     if config.partition == "iid":
-        scarce = min(counts.values())
+        label, scarce = min(counts.items(), key=lambda kv: kv[1])
         if need > scarce:
+            source_class = config.private_classes[label - config.n_public_classes]
             raise ConfigError(
                 f"samples_per_class={config.samples_per_class} x n_parties={config.n_parties} = {need} "
-                f"exceeds the {scarce} training images of the scarcest private class; lower either"
+                f"exceeds the {scarce} training images of private class {source_class} in "
+                f"'{config.private_data}'; lower either"
             )
         return iid_partition(seed_rng, labels, config.n_parties, config.samples_per_class)
     total = need * n_private
