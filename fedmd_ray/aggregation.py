@@ -23,7 +23,8 @@ def mean_consensus(scores: Scores) -> Consensus:
     total = np.zeros(scores.shape[1:], dtype=np.float64)
     for party_scores in scores:  # fixed party order => bit-identical sums
         total += party_scores
-    return (total / scores.shape[0]).astype(np.float32)
+    consensus: Consensus = (total / scores.shape[0]).astype(np.float32)
+    return consensus
 
 
 def standardized_mean_consensus(scores: Scores) -> Consensus:
@@ -40,13 +41,15 @@ def standardized_mean_consensus(scores: Scores) -> Consensus:
     mean = scores64.mean(axis=(1, 2), keepdims=True)  # (parties, 1, 1)
     std = scores64.std(axis=(1, 2), keepdims=True) + 1e-12  # (parties, 1, 1)
     standardized = (scores64 - mean) / std
-    return (mean_consensus(standardized) * std.mean()).astype(np.float32)
+    consensus: Consensus = (mean_consensus(standardized) * std.mean()).astype(np.float32)
+    return consensus
 
 
 def median_consensus(scores: Scores) -> Consensus:
     """Element-wise median: robust to a minority of outlying parties."""
     _check(scores)
-    return np.median(scores, axis=0).astype(np.float32)
+    consensus: Consensus = np.median(scores, axis=0).astype(np.float32)
+    return consensus
 
 
 AGGREGATORS: dict[str, Aggregator] = {

@@ -34,10 +34,11 @@ def as_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def output_penalty(model: nn.Module) -> torch.Tensor | float:
     """The reference's L2 on the output layer's kernel (Keras `kernel_regularizer`)."""
-    weight = getattr(model, "output_l2", 0.0)
-    if not weight:
+    weight = float(getattr(model, "output_l2", 0.0))
+    output_layer = getattr(model, "output_layer", None)
+    if not weight or not isinstance(output_layer, nn.Linear):
         return 0.0
-    return weight * model.output_layer.weight.pow(2).sum()
+    return weight * output_layer.weight.pow(2).sum()
 
 
 def train_epochs(
@@ -60,7 +61,7 @@ def train_epochs(
             idx = order[start : start + batch_size]
             loss = loss_fn(model(x[idx]), target[idx])
             optimizer.zero_grad(set_to_none=True)
-            (loss + output_penalty(model)).backward()
+            (loss + output_penalty(model)).backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             total += loss.item() * len(idx)
             count += len(idx)
