@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import types
@@ -306,6 +307,7 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
 
 # --- helpers --------------------------------------------------------------------
 
+@functools.cache
 def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(FedMDConfig)
 

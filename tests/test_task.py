@@ -1,0 +1,48 @@
+"""Building a task from config: class selection, label space, partitions, resizing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fedmd_ray import preset
+from fedmd_ray.data.task import build_task, conform_images
+
+
+def test_label_space_is_public_classes_then_private_in_list_order():
+    cfg = preset(
+        "quick", public_classes=(3, 1), private_classes=(9, 7), n_parties=2, samples_per_class=4, subset_size=100
+    )
+    task = build_task(cfg)
+    assert task.n_classes == 4
+    assert set(np.unique(task.public_y)) == {0, 1} and set(np.unique(task.test_y)) == {2, 3}
+    # digit 9 -> label 2, digit 7 -> label 3: the private classes keep their list order
+    from fedmd_ray.data.sources import load_source
+
+    raw = load_source("digits", "/nonexistent-root-digits-needs-none")
+    nines = raw.test.x[raw.test.y == 9]
+    assert np.array_equal(task.test_x[task.test_y == 2], nines)
+
+
+def test_iid_parties_get_disjoint_balanced_shares():
+    cfg = preset("quick", n_parties=4, samples_per_class=5)
+    task = build_task(cfg)
+    flat = np.concatenate(task.party_indices)
+    assert len(flat) == len(np.unique(flat)) == 4 * 5 * 5
+    for idx in task.party_indices:
+        assert np.bincount(task.private_y[idx] - 5).tolist() == [5] * 5
+    assert np.array_equal(task.union_indices, np.sort(flat))
+
+
+def test_public_size_caps_the_public_set_stratified():
+    task = build_task(preset("quick", public_size=100, subset_size=50))
+    assert len(task.public_y) == 100
+    assert np.bincount(task.public_y).min() >= 19
+
+
+def test_conform_resizes_and_recolours():
+    x = np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32)
+    out = conform_images(x, (3, 28, 28))
+    assert out.shape == (3, 3, 28, 28) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    np.testing.assert_array_equal(out[:, 0], out[:, 2])  # grey replicated into every channel
+    assert conform_images(x, (1, 8, 8)) is x
