@@ -10,4 +10,13 @@ from fedmd_ray.runner import run
 
 __version__ = "0.1.0"
 
-__all__ = ["FedMDConfig", "preset", "preset_names", "run", "load_results", "__version__"]
+__all__ = ["FedMDConfig", "preset", "preset_names", "run", "sweep", "load_results", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    """`fedmd_ray.sweep` imports Ray Tune only when first used."""
+    if name == "sweep":
+        from fedmd_ray.sweeps import sweep
+
+        return sweep
+    raise AttributeError(f"module 'fedmd_ray' has no attribute {name!r}")

@@ -167,6 +167,24 @@ class FedMDConfig:
         """A copy with some fields changed; unknown names raise ConfigError."""
         return FedMDConfig.from_dict({**self.to_dict(), **overrides})
 
+    def transfer_fingerprint(self) -> str:
+        """Hash of what determines the transfer-learned models (round 0 and the upper bound).
+
+        Collaboration knobs (rounds, subset_size, digest_*, revisit_*, aggregator,
+        collab_lr) are left out, so sweep trials over them share one cached
+        transfer phase. GPU or CPU and the thread count are in: they change numerics.
+        """
+        fields = (
+            "public_data", "public_classes", "private_data", "private_classes", "public_size", "n_parties",
+            "samples_per_class", "partition", "noniid_alpha", "pretrain_epochs", "pretrain_patience",
+            "pretrain_min_delta", "pretrain_batch_size", "private_epochs", "private_batch_size", "lr",
+            "upper_bound", "upper_bound_epochs", "seed", "torch_threads",
+        )
+        payload = {k: _jsonable(getattr(self, k)) for k in fields}
+        payload["party_models"] = list(self.party_models)
+        payload["gpu"] = self.gpus_per_party > 0
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
     def fingerprint(self, exclude: tuple[str, ...] = ("out_dir", "address", "backend")) -> str:
         """Stable hash of the fields that determine results."""
         payload = {k: v for k, v in self.to_dict().items() if k not in exclude}

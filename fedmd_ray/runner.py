@@ -69,26 +69,32 @@ def run(
 
 
 def iterate_phases(
-    config: FedMDConfig, task: FedMDTask, *, on_start: Callable[[list[dict[str, Any]]], None] | None = None
+    config: FedMDConfig,
+    task: FedMDTask,
+    *,
+    on_start: Callable[[list[dict[str, Any]]], None] | None = None,
+    transfer_cache: str | None = None,
+    driver_in_process: bool = False,
 ) -> Iterator[Phase]:
     """Yield each phase's rows as it finishes: transfer (+ upper bound), then every round.
 
     The single round loop; `run()` prints and saves around it, a Tune trial
-    reports from it.
+    reports from it. `transfer_cache` is a directory or URI of transfer-learned
+    parties to reuse (see `transfer_cache.py`).
     """
     specs = [PartySpec(p, m, idx) for p, (m, idx) in enumerate(zip(config.party_models, task.party_indices))]
     data = SharedData(
         task.public_x, task.public_y, task.public_val_x, task.public_val_y,
         task.private_x, task.private_y, task.test_x, task.test_y, task.union_indices,
     )
-    with open_driver(config, specs, data, run_id=config.fingerprint()) as call:
+    with open_driver(config, specs, data, config.fingerprint(), driver_in_process=driver_in_process) as call:
         if on_start is not None:
             on_start(call("describe"))
-        yield from _phases(call, config)
+        yield from _phases(call, config, transfer_cache)
 
 
-def _phases(call: DriverCall, config: FedMDConfig) -> Iterator[Phase]:
-    rows = call("transfer_learn")
+def _phases(call: DriverCall, config: FedMDConfig, transfer_cache: str | None) -> Iterator[Phase]:
+    rows = call("transfer_learn", transfer_cache)
     yield "transfer", 0, [r for r in rows if r["phase"] == "transfer"]
     if config.upper_bound:
         yield "upper_bound", 0, [r for r in rows if r["phase"] == "upper_bound"]

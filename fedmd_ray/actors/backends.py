@@ -11,9 +11,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Callable, Iterator
 
-import numpy as np
-import numpy.typing as npt
-
 from fedmd_ray.actors.driver import Driver
 from fedmd_ray.actors.participant import PartySpec, SharedData
 from fedmd_ray.actors.pool import LocalPool
@@ -24,22 +21,28 @@ DriverCall = Callable[..., Any]
 
 @contextlib.contextmanager
 def open_driver(
-    config: FedMDConfig, specs: list[PartySpec], data: SharedData, run_id: str
+    config: FedMDConfig, specs: list[PartySpec], data: SharedData, run_id: str, *, driver_in_process: bool = False
 ) -> Iterator[DriverCall]:
+    """`driver_in_process=True` keeps the driver in this process even on Ray (a Tune
+    trial is already a process in its placement group: no extra actor needed)."""
     if config.backend == "local":
         driver = Driver(config, data.public_y, LocalPool(specs, config, data), run_id)
         try:
-            yield lambda method, *args: getattr(driver, method)(*args)
+            yield _direct(driver)
         finally:
             driver.close()
         return
-    with _ray_driver(config, specs, data, data.public_y, run_id) as call:
+    with _ray_driver(config, specs, data, run_id, driver_in_process) as call:
         yield call
+
+
+def _direct(driver: Driver) -> DriverCall:
+    return lambda method, *args: getattr(driver, method)(*args)
 
 
 @contextlib.contextmanager
 def _ray_driver(
-    config: FedMDConfig, specs: list[PartySpec], data: SharedData, public_y: npt.NDArray[np.int64], run_id: str
+    config: FedMDConfig, specs: list[PartySpec], data: SharedData, run_id: str, in_process: bool
 ) -> Iterator[DriverCall]:
     import ray
 
@@ -49,7 +52,13 @@ def _ray_driver(
     with ray_session(config):
         resources = check_fits(config, cluster_totals())
         pool = RayPool(specs, config, data, resources)
-        driver = ray.remote(Driver).options(num_cpus=config.driver_cpus).remote(config, public_y, pool, run_id)
+        if in_process:
+            try:
+                yield _direct(Driver(config, data.public_y, pool, run_id))
+            finally:
+                pool.close()
+            return
+        driver = ray.remote(Driver).options(num_cpus=config.driver_cpus).remote(config, data.public_y, pool, run_id)
         try:
             wait_scheduled([driver], config.actor_start_timeout_s, f"the driver actor (CPU={config.driver_cpus:g})")
             yield lambda method, *args: ray.get(getattr(driver, method).remote(*args))

@@ -20,6 +20,7 @@ from fedmd_ray.aggregation import Consensus, aggregate
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.seeding import rng
+from fedmd_ray.transfer_cache import TransferCache
 
 Row = dict[str, Any]
 
@@ -33,10 +34,25 @@ class Driver:
         self.pool = pool
         self.run_id = run_id
         self.models = dict(enumerate(config.party_models))
+        self.transfer_cached = False
 
-    def transfer_learn(self) -> list[Row]:
-        """Round 0: every party pretrains on public data, then trains on its own."""
-        results = self.pool.call("transfer_learn")
+    def transfer_learn(self, cache_root: str | None = None) -> list[Row]:
+        """Round 0: every party pretrains on public data, then trains on its own.
+
+        With `cache_root`, parties whose transfer phase was already computed under
+        the same `transfer_fingerprint` load it instead (see `transfer_cache`).
+        """
+        cache = None if cache_root is None else TransferCache(cache_root, self.config)
+        hit = None if cache is None else cache.load()
+        if hit is not None:
+            states, results = hit
+            self.pool.call("import_state", per_party={p: (states[p],) for p in states})
+            self.transfer_cached = True
+        else:
+            results = self.pool.call("transfer_learn")
+            if cache is not None:
+                cache.store(self.pool.call("export_state", False), results)
+            self.transfer_cached = False
         rows = []
         for party, phases in results.items():
             for phase in sorted(phases, key=lambda p: p != "transfer"):  # transfer rows first

@@ -10,6 +10,7 @@ turns into a Ray actor and `actors.pool.LocalPool` calls in-process.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
 import time
@@ -157,6 +158,26 @@ class Participant:
                 self.model, self._revisit_opt, *self._private, torch.nn.functional.cross_entropy,
                 epochs=cfg.revisit_epochs, batch_size=cfg.revisit_batch_size,
             )
+
+    # --- state (transfer cache, checkpoints) ----------------------------------------
+    def export_state(self, include_optimizers: bool = True) -> bytes:
+        """Model (+ optimizers) and RNG stream as bytes; read back with `import_state`."""
+        state: dict[str, Any] = {"model": self.model.state_dict(), "rng": self._rng_state}
+        if include_optimizers:
+            state["digest_opt"] = self._digest_opt.state_dict()
+            state["revisit_opt"] = self._revisit_opt.state_dict()
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue()
+
+    def import_state(self, payload: bytes) -> None:
+        """Restore what `export_state` saved (tensors only: `weights_only=True`, no pickled code)."""
+        state = torch.load(io.BytesIO(payload), map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self._rng_state = state["rng"].cpu()
+        if "digest_opt" in state:
+            self._digest_opt.load_state_dict(state["digest_opt"])
+            self._revisit_opt.load_state_dict(state["revisit_opt"])
 
     def _evaluate(self, start: float) -> Evaluation:
         accuracy, loss = training.evaluate(self.model, *self._test, batch_size=self.config.eval_batch_size)

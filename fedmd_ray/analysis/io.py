@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from fedmd_ray.errors import DataError
@@ -34,10 +35,11 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         raise
 
 
-def write_table(table: pa.Table, path: Path) -> None:
+def write_table(table: pa.Table, target: Path | str) -> None:
+    """Parquet, written whole to a local path (temp file + rename) or a pyarrow-filesystem URI."""
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    write_bytes_uri(str(target), sink.getvalue().to_pybytes())
 
 
 def write_json(values: dict[str, Any], path: Path) -> None:
@@ -46,6 +48,8 @@ def write_json(values: dict[str, Any], path: Path) -> None:
 
 def load_results(path: str | os.PathLike[str]) -> pa.Table:
     """A run's (or sweep's) result table from a Parquet file or the directory that holds it."""
+    if "://" in str(path):
+        return pq.read_table(str(path))
     target = Path(path)
     if target.is_dir():
         candidates = [target / RESULTS_FILE, target / "sweep.parquet"]
@@ -59,3 +63,43 @@ def load_results(path: str | os.PathLike[str]) -> pa.Table:
         return pq.read_table(target)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{target} is not a readable Parquet file: {exc}") from exc
+
+
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and path for a local path or a URI (s3://, gs://, file://, ...)."""
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
+    return pafs.FileSystem.from_uri(uri)
+
+
+def join_uri(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def write_bytes_uri(uri: str, payload: bytes) -> None:
+    """Write a whole file to a local path (atomically) or a pyarrow-filesystem URI."""
+    fs, path = _filesystem(uri)
+    if isinstance(fs, pafs.LocalFileSystem):
+        atomic_write_bytes(Path(path), payload)
+        return
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as out:  # object stores publish a key only when it is complete
+        out.write(payload)
+
+
+def read_bytes_uri(uri: str) -> bytes | None:
+    """The file's bytes, or None if it does not exist."""
+    fs, path = _filesystem(uri)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as stream:
+        data: bytes = stream.read()
+    return data
+
+
+def list_uri(uri: str, suffix: str) -> list[str]:
+    """Files directly under a directory URI whose names end with `suffix` (sorted)."""
+    fs, path = _filesystem(uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    prefix = uri.rstrip("/")
+    return sorted(join_uri(prefix, i.base_name) for i in infos if i.base_name.endswith(suffix))

@@ -48,3 +48,36 @@ def format_summary(summary: RunSummary) -> str:
         f"mean test accuracy: baseline (round 0) {summary.baseline:.4f} | final (round {summary.rounds}) "
         f"{summary.final:.4f} | upper bound {upper} | gain {summary.gain:+.4f}"
     )
+
+
+def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
+    """One row per trial: swept parameters, baseline, final, upper bound, gain; best gain first.
+
+    `final` is the last round the trial reached (a scheduler may stop it early;
+    `rounds_run` says where).
+    """
+    df = table.to_pandas()
+    rows = []
+    for trial_id, trial in df.groupby("trial_id", sort=False):
+        by_round = trial[trial["phase"] != "upper_bound"].groupby("round")["test_accuracy"].mean()
+        upper = trial.loc[trial["phase"] == "upper_bound", "test_accuracy"]
+        first = trial.iloc[0]
+        rows.append({
+            "trial_id": trial_id,
+            **{p: first[p] for p in params},
+            "rounds_run": int(by_round.index.max()),
+            "baseline": float(by_round.loc[0]),
+            "final": float(by_round.iloc[-1]),
+            "upper_bound": float(upper.mean()) if len(upper) else None,
+            "gain": float(by_round.iloc[-1] - by_round.loc[0]),
+        })
+    rows.sort(key=lambda r: r["gain"], reverse=True)
+    return pa.Table.from_pylist(rows)
+
+
+def format_sweep_summary(summary: pa.Table) -> str:
+    """The summary as an aligned text table (pandas formatting)."""
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 50, "display.float_format", "{:.4f}".format):
+        return summary.to_pandas().to_string(index=False)

@@ -1,0 +1,64 @@
+"""Search spaces: parse `--grid field=v1,v2`, check every grid point before any trial starts."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from fedmd_ray.config import FedMDConfig, parse_overrides
+from fedmd_ray.data.task import build_task
+from fedmd_ray.errors import ConfigError
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """`["subset_size=500,1000", "rounds=5"]` -> `{"subset_size": [500, 1000], "rounds": [5]}`, typed per field."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not raw.strip():
+            raise ConfigError(f"--grid expects field=value1,value2,..., got '{item}'")
+        key = key.strip()
+        if key in grid:
+            raise ConfigError(f"--grid {key} is given twice; list all its values once")
+        values = [parse_overrides([f"{key}={value.strip()}"])[key] for value in raw.split(";" if _is_list_field(key) else ",")]
+        grid[key] = values
+    return grid
+
+
+def _is_list_field(key: str) -> bool:
+    """List-valued fields (models, classes) separate grid values with ';' since ',' is inside a value."""
+    from fedmd_ray.config import _field_types
+
+    return "tuple" in str(_field_types().get(key, ""))
+
+
+def grid_values(param_space: dict[str, Any]) -> dict[str, list[Any]]:
+    """The explicit values of each swept field: lists and `tune.grid_search`; other domains are sampled by Tune."""
+    values: dict[str, list[Any]] = {}
+    for key, spec in param_space.items():
+        if isinstance(spec, dict) and set(spec) == {"grid_search"}:
+            values[key] = list(spec["grid_search"])
+        elif isinstance(spec, list):
+            values[key] = list(spec)
+    return values
+
+
+def to_tune_space(param_space: dict[str, Any]) -> dict[str, Any]:
+    """Plain lists become grid searches; Tune domains pass through."""
+    from ray import tune
+
+    return {k: tune.grid_search(v) if isinstance(v, list) else v for k, v in param_space.items()}
+
+
+def check_points(base: FedMDConfig, param_space: dict[str, Any]) -> list[FedMDConfig]:
+    """Every grid point as a validated config (same messages as `run`), data checks included."""
+    unknown = [k for k in param_space if k not in base.to_dict()]
+    if unknown:
+        base.replace(**{unknown[0]: None})  # raises the usual 'unknown config field' message
+    grid = grid_values(param_space)
+    configs = []
+    for combo in itertools.product(*grid.values()):
+        config = base.replace(**dict(zip(grid, combo)))
+        build_task(config)  # subset size vs public set, samples per class, ...
+        configs.append(config)
+    return configs

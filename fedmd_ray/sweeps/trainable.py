@@ -1,0 +1,59 @@
+"""The Tune trainable: one trial = one FedMD run, reporting after every round.
+
+Reported metrics (for schedulers such as ASHA and for Tune's loggers):
+`round`, `mean_accuracy` (mean test accuracy over parties), `mean_gain`
+(its change since round 0). The trial's long table is written to the sweep's
+results directory before every report, so a trial that a scheduler stops keeps
+the rounds it ran.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from fedmd_ray.analysis.io import join_uri, write_table
+from fedmd_ray.analysis.schema import rows_to_table
+from fedmd_ray.config import FedMDConfig
+from fedmd_ray.data.task import build_task
+from fedmd_ray.runner import iterate_phases
+
+BASE = "_base"  # the base config (dict) inside Tune's param space
+RESULTS = "_results"  # directory/URI for the trials' tables
+CACHE = "_transfer_cache"  # directory/URI of the transfer cache, or None
+
+
+def trial_config(params: dict[str, Any]) -> FedMDConfig:
+    """The trial's config: the base with the swept values applied."""
+    swept = {k: v for k, v in params.items() if not k.startswith("_")}
+    return FedMDConfig.from_dict({**params[BASE], **swept})
+
+
+def swept_columns(table: pa.Table, trial_id: str, params: dict[str, Any]) -> pa.Table:
+    """Add `trial_id` and one column per swept parameter to a trial's long table."""
+    table = table.append_column("trial_id", pa.array([trial_id] * table.num_rows, pa.string()))
+    for key, value in params.items():
+        if not key.startswith("_"):
+            column = [",".join(map(str, value)) if isinstance(value, (list, tuple)) else value] * table.num_rows
+            table = table.append_column(key, pa.array(column))
+    return table
+
+
+def trainable(params: dict[str, Any]) -> None:
+    from ray import tune
+
+    config = trial_config(params)
+    trial_id = tune.get_context().get_trial_id()
+    rows: list[dict[str, Any]] = []
+    baseline = None
+    phases = iterate_phases(config, build_task(config), transfer_cache=params[CACHE], driver_in_process=True)
+    for phase, round_, phase_rows in phases:
+        rows.extend(phase_rows)
+        if phase == "upper_bound":
+            continue
+        mean = sum(r["test_accuracy"] for r in phase_rows) / len(phase_rows)
+        baseline = mean if baseline is None else baseline
+        table = swept_columns(rows_to_table(rows), trial_id, params)
+        write_table(table, join_uri(params[RESULTS], f"{trial_id}.parquet"))
+        tune.report({"round": round_, "mean_accuracy": mean, "mean_gain": mean - baseline})

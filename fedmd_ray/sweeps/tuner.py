@@ -1,0 +1,220 @@
+"""`sweep()`: many FedMD runs as Ray Tune trials, packed with placement groups.
+
+Each trial reserves one bundle for itself (it is the driver) and one per party
+actor, with the config's fractional CPUs/GPUs, so Tune packs as many trials as
+fit and never oversubscribes. Trials that share their transfer-learning
+settings reuse one cached transfer phase (`transfer_cache.py`).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from ray import tune
+
+from fedmd_ray.actors.cluster import actor_resources, cluster_totals, ray_session
+from fedmd_ray.analysis.io import join_uri, list_uri, load_results, read_bytes_uri, write_table
+from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
+from fedmd_ray.config import FedMDConfig
+from fedmd_ray.errors import ConfigError, ResourceError
+from fedmd_ray.sweeps.space import check_points, to_tune_space
+from fedmd_ray.sweeps.trainable import BASE, CACHE, RESULTS, trainable, trial_config
+
+SWEEP_FILE = "sweep.parquet"
+SUMMARY_FILE = "summary.parquet"
+
+
+def sweep(
+    base_config: FedMDConfig,
+    param_space: dict[str, Any],
+    *,
+    num_samples: int = 1,
+    scheduler: str | Any | None = None,
+    max_concurrent_trials: int | None = None,
+    storage_path: str | None = None,
+    resume: bool = False,
+    out_dir: str | Path | None = None,
+    name: str = "fedmd_sweep",
+    max_failures: int = 1,
+    transfer_cache: bool = True,
+    verbose: bool = True,
+) -> pa.Table:
+    """Run one FedMD trial per point of `param_space`; return every trial's long table.
+
+    `param_space` maps config fields to a list of values (a grid) or any Ray Tune
+    domain (`tune.choice`, `tune.loguniform`, ...), e.g.
+    `{"subset_size": [500, 1000, 5000], "digest_epochs": [1, 2]}`. The table has
+    the run schema plus `trial_id` and one column per swept field. Every grid
+    point is validated (with the data) before Ray starts. `scheduler="asha"`
+    stops poor trials early on `mean_accuracy`. `storage_path` (default
+    `out_dir/tune`, else `~/ray_results`) may be a local directory or a URI that
+    pyarrow understands; `resume=True` continues an interrupted sweep of the same
+    `name` without redoing finished trials. With `out_dir`, writes
+    `sweep.parquet` and `summary.parquet` (one row per trial, sorted by gain).
+    """
+    configs = check_points(base_config, param_space)
+    if num_samples < 1:
+        raise ConfigError(f"num_samples={num_samples} is not allowed: must be an integer >= 1")
+    if max_concurrent_trials is not None and max_concurrent_trials < 1:
+        raise ConfigError(f"max_concurrent_trials={max_concurrent_trials} is not allowed: must be >= 1 or None")
+    storage = storage_path or str(Path(out_dir, "tune") if out_dir else Path("~/ray_results").expanduser())
+    if "://" not in storage:
+        storage = str(Path(storage).expanduser().resolve())
+    experiment = join_uri(storage, name)
+    results_uri = join_uri(experiment, "fedmd_results")
+    log = _log if verbose else (lambda text: None)
+
+    with ray_session(base_config):
+        totals = cluster_totals()
+        base = _explicit_resources(base_config, configs, totals, max_concurrent_trials)
+        _check_trials_fit([base.replace(**_swept(c, param_space)) for c in configs], totals)
+        space = {
+            BASE: base.to_dict(), RESULTS: results_uri,
+            CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None,
+            **to_tune_space(param_space),
+        }
+        resources = tune.with_resources(trainable, resources=lambda params: placement_for(trial_config(params)))
+        if resume:
+            if not tune.Tuner.can_restore(experiment):
+                raise ConfigError(f"resume: no sweep named '{name}' to resume at {experiment}")
+            tuner = tune.Tuner.restore(experiment, trainable=resources, resume_errored=True, param_space=space)
+        else:
+            if read_bytes_uri(join_uri(experiment, "tuner.pkl")) is not None:
+                raise ConfigError(
+                    f"a sweep named '{name}' already exists at {experiment}; pass resume=True (--resume) to "
+                    "continue it, or choose another name or output directory"
+                )
+            tuner = tune.Tuner(
+                resources,
+                param_space=space,
+                tune_config=tune.TuneConfig(
+                    num_samples=num_samples, scheduler=_scheduler(scheduler, configs),
+                    max_concurrent_trials=max_concurrent_trials, metric="mean_accuracy", mode="max",
+                ),
+                run_config=tune.RunConfig(
+                    storage_path=storage, name=name, verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=max_failures),
+                    callbacks=[_Progress(log)],
+                ),
+            )
+        started = time.perf_counter()
+        grid = tuner.fit()
+        for error in grid.errors:
+            log(f"a trial failed after {max_failures} retries: {error}")
+        trial_ids = [result.metrics.get("trial_id") for result in grid if result.metrics]
+    table = _collect(results_uri, [t for t in trial_ids if t])
+    log(f"sweep: {len(trial_ids)} trials in {time.perf_counter() - started:.0f} s")
+    swept = list(param_space)
+    summary = sweep_summary(table, swept)
+    log(format_sweep_summary(summary))
+    if out_dir is not None:
+        write_table(table, Path(out_dir) / SWEEP_FILE)
+        write_table(summary, Path(out_dir) / SUMMARY_FILE)
+        log(f"results: {Path(out_dir) / SWEEP_FILE}")
+    return table
+
+
+def placement_for(config: FedMDConfig) -> Any:
+    """One bundle for the trial (the driver) and one per party actor, packed."""
+    res = actor_resources(config, {})  # cpus_per_party is explicit in sweeps
+    party = {"CPU": res.cpus, **({"GPU": res.gpus} if res.gpus else {})}
+    return tune.PlacementGroupFactory([{"CPU": config.driver_cpus}] + [party] * config.n_actors, strategy="PACK")
+
+
+def _swept(config: FedMDConfig, param_space: dict[str, Any]) -> dict[str, Any]:
+    return {k: getattr(config, k) for k in param_space if k in config.to_dict()}
+
+
+def _explicit_resources(
+    base: FedMDConfig, configs: list[FedMDConfig], totals: dict[str, float], concurrent: int | None
+) -> FedMDConfig:
+    """Placement groups need numbers: `cpus_per_party=None` shares the CPUs among the
+    parties of `max_concurrent_trials` trials (default 1 trial at a time)."""
+    if base.cpus_per_party is not None:
+        return base
+    trials = concurrent or 1
+    parties = max(c.n_parties for c in configs) * trials
+    share = (totals.get("CPU", 0.0) - base.driver_cpus * trials) / parties
+    per_party = float(math.floor(share)) if share >= 1 else max(math.floor(share * 100) / 100, 0.01)
+    return base.replace(cpus_per_party=per_party)
+
+
+def _check_trials_fit(configs: list[FedMDConfig], totals: dict[str, float]) -> None:
+    """A trial bigger than the cluster would wait forever: refuse it with both numbers."""
+    for config in configs:
+        bundles = placement_for(config).bundles
+        need = {k: sum(b.get(k, 0.0) for b in bundles) for k in ("CPU", "GPU")}
+        if need["GPU"] > 0 and totals.get("GPU", 0.0) == 0:
+            raise ResourceError(
+                f"gpus_per_party={config.gpus_per_party:g} but the cluster has no GPU; set gpus_per_party=0"
+            )
+        if any(need[k] > totals.get(k, 0.0) + 1e-9 for k in need):
+            raise ResourceError(
+                f"one trial needs CPU={need['CPU']:g}, GPU={need['GPU']:g} ({config.n_actors} party actors + "
+                f"the driver) but the cluster has CPU={totals.get('CPU', 0):g}, GPU={totals.get('GPU', 0):g}; "
+                "lower cpus_per_party/gpus_per_party or n_parties"
+            )
+
+
+def _scheduler(scheduler: str | Any | None, configs: list[FedMDConfig]) -> Any:
+    if scheduler is None or scheduler == "fifo":
+        return None
+    if scheduler == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        # one report per round plus round 0: training_iteration runs 1..rounds+1
+        return ASHAScheduler(time_attr="training_iteration", max_t=max(c.rounds for c in configs) + 1,
+                             grace_period=1, reduction_factor=2)
+    if isinstance(scheduler, str):
+        raise ConfigError(f"scheduler='{scheduler}' is not known; use 'asha', 'fifo' or a Ray Tune scheduler")
+    return scheduler
+
+
+def _collect(results_uri: str, trial_ids: list[str]) -> pa.Table:
+    """Concatenate the finished trials' tables (files of other trials are ignored)."""
+    wanted = {join_uri(results_uri, f"{t}.parquet") for t in trial_ids}
+    tables = [load_results(uri) for uri in list_uri(results_uri, ".parquet") if uri in wanted]
+    if not tables:
+        raise ConfigError(f"the sweep produced no results in {results_uri}")
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class _Progress(tune.Callback):  # type: ignore[misc]
+    """Prints trials running/finished and the best gain so far."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.best: tuple[float, str] | None = None
+        self.started = time.perf_counter()
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.log(self._status(trials) + f" | started {trial.trial_id} {_params(trial.config)}")
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        result = trial.last_result or {}
+        gain = result.get("mean_gain", float("nan"))
+        if self.best is None or gain > self.best[0]:
+            self.best = (gain, f"{trial.trial_id} {_params(trial.config)}")
+        self.log(
+            self._status(trials) + f" | finished {trial.trial_id}: round {result.get('round')} mean accuracy "
+            f"{result.get('mean_accuracy', float('nan')):.3f}, gain {gain:+.3f} | best so far "
+            f"{self.best[0]:+.3f} ({self.best[1]})"
+        )
+
+    def _status(self, trials: list[Any]) -> str:
+        done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+        running = sum(t.status == "RUNNING" for t in trials)
+        return f"[{time.perf_counter() - self.started:7.1f}s] trials: {running} running, {done}/{len(trials)} done"
+
+
+def _params(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if not k.startswith("_")}

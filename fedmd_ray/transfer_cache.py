@@ -1,0 +1,50 @@
+"""Cache of transfer-learned parties, shared by sweep trials that only differ in collaboration knobs.
+
+Transfer learning (public pretraining, private training, upper bound) is most of
+a small run's cost and does not depend on rounds, subset size, digest or revisit
+settings. An entry is keyed by `FedMDConfig.transfer_fingerprint()` and holds each
+party's model and RNG state (tensors only, read back with `weights_only=True`)
+plus the round-0 and upper-bound evaluations. `evaluations.json` is written last:
+an entry without it is incomplete and ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from fedmd_ray.actors.participant import Evaluation
+from fedmd_ray.analysis.io import join_uri, read_bytes_uri, write_bytes_uri
+from fedmd_ray.config import FedMDConfig
+
+PartyResults = dict[int, dict[str, Evaluation]]  # party -> phase -> evaluation
+
+
+class TransferCache:
+    def __init__(self, root: str, config: FedMDConfig) -> None:
+        self.entry = join_uri(root, config.transfer_fingerprint())
+
+    def load(self) -> tuple[dict[int, bytes], PartyResults] | None:
+        index = read_bytes_uri(join_uri(self.entry, "evaluations.json"))
+        if index is None:
+            return None
+        results = {
+            int(party): {phase: Evaluation(**values) for phase, values in phases.items()}
+            for party, phases in json.loads(index).items()
+        }
+        states = {party: read_bytes_uri(self._state_uri(party)) for party in results}
+        if any(state is None for state in states.values()):
+            return None
+        return {p: s for p, s in states.items() if s is not None}, results
+
+    def store(self, states: dict[int, bytes], results: PartyResults) -> None:
+        for party, payload in states.items():
+            write_bytes_uri(self._state_uri(party), payload)
+        index = {
+            str(party): {phase: dataclasses.asdict(ev) for phase, ev in phases.items()}
+            for party, phases in results.items()
+        }
+        write_bytes_uri(join_uri(self.entry, "evaluations.json"), json.dumps(index, indent=1).encode())
+
+    def _state_uri(self, party: int) -> str:
+        return join_uri(self.entry, f"party-{party}.pt")
