@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fedmd-ray",
         description="FedMD federated distillation (arXiv 1910.03581) on Ray.",
-        epilog="Start with `fedmd-ray data fetch` once, then `fedmd-ray run`.",
+        epilog="Start with `fedmd-ray data fetch mnist` once, then `fedmd-ray run`.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -38,6 +38,35 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="write results.parquet and config.json into DIR")
     run.add_argument("--overwrite", action="store_true", help="replace results already in --out DIR")
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
+
+    sweep = commands.add_parser(
+        "sweep", help="run a grid of FedMD experiments as Ray Tune trials",
+        description="Sweep config fields with Ray Tune (one trial = one run) and write DIR/sweep.parquet "
+        "(every trial's long table) and DIR/summary.parquet (one row per trial, best gain first).",
+        epilog="Example: fedmd-ray sweep --preset quick --grid subset_size=100,300 --grid digest_epochs=1,2 "
+        "--out runs/sweep. List-valued fields separate values with ';': --grid 'models=cnn2-8-16;mlp-64'.",
+    )
+    sweep.add_argument("--preset", default="offline", choices=list(PRESETS), help="base config (default: offline)")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                       help="override a base config field (repeatable)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...", required=True,
+                       help="values of one swept field (repeatable; the grid is their product)")
+    sweep.add_argument("--samples", type=int, default=1, metavar="N", help="repeat each grid point N times")
+    sweep.add_argument("--scheduler", choices=["fifo", "asha"], default="fifo",
+                       help="asha stops trials with poor mean accuracy early (default: fifo)")
+    sweep.add_argument("--max-concurrent", type=int, metavar="K", help="at most K trials at once")
+    sweep.add_argument("--out", metavar="DIR", default="fedmd_sweep", help="output directory (default: fedmd_sweep)")
+    sweep.add_argument("--storage", metavar="PATH_OR_URI", help="Ray Tune storage (default: DIR/tune)")
+    sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep in DIR")
+    sweep.add_argument("--no-transfer-cache", action="store_true", help="recompute transfer learning in every trial")
+    sweep.add_argument("--quiet", action="store_true", help="print only the summary")
+
+    report = commands.add_parser(
+        "report", help="summarise a run or sweep directory and write PNG plots into it",
+        description="For a run (results.parquet): accuracy per party by round with upper bounds. For a sweep "
+        "(sweep.parquet): gain vs each swept field, and a heatmap for two fields.",
+    )
+    report.add_argument("directory", metavar="DIR")
 
     presets = commands.add_parser("presets", help="list presets, data sources and models")
     presets.add_argument("--fields", action="store_true", help="also list every config field with its default")
@@ -59,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "sweep":
+            return _sweep(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "presets":
             return _presets(args)
         return _data(args)
@@ -79,6 +112,29 @@ def _run(args: argparse.Namespace) -> int:
         from fedmd_ray.analysis.summary import format_summary, summarize
 
         print(format_summary(summarize(table)))
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from fedmd_ray.sweeps import sweep
+    from fedmd_ray.sweeps.space import parse_grid
+
+    config = preset(args.preset, **parse_overrides(args.overrides))
+    sweep(
+        config, parse_grid(args.grid), num_samples=args.samples, scheduler=args.scheduler,
+        max_concurrent_trials=args.max_concurrent, storage_path=args.storage, resume=args.resume,
+        out_dir=args.out, transfer_cache=not args.no_transfer_cache, verbose=not args.quiet,
+    )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from fedmd_ray.analysis.report import report
+
+    text, paths = report(args.directory)
+    print(text)
+    for path in paths:
+        print(f"wrote {path}")
     return 0
 
 

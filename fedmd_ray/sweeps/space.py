@@ -27,9 +27,7 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
 
 def _is_list_field(key: str) -> bool:
     """List-valued fields (models, classes) separate grid values with ';' since ',' is inside a value."""
-    from fedmd_ray.config import _field_types
-
-    return "tuple" in str(_field_types().get(key, ""))
+    return isinstance(getattr(FedMDConfig(), key, None), tuple)
 
 
 def grid_values(param_space: dict[str, Any]) -> dict[str, list[Any]]:

@@ -1,0 +1,26 @@
+"""`fedmd-ray report DIR`: summary text and PNG plots for a run or a sweep directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fedmd_ray.analysis.io import RESULTS_FILE, load_results
+from fedmd_ray.analysis.plots import plot_run, plot_sweep, swept_parameters
+from fedmd_ray.analysis.summary import format_summary, format_sweep_summary, summarize, sweep_summary
+from fedmd_ray.errors import DataError
+
+SWEEP_FILE = "sweep.parquet"
+
+
+def report(directory: str | Path) -> tuple[str, list[Path]]:
+    """Write the plots into `directory`; return the summary text and the PNG paths."""
+    folder = Path(directory)
+    if (folder / SWEEP_FILE).exists():
+        table = load_results(folder / SWEEP_FILE)
+        params = swept_parameters(table)
+        summary = sweep_summary(table, params)
+        return format_sweep_summary(summary), plot_sweep(summary, params, folder)
+    if (folder / RESULTS_FILE).exists():
+        table = load_results(folder / RESULTS_FILE)
+        return format_summary(summarize(table)), [plot_run(table, folder / "accuracy_by_round.png")]
+    raise DataError(f"{folder} holds neither {RESULTS_FILE} (a run) nor {SWEEP_FILE} (a sweep)")
