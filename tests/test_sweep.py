@@ -1,0 +1,167 @@
+"""Ray Tune sweeps of `quick` on a 2-CPU Ray: tables, packing, ASHA, resume, report."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import fedmd_ray
+from fedmd_ray.analysis.schema import RESULT_SCHEMA
+from fedmd_ray.errors import ConfigError, ResourceError
+
+GRID = {"subset_size": [100, 300], "digest_epochs": [1, 2]}
+
+
+class PlacementSampler(threading.Thread):
+    """Polls the placement groups while a sweep runs: how many trials hold resources at once."""
+
+    def __init__(self, ray) -> None:
+        super().__init__(daemon=True)
+        self.ray, self.stop, self.max_groups, self.max_cpus = ray, threading.Event(), 0, 0.0
+
+    def run(self) -> None:
+        from ray.util import placement_group_table
+
+        while not self.stop.is_set():
+            created = [g for g in placement_group_table().values() if g["state"] == "CREATED"]
+            self.max_groups = max(self.max_groups, len(created))
+            self.max_cpus = max(self.max_cpus, sum(b.get("CPU", 0) for g in created for b in g["bundles"].values()))
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(ray_cluster, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    sampler = PlacementSampler(ray_cluster)
+    sampler.start()
+    # 3 parties x 0.3 CPU + 0.05 for the trial = 0.95 CPU: two trials fit in 2 CPUs
+    config = fedmd_ray.preset("quick", cpus_per_party=0.3, torch_threads=1)
+    table = fedmd_ray.sweep(config, GRID, out_dir=out, verbose=False)
+    sampler.stop.set()
+    sampler.join()
+    return table, out, sampler
+
+
+def test_sweep_table_has_one_row_set_per_trial_and_param_columns(grid_sweep):
+    table, out, _ = grid_sweep
+    assert table.column_names == RESULT_SCHEMA.names + ["trial_id", "subset_size", "digest_epochs"]
+    df = table.to_pandas()
+    per_trial = df.groupby("trial_id").size()
+    assert len(per_trial) == 4 and set(per_trial) == {3 * (2 + 2)}  # 3 parties x (transfer, upper bound, 2 rounds)
+    points = df.groupby("trial_id")[["subset_size", "digest_epochs"]].first()
+    assert sorted(map(tuple, points.values.tolist())) == [(100, 1), (100, 2), (300, 1), (300, 2)]
+    assert pq.read_table(out / "sweep.parquet").num_rows == table.num_rows
+
+
+def test_sweep_summary_is_sorted_by_gain(grid_sweep):
+    _, out, _ = grid_sweep
+    summary = pq.read_table(out / "summary.parquet").to_pandas()
+    assert len(summary) == 4
+    assert summary["gain"].is_monotonic_decreasing
+    assert (summary["final"] - summary["baseline"] - summary["gain"]).abs().max() < 1e-12
+
+
+def test_trials_pack_without_oversubscribing(grid_sweep, ray_cluster):
+    *_, sampler = grid_sweep
+    assert sampler.max_groups == 2  # two trials at once ...
+    assert sampler.max_cpus <= ray_cluster.cluster_resources()["CPU"]  # ... never more CPU than exists
+
+
+def test_transfer_learning_is_shared_by_trials(grid_sweep):
+    table, *_ = grid_sweep
+    df = table.to_pandas()
+    round0 = df[df["phase"] == "transfer"].groupby("trial_id")["test_accuracy"].apply(tuple)
+    assert len(set(round0)) == 1  # same transfer settings => identical round 0 in every trial
+
+
+def test_report_writes_readable_pngs(grid_sweep):
+    from matplotlib.image import imread
+
+    from fedmd_ray.analysis.report import report
+
+    _, out, _ = grid_sweep
+    text, paths = report(out)
+    assert "gain" in text
+    assert {p.name for p in paths} == {"gain_vs_subset_size.png", "gain_vs_digest_epochs.png", "gain_heatmap.png"}
+    for path in paths:
+        assert imread(path).shape[:2] == (500, 800)
+
+
+def test_report_of_a_run(tmp_path):
+    from matplotlib.image import imread
+
+    from fedmd_ray.analysis.report import report
+
+    fedmd_ray.run(fedmd_ray.preset("quick", backend="local", rounds=1), out_dir=tmp_path, verbose=False)
+    text, paths = report(tmp_path)
+    assert text.startswith("mean test accuracy: baseline (round 0)")
+    assert [p.name for p in paths] == ["accuracy_by_round.png"] and imread(paths[0]).shape[:2] == (500, 800)
+
+
+def test_asha_stops_poor_trials_early(ray_cluster, tmp_path):
+    # Designed case: the first trial (ASHA always lets it through) trains on its private data;
+    # the next two barely or never do, so their round-0 accuracy falls below the first rung's cutoff.
+    config = fedmd_ray.preset("quick", backend="local", rounds=4)
+    table = fedmd_ray.sweep(
+        config, {"private_epochs": [40, 0, 1]}, scheduler="asha", max_concurrent_trials=1,
+        out_dir=tmp_path, verbose=False,
+    )
+    rounds_run = table.to_pandas().groupby("private_epochs")["round"].max().to_dict()
+    assert rounds_run[40] == 4
+    assert rounds_run[0] < 4 and rounds_run[1] < 4
+
+
+def test_resume_after_kill_redoes_nothing_finished(ray_cluster, tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import ray, fedmd_ray
+        ray.init(num_cpus=2, include_dashboard=False)
+        config = fedmd_ray.preset("quick", backend="local", rounds=3)
+        fedmd_ray.sweep(config, {{"subset_size": [100, 150, 200, 250]}}, max_concurrent_trials=1,
+                        out_dir={str(tmp_path)!r}, verbose=False)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, start_new_session=True)
+    results = tmp_path / "tune" / "fedmd_sweep" / "fedmd_results"
+    deadline = time.monotonic() + 180
+    while len(list(results.glob("*.parquet"))) < 2:  # the first trial is done once the second starts writing
+        assert time.monotonic() < deadline and proc.poll() is None, "the sweep did not get going"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    finished = {p.name: p.stat().st_mtime_ns for p in sorted(results.glob("*.parquet"))[:1]}
+
+    table = fedmd_ray.sweep(
+        fedmd_ray.preset("quick", backend="local", rounds=3), {"subset_size": [100, 150, 200, 250]},
+        max_concurrent_trials=1, out_dir=tmp_path, resume=True, verbose=False,
+    )
+    assert sorted(table.to_pandas()["subset_size"].unique()) == [100, 150, 200, 250]
+    assert table.to_pandas().groupby("trial_id")["round"].max().min() == 3
+    for name, mtime in finished.items():
+        assert (results / name).stat().st_mtime_ns == mtime  # not rerun
+
+
+def test_a_second_sweep_into_the_same_directory_is_refused(grid_sweep):
+    _, out, _ = grid_sweep
+    with pytest.raises(ConfigError, match="already exists"):
+        fedmd_ray.sweep(fedmd_ray.preset("quick"), GRID, out_dir=out, verbose=False)
+
+
+def test_bad_grid_values_are_refused_before_any_trial(ray_cluster, tmp_path):
+    with pytest.raises(ConfigError, match="subset_size=99999 exceeds the public set"):
+        fedmd_ray.sweep(fedmd_ray.preset("quick"), {"subset_size": [100, 99999]}, out_dir=tmp_path, verbose=False)
+    assert not (tmp_path / "tune").exists()
+
+
+def test_trials_larger_than_the_cluster_are_refused(ray_cluster, tmp_path):
+    with pytest.raises(ResourceError, match=r"one trial needs CPU=3.05.*cluster has CPU=2"):
+        fedmd_ray.sweep(fedmd_ray.preset("quick", cpus_per_party=1.0), {"rounds": [1]}, out_dir=tmp_path, verbose=False)
