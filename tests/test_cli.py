@@ -30,6 +30,12 @@ def test_run_quick_local_prints_progress_and_summary(tmp_path, capsys):
         (["run", "--set", "models=cnn2-8-16,nope"], "model 'nope' is not known"),
         (["run", "--set", "public_data=cifar-1000"], "unknown data source 'cifar-1000'"),
         (["run", "--preset", "quick", "--set", "subset_size=100000"], "subset_size=100000 exceeds the public set"),
+        (["sweep", "--preset", "quick", "--grid", "subset_size=100,99999"], "subset_size=99999 exceeds the public"),
+        (["sweep", "--preset", "quick", "--grid", "roundz=1,2"], "unknown config field 'roundz'"),
+        (["sweep", "--preset", "quick", "--grid", "rounds"], "--grid expects field=value1,value2"),
+        (["sweep", "--preset", "quick", "--grid", "rounds=1", "--grid", "rounds=2"], "--grid rounds is given twice"),
+        (["sweep", "--preset", "quick", "--grid", "digest_epochs=1,two"], "digest_epochs='two' is not allowed"),
+        (["report", "/nonexistent/fedmd"], "holds neither results.parquet"),
     ],
 )
 def test_bad_input_exits_2_with_one_message(argv, fragment, capsys):

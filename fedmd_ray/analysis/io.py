@@ -69,7 +69,8 @@ def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem and path for a local path or a URI (s3://, gs://, file://, ...)."""
     if "://" not in uri:
         return pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
-    return pafs.FileSystem.from_uri(uri)
+    fs, path = pafs.FileSystem.from_uri(uri)
+    return fs, str(path)
 
 
 def join_uri(base: str, *parts: str) -> str:

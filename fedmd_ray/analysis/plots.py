@@ -6,6 +6,7 @@ Reads only result tables: anything that can load a Parquet file can re-plot.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -16,7 +17,7 @@ FIGSIZE = (8, 5)  # inches; at 100 dpi: 800 x 500 pixels
 DPI = 100
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def _pyplot() -> Any:
     try:
         import matplotlib
 
@@ -92,7 +93,7 @@ def plot_sweep(summary: pa.Table, params: list[str], out_dir: Path) -> list[Path
     return paths
 
 
-def _save(fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
+def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path)
     fig.clf()

@@ -80,4 +80,5 @@ def format_sweep_summary(summary: pa.Table) -> str:
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 50, "display.float_format", "{:.4f}".format):
-        return summary.to_pandas().to_string(index=False)
+        text: str = summary.to_pandas().to_string(index=False)
+    return text

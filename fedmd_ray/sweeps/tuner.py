@@ -106,7 +106,7 @@ def sweep(
         grid = tuner.fit()
         for error in grid.errors:
             log(f"a trial failed after {max_failures} retries: {error}")
-        trial_ids = [result.metrics.get("trial_id") for result in grid if result.metrics]
+        trial_ids = [str((grid[i].metrics or {}).get("trial_id", "")) for i in range(len(grid))]
     table = _collect(results_uri, [t for t in trial_ids if t])
     log(f"sweep: {len(trial_ids)} trials in {time.perf_counter() - started:.0f} s")
     swept = list(param_space)
@@ -188,7 +188,7 @@ def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-class _Progress(tune.Callback):  # type: ignore[misc]
+class _Progress(tune.Callback):
     """Prints trials running/finished and the best gain so far."""
 
     def __init__(self, log: Any) -> None:
