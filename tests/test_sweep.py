@@ -60,6 +60,8 @@ def test_sweep_table_has_one_row_set_per_trial_and_param_columns(grid_sweep):
     points = df.groupby("trial_id")[["subset_size", "digest_epochs"]].first()
     assert sorted(map(tuple, points.values.tolist())) == [(100, 1), (100, 2), (300, 1), (300, 2)]
     assert pq.read_table(out / "sweep.parquet").num_rows == table.num_rows
+    # Tune's TensorBoard logger wrote each trial's reports (see docs/sweeps.md)
+    assert len(list((out / "tune" / "fedmd_sweep").glob("trainable_*/events.out.tfevents*"))) == 4
 
 
 def test_sweep_summary_is_sorted_by_gain(grid_sweep):
@@ -165,3 +167,16 @@ def test_bad_grid_values_are_refused_before_any_trial(ray_cluster, tmp_path):
 def test_trials_larger_than_the_cluster_are_refused(ray_cluster, tmp_path):
     with pytest.raises(ResourceError, match=r"one trial needs CPU=3.05.*cluster has CPU=2"):
         fedmd_ray.sweep(fedmd_ray.preset("quick", cpus_per_party=1.0), {"rounds": [1]}, out_dir=tmp_path, verbose=False)
+
+
+def test_a_failing_trial_is_retried_and_the_sweep_goes_on(ray_cluster, tmp_path, capsys):
+    # actor_start_timeout_s=0.001 passes validation but no actor starts that fast: the trial
+    # raises ResourceError, is retried once, fails again; the other trial still finishes.
+    # Tune's storage is given as a URI (pyarrow filesystems) rather than a plain path.
+    table = fedmd_ray.sweep(
+        fedmd_ray.preset("quick", rounds=1, cpus_per_party=0.3), {"actor_start_timeout_s": [0.001, 120.0]},
+        max_failures=1, storage_path=f"file://{tmp_path}/store", out_dir=tmp_path / "out",
+    )
+    assert table.to_pandas()["actor_start_timeout_s"].unique().tolist() == [120.0]
+    assert "a trial failed after 1 retries" in capsys.readouterr().err
+    assert (tmp_path / "out" / "sweep.parquet").exists()
