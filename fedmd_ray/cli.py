@@ -123,11 +123,16 @@ def _sweep(args: argparse.Namespace) -> int:
     from fedmd_ray.sweeps.space import parse_grid
 
     config = preset(args.preset, **parse_overrides(args.overrides))
-    sweep(
-        config, parse_grid(args.grid), num_samples=args.samples, scheduler=args.scheduler,
+    grid = parse_grid(args.grid)
+    table = sweep(
+        config, grid, num_samples=args.samples, scheduler=args.scheduler,
         max_concurrent_trials=args.max_concurrent, storage_path=args.storage, resume=args.resume,
         out_dir=args.out, transfer_cache=not args.no_transfer_cache, verbose=not args.quiet,
     )
+    if args.quiet:
+        from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
+
+        print(format_sweep_summary(sweep_summary(table, list(grid))))
     return 0
 
 

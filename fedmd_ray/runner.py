@@ -48,9 +48,10 @@ def run(
     """
     if out_dir is not None:
         config = config.replace(out_dir=str(out_dir))
-    target = _prepare_out_dir(config.out_dir, overwrite)
+    _check_out_dir(config.out_dir, overwrite)
     log = _Progress(verbose)
-    task = build_task(config)
+    task = build_task(config)  # every check passes before anything is written or started
+    target = _make_out_dir(config.out_dir)
     log.header(config, task)
     if target is not None:
         write_json({"config": config.to_dict(), "fingerprint": config.fingerprint(), **_versions()}, target / CONFIG_FILE)
@@ -102,9 +103,10 @@ def _phases(call: DriverCall, config: FedMDConfig, transfer_cache: str | None) -
         yield "collaborate", round_, call("run_round", round_)
 
 
-def _prepare_out_dir(out_dir: str | None, overwrite: bool) -> Path | None:
+def _check_out_dir(out_dir: str | None, overwrite: bool) -> None:
+    """Refuse a file, or a directory holding results, without touching the disk."""
     if out_dir is None:
-        return None
+        return
     target = Path(out_dir).expanduser()
     if target.exists() and not target.is_dir():
         raise ConfigError(f"out_dir={out_dir!r} is a file, not a directory")
@@ -113,6 +115,12 @@ def _prepare_out_dir(out_dir: str | None, overwrite: bool) -> Path | None:
             f"out_dir={out_dir!r} already holds a run's {RESULTS_FILE}; choose another directory "
             "or pass --overwrite (overwrite=True) to replace it"
         )
+
+
+def _make_out_dir(out_dir: str | None) -> Path | None:
+    if out_dir is None:
+        return None
+    target = Path(out_dir).expanduser()
     try:
         target.mkdir(parents=True, exist_ok=True)
         probe = target / ".fedmd_ray_write_test"

@@ -117,13 +117,14 @@ def test_busy_cluster_times_out_instead_of_hanging(ray_cluster):
         (dict(public_size=10_000), "public_size=10000 exceeds the public set"),
     ],
 )
-def test_data_dependent_checks_run_before_ray(overrides, fragment, monkeypatch):
+def test_data_dependent_checks_run_before_ray(overrides, fragment, monkeypatch, tmp_path):
     import ray
 
     monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray must not start for a bad config"))
     with pytest.raises(ConfigError) as err:
-        fedmd_ray.run(fedmd_ray.preset("quick", **overrides), verbose=False)
+        fedmd_ray.run(fedmd_ray.preset("quick", **overrides), out_dir=tmp_path / "out", verbose=False)
     assert fragment in str(err.value)
+    assert not (tmp_path / "out").exists()  # a rejected run leaves nothing on disk
 
 
 def test_results_are_never_silently_replaced(local_table):
