@@ -279,8 +279,8 @@ def test_arrays_are_read_only_and_cached(tmp_path: Path) -> None:
 
 
 def test_unknown_source_is_config_error(tmp_path: Path) -> None:
-    assert source_names() == ["mnist", "fashion-mnist", "digits", "mnist-idx"]
-    known = "known sources: mnist, fashion-mnist, digits, mnist-idx"
+    assert source_names() == ["mnist", "fashion-mnist", "digits", "mnist-idx", "cifar10", "cifar100", "emnist-letters"]
+    known = "known sources: mnist, fashion-mnist, digits, mnist-idx, cifar10, cifar100, emnist-letters"
     for call in (lambda: source_info("cifar"), lambda: load_source("cifar", tmp_path),
                  lambda: fetch("cifar", tmp_path)):  # fmt: skip
         with pytest.raises(ConfigError, match=known):

