@@ -15,6 +15,7 @@ import difflib
 import functools
 import hashlib
 import json
+import numbers
 import types
 import typing
 from dataclasses import dataclass
@@ -389,7 +390,11 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"{name}={value!r} is not allowed: must be {_type_name(inner)}")
         return tuple(_coerce(f"{name}[{i}]", v, item_type) for i, v in enumerate(value))
-    if inner is float and isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, bool) and inner is not bool:
+        raise ConfigError(f"{name}={value!r} is not allowed: must be {_type_name(tp)}")
+    if inner is int and isinstance(value, numbers.Integral):  # numpy ints from Tune samplers too
+        return int(value)
+    if inner is float and isinstance(value, numbers.Real):
         return float(value)
     if not isinstance(value, inner) or (inner is not bool and isinstance(value, bool)):
         raise ConfigError(f"{name}={value!r} is not allowed: must be {_type_name(tp)}")

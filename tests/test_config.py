@@ -76,3 +76,13 @@ def test_fingerprint_ignores_where_and_how_but_not_what():
 def test_label_space_is_public_then_private():
     assert preset("offline").n_classes == 10
     assert preset("offline-fashion").n_classes == 16
+
+
+def test_numpy_scalars_from_samplers_are_accepted_as_python_numbers():
+    import numpy as np
+
+    cfg = preset("quick", rounds=np.int64(3), lr=np.float32(0.5))
+    assert type(cfg.rounds) is int and cfg.rounds == 3
+    assert type(cfg.lr) is float and cfg.lr == 0.5
+    with pytest.raises(ConfigError, match="rounds=True"):
+        preset("quick", rounds=True)
