@@ -180,3 +180,16 @@ def test_a_failing_trial_is_retried_and_the_sweep_goes_on(ray_cluster, tmp_path,
     assert table.to_pandas()["actor_start_timeout_s"].unique().tolist() == [120.0]
     assert "a trial failed after 1 retries" in capsys.readouterr().err
     assert (tmp_path / "out" / "sweep.parquet").exists()
+
+
+def test_tune_search_domains_and_samples(ray_cluster, tmp_path):
+    from ray import tune
+
+    table = fedmd_ray.sweep(
+        fedmd_ray.preset("quick", backend="local", rounds=1),
+        {"collab_lr": tune.loguniform(1e-4, 1e-3), "subset_size": [100, 200]},
+        num_samples=2, out_dir=tmp_path, verbose=False,
+    )
+    points = table.to_pandas().groupby("trial_id")[["collab_lr", "subset_size"]].first()
+    assert len(points) == 4 and sorted(points["subset_size"]) == [100, 100, 200, 200]
+    assert points["collab_lr"].between(1e-4, 1e-3).all() and points["collab_lr"].nunique() == 4
