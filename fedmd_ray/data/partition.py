@@ -4,7 +4,8 @@
 3 per class). `noniid`: every party gets the same total
 (`per_class * n_classes`), with class proportions drawn from
 Dirichlet(alpha); a class that runs out passes its share to the classes that
-still have samples. Both are disjoint across parties and seeded.
+still have samples. `writer` and `superclass` are the paper's non-iid schemes
+(see their functions). All are disjoint across parties and seeded.
 """
 
 from __future__ import annotations
@@ -45,6 +46,44 @@ def dirichlet_partition(
         parts.append(np.sort(np.concatenate([pools[c][used[c] : used[c] + counts[c]] for c in range(len(pools))])))
         used += counts
         left -= counts
+    return parts
+
+
+def writer_partition(
+    rng: np.random.Generator, writers: npt.NDArray[np.int64], n_parties: int, min_samples: int
+) -> list[Indices]:
+    """Each party holds everything one writer wrote (the reference's
+    `generate_EMNIST_writer_based_data`): `n_parties` distinct writers drawn among
+    those with at least `min_samples` samples of the private classes."""
+    ids, counts = np.unique(writers, return_counts=True)
+    eligible = ids[counts >= min_samples]
+    if len(eligible) < n_parties:
+        raise ValueError(f"only {len(eligible)} writers have >= {min_samples} samples; {n_parties} needed")
+    chosen = rng.choice(eligible, size=n_parties, replace=False)
+    return [np.flatnonzero(writers == w) for w in chosen]
+
+
+def superclass_partition(
+    rng: np.random.Generator, labels: npt.NDArray[np.int64], subclasses: npt.NDArray[np.int64],
+    n_parties: int, per_class: int,
+) -> list[Indices]:
+    """The reference's CIFAR-100 non-iid scheme (`CIFAR_Imbalanced.py`): the task is
+    to tell superclasses (`labels`) apart, and party i sees, of every superclass,
+    only its (i mod k)-th subclass (ascending fine id), `per_class` samples of it.
+    Parties that share a subclass get disjoint samples (the reference drew them
+    independently, so they could overlap)."""
+    pools = {int(c): list(rng.permutation(np.flatnonzero(subclasses == c))) for c in np.unique(subclasses)}
+    parts = []
+    for party in range(n_parties):
+        taken = []
+        for label in np.unique(labels):
+            subs = np.unique(subclasses[labels == label])
+            pool = pools[int(subs[party % len(subs)])]
+            if len(pool) < per_class:
+                raise ValueError(f"subclass {int(subs[party % len(subs)])} has too few samples left")
+            taken.extend(pool[:per_class])
+            del pool[:per_class]
+        parts.append(np.sort(np.array(taken, dtype=np.int64)))
     return parts
 
 

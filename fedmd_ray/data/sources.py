@@ -57,6 +57,7 @@ class SourceInfo:
     class_names: tuple[str, ...]
     description: str  # one line, shown by `fedmd-ray presets`
     how_to_get: str  # shown in errors when files are missing
+    groups: str | None = None  # what Split.groups holds: "superclass", "writer" or None
 
 
 # Relative to the data root; fetch.py writes here.
@@ -152,6 +153,7 @@ _INFOS: dict[str, SourceInfo] = {
             "torchvision.datasets.CIFAR100('DATA_ROOT', download=True)\"` (or untar "
             "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz into DATA_ROOT) so that "
             "DATA_ROOT/cifar-100-python/ holds train, test and meta",
+            "superclass",
         ),
         SourceInfo(
             "emnist-letters", (1, 28, 28), _LETTER_NAMES,
@@ -164,6 +166,7 @@ _INFOS: dict[str, SourceInfo] = {
             "split='letters', download=True)\"` (run elsewhere, copy its EMNIST/raw to "
             "DATA_ROOT/EMNIST/raw) for emnist-letters-{train,test}-{images-idx3,labels-idx1}-ubyte"
             "[.gz] (no writer ids)",
+            "writer",
         ),
     )
 }  # fmt: skip

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedmd_ray.config import FedMDConfig
-from fedmd_ray.data.partition import dirichlet_partition, iid_partition
+from fedmd_ray.data.partition import dirichlet_partition, iid_partition, superclass_partition, writer_partition
 from fedmd_ray.data.sampling import Indices, stratified_sample
 from fedmd_ray.data.sources import Split, default_data_root, load_source
 from fedmd_ray.errors import ConfigError
@@ -70,7 +70,7 @@ def build_task(config: FedMDConfig) -> FedMDTask:
                 f"classes {list(public_classes)} in '{config.public_data}'); lower it or set it to None"
             )
         keep = stratified_sample(rng(config.seed, "public_size"), pub_train.y, config.public_size)
-        pub_train = Split(pub_train.x[keep], pub_train.y[keep])
+        pub_train = Split(pub_train.x[keep], pub_train.y[keep])  # groups are not used on the public side
     if config.subset_size > len(pub_train.y):
         raise ConfigError(
             f"subset_size={config.subset_size} exceeds the public set ({len(pub_train.y)} images); "
@@ -78,9 +78,10 @@ def build_task(config: FedMDConfig) -> FedMDTask:
         )
 
     shape = pub_train.x.shape[1:]
-    priv_train = _select(private.train, config.private_classes, offset=n_public)
-    priv_test = _select(private.test, config.private_classes, offset=n_public)
-    parts = _partition(config, priv_train.y)
+    by_superclass = config.partition == "superclass"
+    priv_train = _select(private.train, config.private_classes, offset=n_public, by_groups=by_superclass)
+    priv_test = _select(private.test, config.private_classes, offset=n_public, by_groups=by_superclass)
+    parts = _partition(config, priv_train)
     return FedMDTask(
         public_x=pub_train.x,
         public_y=pub_train.y,
@@ -95,15 +96,24 @@ def build_task(config: FedMDConfig) -> FedMDTask:
     )
 
 
-def _select(split: Split, classes: tuple[int, ...], offset: int) -> Split:
-    """Keep `classes` and relabel them offset, offset+1, ... in list order."""
-    lookup = np.full(int(split.y.max(initial=0)) + 1, -1, dtype=np.int64)
+def _select(split: Split, classes: tuple[int, ...], offset: int, *, by_groups: bool = False) -> Split:
+    """Keep `classes` and relabel them offset, offset+1, ... in list order.
+
+    `by_groups`: the classes are superclass ids (`split.groups`); the kept
+    samples' fine labels move to `groups`, where the superclass partition reads them.
+    """
+    keys = split.groups if by_groups else split.y
+    if keys is None:
+        raise ConfigError("this data source has no superclass labels")
+    lookup = np.full(max(int(keys.max(initial=0)), max(classes)) + 1, -1, dtype=np.int64)
     lookup[list(classes)] = np.arange(len(classes)) + offset
-    keep = np.flatnonzero(np.isin(split.y, classes))
-    return Split(split.x[keep], lookup[split.y[keep]])
+    keep = np.flatnonzero(np.isin(keys, classes))
+    other = split.y if by_groups else split.groups
+    return Split(split.x[keep], lookup[keys[keep]], None if other is None else other[keep])
 
 
-def _partition(config: FedMDConfig, labels: Labels) -> list[Indices]:
+def _partition(config: FedMDConfig, pool: Split) -> list[Indices]:
+    labels = pool.y
     counts = {int(c): int((labels == c).sum()) for c in np.unique(labels)}
     n_private = len(config.private_classes)
     if len(counts) < n_private:
@@ -112,6 +122,8 @@ def _partition(config: FedMDConfig, labels: Labels) -> list[Indices]:
             f"in '{config.private_data}'"
         )
     seed_rng = rng(config.seed, "partition")
+    if config.partition in ("writer", "superclass"):
+        return _grouped_partition(config, pool, seed_rng)
     need = config.n_parties * config.samples_per_class
     if config.partition == "iid":
         label, scarce = min(counts.items(), key=lambda kv: kv[1])
@@ -130,6 +142,26 @@ def _partition(config: FedMDConfig, labels: Labels) -> list[Indices]:
             f"= {total} exceeds the {len(labels)} private training images; lower either"
         )
     return dirichlet_partition(seed_rng, labels, config.n_parties, config.samples_per_class, config.noniid_alpha)
+
+
+def _grouped_partition(config: FedMDConfig, pool: Split, seed_rng: np.random.Generator) -> list[Indices]:
+    """The paper's non-iid schemes; both need the source's group ids (checked in the config)."""
+    if pool.groups is None:
+        raise ConfigError(
+            f"partition='{config.partition}' needs the group ids of '{config.private_data}', which these "
+            "files do not carry (emnist-letters: use the .mat file, which has writer ids)"
+        )
+    try:
+        if config.partition == "writer":
+            # reference: a writer qualifies with >= N_samples_per_class x len(private_classes) samples
+            minimum = config.samples_per_class * len(config.private_classes)
+            return writer_partition(seed_rng, pool.groups, config.n_parties, minimum)
+        return superclass_partition(seed_rng, pool.y, pool.groups, config.n_parties, config.samples_per_class)
+    except ValueError as exc:
+        raise ConfigError(
+            f"partition='{config.partition}' with n_parties={config.n_parties}, samples_per_class="
+            f"{config.samples_per_class}: {exc}; lower either"
+        ) from exc
 
 
 def conform_images(x: Images, shape: tuple[int, ...]) -> Images:
