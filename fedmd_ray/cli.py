@@ -153,7 +153,7 @@ def _presets(args: argparse.Namespace) -> int:
 
     print("presets:")
     for name, (description, _) in PRESETS.items():
-        print(f"  {name:<16} {description}")
+        print(f"  {name:<19} {description}")
     print("data sources:")
     for name in source_names():
         print(f"  {name:<16} {source_info(name).description}")

@@ -335,3 +335,25 @@ def test_existing_sources_have_no_groups(tmp_path: Path) -> None:
         data = load_source(name, tmp_path)
         assert data.train.groups is None and data.test.groups is None
     assert sources.Split(np.zeros((1, 1, 2, 2)), np.zeros(1)).groups is None
+
+
+def test_fetch_uses_torchvision_download_and_reports_a_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+
+    import torchvision.datasets
+
+    from fedmd_ray.data.fetch import fetch
+
+    calls: list[bool] = []
+
+    def offline(root: str, train: bool, download: bool) -> None:
+        calls.append(train)
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(DataError, match="cifar10: download failed .*cifar-10-batches-py"):
+        fetch("cifar10", tmp_path, log=lambda _: None)
+    assert calls == [True]
+    _write_cifar10(tmp_path)  # once the files are there, nothing is downloaded
+    assert fetch("cifar10", tmp_path, log=lambda _: None) == tmp_path.resolve()
+    assert calls == [True]

@@ -71,7 +71,38 @@ def fetch(
             raise DataError(f"mnist-idx cannot be fetched offline and {raw} is incomplete; {how}")
         log(f"mnist-idx: already present in {raw}")
         return raw
+    if name in _TORCHVISION_DOWNLOADS:
+        return _fetch_with_torchvision(name, root, log)
     log(f"{name}: {sources.source_info(name).how_to_get}")
+    return root
+
+
+# torchvision dataset class and keyword arguments whose download leaves the layout our loaders read
+_TORCHVISION_DOWNLOADS: dict[str, tuple[str, dict[str, Any]]] = {
+    "cifar10": ("CIFAR10", {}),
+    "cifar100": ("CIFAR100", {}),
+    "emnist-letters": ("EMNIST", {"split": "letters"}),  # IDX files: no writer ids (see how_to_get)
+}
+
+
+def _fetch_with_torchvision(name: str, root: Path, log: Callable[[str], object]) -> Path:
+    """Already loadable: nothing to do. Else torchvision's `download=True` (needs a network)."""
+    try:
+        sources.load_source(name, root)
+        log(f"{name}: already present under {root}")
+        return root
+    except DataError:
+        pass
+    import torchvision.datasets
+
+    cls_name, kwargs = _TORCHVISION_DOWNLOADS[name]
+    log(f"{name}: downloading with torchvision.datasets.{cls_name}(download=True) into {root}")
+    try:
+        for train in (True, False):
+            getattr(torchvision.datasets, cls_name)(str(root), train=train, download=True, **kwargs)
+    except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError
+        how = sources.source_info(name).how_to_get.replace("DATA_ROOT", str(root))
+        raise DataError(f"{name}: download failed ({exc}); {how}") from exc
     return root
 
 
