@@ -34,7 +34,6 @@ class Driver:
         self.pool = pool
         self.run_id = run_id
         self.models = dict(enumerate(config.party_models))
-        self.transfer_cached = False
 
     def transfer_learn(self, cache_root: str | None = None) -> list[Row]:
         """Round 0: every party pretrains on public data, then trains on its own.
@@ -47,12 +46,10 @@ class Driver:
         if hit is not None:
             states, results = hit
             self.pool.call("import_state", per_party={p: (states[p],) for p in states})
-            self.transfer_cached = True
         else:
             results = self.pool.call("transfer_learn")
             if cache is not None:
                 cache.store(self.pool.call("export_state", False), results)
-            self.transfer_cached = False
         rows = []
         for party, phases in results.items():
             for phase in sorted(phases, key=lambda p: p != "transfer"):  # transfer rows first
