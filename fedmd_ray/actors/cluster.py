@@ -40,15 +40,22 @@ def actor_resources(config: FedMDConfig, totals: dict[str, float]) -> ActorResou
     """Resources of one host actor; `cpus_per_party=None` shares the CPUs evenly."""
     per_party = config.cpus_per_party
     if per_party is None:
-        even = (totals.get("CPU", 0.0) - config.driver_cpus) / config.n_parties
-        per_party = float(math.floor(even)) if even >= 1 else max(math.floor(even * 100) / 100, 0.01)
+        per_party = even_cpu_share(totals.get("CPU", 0.0) - config.driver_cpus, config.n_parties)
     cpus = _ray_quantity("cpus_per_party", per_party * config.parties_per_actor)
     gpus = _ray_quantity("gpus_per_party", config.gpus_per_party * config.parties_per_actor)
     return ActorResources(cpus=cpus, gpus=gpus, threads=config.torch_threads or max(1, int(cpus)))
 
 
-def check_fits(config: FedMDConfig, totals: dict[str, float]) -> ActorResources:
-    """The run's request against the cluster's totals; ResourceError with both when it cannot fit."""
+def even_cpu_share(cpus: float, parties: int) -> float:
+    """CPUs per party when `parties` share `cpus`: whole CPUs from 1 up, else a fraction
+    rounded down to 0.01 (at least 0.01), so the requests always fit."""
+    share = cpus / parties
+    return float(math.floor(share)) if share >= 1 else max(math.floor(share * 100) / 100, 0.01)
+
+
+def check_fits(config: FedMDConfig, totals: dict[str, float], subject: str = "the run") -> ActorResources:
+    """The request of a run (or of one sweep trial: `subject`) against the cluster's totals;
+    ResourceError with both when it cannot fit."""
     res = actor_resources(config, totals)
     need_cpu = res.cpus * config.n_actors + config.driver_cpus
     need_gpu = res.gpus * config.n_actors
@@ -60,7 +67,7 @@ def check_fits(config: FedMDConfig, totals: dict[str, float]) -> ActorResources:
         )
     if need_cpu > have_cpu + 1e-9 or need_gpu > have_gpu + 1e-9:
         raise ResourceError(
-            f"the run needs CPU={need_cpu:g}, GPU={need_gpu:g} ({config.n_actors} actors x "
+            f"{subject} needs CPU={need_cpu:g}, GPU={need_gpu:g} ({config.n_actors} actors x "
             f"CPU={res.cpus:g}, GPU={res.gpus:g}, plus CPU={config.driver_cpus:g} for the driver) but the "
             f"cluster has CPU={have_cpu:g}, GPU={have_gpu:g}; lower cpus_per_party/gpus_per_party, "
             "raise parties_per_actor, or use a bigger cluster"

@@ -8,7 +8,6 @@ settings reuse one cached transfer phase (`transfer_cache.py`).
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -17,11 +16,11 @@ from typing import Any
 import pyarrow as pa
 from ray import tune
 
-from fedmd_ray.actors.cluster import actor_resources, cluster_totals, ray_session
+from fedmd_ray.actors.cluster import actor_resources, check_fits, cluster_totals, even_cpu_share, ray_session
 from fedmd_ray.analysis.io import join_uri, list_uri, load_results, read_bytes_uri, write_table
 from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 from fedmd_ray.config import FedMDConfig
-from fedmd_ray.errors import ConfigError, ResourceError
+from fedmd_ray.errors import ConfigError
 from fedmd_ray.sweeps.space import check_points, to_tune_space
 from fedmd_ray.sweeps.trainable import BASE, CACHE, RESULTS, trainable, trial_config
 
@@ -72,7 +71,8 @@ def sweep(
     with ray_session(base_config):
         totals = cluster_totals()
         base = _explicit_resources(base_config, configs, totals, max_concurrent_trials)
-        _check_trials_fit([base.replace(**_swept(c, param_space)) for c in configs], totals)
+        for config in configs:  # a trial bigger than the cluster would wait forever
+            check_fits(base.replace(**_swept(config, param_space)), totals, subject="one trial")
         space = {
             BASE: base.to_dict(), RESULTS: results_uri,
             CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None,
@@ -139,26 +139,7 @@ def _explicit_resources(
         return base
     trials = concurrent or 1
     parties = max(c.n_parties for c in configs) * trials
-    share = (totals.get("CPU", 0.0) - base.driver_cpus * trials) / parties
-    per_party = float(math.floor(share)) if share >= 1 else max(math.floor(share * 100) / 100, 0.01)
-    return base.replace(cpus_per_party=per_party)
-
-
-def _check_trials_fit(configs: list[FedMDConfig], totals: dict[str, float]) -> None:
-    """A trial bigger than the cluster would wait forever: refuse it with both numbers."""
-    for config in configs:
-        bundles = placement_for(config).bundles
-        need = {k: sum(b.get(k, 0.0) for b in bundles) for k in ("CPU", "GPU")}
-        if need["GPU"] > 0 and totals.get("GPU", 0.0) == 0:
-            raise ResourceError(
-                f"gpus_per_party={config.gpus_per_party:g} but the cluster has no GPU; set gpus_per_party=0"
-            )
-        if any(need[k] > totals.get(k, 0.0) + 1e-9 for k in need):
-            raise ResourceError(
-                f"one trial needs CPU={need['CPU']:g}, GPU={need['GPU']:g} ({config.n_actors} party actors + "
-                f"the driver) but the cluster has CPU={totals.get('CPU', 0):g}, GPU={totals.get('GPU', 0):g}; "
-                "lower cpus_per_party/gpus_per_party or n_parties"
-            )
+    return base.replace(cpus_per_party=even_cpu_share(totals.get("CPU", 0.0) - base.driver_cpus * trials, parties))
 
 
 def _scheduler(scheduler: str | Any | None, configs: list[FedMDConfig]) -> Any:
