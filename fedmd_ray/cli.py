@@ -124,15 +124,18 @@ def _sweep(args: argparse.Namespace) -> int:
 
     config = preset(args.preset, **parse_overrides(args.overrides))
     grid = parse_grid(args.grid)
-    table = sweep(
+    sweep(
         config, grid, num_samples=args.samples, scheduler=args.scheduler,
         max_concurrent_trials=args.max_concurrent, storage_path=args.storage, resume=args.resume,
         out_dir=args.out, transfer_cache=not args.no_transfer_cache, verbose=not args.quiet,
     )
-    if args.quiet:
-        from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
+    if args.quiet:  # the sweep wrote its summary; print that rather than computing it again
+        from pathlib import Path
 
-        print(format_sweep_summary(sweep_summary(table, list(grid))))
+        from fedmd_ray.analysis.io import SUMMARY_FILE, load_results
+        from fedmd_ray.analysis.summary import format_sweep_summary
+
+        print(format_sweep_summary(load_results(Path(args.out) / SUMMARY_FILE)))
     return 0
 
 

@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 from fedmd_ray.errors import DataError
 
 RESULTS_FILE = "results.parquet"
+SWEEP_FILE = "sweep.parquet"
+SUMMARY_FILE = "summary.parquet"
 CONFIG_FILE = "config.json"
 
 
@@ -52,10 +54,10 @@ def load_results(path: str | os.PathLike[str]) -> pa.Table:
         return pq.read_table(str(path))
     target = Path(path)
     if target.is_dir():
-        candidates = [target / RESULTS_FILE, target / "sweep.parquet"]
+        candidates = [target / RESULTS_FILE, target / SWEEP_FILE]
         found = next((c for c in candidates if c.exists()), None)
         if found is None:
-            raise DataError(f"no results in {target}: expected {RESULTS_FILE} or sweep.parquet there")
+            raise DataError(f"no results in {target}: expected {RESULTS_FILE} or {SWEEP_FILE} there")
         target = found
     if not target.exists():
         raise DataError(f"results file {target} does not exist")

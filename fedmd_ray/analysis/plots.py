@@ -96,8 +96,5 @@ def plot_sweep(summary: pa.Table, params: list[str], out_dir: Path) -> list[Path
 def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path)
-    fig.clf()
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    _pyplot().close(fig)  # pyplot keeps figures alive until closed
     return path

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedmd_ray.analysis.io import RESULTS_FILE, load_results
+from fedmd_ray.analysis.io import RESULTS_FILE, SWEEP_FILE, load_results
 from fedmd_ray.analysis.plots import plot_run, plot_sweep, swept_parameters
 from fedmd_ray.analysis.summary import format_summary, format_sweep_summary, summarize, sweep_summary
 from fedmd_ray.errors import DataError
-
-SWEEP_FILE = "sweep.parquet"
 
 
 def report(directory: str | Path) -> tuple[str, list[Path]]:

@@ -17,15 +17,15 @@ import pyarrow as pa
 from ray import tune
 
 from fedmd_ray.actors.cluster import actor_resources, check_fits, cluster_totals, even_cpu_share, ray_session
-from fedmd_ray.analysis.io import join_uri, list_uri, load_results, read_bytes_uri, write_table
+from fedmd_ray.analysis.io import (
+    SUMMARY_FILE, SWEEP_FILE, join_uri, list_uri, load_results, read_bytes_uri, write_table,
+)
 from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.sweeps.space import check_points, to_tune_space
 from fedmd_ray.sweeps.trainable import BASE, CACHE, RESULTS, trainable, trial_config
 
-SWEEP_FILE = "sweep.parquet"
-SUMMARY_FILE = "summary.parquet"
 
 
 def sweep(
