@@ -122,8 +122,9 @@ class FedMDConfig:
     """CPUs reserved per party (fractions allowed); None = share the cluster's CPUs evenly."""
     gpus_per_party: float = 0.0
     """GPUs per party (0.1 = ten parties share a GPU); needs a GPU in the cluster."""
-    parties_per_actor: int = 1
-    """Parties hosted by one actor (each keeps its own model, optimizer, data and RNG)."""
+    parties_per_actor: int | None = None
+    """Parties hosted by one actor (each keeps its own model, optimizers, data and RNG stream);
+    None = one actor per whole CPU the parties may use, parties balanced by estimated work."""
     driver_cpus: float = 0.05
     """CPUs reserved for the driver actor (it mostly waits)."""
     torch_threads: int | None = None
@@ -148,10 +149,6 @@ class FedMDConfig:
 
         names = self.models or SMALL_MODELS
         return tuple(names[i % len(names)] for i in range(self.n_parties))
-
-    @property
-    def n_actors(self) -> int:
-        return -(-self.n_parties // self.parties_per_actor)
 
     @property
     def digest_lr(self) -> float:
@@ -203,7 +200,6 @@ class FedMDConfig:
         positive = [
             "n_parties", "samples_per_class", "subset_size", "pretrain_batch_size",
             "private_batch_size", "digest_batch_size", "revisit_batch_size", "eval_batch_size",
-            "parties_per_actor",
         ]
         for name in positive:
             _require(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
@@ -219,6 +215,10 @@ class FedMDConfig:
             _require(self.collab_lr > 0, "collab_lr", self.collab_lr, "a number > 0 or None")
         if self.public_size is not None:
             _require(self.public_size >= 1, "public_size", self.public_size, "an integer >= 1 or None")
+        if self.parties_per_actor is not None:
+            _require(
+                self.parties_per_actor >= 1, "parties_per_actor", self.parties_per_actor, "an integer >= 1 or None (auto)"
+            )
         if self.torch_threads is not None:
             _require(self.torch_threads >= 1, "torch_threads", self.torch_threads, "an integer >= 1 or None")
         if self.cpus_per_party is not None:

@@ -9,10 +9,11 @@ written once against it.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from fedmd_ray.actors.driver import Driver
 from fedmd_ray.actors.participant import PartySpec, SharedData
+from fedmd_ray.actors.placement import assign_parties, party_costs
 from fedmd_ray.actors.pool import LocalPool
 from fedmd_ray.config import FedMDConfig
 
@@ -26,7 +27,10 @@ def open_driver(
     """`driver_in_process=True` keeps the driver in this process even on Ray (a Tune
     trial is already a process in its placement group: no extra actor needed)."""
     if config.backend == "local":
-        driver = Driver(config, data.public_y, LocalPool(specs, config, data), run_id)
+        per_host = config.parties_per_actor or len(specs)
+        sizes = [len(specs[i : i + per_host]) for i in range(0, len(specs), per_host)]
+        pool = LocalPool(host_groups(config, specs, data, sizes), config, data)
+        driver = Driver(config, data.public_y, pool, run_id)
         try:
             yield _direct(driver)
         finally:
@@ -34,6 +38,16 @@ def open_driver(
         return
     with _ray_driver(config, specs, data, run_id, driver_in_process) as call:
         yield call
+
+
+def host_groups(
+    config: FedMDConfig, specs: list[PartySpec], data: SharedData, sizes: Sequence[int]
+) -> list[list[PartySpec]]:
+    """The parties of each host, balanced by estimated work (see `actors.placement`)."""
+    shape = data.public_x.shape[1:]
+    private_sizes = [len(s.private_idx) for s in specs]
+    costs = party_costs(config, private_sizes, (shape[0], shape[1], shape[2]), config.n_classes, len(data.test_y))
+    return [[specs[p] for p in group] for group in assign_parties(costs, sizes)]
 
 
 def _direct(driver: Driver) -> DriverCall:
@@ -51,7 +65,7 @@ def _ray_driver(
 
     with ray_session(config):
         resources = check_fits(config, cluster_totals())
-        pool = RayPool(specs, config, data, resources)
+        pool = RayPool(host_groups(config, specs, data, resources.sizes), config, data, resources)
         if in_process:
             try:
                 yield _direct(Driver(config, data.public_y, pool, run_id))

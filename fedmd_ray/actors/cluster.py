@@ -7,13 +7,12 @@ request is compared with the cluster's totals first and refused with numbers.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from typing import Iterator
 
 import ray
 
-from fedmd_ray.actors.ray_pool import ActorResources
+from fedmd_ray.actors.placement import ActorResources, actor_resources
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
 
@@ -36,29 +35,12 @@ def ray_session(config: FedMDConfig) -> Iterator[None]:
         ray.shutdown()  # for an attached cluster this only disconnects
 
 
-def actor_resources(config: FedMDConfig, totals: dict[str, float]) -> ActorResources:
-    """Resources of one host actor; `cpus_per_party=None` shares the CPUs evenly."""
-    per_party = config.cpus_per_party
-    if per_party is None:
-        per_party = even_cpu_share(totals.get("CPU", 0.0) - config.driver_cpus, config.n_parties)
-    cpus = _ray_quantity("cpus_per_party", per_party * config.parties_per_actor)
-    gpus = _ray_quantity("gpus_per_party", config.gpus_per_party * config.parties_per_actor)
-    return ActorResources(cpus=cpus, gpus=gpus, threads=config.torch_threads or max(1, int(cpus)))
-
-
-def even_cpu_share(cpus: float, parties: int) -> float:
-    """CPUs per party when `parties` share `cpus`: whole CPUs from 1 up, else a fraction
-    rounded down to 0.01 (at least 0.01), so the requests always fit."""
-    share = cpus / parties
-    return float(math.floor(share)) if share >= 1 else max(math.floor(share * 100) / 100, 0.01)
-
-
 def check_fits(config: FedMDConfig, totals: dict[str, float], subject: str = "the run") -> ActorResources:
     """The request of a run (or of one sweep trial: `subject`) against the cluster's totals;
     ResourceError with both when it cannot fit."""
     res = actor_resources(config, totals)
-    need_cpu = res.cpus * config.n_actors + config.driver_cpus
-    need_gpu = res.gpus * config.n_actors
+    need_cpu = res.cpus * res.count + config.driver_cpus
+    need_gpu = res.gpus * res.count
     have_cpu, have_gpu = totals.get("CPU", 0.0), totals.get("GPU", 0.0)
     if need_gpu > 0 and have_gpu == 0:
         raise ResourceError(
@@ -67,7 +49,7 @@ def check_fits(config: FedMDConfig, totals: dict[str, float], subject: str = "th
         )
     if need_cpu > have_cpu + 1e-9 or need_gpu > have_gpu + 1e-9:
         raise ResourceError(
-            f"{subject} needs CPU={need_cpu:g}, GPU={need_gpu:g} ({config.n_actors} actors x "
+            f"{subject} needs CPU={need_cpu:g}, GPU={need_gpu:g} ({res.count} actors x "
             f"CPU={res.cpus:g}, GPU={res.gpus:g}, plus CPU={config.driver_cpus:g} for the driver) but the "
             f"cluster has CPU={have_cpu:g}, GPU={have_gpu:g}; lower cpus_per_party/gpus_per_party, "
             "raise parties_per_actor, or use a bigger cluster"
@@ -84,15 +66,3 @@ def _local_totals() -> dict[str, float]:
     import torch
 
     return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
-
-
-def _ray_quantity(name: str, value: float) -> float:
-    """Ray accepts fractions below 1 (on a 1e-4 grid) and whole numbers above."""
-    if value <= 1:
-        return round(value, 4)
-    if abs(value - round(value)) > 1e-9:
-        raise ResourceError(
-            f"{name} x parties_per_actor = {value:g} per actor, but Ray needs a fraction below 1 or a whole "
-            f"number; change {name} or parties_per_actor"
-        )
-    return float(round(value))

@@ -43,6 +43,33 @@ class SharedData:
 
 
 @dataclass(frozen=True)
+class DeviceData:
+    """`SharedData` as tensors on one device, made once per host and read by all its parties.
+
+    On CPU the tensors are views of the (object-store) arrays; on a GPU each host
+    copies the public and test images once, not once per party.
+    """
+
+    device: torch.device
+    public: tuple[torch.Tensor, torch.Tensor]
+    public_val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    pool_x: npt.NDArray[np.float32]  # the private pool; each party copies its own rows
+    pool_y: npt.NDArray[np.int64]
+    union_idx: npt.NDArray[np.int64]
+
+    @classmethod
+    def place(cls, data: SharedData, device: torch.device) -> "DeviceData":
+        def pair(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            return training.as_tensor(x, device), training.as_tensor(y, device)
+
+        return cls(
+            device, pair(data.public_x, data.public_y), pair(data.public_val_x, data.public_val_y),
+            pair(data.test_x, data.test_y), data.private_x, data.private_y, data.union_idx,
+        )
+
+
+@dataclass(frozen=True)
 class PartySpec:
     party: int
     model: str
@@ -59,23 +86,19 @@ class Evaluation:
 class Participant:
     """One party of arXiv 1910.03581: transfer learning, then communicate/digest/revisit."""
 
-    def __init__(self, spec: PartySpec, config: FedMDConfig, data: SharedData, device: torch.device) -> None:
+    def __init__(self, spec: PartySpec, config: FedMDConfig, data: DeviceData) -> None:
         self.party = spec.party
         self.model_name = spec.model
         self.config = config
-        self.device = device
+        self.device = data.device
+        self.data = data
         self._rng_state = torch.Generator().manual_seed(derive_seed(config.seed, "party", spec.party)).get_state()
-        on = device
-        self._public = (training.as_tensor(data.public_x, on), training.as_tensor(data.public_y, on))
-        self._public_val = (training.as_tensor(data.public_val_x, on), training.as_tensor(data.public_val_y, on))
-        self._test = (training.as_tensor(data.test_x, on), training.as_tensor(data.test_y, on))
         self._private = (
-            torch.from_numpy(data.private_x[spec.private_idx]).to(on),
-            torch.from_numpy(data.private_y[spec.private_idx]).to(on),
+            torch.from_numpy(data.pool_x[spec.private_idx]).to(self.device),
+            torch.from_numpy(data.pool_y[spec.private_idx]).to(self.device),
         )
-        self._union = (data.private_x, data.private_y, data.union_idx)
         with self._own_rng():
-            self.model = build_model(spec.model, tuple(data.public_x.shape[1:]), config.n_classes).to(device)
+            self.model = build_model(spec.model, tuple(data.public[0].shape[1:]), config.n_classes).to(self.device)
         self._digest_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
         self._revisit_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
 
@@ -98,8 +121,8 @@ class Participant:
         results = {}
         with self._own_rng():
             training.fit_classifier(
-                self.model, *self._public, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size,
-                lr=cfg.lr, val=self._public_val, patience=cfg.pretrain_patience,
+                self.model, *self.data.public, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size,
+                lr=cfg.lr, val=self.data.public_val, patience=cfg.pretrain_patience,
                 min_delta=cfg.pretrain_min_delta, eval_batch_size=cfg.eval_batch_size,
             )
             if cfg.upper_bound:
@@ -117,9 +140,9 @@ class Participant:
         """Train a copy of the pretrained model on all parties' private data."""
         start = time.perf_counter()
         pretrained = {k: v.clone() for k, v in self.model.state_dict().items()}
-        pool_x, pool_y, idx = self._union
-        x = torch.from_numpy(pool_x[idx]).to(self.device)
-        y = torch.from_numpy(pool_y[idx]).to(self.device)
+        idx = self.data.union_idx
+        x = torch.from_numpy(self.data.pool_x[idx]).to(self.device)
+        y = torch.from_numpy(self.data.pool_y[idx]).to(self.device)
         training.fit_classifier(
             self.model, x, y, epochs=self.config.upper_bound_epochs,
             batch_size=self.config.private_batch_size, lr=self.config.lr,
@@ -131,7 +154,7 @@ class Participant:
     # --- rounds 1..R ------------------------------------------------------------
     def communicate(self, align_idx: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         """Class scores (logits) on the alignment subset: (n_align, classes)."""
-        x = self._public[0][torch.from_numpy(align_idx).to(self.device)]
+        x = self.data.public[0][torch.from_numpy(align_idx).to(self.device)]
         return training.class_scores(self.model, x, batch_size=self.config.eval_batch_size)
 
     def collaborate(self, align_idx: npt.NDArray[np.int64], consensus: npt.NDArray[np.float32]) -> Evaluation:
@@ -143,7 +166,7 @@ class Participant:
 
     def digest(self, align_idx: npt.NDArray[np.int64], consensus: npt.NDArray[np.float32]) -> float:
         cfg = self.config
-        x = self._public[0][torch.from_numpy(align_idx).to(self.device)]
+        x = self.data.public[0][torch.from_numpy(align_idx).to(self.device)]
         target = torch.tensor(consensus, device=self.device)  # copies the read-only view
         with self._own_rng():
             return training.train_epochs(
@@ -180,7 +203,7 @@ class Participant:
             self._revisit_opt.load_state_dict(state["revisit_opt"])
 
     def _evaluate(self, start: float) -> Evaluation:
-        accuracy, loss = training.evaluate(self.model, *self._test, batch_size=self.config.eval_batch_size)
+        accuracy, loss = training.evaluate(self.model, *self.data.test, batch_size=self.config.eval_batch_size)
         return Evaluation(accuracy, loss, time.perf_counter() - start)
 
 
@@ -201,7 +224,8 @@ class PartyHost:
         if threads is not None:
             torch.set_num_threads(threads)
         self.device = choose_device(gpus)
-        self.participants = {s.party: Participant(s, config, data, self.device) for s in specs}
+        on_device = DeviceData.place(data, self.device)
+        self.participants = {s.party: Participant(s, config, on_device) for s in specs}
 
     def call(self, method: str, per_party: dict[int, tuple[Any, ...]] | None, *shared: Any) -> dict[int, Any]:
         """`participant.method(*per_party[pid], *shared)` for each hosted party, in party order."""

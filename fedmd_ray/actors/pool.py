@@ -31,18 +31,13 @@ class PartyPool(Protocol):
         ...
 
 
-def group_parties(specs: list[PartySpec], per_host: int) -> list[list[PartySpec]]:
-    """Consecutive parties share a host: [[0, 1], [2, 3], [4]] for 5 parties, 2 per host."""
-    return [specs[i : i + per_host] for i in range(0, len(specs), per_host)]
-
-
 class LocalPool:
     """All parties in this process; hosts are called one after another."""
 
-    def __init__(self, specs: list[PartySpec], config: FedMDConfig, data: SharedData) -> None:
+    def __init__(self, groups: list[list[PartySpec]], config: FedMDConfig, data: SharedData) -> None:
         self.hosts = [
             PartyHost(group, config, data, threads=config.torch_threads, gpus=config.gpus_per_party)
-            for group in group_parties(specs, config.parties_per_actor)
+            for group in groups
         ]
 
     def call(self, method: str, *shared: Any, per_party: dict[int, tuple[Any, ...]] | None = None) -> dict[int, Any]:

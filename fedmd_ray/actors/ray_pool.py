@@ -11,7 +11,7 @@ from typing import Any
 import ray
 
 from fedmd_ray.actors.participant import PartyHost, PartySpec, SharedData
-from fedmd_ray.actors.pool import group_parties
+from fedmd_ray.actors.placement import ActorResources
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
 
@@ -28,26 +28,14 @@ class _RemoteHost(PartyHost):
         super().__init__(specs, config, SharedData(*arrays), threads=threads, gpus=gpus)
 
 
-@dataclasses.dataclass(frozen=True)
-class ActorResources:
-    """What one host actor asks Ray for."""
-
-    cpus: float
-    gpus: float
-    threads: int
-
-
 class RayPool:
     def __init__(
-        self, specs: list[PartySpec], config: FedMDConfig, data: SharedData, resources: ActorResources
+        self, groups: list[list[PartySpec]], config: FedMDConfig, data: SharedData, resources: ActorResources
     ) -> None:
         refs = [ray.put(getattr(data, f.name)) for f in dataclasses.fields(data)]
         actor_cls = ray.remote(_RemoteHost).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0)
-        self.groups = [[s.party for s in group] for group in group_parties(specs, config.parties_per_actor)]
-        self.hosts = [
-            actor_cls.remote(group, config, resources.threads, resources.gpus, *refs)
-            for group in group_parties(specs, config.parties_per_actor)
-        ]
+        self.groups = [[s.party for s in group] for group in groups]
+        self.hosts = [actor_cls.remote(group, config, resources.threads, resources.gpus, *refs) for group in groups]
         self._data_refs = refs  # keep the shared arrays alive as long as the pool
         try:
             self._descriptions = wait_scheduled(

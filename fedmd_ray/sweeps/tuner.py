@@ -16,7 +16,8 @@ from typing import Any
 import pyarrow as pa
 from ray import tune
 
-from fedmd_ray.actors.cluster import actor_resources, check_fits, cluster_totals, even_cpu_share, ray_session
+from fedmd_ray.actors.cluster import check_fits, cluster_totals, ray_session
+from fedmd_ray.actors.placement import actor_resources, even_cpu_share
 from fedmd_ray.analysis.io import (
     SUMMARY_FILE, SWEEP_FILE, join_uri, list_uri, load_results, read_bytes_uri, write_table,
 )
@@ -123,7 +124,7 @@ def placement_for(config: FedMDConfig) -> Any:
     """One bundle for the trial (the driver) and one per party actor, packed."""
     res = actor_resources(config, {})  # cpus_per_party is explicit in sweeps
     party = {"CPU": res.cpus, **({"GPU": res.gpus} if res.gpus else {})}
-    return tune.PlacementGroupFactory([{"CPU": config.driver_cpus}] + [party] * config.n_actors, strategy="PACK")
+    return tune.PlacementGroupFactory([{"CPU": config.driver_cpus}] + [party] * res.count, strategy="PACK")
 
 
 def _swept(config: FedMDConfig, param_space: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,136 @@
+"""Shared by the benchmark scripts: timing a run phase by phase, CPU use, result rows.
+
+Every script runs both sides of its comparison in one process run and calls
+`record()`, which prints the figures and appends one row (machine, date,
+versions, figures) to `benchmarks/results/<name>.csv`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import os
+import platform
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import fedmd_ray
+from fedmd_ray.config import FedMDConfig
+from fedmd_ray.data.task import build_task
+from fedmd_ray.runner import iterate_phases
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers came from."""
+    import ray
+    import torch
+
+    cpu_model = ""
+    if os.path.exists("/proc/cpuinfo"):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ray": ray.__version__,
+        "fedmd_ray": fedmd_ray.__version__,
+    }
+
+
+def record(name: str, figures: dict[str, Any]) -> None:
+    """Print `figures` and append them with the machine's facts to results/<name>.csv."""
+    for key, value in figures.items():
+        print(f"  {key:<36} {value:.4g}" if isinstance(value, float) else f"  {key:<36} {value}")
+    row = {**machine(), **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in figures.items()}}
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{name}.csv"
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+    print(f"  -> {path}")
+
+
+def _cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    with open("/proc/stat") as handle:
+        values = [float(v) for v in handle.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # without guest time, already counted in user
+    return total - idle, total
+
+
+class CpuMeter:
+    """Share of all cores busy between `start()` and `stop()` (whole machine, 0..1)."""
+
+    def start(self) -> None:
+        self._begin = _cpu_times()
+
+    def stop(self) -> float:
+        busy, total = _cpu_times()
+        return (busy - self._begin[0]) / max(total - self._begin[1], 1e-9)
+
+
+@dataclass
+class PhaseTimes:
+    """Wall seconds of one run, split where a user sees it split."""
+
+    startup: float = 0.0  # Ray start (if any) + data into place + actors built
+    transfer: float = 0.0  # round 0: pretraining, private training, upper bound
+    rounds: list[float] = field(default_factory=list)
+    rounds_cpu: float = 0.0  # machine CPU utilisation during the rounds
+    accuracy: float = 0.0  # final mean test accuracy (to show both sides did the same work)
+
+    @property
+    def total(self) -> float:
+        return self.startup + self.transfer + sum(self.rounds)
+
+
+def timed_run(config: FedMDConfig, *, driver_in_process: bool = False) -> PhaseTimes:
+    """Run `config` through the real phase loop, timing its phases (data loading excluded)."""
+    task = build_task(config)
+    times = PhaseTimes()
+    meter = CpuMeter()
+    start = time.perf_counter()
+    mark = start
+
+    def ready(_hosts: list[dict[str, Any]]) -> None:
+        nonlocal mark
+        times.startup = time.perf_counter() - start
+        mark = time.perf_counter()
+
+    last_rows: list[dict[str, Any]] = []
+    for phase, _round, rows in iterate_phases(config, task, on_start=ready, driver_in_process=driver_in_process):
+        now = time.perf_counter()
+        if phase == "collaborate":
+            times.rounds.append(now - mark)
+            last_rows = rows
+        else:
+            times.transfer += now - mark
+            last_rows = rows if phase == "transfer" else last_rows
+            meter.start()
+        mark = now
+    times.rounds_cpu = meter.stop() if times.rounds else 0.0
+    times.accuracy = float(np.mean([r["test_accuracy"] for r in last_rows]))
+    return times
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
