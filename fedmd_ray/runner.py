@@ -83,15 +83,21 @@ def iterate_phases(
     reports from it. `transfer_cache` is a directory or URI of transfer-learned
     parties to reuse (see `transfer_cache.py`).
     """
+    specs, data = party_inputs(config, task)
+    with open_driver(config, specs, data, config.fingerprint(), driver_in_process=driver_in_process) as call:
+        if on_start is not None:
+            on_start(call("describe"))
+        yield from _phases(call, config, transfer_cache)
+
+
+def party_inputs(config: FedMDConfig, task: FedMDTask) -> tuple[list[PartySpec], SharedData]:
+    """What the pools need from a task: each party's model and data indices, and the shared arrays."""
     specs = [PartySpec(p, m, idx) for p, (m, idx) in enumerate(zip(config.party_models, task.party_indices))]
     data = SharedData(
         task.public_x, task.public_y, task.public_val_x, task.public_val_y,
         task.private_x, task.private_y, task.test_x, task.test_y, task.union_indices,
     )
-    with open_driver(config, specs, data, config.fingerprint(), driver_in_process=driver_in_process) as call:
-        if on_start is not None:
-            on_start(call("describe"))
-        yield from _phases(call, config, transfer_cache)
+    return specs, data
 
 
 def _phases(call: DriverCall, config: FedMDConfig, transfer_cache: str | None) -> Iterator[Phase]:

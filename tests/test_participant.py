@@ -61,5 +61,17 @@ def test_shared_arrays_are_never_written(setup):
     host.call("transfer_learn", None)
     consensus = np.zeros((10, config.n_classes), dtype=np.float32)
     consensus.flags.writeable = False
-    evaluation = host.call("collaborate", None, np.arange(10), consensus)[0]
+    evaluation, next_scores = host.call("collaborate", None, np.arange(10), consensus, np.arange(5))[0]
     assert 0.0 <= evaluation.accuracy <= 1.0
+    assert next_scores.shape == (5, config.n_classes)
+
+
+def test_scores_sent_ahead_equal_a_separate_communicate(setup):
+    """The fused round (collaborate returns the next round's scores) changes no number."""
+    config, task, data, specs = setup
+    host = PartyHost(specs[:2], config, data, threads=1, gpus=0)
+    consensus = np.zeros((10, config.n_classes), dtype=np.float32)
+    ahead = host.call("collaborate", None, np.arange(10), consensus, np.arange(20, 40))
+    separate = host.call("communicate", None, np.arange(20, 40))
+    for party in ahead:
+        assert np.array_equal(ahead[party][1], separate[party])

@@ -34,6 +34,7 @@ class Driver:
         self.pool = pool
         self.run_id = run_id
         self.models = dict(enumerate(config.party_models))
+        self._next_scores: tuple[int, npt.NDArray[np.float32]] | None = None  # (round, scores) sent ahead
 
     def transfer_learn(self, cache_root: str | None = None) -> list[Row]:
         """Round 0: every party pretrains on public data, then trains on its own.
@@ -57,13 +58,24 @@ class Driver:
         return rows
 
     def run_round(self, round_: int) -> list[Row]:
-        """Communicate, aggregate, distribute, digest, revisit, evaluate."""
+        """Communicate, aggregate, distribute, digest, revisit, evaluate.
+
+        Parties compute the next round's scores at the end of this one (same model,
+        same subset), so a round is one call to every party, not two.
+        """
         align_idx = self.sample_alignment(round_)
-        scores = self.communicate(align_idx)
+        if self._next_scores is not None and self._next_scores[0] == round_:
+            scores = self._next_scores[1]
+        else:
+            scores = self.communicate(align_idx)
+        self._next_scores = None
         consensus = self.aggregate(scores)
         shared = self.pool.share(consensus)  # put once, read by every party
-        results = self.pool.call("collaborate", align_idx, shared)
-        return [self._row(party, "collaborate", round_, ev) for party, ev in results.items()]
+        next_idx = self.sample_alignment(round_ + 1) if round_ < self.config.rounds else None
+        results = self.pool.call("collaborate", align_idx, shared, next_idx)
+        if next_idx is not None:
+            self._next_scores = (round_ + 1, _stack({p: r[1] for p, r in results.items()}))
+        return [self._row(party, "collaborate", round_, ev) for party, (ev, _) in results.items()]
 
     def sample_alignment(self, round_: int) -> npt.NDArray[np.int64]:
         """A fresh stratified subset per round, seeded by (seed, round): resumable, order-free."""
@@ -71,14 +83,16 @@ class Driver:
 
     def communicate(self, align_idx: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         """Gather every party's scores, stacked in party order: (parties, n_align, classes)."""
-        scores = self.pool.call("communicate", align_idx)
-        return np.stack([scores[p] for p in sorted(scores)])
+        return _stack(self.pool.call("communicate", align_idx))
 
     def aggregate(self, scores: npt.NDArray[np.float32]) -> Consensus:
         return aggregate(self.config.aggregator, scores)
 
     def describe(self) -> list[dict[str, Any]]:
         return self.pool.describe()
+
+    def busy(self) -> list[float]:
+        return self.pool.busy()
 
     def close(self) -> None:
         self.pool.close()
@@ -94,3 +108,8 @@ class Driver:
             "test_loss": ev.loss,
             "seconds": ev.seconds,
         }
+
+
+def _stack(scores: dict[int, npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+    """(parties, n_align, classes) in party order: the consensus sums in a fixed order."""
+    return np.stack([scores[p] for p in sorted(scores)])

@@ -27,6 +27,10 @@ class PartyPool(Protocol):
         """Where each host runs."""
         ...
 
+    def busy(self) -> list[float]:
+        """Each host's seconds of party work so far (for measuring overhead)."""
+        ...
+
     def close(self) -> None:
         ...
 
@@ -51,6 +55,9 @@ class LocalPool:
 
     def describe(self) -> list[dict[str, Any]]:
         return [host.describe() for host in self.hosts]
+
+    def busy(self) -> list[float]:
+        return [host.busy() for host in self.hosts]
 
     def close(self) -> None:
         self.hosts = []
