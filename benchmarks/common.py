@@ -11,7 +11,6 @@ import csv
 import datetime
 import os
 import platform
-import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,8 +128,3 @@ def timed_run(config: FedMDConfig, *, driver_in_process: bool = False) -> PhaseT
     times.rounds_cpu = meter.stop() if times.rounds else 0.0
     times.accuracy = float(np.mean([r["test_accuracy"] for r in last_rows]))
     return times
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process (MiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -42,6 +42,10 @@ def _ms(fn, repeat: int = 20) -> float:
     return best * 1000
 
 
+def _busy(call) -> np.ndarray:
+    return np.array([host["busy_s"] for host in call("usage")["hosts"]])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -59,11 +63,11 @@ def main() -> None:
         with open_driver(config, specs, data, config.fingerprint()) as call, tempfile.TemporaryDirectory() as tmp:
             rows = call("transfer_learn", None)
             for round_ in range(1, config.rounds + 1):
-                before = np.array(call("busy"))
+                before = _busy(call)
                 start = time.perf_counter()
                 rows += call("run_round", round_)
                 wall = time.perf_counter() - start
-                work = float(np.max(np.array(call("busy")) - before))
+                work = float(np.max(_busy(call) - before))
                 start = time.perf_counter()
                 write_table(rows_to_table(rows), Path(tmp) / "results.parquet")
                 write = time.perf_counter() - start

@@ -172,9 +172,10 @@ def test_trials_larger_than_the_cluster_are_refused(ray_cluster, tmp_path):
 def test_a_failing_trial_is_retried_and_the_sweep_goes_on(ray_cluster, tmp_path, capsys):
     # actor_start_timeout_s=0.001 passes validation but no actor starts that fast: the trial
     # raises ResourceError, is retried once, fails again; the other trial still finishes.
+    # (cpus_per_party=0.6: 1.8 CPUs make two party actors, not parties inside the trial.)
     # Tune's storage is given as a URI (pyarrow filesystems) rather than a plain path.
     table = fedmd_ray.sweep(
-        fedmd_ray.preset("quick", rounds=1, cpus_per_party=0.3), {"actor_start_timeout_s": [0.001, 120.0]},
+        fedmd_ray.preset("quick", rounds=1, cpus_per_party=0.6), {"actor_start_timeout_s": [0.001, 120.0]},
         max_failures=1, storage_path=f"file://{tmp_path}/store", out_dir=tmp_path / "out",
     )
     assert table.to_pandas()["actor_start_timeout_s"].unique().tolist() == [120.0]

@@ -65,7 +65,18 @@ def _ray_driver(
 
     with ray_session(config):
         resources = check_fits(config, cluster_totals())
-        pool = RayPool(host_groups(config, specs, data, resources.sizes), config, data, resources)
+        groups = host_groups(config, specs, data, resources.sizes)
+        if in_process and resources.count == 1:
+            # A Tune trial whose parties fit one host: its own process (already holding
+            # their CPU/GPU share, see `sweeps.tuner.placement_for`) hosts them, which
+            # saves an actor start per trial.
+            pool = LocalPool(groups, config, data, threads=resources.threads, gpus=resources.gpus)
+            try:
+                yield _direct(Driver(config, data.public_y, pool, run_id))
+            finally:
+                pool.close()
+            return
+        pool = RayPool(groups, config, data, resources)
         if in_process:
             try:
                 yield _direct(Driver(config, data.public_y, pool, run_id))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.actors.participant import Evaluation
+from fedmd_ray.actors.participant import Evaluation, peak_rss_mib
 from fedmd_ray.actors.pool import PartyPool
 from fedmd_ray.aggregation import Consensus, aggregate
 from fedmd_ray.config import FedMDConfig
@@ -91,8 +91,9 @@ class Driver:
     def describe(self) -> list[dict[str, Any]]:
         return self.pool.describe()
 
-    def busy(self) -> list[float]:
-        return self.pool.busy()
+    def usage(self) -> dict[str, Any]:
+        """The hosts' `usage()` and the driver process's peak memory (MiB)."""
+        return {"hosts": self.pool.usage(), "driver_peak_rss_mib": peak_rss_mib()}
 
     def close(self) -> None:
         self.pool.close()

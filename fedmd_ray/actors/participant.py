@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import resource
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -215,6 +217,12 @@ class Participant:
         return Evaluation(accuracy, loss, time.perf_counter() - start)
 
 
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
 def choose_device(gpus: float) -> torch.device:
     """CUDA only when this worker got a GPU share and torch can see one.
 
@@ -246,9 +254,9 @@ class PartyHost:
         self.busy_s += time.perf_counter() - start
         return results
 
-    def busy(self) -> float:
-        """Seconds spent inside `call` so far: the driver's overhead is a round's time beyond this."""
-        return self.busy_s
+    def usage(self) -> dict[str, float]:
+        """Seconds spent inside `call` so far (a round's time beyond it is overhead) and peak memory."""
+        return {"busy_s": self.busy_s, "peak_rss_mib": peak_rss_mib()}
 
     def describe(self) -> dict[str, Any]:
         """Where this host runs (for logs and placement tests)."""

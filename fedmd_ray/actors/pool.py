@@ -27,8 +27,8 @@ class PartyPool(Protocol):
         """Where each host runs."""
         ...
 
-    def busy(self) -> list[float]:
-        """Each host's seconds of party work so far (for measuring overhead)."""
+    def usage(self) -> list[dict[str, float]]:
+        """Each host's seconds of party work so far and peak memory (for benchmarks)."""
         ...
 
     def close(self) -> None:
@@ -38,11 +38,19 @@ class PartyPool(Protocol):
 class LocalPool:
     """All parties in this process; hosts are called one after another."""
 
-    def __init__(self, groups: list[list[PartySpec]], config: FedMDConfig, data: SharedData) -> None:
-        self.hosts = [
-            PartyHost(group, config, data, threads=config.torch_threads, gpus=config.gpus_per_party)
-            for group in groups
-        ]
+    def __init__(
+        self,
+        groups: list[list[PartySpec]],
+        config: FedMDConfig,
+        data: SharedData,
+        *,
+        threads: int | None = None,
+        gpus: float | None = None,
+    ) -> None:
+        """`threads`/`gpus` default to the config's `torch_threads`/`gpus_per_party`."""
+        threads = config.torch_threads if threads is None else threads
+        gpus = config.gpus_per_party if gpus is None else gpus
+        self.hosts = [PartyHost(group, config, data, threads=threads, gpus=gpus) for group in groups]
 
     def call(self, method: str, *shared: Any, per_party: dict[int, tuple[Any, ...]] | None = None) -> dict[int, Any]:
         results: dict[int, Any] = {}
@@ -56,8 +64,8 @@ class LocalPool:
     def describe(self) -> list[dict[str, Any]]:
         return [host.describe() for host in self.hosts]
 
-    def busy(self) -> list[float]:
-        return [host.busy() for host in self.hosts]
+    def usage(self) -> list[dict[str, float]]:
+        return [host.usage() for host in self.hosts]
 
     def close(self) -> None:
         self.hosts = []

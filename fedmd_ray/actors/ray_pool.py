@@ -65,8 +65,8 @@ class RayPool:
     def describe(self) -> list[dict[str, Any]]:
         return list(self._descriptions)
 
-    def busy(self) -> list[float]:
-        return list(ray.get([host.busy.remote() for host in self.hosts], timeout=60))
+    def usage(self) -> list[dict[str, float]]:
+        return list(ray.get([host.usage.remote() for host in self.hosts], timeout=60))
 
     def close(self) -> None:
         for host in self.hosts:

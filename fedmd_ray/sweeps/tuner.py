@@ -121,9 +121,13 @@ def sweep(
 
 
 def placement_for(config: FedMDConfig) -> Any:
-    """One bundle for the trial (the driver) and one per party actor, packed."""
+    """One bundle for the trial (the driver) and one per party actor, packed; a trial
+    whose parties fit one host holds them itself, in one bundle."""
     res = actor_resources(config, {})  # cpus_per_party is explicit in sweeps
-    party = {"CPU": res.cpus, **({"GPU": res.gpus} if res.gpus else {})}
+    gpu = {"GPU": res.gpus} if res.gpus else {}
+    if res.count == 1:
+        return tune.PlacementGroupFactory([{"CPU": config.driver_cpus + res.cpus, **gpu}])
+    party = {"CPU": res.cpus, **gpu}
     return tune.PlacementGroupFactory([{"CPU": config.driver_cpus}] + [party] * res.count, strategy="PACK")
 
 
