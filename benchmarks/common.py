@@ -20,8 +20,9 @@ import numpy as np
 
 import fedmd_ray
 from fedmd_ray.config import FedMDConfig
+from fedmd_ray.actors.backends import open_driver
 from fedmd_ray.data.task import build_task
-from fedmd_ray.runner import iterate_phases
+from fedmd_ray.runner import party_inputs
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -88,43 +89,36 @@ class CpuMeter:
 
 @dataclass
 class PhaseTimes:
-    """Wall seconds of one run, split where a user sees it split."""
+    """Wall seconds of one run, split where a user sees it split, and the hosts' usage at the end."""
 
     startup: float = 0.0  # Ray start (if any) + data into place + actors built
-    transfer: float = 0.0  # round 0: pretraining, private training, upper bound
+    transfer: float = 0.0  # round 0: pretraining, upper bound, private training
     rounds: list[float] = field(default_factory=list)
     rounds_cpu: float = 0.0  # machine CPU utilisation during the rounds
     accuracy: float = 0.0  # final mean test accuracy (to show both sides did the same work)
+    usage: dict[str, Any] = field(default_factory=dict)  # Driver.usage(): per host busy time, memory
 
     @property
     def total(self) -> float:
         return self.startup + self.transfer + sum(self.rounds)
 
 
-def timed_run(config: FedMDConfig, *, driver_in_process: bool = False) -> PhaseTimes:
-    """Run `config` through the real phase loop, timing its phases (data loading excluded)."""
-    task = build_task(config)
-    times = PhaseTimes()
-    meter = CpuMeter()
+def timed_run(config: FedMDConfig) -> PhaseTimes:
+    """Run `config`'s phases through the real driver, timing each (data loading excluded)."""
+    specs, data = party_inputs(config, build_task(config))
+    times, meter = PhaseTimes(), CpuMeter()
     start = time.perf_counter()
-    mark = start
-
-    def ready(_hosts: list[dict[str, Any]]) -> None:
-        nonlocal mark
+    with open_driver(config, specs, data, config.fingerprint()) as call:
         times.startup = time.perf_counter() - start
-        mark = time.perf_counter()
-
-    last_rows: list[dict[str, Any]] = []
-    for phase, _round, rows in iterate_phases(config, task, on_start=ready, driver_in_process=driver_in_process):
-        now = time.perf_counter()
-        if phase == "collaborate":
-            times.rounds.append(now - mark)
-            last_rows = rows
-        else:
-            times.transfer += now - mark
-            last_rows = rows if phase == "transfer" else last_rows
-            meter.start()
-        mark = now
-    times.rounds_cpu = meter.stop() if times.rounds else 0.0
-    times.accuracy = float(np.mean([r["test_accuracy"] for r in last_rows]))
+        start = time.perf_counter()
+        rows = call("transfer_learn", None)
+        times.transfer = time.perf_counter() - start
+        meter.start()
+        for round_ in range(1, config.rounds + 1):
+            start = time.perf_counter()
+            rows = call("run_round", round_)
+            times.rounds.append(time.perf_counter() - start)
+        times.rounds_cpu = meter.stop()
+        times.usage = call("usage")
+    times.accuracy = float(np.mean([r["test_accuracy"] for r in rows if r["phase"] != "upper_bound"]))
     return times

@@ -73,3 +73,36 @@ def test_footprint_counts_parameters():
     fp = footprint("mlp-128", (1, 28, 28), 10)
     assert fp.params == 784 * 128 + 128 + 128 * 10  # output layer has no bias
     assert fp.flops >= 2 * (784 * 128 + 128 * 10)
+
+
+# --- GPU memory: estimates and the packing check (pure functions; no GPU needed) ---
+
+from fedmd_ray.actors.gpu_memory import CUDA_CONTEXT_BYTES, check_gpu_packing, estimate_hosts  # noqa: E402
+
+GIB = 2**30
+
+
+def _paper_estimates(groups):
+    config = fedmd_ray.preset("paper-mnist-iid", public_classes=(0, 1, 2, 3, 4), private_data="mnist",
+                              private_classes=(5, 6, 7, 8, 9))
+    return estimate_hosts(config, groups, [15] * 10, (1, 28, 28), shared_bytes=200 * 2**20)
+
+
+def test_estimate_grows_with_the_model_and_counts_the_context_once_per_host():
+    alone = _paper_estimates([[p] for p in range(10)])
+    together = _paper_estimates([list(range(10))])
+    assert all(e.bytes > CUDA_CONTEXT_BYTES for e in alone)
+    assert alone[4].bytes > alone[6].bytes  # paper-cnn2-256-512 > paper-cnn3-64-128-192
+    # one host shares the context, the data and the activation peak
+    assert together[0].bytes < sum(e.bytes for e in alone)
+
+
+def test_packing_that_overflows_the_gpu_is_refused_with_numbers():
+    estimates = _paper_estimates([[p] for p in range(10)])
+    need = sum(e.bytes for e in estimates)
+    check_gpu_packing(estimates, 0.1, free_bytes=need + GIB, total_bytes=80 * GIB)  # fits
+    with pytest.raises(ResourceError, match=r"10 host actor\(s\) at num_gpus=0.1 share one GPU.*GiB free of 8.0 GiB"):
+        check_gpu_packing(estimates, 0.1, free_bytes=need - GIB, total_bytes=8 * GIB)
+    # at 0.5 GPU only two hosts share a GPU: the two largest must fit
+    two = sum(sorted((e.bytes for e in estimates), reverse=True)[:2])
+    check_gpu_packing(estimates, 0.5, free_bytes=two, total_bytes=8 * GIB)

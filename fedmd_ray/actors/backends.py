@@ -13,7 +13,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from fedmd_ray.actors.driver import Driver
 from fedmd_ray.actors.participant import PartySpec, SharedData
-from fedmd_ray.actors.placement import assign_parties, party_costs
+from fedmd_ray.actors.gpu_memory import check_gpu_packing, estimate_hosts
+from fedmd_ray.actors.placement import ActorResources, assign_parties, party_costs
 from fedmd_ray.actors.pool import LocalPool
 from fedmd_ray.config import FedMDConfig
 
@@ -50,6 +51,28 @@ def host_groups(
     return [[specs[p] for p in group] for group in assign_parties(costs, sizes)]
 
 
+def check_gpu_memory(
+    config: FedMDConfig, groups: list[list[PartySpec]], data: SharedData, resources: ActorResources
+) -> None:
+    """Refuse hosts that cannot fit their GPU's free memory (see `actors.gpu_memory`)."""
+    if resources.gpus <= 0:
+        return
+    from fedmd_ray.actors.ray_pool import gpu_memory_info
+
+    memory = gpu_memory_info(resources.gpus, config.actor_start_timeout_s)
+    if memory is None:
+        return
+    shape = data.public_x.shape[1:]
+    shared = sum(a.nbytes for a in (data.public_x, data.public_y, data.public_val_x, data.public_val_y,
+                                     data.test_x, data.test_y))
+    sizes = {s.party: len(s.private_idx) for group in groups for s in group}
+    estimates = estimate_hosts(
+        config, [[s.party for s in group] for group in groups], [sizes[p] for p in sorted(sizes)],
+        (shape[0], shape[1], shape[2]), shared,
+    )
+    check_gpu_packing(estimates, resources.gpus, *memory)
+
+
 def _direct(driver: Driver) -> DriverCall:
     return lambda method, *args: getattr(driver, method)(*args)
 
@@ -66,6 +89,8 @@ def _ray_driver(
     with ray_session(config):
         resources = check_fits(config, cluster_totals())
         groups = host_groups(config, specs, data, resources.sizes)
+        if not in_process:  # a sweep checks its trials before they start (see sweeps.tuner)
+            check_gpu_memory(config, groups, data, resources)
         if in_process and resources.count == 1:
             # A Tune trial whose parties fit one host: its own process (already holding
             # their CPU/GPU share, see `sweeps.tuner.placement_for`) hosts them, which

@@ -256,7 +256,11 @@ class PartyHost:
 
     def usage(self) -> dict[str, float]:
         """Seconds spent inside `call` so far (a round's time beyond it is overhead) and peak memory."""
-        return {"busy_s": self.busy_s, "peak_rss_mib": peak_rss_mib()}
+        usage = {"busy_s": self.busy_s, "peak_rss_mib": peak_rss_mib()}
+        if self.device.type == "cuda":
+            usage["gpu_peak_allocated_mib"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+            usage["gpu_peak_reserved_mib"] = torch.cuda.max_memory_reserved(self.device) / 2**20
+        return usage
 
     def describe(self) -> dict[str, Any]:
         """Where this host runs (for logs and placement tests)."""

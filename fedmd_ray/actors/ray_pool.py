@@ -90,5 +90,26 @@ def wait_scheduled(actors: list[Any], timeout_s: float, what: str) -> list[dict[
         raise RuntimeError(f"{what} failed while starting: {exc}") from exc
 
 
+def gpu_memory_info(gpus: float, timeout_s: float) -> tuple[int, int] | None:
+    """(free, total) bytes of a GPU that a `num_gpus=gpus` actor would get; None when
+    Ray's GPUs are logical only (torch sees no CUDA there)."""
+
+    @ray.remote(num_gpus=gpus)
+    def probe() -> tuple[int, int] | None:
+        import torch
+
+        return tuple(torch.cuda.mem_get_info()) if torch.cuda.is_available() else None  # type: ignore[return-value]
+
+    ref = probe.remote()
+    ready, _ = ray.wait([ref], timeout=timeout_s)
+    if not ready:
+        ray.cancel(ref, force=True)
+        raise ResourceError(
+            f"no GPU share of {gpus:g} became free within {timeout_s:g} s; the cluster has "
+            f"{_fmt(ray.available_resources())} available of {_fmt(ray.cluster_resources())}"
+        )
+    return ray.get(ref, timeout=timeout_s)
+
+
 def _fmt(resources: dict[str, float]) -> str:
     return ", ".join(f"{k}={resources.get(k, 0):g}" for k in ("CPU", "GPU"))

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 from ray import tune
 
+from fedmd_ray.actors.backends import check_gpu_memory, host_groups
 from fedmd_ray.actors.cluster import check_fits, cluster_totals, ray_session
 from fedmd_ray.actors.placement import actor_resources, even_cpu_share
 from fedmd_ray.analysis.io import (
@@ -23,7 +24,9 @@ from fedmd_ray.analysis.io import (
 )
 from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 from fedmd_ray.config import FedMDConfig
+from fedmd_ray.data.task import build_task
 from fedmd_ray.errors import ConfigError
+from fedmd_ray.runner import party_inputs
 from fedmd_ray.sweeps.space import check_points, to_tune_space
 from fedmd_ray.sweeps.trainable import BASE, CACHE, RESULTS, trainable, trial_config
 
@@ -73,7 +76,11 @@ def sweep(
         totals = cluster_totals()
         base = _explicit_resources(base_config, configs, totals, max_concurrent_trials)
         for config in configs:  # a trial bigger than the cluster would wait forever
-            check_fits(base.replace(**_swept(config, param_space)), totals, subject="one trial")
+            trial = base.replace(**_swept(config, param_space))
+            resources = check_fits(trial, totals, subject="one trial")
+            if resources.gpus > 0:  # nor may its parties overflow the GPU's memory mid-round
+                specs, data = party_inputs(trial, build_task(trial))
+                check_gpu_memory(trial, host_groups(trial, specs, data, resources.sizes), data, resources)
         space = {
             BASE: base.to_dict(), RESULTS: results_uri,
             CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None,

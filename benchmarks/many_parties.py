@@ -1,0 +1,88 @@
+"""Many parties on one machine: 100, 300 and 1000 parties with tiny models.
+
+By default (`parties_per_actor=None`) a run starts one actor per CPU, so 1000
+parties on 2 cores are 2 processes of 500 parties each. For each size this
+prints the time per round, the peak memory of the driver actor, of each host
+actor and of this process, and the object-store bytes (the shared arrays, put
+once). Then it fits `value ~ parties ** k` and prints each exponent k.
+
+    python benchmarks/many_parties.py [--parties 100 300 1000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numpy as np
+import ray
+
+import fedmd_ray
+from fedmd_ray.actors.backends import open_driver
+from fedmd_ray.data.task import build_task
+from fedmd_ray.runner import party_inputs
+
+from common import record
+
+
+def measure(parties: int, rounds: int) -> dict[str, float]:
+    config = fedmd_ray.preset(
+        "offline", n_parties=parties, models=("mlp-16", "mlp-32"), samples_per_class=3, public_size=2000,
+        subset_size=500, pretrain_epochs=1, private_epochs=2, upper_bound=False, rounds=rounds,
+    )
+    task = build_task(config)
+    specs, data = party_inputs(config, task)
+    shared_mib = sum(getattr(data, f).nbytes for f in data.__dataclass_fields__) / 2**20
+    start = time.perf_counter()
+    with open_driver(config, specs, data, config.fingerprint()) as call:
+        startup = time.perf_counter() - start
+        hosts = len(call("describe"))
+        start = time.perf_counter()
+        call("transfer_learn", None)
+        transfer = time.perf_counter() - start
+        times = []
+        for round_ in range(1, rounds + 1):
+            start = time.perf_counter()
+            call("run_round", round_)
+            times.append(time.perf_counter() - start)
+        usage = call("usage")
+    actor_peaks = [h["peak_rss_mib"] for h in usage["hosts"]]
+    steady = times[1:-1] or times  # the first round also gathers scores alone; the last sends none ahead
+    return {
+        "parties": parties, "actors": hosts, "startup_s": startup, "transfer_s": transfer,
+        "round_s": float(np.mean(steady)), "driver_peak_mib": usage["driver_peak_rss_mib"],
+        "actor_peak_mib_max": max(actor_peaks), "actors_peak_mib_sum": sum(actor_peaks),
+        "object_store_mib": shared_mib,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parties", type=int, nargs="+", default=[100, 300, 1000])
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+    ray.init(include_dashboard=False)
+    try:
+        rows = []
+        for parties in args.parties:
+            rows.append(measure(parties, args.rounds))
+            print({k: round(v, 2) for k, v in rows[-1].items()}, flush=True)
+    finally:
+        ray.shutdown()
+    n = np.log([r["parties"] for r in rows])
+    print("\nparties  actors  s/round  actor peak MiB (max, sum)  driver MiB")
+    for r in rows:
+        print(f"{r['parties']:7d} {r['actors']:7d} {r['round_s']:8.2f} {r['actor_peak_mib_max']:12.0f} "
+              f"{r['actors_peak_mib_sum']:9.0f} {r['driver_peak_mib']:12.0f}")
+    figures: dict = {"sizes": " ".join(str(p) for p in args.parties)}
+    for r in rows:
+        figures.update({f"{k}_{r['parties']}": v for k, v in r.items() if k != "parties"})
+    for key in ("round_s", "actors_peak_mib_sum", "driver_peak_mib"):
+        figures[f"exponent_{key}"] = float(np.polyfit(n, np.log([r[key] for r in rows]), 1)[0])
+    figures["this_process_peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    record("many_parties", figures)
+
+
+if __name__ == "__main__":
+    main()

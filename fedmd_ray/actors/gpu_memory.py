@@ -1,0 +1,83 @@
+"""Refuse, before any actor starts, a GPU packing whose parties cannot fit in memory.
+
+Ray's fractional GPUs are a scheduling count, not a memory cap: ten actors at
+`num_gpus=0.1` all land on one GPU whatever their models need, and the run
+then dies out of memory in the middle of a round. So the run estimates each
+host's peak GPU memory from its parties' model footprints (meta device, no
+GPU needed) and compares the hosts that Ray will stack on one GPU with that
+GPU's free memory, measured by a probe task on a GPU node.
+
+Estimate per host (the parties of a host train one after another):
+  CUDA context + the shared arrays it copies to the GPU (public, held-out, test)
+  + for every party: weights, gradients and two Adam optimizers (6 copies of
+    the parameters) and its private data
+  + for the largest party: activations of its largest batch (saved for backward,
+    their gradients and workspace: 3 copies).
+`benchmarks/gpu_sharing.py` prints the estimate next to the measured peak.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from fedmd_ray.config import FedMDConfig
+from fedmd_ray.errors import ResourceError
+from fedmd_ray.models import footprint
+
+CUDA_CONTEXT_BYTES = 600 * 2**20  # per process: CUDA context + cuBLAS/cuDNN handles (measured ~500 MiB on H100)
+FLOAT = 4
+
+
+@dataclass(frozen=True)
+class HostEstimate:
+    parties: tuple[int, ...]
+    bytes: int
+
+
+def party_state_bytes(model: str, input_shape: tuple[int, int, int], n_classes: int, private_samples: int) -> int:
+    """Weights, gradients, two Adam states (2 moments each) and the private images."""
+    fp = footprint(model, input_shape, n_classes)
+    return FLOAT * (6 * fp.params + private_samples * math.prod(input_shape))
+
+
+def activation_bytes(config: FedMDConfig, model: str, input_shape: tuple[int, int, int]) -> int:
+    """Peak activations: the largest training batch kept for backward (x3), or an eval batch."""
+    fp = footprint(model, input_shape, config.n_classes)
+    train_batch = max(config.pretrain_batch_size, config.digest_batch_size, config.private_batch_size,
+                      config.revisit_batch_size)
+    return FLOAT * fp.activations * max(3 * train_batch, config.eval_batch_size)
+
+
+def estimate_hosts(
+    config: FedMDConfig,
+    groups: list[list[int]],
+    private_sizes: list[int],
+    input_shape: tuple[int, int, int],
+    shared_bytes: int,
+) -> list[HostEstimate]:
+    """Estimated peak GPU bytes of each host (see the module docstring)."""
+    models = config.party_models
+    estimates = []
+    for group in groups:
+        states = sum(party_state_bytes(models[p], input_shape, config.n_classes, private_sizes[p]) for p in group)
+        peak = max(activation_bytes(config, models[p], input_shape) for p in group)
+        estimates.append(HostEstimate(tuple(group), CUDA_CONTEXT_BYTES + shared_bytes + states + peak))
+    return estimates
+
+
+def check_gpu_packing(estimates: list[HostEstimate], gpus_per_actor: float, free_bytes: int, total_bytes: int) -> None:
+    """ResourceError when the hosts Ray may put on one GPU need more than it has free."""
+    per_gpu = min(len(estimates), max(1, math.floor(1 / gpus_per_actor + 1e-9)))
+    largest = sorted(estimates, key=lambda e: e.bytes, reverse=True)[:per_gpu]
+    need = sum(e.bytes for e in largest)
+    if need > free_bytes:
+        gib = 2**30
+        biggest = largest[0]
+        raise ResourceError(
+            f"GPU memory: {per_gpu} host actor(s) at num_gpus={gpus_per_actor:g} share one GPU and need an "
+            f"estimated {need / gib:.1f} GiB (the largest, parties {list(biggest.parties)}, "
+            f"{biggest.bytes / gib:.2f} GiB), but the GPU has {free_bytes / gib:.1f} GiB free of "
+            f"{total_bytes / gib:.1f} GiB; raise gpus_per_party so fewer parties share a GPU, lower "
+            "eval_batch_size/pretrain_batch_size, or use smaller models"
+        )
