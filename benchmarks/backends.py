@@ -30,13 +30,13 @@ def main() -> None:
     parser.add_argument("--preset", default="offline")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--models", choices=["preset", "paper"], default="preset",
-                        help="paper: the paper's 10 CNNs at reduced data size (public_size 5000, subset 1000)")
+                        help="paper: the paper's 10 CNNs at reduced size (1000 public images, subset 300, 2 private classes)")
     parser.add_argument("--set", nargs="*", default=[], help="more config overrides, field=value")
     args = parser.parse_args()
     overrides: dict = dict(rounds=args.rounds)
     if args.models == "paper":
-        overrides.update(models=PAPER_MODELS, public_size=5000, subset_size=1000, pretrain_epochs=2,
-                         private_epochs=10, upper_bound_epochs=5)
+        overrides.update(models=PAPER_MODELS, public_size=1000, subset_size=300, pretrain_epochs=1,
+                         private_classes=(5, 6), private_epochs=5, upper_bound=False)
     overrides.update(parse_overrides(args.set))
     base = fedmd_ray.preset(args.preset, **overrides)
     cores = os.cpu_count() or 1

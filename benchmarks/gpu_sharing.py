@@ -55,6 +55,12 @@ def sampled_run(config: fedmd_ray.FedMDConfig) -> tuple[PhaseTimes, float, float
     return times, util, memory
 
 
+def by_party(times: PhaseTimes, key: str) -> list[float]:
+    """A per-host figure, in party order (one party per host here)."""
+    values = {h["parties"][0]: h.get(key, 0.0) for h in times.usage["hosts"]}
+    return [values[p] for p in sorted(values)]
+
+
 def estimates_mib(config: fedmd_ray.FedMDConfig) -> list[float]:
     task = build_task(config)
     shared = sum(a.nbytes for a in (task.public_x, task.public_y, task.public_val_x, task.public_val_y,
@@ -80,18 +86,20 @@ def main() -> None:
     finally:
         ray.shutdown()
     sequential, seq_util, seq_mem = sampled_run(base.replace(backend="local"))
-    measured = [h.get("gpu_peak_reserved_mib", 0.0) for h in shared.usage["hosts"]]
+    measured = by_party(shared, "gpu_peak_reserved_mib")
     estimated = estimates_mib(base)
+    print(f"startup: shared {shared.startup:.1f} s, sequential {sequential.startup:.1f} s")
     print(f"\noffline, 10 parties, {args.rounds} rounds on one GPU")
     print(f"{'':<12}{'transfer s':>11}{'s/round':>9}{'total s':>9}{'GPU util':>10}{'GPU MiB':>9}{'accuracy':>10}")
     for label, t, util, mem in (("shared 0.1", shared, shared_util, shared_mem),
                                 ("sequential", sequential, seq_util, seq_mem)):
         print(f"{label:<12}{t.transfer:11.1f}{np.mean(t.rounds):9.2f}{t.total:9.1f}{util:9.0f}%{mem:9.0f}"
               f"{t.accuracy:10.3f}")
-    print("per party: peak reserved by torch (MiB) / estimate incl. 600 MiB context (MiB)")
+    print("per party: peak reserved by torch, without the CUDA context (MiB) / estimate with it (MiB)")
     for party, (m, e) in enumerate(zip(measured, estimated)):
         print(f"  party {party} {base.party_models[party]:<18} {m:8.0f} / {e:8.0f}")
     figures = {
+        "shared_startup_s": shared.startup, "sequential_startup_s": sequential.startup,
         "shared_total_s": shared.total, "sequential_total_s": sequential.total,
         "speedup_total": sequential.total / shared.total,
         "speedup_rounds": sum(sequential.rounds) / sum(shared.rounds),
@@ -106,8 +114,7 @@ def main() -> None:
         figures.update({
             "paper_s_per_round": float(np.mean(times.rounds)), "paper_transfer_s": times.transfer,
             "paper_gpu_util": util, "paper_gpu_mem_mib": mem, "paper_accuracy": times.accuracy,
-            "paper_peak_reserved_mib": " ".join(f"{h.get('gpu_peak_reserved_mib', 0):.0f}"
-                                                for h in times.usage["hosts"]),
+            "paper_peak_reserved_mib": " ".join(f"{m:.0f}" for m in by_party(times, "gpu_peak_reserved_mib")),
             "paper_estimate_mib": " ".join(f"{e:.0f}" for e in estimates_mib(
                 fedmd_ray.preset("offline", models=PAPER_MODELS))),
         })

@@ -254,9 +254,10 @@ class PartyHost:
         self.busy_s += time.perf_counter() - start
         return results
 
-    def usage(self) -> dict[str, float]:
+    def usage(self) -> dict[str, Any]:
         """Seconds spent inside `call` so far (a round's time beyond it is overhead) and peak memory."""
-        usage = {"busy_s": self.busy_s, "peak_rss_mib": peak_rss_mib()}
+        usage: dict[str, Any] = {"parties": sorted(self.participants), "busy_s": self.busy_s,
+                                 "peak_rss_mib": peak_rss_mib()}
         if self.device.type == "cuda":
             usage["gpu_peak_allocated_mib"] = torch.cuda.max_memory_allocated(self.device) / 2**20
             usage["gpu_peak_reserved_mib"] = torch.cuda.max_memory_reserved(self.device) / 2**20

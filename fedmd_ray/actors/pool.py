@@ -27,7 +27,7 @@ class PartyPool(Protocol):
         """Where each host runs."""
         ...
 
-    def usage(self) -> list[dict[str, float]]:
+    def usage(self) -> list[dict[str, Any]]:
         """Each host's seconds of party work so far and peak memory (for benchmarks)."""
         ...
 
@@ -64,7 +64,7 @@ class LocalPool:
     def describe(self) -> list[dict[str, Any]]:
         return [host.describe() for host in self.hosts]
 
-    def usage(self) -> list[dict[str, float]]:
+    def usage(self) -> list[dict[str, Any]]:
         return [host.usage() for host in self.hosts]
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ This module and `actors.cluster` are the only places that import Ray.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from typing import Any
 
 import ray
@@ -65,7 +66,7 @@ class RayPool:
     def describe(self) -> list[dict[str, Any]]:
         return list(self._descriptions)
 
-    def usage(self) -> list[dict[str, float]]:
+    def usage(self) -> list[dict[str, Any]]:
         return list(ray.get([host.usage.remote() for host in self.hosts], timeout=60))
 
     def close(self) -> None:
@@ -92,13 +93,19 @@ def wait_scheduled(actors: list[Any], timeout_s: float, what: str) -> list[dict[
 
 def gpu_memory_info(gpus: float, timeout_s: float) -> tuple[int, int] | None:
     """(free, total) bytes of a GPU that a `num_gpus=gpus` actor would get; None when
-    Ray's GPUs are logical only (torch sees no CUDA there)."""
+    Ray's GPUs are logical only (no nvidia-smi there)."""
 
     @ray.remote(num_gpus=gpus)
     def probe() -> tuple[int, int] | None:
-        import torch
-
-        return tuple(torch.cuda.mem_get_info()) if torch.cuda.is_available() else None  # type: ignore[return-value]
+        # nvidia-smi answers in ~0.1 s; a CUDA context would cost seconds and memory
+        ids = [str(i) for i in ray.get_gpu_ids()]
+        query = ["nvidia-smi", "--query-gpu=memory.free,memory.total", "--format=csv,noheader,nounits", "-i", ids[0]]
+        try:
+            out = subprocess.run(query, capture_output=True, text=True, timeout=30, check=True).stdout
+        except (OSError, subprocess.SubprocessError, IndexError):
+            return None  # logical GPUs (tests) or no NVIDIA tools: nothing to measure
+        free_mib, total_mib = (int(v) for v in out.strip().splitlines()[0].split(","))
+        return free_mib * 2**20, total_mib * 2**20
 
     ref = probe.remote()
     ready, _ = ray.wait([ref], timeout=timeout_s)
