@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from fedmd_ray.config import PRESETS, parse_overrides, preset
@@ -30,8 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: fedmd-ray run --preset quick --set rounds=3 --set backend=local --out runs/q",
     )
     _add_config_arguments(run)
-    run.add_argument("--out", metavar="DIR", help="write results.parquet and config.json into DIR")
+    run.add_argument("--out", metavar="DIR", help="write results.parquet, config.json and checkpoint.pt into DIR")
     run.add_argument("--overwrite", action="store_true", help="replace results already in --out DIR")
+    run.add_argument(
+        "--resume", metavar="DIR",
+        help="continue the run in DIR from its last finished round, with the config saved there "
+        "(--set may change only how it runs: backend, cpus_per_party, parties_per_actor, address, ...)",
+    )
     run.add_argument("--quiet", action="store_true", help="print only the final summary")
 
     sweep = commands.add_parser(
@@ -78,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """--preset and --set, shared by `run` and `sweep` (the sweep's base config)."""
-    parser.add_argument("--preset", default="offline", choices=list(PRESETS), help="named config (default: offline)")
+    parser.add_argument("--preset", choices=list(PRESETS), help="named config (default: offline)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
         help="override a config field, e.g. --set rounds=5 --set models=cnn2-8-16,mlp-64 (repeatable; "
@@ -107,10 +113,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from fedmd_ray.runner import run
+    from fedmd_ray.config import FedMDConfig
+    from fedmd_ray.errors import ConfigError
+    from fedmd_ray.runner import read_saved_config, run
 
-    config = preset(args.preset, **parse_overrides(args.overrides))
-    table = run(config, out_dir=args.out, overwrite=args.overwrite, verbose=not args.quiet)
+    overrides = parse_overrides(args.overrides)
+    if args.resume:
+        if args.out and Path(args.out) != Path(args.resume):
+            raise ConfigError(f"--resume {args.resume} and --out {args.out} name different directories; give one")
+        if args.preset:
+            config = preset(args.preset, **overrides)
+        else:
+            config = FedMDConfig.from_dict({**read_saved_config(Path(args.resume)), **overrides})
+        table = run(config, out_dir=args.resume, resume=True, verbose=not args.quiet)
+    else:
+        config = preset(args.preset or "offline", **overrides)
+        table = run(config, out_dir=args.out, overwrite=args.overwrite, verbose=not args.quiet)
     if args.quiet:
         from fedmd_ray.analysis.summary import format_summary, summarize
 
@@ -122,7 +140,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from fedmd_ray.sweeps import sweep
     from fedmd_ray.sweeps.space import parse_grid
 
-    config = preset(args.preset, **parse_overrides(args.overrides))
+    config = preset(args.preset or "offline", **parse_overrides(args.overrides))
     grid = parse_grid(args.grid)
     sweep(
         config, grid, num_samples=args.samples, scheduler=args.scheduler,
@@ -130,8 +148,6 @@ def _sweep(args: argparse.Namespace) -> int:
         out_dir=args.out, transfer_cache=not args.no_transfer_cache, verbose=not args.quiet,
     )
     if args.quiet:  # the sweep wrote its summary; print that rather than computing it again
-        from pathlib import Path
-
         from fedmd_ray.analysis.io import SUMMARY_FILE, load_results
         from fedmd_ray.analysis.summary import format_sweep_summary
 

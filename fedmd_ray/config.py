@@ -27,6 +27,7 @@ from fedmd_ray.models import PAPER_MODELS
 Backend = Literal["ray", "local"]
 Partition = Literal["iid", "noniid", "writer", "superclass"]
 DigestLoss = Literal["l1", "mse", "kl"]
+FailurePolicy = Literal["restart", "drop", "fail"]
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,20 @@ class FedMDConfig:
     actor_start_timeout_s: float = 120.0
     """Seconds to wait for actors to be scheduled before failing (Ray would wait forever)."""
     out_dir: str | None = None
-    """Where `run` writes results.parquet and config.json; None = nowhere."""
+    """Where `run` writes results.parquet, config.json and checkpoint.pt; None = nowhere."""
+
+    # --- failures -------------------------------------------------------------
+    on_party_failure: FailurePolicy = "restart"
+    """When a party's actor dies, raises or hangs: `restart` it from its last round's state and
+    redo its part (dropped after `max_party_restarts`), `drop` it from then on, or `fail` the run
+    (resumable). A failure takes down every party of that actor."""
+    max_party_restarts: int = 2
+    """Restarts allowed per party over the run before it is dropped."""
+    round_timeout_s: float | None = 3600.0
+    """Seconds a phase may wait for a party's answer before the party counts as failed (transfer
+    learning included: raise it for long CPU runs); None = wait forever."""
+    party_dropout: float = 0.0
+    """Probability that a party sits out a round (seeded): simulates absent parties and stragglers."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -219,6 +233,10 @@ class FedMDConfig:
             _require(
                 self.parties_per_actor >= 1, "parties_per_actor", self.parties_per_actor, "an integer >= 1 or None (auto)"
             )
+        _require(self.max_party_restarts >= 0, "max_party_restarts", self.max_party_restarts, "an integer >= 0")
+        if self.round_timeout_s is not None:
+            _require(self.round_timeout_s > 0, "round_timeout_s", self.round_timeout_s, "a number > 0 or None")
+        _require(0 <= self.party_dropout < 1, "party_dropout", self.party_dropout, "a probability in [0, 1)")
         if self.torch_threads is not None:
             _require(self.torch_threads >= 1, "torch_threads", self.torch_threads, "an integer >= 1 or None")
         if self.cpus_per_party is not None:

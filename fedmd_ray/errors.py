@@ -20,3 +20,7 @@ class DataError(FedMDError):
 
 class ResourceError(FedMDError):
     """The cluster cannot host what the run asks for (it would hang forever)."""
+
+
+class PartyFailure(FedMDError):
+    """A party failed and the policy (`on_party_failure=fail`) stops the run; it can be resumed."""

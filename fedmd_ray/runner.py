@@ -9,6 +9,7 @@ The data is loaded and checked before Ray starts; the table is written to
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -18,11 +19,12 @@ from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 
-from fedmd_ray.actors.backends import DriverCall, open_driver
+from fedmd_ray.actors.backends import open_driver
 from fedmd_ray.actors.participant import PartySpec, SharedData
 from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, write_json, write_table
 from fedmd_ray.analysis.schema import rows_to_table
-from fedmd_ray.analysis.summary import format_summary, summarize
+from fedmd_ray.analysis.summary import format_events, format_summary, summarize
+from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.task import FedMDTask, build_task
 from fedmd_ray.errors import ConfigError
@@ -36,34 +38,52 @@ def run(
     out_dir: str | os.PathLike[str] | None = None,
     *,
     overwrite: bool = False,
+    resume: bool = False,
     verbose: bool = True,
 ) -> pa.Table:
     """Run FedMD once and return the long result table (schema: `analysis.schema`).
 
-    With `out_dir` (or `config.out_dir`) it also writes `config.json` and
-    `results.parquet` there; a directory holding another run's results is
-    refused unless `overwrite=True`. Uses the running Ray if there is one (and
-    leaves it up), else attaches to `config.address`/`RAY_ADDRESS`, else starts
-    a local Ray and stops it afterwards.
+    With `out_dir` (or `config.out_dir`) it also writes `config.json`,
+    `results.parquet` and `checkpoint.pt` there, after transfer learning and
+    after every round; a directory holding another run's results is refused
+    unless `overwrite=True`. `resume=True` continues the run in `out_dir` from
+    its last finished round (the config must match the saved one in every field
+    that changes results). Uses the running Ray if there is one (and leaves it
+    up), else attaches to `config.address`/`RAY_ADDRESS`, else starts a local
+    Ray and stops it afterwards.
     """
     if out_dir is not None:
         config = config.replace(out_dir=str(out_dir))
-    _check_out_dir(config.out_dir, overwrite)
+    checkpoint = _resume_point(config) if resume else None
+    if checkpoint is None:
+        _check_out_dir(config.out_dir, overwrite)
+    run_id = checkpoint.fingerprint if checkpoint else config.fingerprint()
     log = _Progress(verbose)
     task = build_task(config)  # every check passes before anything is written or started
     target = _make_out_dir(config.out_dir)
     log.header(config, task)
-    if target is not None:
-        write_json({"config": config.to_dict(), "fingerprint": config.fingerprint(), **_versions()}, target / CONFIG_FILE)
+    if target is not None and checkpoint is None:
+        write_json({"config": config.to_dict(), "fingerprint": run_id, **_versions()}, target / CONFIG_FILE)
+    rows: list[Row] = list(checkpoint.rows) if checkpoint else []
+    if checkpoint is not None:
+        log.line(f"resuming {target} after round {checkpoint.round} ({len(rows)} rows kept)")
 
-    rows: list[Row] = []
-    for phase, round_, phase_rows in iterate_phases(config, task, on_start=log.placement):
+    def save(round_: int, states: dict[int, bytes]) -> None:
+        if target is not None:
+            save_checkpoint(target, Checkpoint(run_id, round_, rows, states))
+
+    phases = iterate_phases(config, task, on_start=log.placement, resume=checkpoint, on_checkpoint=save,
+                            run_id=run_id)
+    for phase, round_, phase_rows in phases:
         rows.extend(phase_rows)
         log.phase(phase, round_, config.rounds, phase_rows)
         if target is not None:
             write_table(rows_to_table(rows), target / RESULTS_FILE)
     table = rows_to_table(rows)
     log.line(format_summary(summarize(table)))
+    events = format_events(table)
+    if events:
+        log.line(events)
     if target is not None:
         log.line(f"results: {target / RESULTS_FILE}")
     return table
@@ -76,18 +96,36 @@ def iterate_phases(
     on_start: Callable[[list[dict[str, Any]]], None] | None = None,
     transfer_cache: str | None = None,
     driver_in_process: bool = False,
+    resume: Checkpoint | None = None,
+    on_checkpoint: Callable[[int, dict[int, bytes]], None] | None = None,
+    run_id: str | None = None,
 ) -> Iterator[Phase]:
     """Yield each phase's rows as it finishes: transfer (+ upper bound), then every round.
 
     The single round loop; `run()` prints and saves around it, a Tune trial
     reports from it. `transfer_cache` is a directory or URI of transfer-learned
-    parties to reuse (see `transfer_cache.py`).
+    parties to reuse (see `transfer_cache.py`). With `resume`, the parties get
+    the checkpoint's states and the loop starts after its round. After each
+    finished round (and once the caller has taken its rows), `on_checkpoint`
+    gets the round and every party's state.
     """
     specs, data = party_inputs(config, task)
-    with open_driver(config, specs, data, config.fingerprint(), driver_in_process=driver_in_process) as call:
+    with open_driver(config, specs, data, run_id or config.fingerprint(), driver_in_process=driver_in_process) as call:
         if on_start is not None:
             on_start(call("describe"))
-        yield from _phases(call, config, transfer_cache)
+        if resume is not None:
+            call("import_states", resume.states)
+        else:
+            rows = call("transfer_learn", transfer_cache)
+            yield "transfer", 0, [r for r in rows if r["phase"] == "transfer"]
+            if config.upper_bound:
+                yield "upper_bound", 0, [r for r in rows if r["phase"] == "upper_bound"]
+            if on_checkpoint is not None:
+                on_checkpoint(0, call("export_states"))
+        for round_ in range((resume.round if resume else 0) + 1, config.rounds + 1):
+            yield "collaborate", round_, call("run_round", round_)
+            if on_checkpoint is not None:
+                on_checkpoint(round_, call("export_states"))
 
 
 def party_inputs(config: FedMDConfig, task: FedMDTask) -> tuple[list[PartySpec], SharedData]:
@@ -98,15 +136,6 @@ def party_inputs(config: FedMDConfig, task: FedMDTask) -> tuple[list[PartySpec],
         task.private_x, task.private_y, task.test_x, task.test_y, task.union_indices,
     )
     return specs, data
-
-
-def _phases(call: DriverCall, config: FedMDConfig, transfer_cache: str | None) -> Iterator[Phase]:
-    rows = call("transfer_learn", transfer_cache)
-    yield "transfer", 0, [r for r in rows if r["phase"] == "transfer"]
-    if config.upper_bound:
-        yield "upper_bound", 0, [r for r in rows if r["phase"] == "upper_bound"]
-    for round_ in range(1, config.rounds + 1):
-        yield "collaborate", round_, call("run_round", round_)
 
 
 def _check_out_dir(out_dir: str | None, overwrite: bool) -> None:
@@ -121,6 +150,47 @@ def _check_out_dir(out_dir: str | None, overwrite: bool) -> None:
             f"out_dir={out_dir!r} already holds a run's {RESULTS_FILE}; choose another directory "
             "or pass --overwrite (overwrite=True) to replace it"
         )
+
+
+# Fields that may differ when resuming: where and how the run executes, not what it computes
+# (backends and actor layouts give bit-identical tables, see tests/test_run.py).
+RESUMABLE_CHANGES = ("out_dir", "address", "backend", "cpus_per_party", "parties_per_actor", "driver_cpus",
+                     "actor_start_timeout_s", "on_party_failure", "max_party_restarts", "round_timeout_s")
+
+
+def _resume_point(config: FedMDConfig) -> Checkpoint:
+    """The checkpoint to continue from; ConfigError when there is none or the config differs."""
+    if config.out_dir is None:
+        raise ConfigError("resume needs the run's directory: pass out_dir (fedmd-ray run --resume DIR)")
+    target = Path(config.out_dir).expanduser()
+    saved = read_saved_config(target)
+    differ = [
+        f"{k} (saved {saved.get(k)!r}, given {v!r})"
+        for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v
+    ]
+    if differ:
+        raise ConfigError(
+            f"cannot resume {config.out_dir!r} with a different config: {'; '.join(differ)}. Resume with the "
+            "saved config (fedmd-ray run --resume DIR reads it) or start a new run in another directory"
+        )
+    checkpoint = load_checkpoint(target)
+    if checkpoint is None:
+        raise ConfigError(
+            f"{config.out_dir!r} has no {CHECKPOINT_FILE}: the run stopped before transfer learning finished; "
+            "start it again with --overwrite"
+        )
+    return checkpoint
+
+
+def read_saved_config(directory: Path) -> dict[str, Any]:
+    """The config a run saved in `directory` (config.json), as a dict; ConfigError if absent or unreadable."""
+    path = directory / CONFIG_FILE
+    try:
+        return dict(json.loads(path.read_text())["config"])
+    except FileNotFoundError:
+        raise ConfigError(f"{str(directory)!r} holds no run to resume ({CONFIG_FILE} is missing)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a fedmd_ray run config: {exc}") from exc
 
 
 def _make_out_dir(out_dir: str | None) -> Path | None:
@@ -173,14 +243,17 @@ class _Progress:
 
     def placement(self, hosts: list[dict[str, Any]]) -> None:
         devices = sorted({h["device"] for h in hosts})
-        nodes = sorted({h["host"] for h in hosts})
+        nodes = {h.get("node", h["host"]) for h in hosts}
         self.line(
             f"[{self._elapsed()}] {len(hosts)} workers ready on {len(nodes)} node(s), device {'/'.join(devices)}, "
             f"{hosts[0]['torch_threads']} torch thread(s) each; transfer learning..."
         )
 
     def phase(self, phase: str, round_: int, rounds: int, rows: list[Row]) -> None:
-        accs = [r["test_accuracy"] for r in rows]
+        accs = [r["test_accuracy"] for r in rows if r["test_accuracy"] is not None]
+        if not accs:
+            self.line(f"[{self._elapsed()}] round {round_}/{rounds}: no party took part")
+            return
         mean = sum(accs) / len(accs)
         label = {"transfer": "round 0 (transfer)", "upper_bound": "upper bound"}.get(phase, f"round {round_}/{rounds}")
         gain = ""
@@ -190,8 +263,14 @@ class _Progress:
             gain = f" ({mean - self.baseline:+.3f} vs round 0)"
         self.line(
             f"[{self._elapsed()}] {label:<20} mean {mean:.3f}{gain}  min {min(accs):.3f}  max {max(accs):.3f}  "
-            f"parties: {' '.join(f'{a:.2f}' for a in accs)}"
+            f"parties: {' '.join(_cell(r) for r in rows)}"
+            + "".join(f" | party {r['party']} {r['status']}" for r in rows if r["status"] != "ok")
         )
 
     def _elapsed(self) -> str:
         return f"{time.perf_counter() - self.start:7.1f}s"
+
+
+def _cell(row: Row) -> str:
+    """A party's accuracy in the progress line; `--` when it sat out or was dropped."""
+    return "--" if row["test_accuracy"] is None else f"{row['test_accuracy']:.2f}"

@@ -17,6 +17,7 @@ from fedmd_ray.actors.gpu_memory import check_gpu_packing, estimate_hosts
 from fedmd_ray.actors.placement import ActorResources, assign_parties, party_costs
 from fedmd_ray.actors.pool import LocalPool
 from fedmd_ray.config import FedMDConfig
+from fedmd_ray.errors import FedMDError
 
 DriverCall = Callable[..., Any]
 
@@ -111,7 +112,23 @@ def _ray_driver(
         driver = ray.remote(Driver).options(num_cpus=config.driver_cpus).remote(config, data.public_y, pool, run_id)
         try:
             wait_scheduled([driver], config.actor_start_timeout_s, f"the driver actor (CPU={config.driver_cpus:g})")
-            yield lambda method, *args: ray.get(getattr(driver, method).remote(*args))
+            yield _remote(driver)
         finally:
             ray.kill(driver)
             pool.close()
+
+
+def _remote(driver: Any) -> DriverCall:
+    """Calls on the driver actor; an error the user can act on (a FedMDError such as
+    PartyFailure) comes back as itself, not wrapped in Ray's traceback."""
+    import ray
+
+    def call(method: str, *args: Any) -> Any:
+        try:
+            return ray.get(getattr(driver, method).remote(*args))
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, FedMDError):
+                raise exc.cause from None
+            raise
+
+    return call

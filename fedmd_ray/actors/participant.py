@@ -25,6 +25,7 @@ import torch
 
 from fedmd_ray import training
 from fedmd_ray.config import FedMDConfig
+from fedmd_ray.faults import maybe_fail
 from fedmd_ray.models import build_model
 from fedmd_ray.seeding import derive_seed
 
@@ -95,6 +96,7 @@ class Participant:
         self.device = data.device
         self.data = data
         self._rng_state = torch.Generator().manual_seed(derive_seed(config.seed, "party", spec.party)).get_state()
+        self.round = 0  # rounds collaborated so far (saved with the state)
         self._private = (
             torch.from_numpy(data.pool_x[spec.private_idx]).to(self.device),
             torch.from_numpy(data.pool_y[spec.private_idx]).to(self.device),
@@ -119,6 +121,7 @@ class Participant:
     def transfer_learn(self) -> dict[str, Evaluation]:
         """Public pretraining with early stopping, optional upper bound, then private training."""
         cfg = self.config
+        maybe_fail(self.party, 0, "transfer_learn")
         start = time.perf_counter()
         results = {}
         with self._own_rng():
@@ -169,7 +172,10 @@ class Participant:
         also the scores of the next round (the model will not change before then), which
         saves a call and a wait for every party per round."""
         start = time.perf_counter()
+        self.round += 1
+        maybe_fail(self.party, self.round, "digest")
         self.digest(align_idx, consensus)
+        maybe_fail(self.party, self.round, "revisit")
         self.revisit()
         evaluation = self._evaluate(start)
         return evaluation, None if next_align_idx is None else self.communicate(next_align_idx)
@@ -195,7 +201,7 @@ class Participant:
     # --- state (transfer cache, checkpoints) ----------------------------------------
     def export_state(self, include_optimizers: bool = True) -> bytes:
         """Model (+ optimizers) and RNG stream as bytes; read back with `import_state`."""
-        state: dict[str, Any] = {"model": self.model.state_dict(), "rng": self._rng_state}
+        state: dict[str, Any] = {"model": self.model.state_dict(), "rng": self._rng_state, "round": self.round}
         if include_optimizers:
             state["digest_opt"] = self._digest_opt.state_dict()
             state["revisit_opt"] = self._revisit_opt.state_dict()
@@ -208,6 +214,7 @@ class Participant:
         state = torch.load(io.BytesIO(payload), map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
         self._rng_state = state["rng"].cpu()
+        self.round = int(state.get("round", 0))
         if "digest_opt" in state:
             self._digest_opt.load_state_dict(state["digest_opt"])
             self._revisit_opt.load_state_dict(state["revisit_opt"])
@@ -235,22 +242,29 @@ class PartyHost:
     """Holds the participants of one worker and dispatches calls to them by party id."""
 
     def __init__(
-        self, specs: list[PartySpec], config: FedMDConfig, data: SharedData, *, threads: int | None, gpus: float
+        self,
+        specs: list[PartySpec],
+        config: FedMDConfig,
+        data: SharedData | DeviceData,
+        *,
+        threads: int | None,
+        gpus: float,
     ) -> None:
+        """`data` may already be on the device (hosts in one process share one copy)."""
         if threads is not None:
             torch.set_num_threads(threads)
         self.device = choose_device(gpus)
-        on_device = DeviceData.place(data, self.device)
+        on_device = data if isinstance(data, DeviceData) else DeviceData.place(data, self.device)
         self.participants = {s.party: Participant(s, config, on_device) for s in specs}
         self.busy_s = 0.0
 
     def call(self, method: str, per_party: dict[int, tuple[Any, ...]] | None, *shared: Any) -> dict[int, Any]:
-        """`participant.method(*per_party[pid], *shared)` for each hosted party, in party order."""
+        """`participant.method(*per_party[pid], *shared)` for each hosted party in party order;
+        with `per_party`, only the parties it names (absent or dropped parties sit out)."""
         start = time.perf_counter()
-        results = {
-            pid: getattr(p, method)(*(per_party or {}).get(pid, ()), *shared)
-            for pid, p in sorted(self.participants.items())
-        }
+        parties = sorted(self.participants if per_party is None else set(per_party) & set(self.participants))
+        results = {pid: getattr(self.participants[pid], method)(*(per_party or {}).get(pid, ()), *shared)
+                   for pid in parties}
         self.busy_s += time.perf_counter() - start
         return results
 

@@ -3,20 +3,55 @@
 One interface, two implementations: `LocalPool` (in this process, one host
 after another; the sequential reference) and `actors.ray_pool.RayPool` (one
 Ray actor per host, all hosts at once). The driver's round loop is written once
-against this interface.
+against this interface. A host that fails (raises, dies, does not answer in
+time) does not abort the call: the others' results come back inside
+`PartiesFailed`, and the driver applies its failure policy.
 """
 
 from __future__ import annotations
 
+import traceback
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fedmd_ray.actors.participant import PartyHost, PartySpec, SharedData
+from fedmd_ray.actors.participant import DeviceData, PartyHost, PartySpec, SharedData, choose_device
 from fedmd_ray.config import FedMDConfig
+
+PerParty = dict[int, tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class HostFailure:
+    host: int  # index of the host in the pool
+    parties: tuple[int, ...]
+    reason: str  # one line for messages and tables
+    detail: str  # the traceback, for the log
+
+
+class PartiesFailed(Exception):
+    """Some hosts failed in a call; `results` holds the answers of the others."""
+
+    def __init__(self, failures: list[HostFailure], results: dict[int, Any]) -> None:
+        super().__init__("; ".join(f"parties {list(f.parties)}: {f.reason}" for f in failures))
+        self.failures = failures
+        self.results = results
 
 
 class PartyPool(Protocol):
-    def call(self, method: str, *shared: Any, per_party: dict[int, tuple[Any, ...]] | None = None) -> dict[int, Any]:
-        """Run `method` on every party; results in party order."""
+    def call(
+        self, method: str, *shared: Any, per_party: PerParty | None = None, timeout: float | None = None
+    ) -> dict[int, Any]:
+        """Run `method` on every party (or those `per_party` names, with their own arguments
+        before `shared`); results in party order. Raises PartiesFailed."""
+        ...
+
+    def restart(self, host: int, states: dict[int, bytes] | None) -> None:
+        """Replace a failed host by a new one holding the same parties, restored to `states`
+        (None: freshly built, as before transfer learning)."""
+        ...
+
+    def remove(self, host: int) -> None:
+        """Forget a failed host; its parties are gone for the rest of the run."""
         ...
 
     def share(self, value: Any) -> Any:
@@ -35,8 +70,15 @@ class PartyPool(Protocol):
         ...
 
 
+def host_arguments(group: list[int], per_party: PerParty | None) -> PerParty | None:
+    """The part of `per_party` for one host's parties (None = all of them, no own arguments)."""
+    return None if per_party is None else {p: per_party[p] for p in group if p in per_party}
+
+
 class LocalPool:
-    """All parties in this process; hosts are called one after another."""
+    """All parties in this process, one after another. Each party is its own host here
+    (hosts are plain objects sharing one copy of the data), so a party that raises is
+    restarted or dropped alone; the grouping of `groups` only matters for actors."""
 
     def __init__(
         self,
@@ -50,22 +92,46 @@ class LocalPool:
         """`threads`/`gpus` default to the config's `torch_threads`/`gpus_per_party`."""
         threads = config.torch_threads if threads is None else threads
         gpus = config.gpus_per_party if gpus is None else gpus
-        self.hosts = [PartyHost(group, config, data, threads=threads, gpus=gpus) for group in groups]
+        placed = DeviceData.place(data, choose_device(gpus))
+        self._build = lambda group: PartyHost(group, config, placed, threads=threads, gpus=gpus)
+        self.specs = [[spec] for group in groups for spec in group]
+        self.hosts: list[PartyHost | None] = [self._build(group) for group in self.specs]
 
-    def call(self, method: str, *shared: Any, per_party: dict[int, tuple[Any, ...]] | None = None) -> dict[int, Any]:
+    def call(
+        self, method: str, *shared: Any, per_party: PerParty | None = None, timeout: float | None = None
+    ) -> dict[int, Any]:
+        """`timeout` is not enforced in-process (nothing can interrupt a running host)."""
         results: dict[int, Any] = {}
-        for host in self.hosts:
-            results.update(host.call(method, per_party, *shared))
+        failures = []
+        for index, host in enumerate(self.hosts):
+            own = host_arguments([s.party for s in self.specs[index]], per_party)
+            if host is None or own == {}:
+                continue
+            try:
+                results.update(host.call(method, own, *shared))
+            except Exception as exc:  # a party's bug: reported with its parties, policy decides
+                parties = tuple(s.party for s in self.specs[index])
+                failures.append(HostFailure(index, parties, f"raised {exc!r}", traceback.format_exc()))
+        if failures:
+            raise PartiesFailed(failures, dict(sorted(results.items())))
         return dict(sorted(results.items()))
+
+    def restart(self, host: int, states: dict[int, bytes] | None) -> None:
+        self.hosts[host] = self._build(self.specs[host])
+        if states:
+            self.call("import_state", per_party={p: (s,) for p, s in states.items()})
+
+    def remove(self, host: int) -> None:
+        self.hosts[host] = None
 
     def share(self, value: Any) -> Any:
         return value
 
     def describe(self) -> list[dict[str, Any]]:
-        return [host.describe() for host in self.hosts]
+        return [host.describe() for host in self.hosts if host is not None]
 
     def usage(self) -> list[dict[str, Any]]:
-        return [host.usage() for host in self.hosts]
+        return [host.usage() for host in self.hosts if host is not None]
 
     def close(self) -> None:
         self.hosts = []

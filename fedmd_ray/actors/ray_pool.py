@@ -13,6 +13,7 @@ import ray
 
 from fedmd_ray.actors.participant import PartyHost, PartySpec, SharedData
 from fedmd_ray.actors.placement import ActorResources
+from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PerParty, host_arguments
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
 
@@ -28,51 +29,86 @@ class _RemoteHost(PartyHost):
     def __init__(self, specs: list[PartySpec], config: FedMDConfig, threads: int, gpus: float, *arrays: Any) -> None:
         super().__init__(specs, config, SharedData(*arrays), threads=threads, gpus=gpus)
 
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "node": ray.get_runtime_context().get_node_id()}
+
 
 class RayPool:
     def __init__(
         self, groups: list[list[PartySpec]], config: FedMDConfig, data: SharedData, resources: ActorResources
     ) -> None:
         refs = [ray.put(getattr(data, f.name)) for f in dataclasses.fields(data)]
-        actor_cls = ray.remote(_RemoteHost).options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0)
+        self._actor_cls = ray.remote(_RemoteHost).options(
+            num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0
+        )
+        self._start = lambda group: self._actor_cls.remote(group, config, resources.threads, resources.gpus, *refs)
+        self._what = f"party actors (each CPU={resources.cpus:g}, GPU={resources.gpus:g})"
+        self._timeout = config.actor_start_timeout_s
+        self.specs = groups
         self.groups = [[s.party for s in group] for group in groups]
-        self.hosts = [actor_cls.remote(group, config, resources.threads, resources.gpus, *refs) for group in groups]
+        self.hosts: list[Any] = [self._start(group) for group in groups]
         self._data_refs = refs  # keep the shared arrays alive as long as the pool
         try:
-            self._descriptions = wait_scheduled(
-                self.hosts, config.actor_start_timeout_s,
-                f"party actors (each CPU={resources.cpus:g}, GPU={resources.gpus:g})",
-            )
+            self._descriptions = wait_scheduled(self.hosts, self._timeout, self._what)
         except BaseException:
             self.close()
             raise
 
-    def call(self, method: str, *shared: Any, per_party: dict[int, tuple[Any, ...]] | None = None) -> dict[int, Any]:
-        refs = [
-            host.call.remote(method, {p: per_party[p] for p in group if p in per_party} if per_party else None, *shared)
-            for host, group in zip(self.hosts, self.groups)
-        ]
+    def call(
+        self, method: str, *shared: Any, per_party: PerParty | None = None, timeout: float | None = None
+    ) -> dict[int, Any]:
+        pending: dict[Any, int] = {}
+        for index, (host, group) in enumerate(zip(self.hosts, self.groups)):
+            own = host_arguments(group, per_party)
+            if host is not None and own != {}:
+                pending[host.call.remote(method, own, *shared)] = index
+        ready, late = ray.wait(list(pending), num_returns=len(pending), timeout=timeout)
         results: dict[int, Any] = {}
-        for ref, group in zip(refs, self.groups):
+        failures = []
+        for ref in ready:
+            index = pending[ref]
             try:
-                results.update(ray.get(ref))
-            except ray.exceptions.RayError as exc:
-                raise RuntimeError(f"parties {group} failed in '{method}': {exc}") from exc
+                results.update(ray.get(ref, timeout=60))
+            except ray.exceptions.RayTaskError as exc:  # the party raised: its traceback is in `exc`
+                failures.append(HostFailure(index, tuple(self.groups[index]), f"raised {exc.cause!r}", str(exc)))
+            except ray.exceptions.RayActorError as exc:  # the process died (os._exit, OOM kill, ray.kill, node loss)
+                failures.append(HostFailure(index, tuple(self.groups[index]), "its actor died", str(exc)))
+        for ref in late:
+            index = pending[ref]
+            ray.kill(self.hosts[index])  # a hung host must not answer later
+            failures.append(HostFailure(index, tuple(self.groups[index]), f"no answer within {timeout:g} s", ""))
+        if failures:
+            raise PartiesFailed(failures, dict(sorted(results.items())))
         return dict(sorted(results.items()))
+
+    def restart(self, host: int, states: dict[int, bytes] | None) -> None:
+        self._kill(host)
+        self.hosts[host] = self._start(self.specs[host])
+        self._descriptions[host] = wait_scheduled([self.hosts[host]], self._timeout, self._what)[0]
+        if states:
+            self.call("import_state", per_party={p: (s,) for p, s in states.items()})
+
+    def remove(self, host: int) -> None:
+        self._kill(host)
+        self.hosts[host] = None
 
     def share(self, value: Any) -> Any:
         return ray.put(value)
 
     def describe(self) -> list[dict[str, Any]]:
-        return list(self._descriptions)
+        return [d for d, host in zip(self._descriptions, self.hosts) if host is not None]
 
     def usage(self) -> list[dict[str, Any]]:
-        return list(ray.get([host.usage.remote() for host in self.hosts], timeout=60))
+        return list(ray.get([host.usage.remote() for host in self.hosts if host is not None], timeout=60))
 
     def close(self) -> None:
-        for host in self.hosts:
-            ray.kill(host)
+        for index in range(len(self.hosts)):
+            self._kill(index)
         self.hosts = []
+
+    def _kill(self, host: int) -> None:
+        if self.hosts[host] is not None:
+            ray.kill(self.hosts[host], no_restart=True)
 
 
 def wait_scheduled(actors: list[Any], timeout_s: float, what: str) -> list[dict[str, Any]]:

@@ -2,6 +2,10 @@
 
 `phase` is `transfer` (round 0, the baseline), `collaborate` (rounds 1..R) or
 `upper_bound` (round 0; the model trained on all parties' private data).
+`status` is `ok`, `restarted` (its actor failed and was restarted from the
+last round's state: same numbers), `absent` (sat out the round,
+`party_dropout`) or `dropped` (failed and left out from then on); the metrics
+of absent and dropped parties are null, so means skip them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ RESULT_SCHEMA = pa.schema(
         pa.field("model", pa.string(), nullable=False),
         pa.field("phase", pa.string(), nullable=False),
         pa.field("round", pa.int32(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
         pa.field("test_accuracy", pa.float64()),
         pa.field("test_loss", pa.float64()),
         pa.field("seconds", pa.float64()),

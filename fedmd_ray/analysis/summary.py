@@ -50,6 +50,23 @@ def format_summary(summary: RunSummary) -> str:
     )
 
 
+def format_events(table: pa.Table) -> str:
+    """Which party was restarted, dropped or absent in which rounds; empty when all went fine."""
+    lines = []
+    events = table.filter(pc.not_equal(table["status"], "ok")).to_pylist()
+    for party in sorted({r["party"] for r in events}):
+        own = [r for r in events if r["party"] == party]
+        model = own[0]["model"]
+        for status in ("restarted", "absent"):
+            rounds = sorted({r["round"] for r in own if r["status"] == status})
+            if rounds:
+                lines.append(f"party {party} ({model}) {status} in round(s) {', '.join(map(str, rounds))}")
+        dropped = [r["round"] for r in own if r["status"] == "dropped"]
+        if dropped:
+            lines.append(f"party {party} ({model}) dropped from round {min(dropped)}")
+    return "\n".join(["failures and absences:", *lines]) if lines else ""
+
+
 def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
     """One row per trial: swept parameters, baseline, final, upper bound, gain; best gain first.
 

@@ -52,7 +52,8 @@ def trainable(params: dict[str, Any]) -> None:
         rows.extend(phase_rows)
         if phase == "upper_bound":
             continue
-        mean = sum(r["test_accuracy"] for r in phase_rows) / len(phase_rows)
+        accuracies = [r["test_accuracy"] for r in phase_rows if r["test_accuracy"] is not None]
+        mean = sum(accuracies) / max(len(accuracies), 1)
         baseline = mean if baseline is None else baseline
         table = swept_columns(rows_to_table(rows), trial_id, params)
         write_table(table, join_uri(params[RESULTS], f"{trial_id}.parquet"))

@@ -1,0 +1,63 @@
+"""The run's checkpoint: everything needed to continue after the last finished phase.
+
+One file, `checkpoint.pt` in the output directory, replaced atomically (temp
+file + fsync + rename) after transfer learning and after every round. It holds
+the result rows so far, every party's state (model, both optimizers, RNG
+stream) and the config's fingerprint, so rows and states always belong to the
+same round. Nothing else is needed: alignment subsets are drawn from
+(seed, round), and aggregation has no state. Read back with
+`torch.load(weights_only=True)`: tensors and plain values only, no pickled code.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fedmd_ray.analysis.io import atomic_write_bytes
+from fedmd_ray.errors import ConfigError
+
+CHECKPOINT_FILE = "checkpoint.pt"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    fingerprint: str
+    round: int  # last finished round (0 = transfer learning)
+    rows: list[dict[str, Any]]
+    states: dict[int, bytes]  # party -> `Participant.export_state()`
+
+
+def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> None:
+    payload = {
+        "format": FORMAT,
+        "fingerprint": checkpoint.fingerprint,
+        "round": checkpoint.round,
+        "rows": checkpoint.rows,
+        "states": {p: torch.frombuffer(bytearray(s), dtype=torch.uint8) for p, s in checkpoint.states.items()},
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(directory / CHECKPOINT_FILE, buffer.getvalue())
+
+
+def load_checkpoint(directory: Path) -> Checkpoint | None:
+    """The checkpoint in `directory`, None if there is none; ConfigError if it is unreadable."""
+    path = directory / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("format") != FORMAT:
+            raise ValueError(f"format {payload.get('format')!r}, expected {FORMAT}")
+        return Checkpoint(
+            fingerprint=payload["fingerprint"], round=int(payload["round"]), rows=list(payload["rows"]),
+            states={int(p): t.numpy().tobytes() for p, t in payload["states"].items()},
+        )
+    except Exception as exc:  # truncated, foreign or malicious file: refuse it, never execute it
+        raise ConfigError(f"{path} is not a readable fedmd_ray checkpoint ({exc}); remove it to start over") from exc

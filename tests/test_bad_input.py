@@ -1,0 +1,150 @@
+"""One table of bad inputs: each exits 2 with one clear line, no traceback, no hang, nothing changed on disk.
+
+Every case is a function of a scratch directory returning the CLI arguments;
+the scratch directory (data roots, run directories) is compared before and
+after the command.
+"""
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedmd_ray.cli import main
+
+QUICK = ["--preset", "quick", "--set", "backend=local"]
+
+
+def _npz(tmp: Path, **arrays) -> str:
+    """A data root whose mnist.npz holds `arrays` (defaults: a valid tiny MNIST)."""
+    good = dict(x_train=np.zeros((20, 28, 28), np.uint8), y_train=np.arange(20) % 10,
+                x_test=np.zeros((10, 28, 28), np.uint8), y_test=np.arange(10) % 10)
+    (tmp / "data" / "mnist").mkdir(parents=True)
+    np.savez(tmp / "data" / "mnist" / "mnist.npz", **{**good, **arrays})
+    return str(tmp / "data")
+
+
+def _mnist_run(root: str) -> list[str]:
+    return ["run", "--preset", "offline", "--set", f"data_root={root}"]
+
+
+def _truncated(tmp: Path) -> list[str]:
+    root = _npz(tmp)
+    path = Path(root) / "mnist" / "mnist.npz"
+    path.write_bytes(path.read_bytes()[:200])
+    return _mnist_run(root)
+
+
+def _not_a_zip(tmp: Path) -> list[str]:
+    root = _npz(tmp)
+    (Path(root) / "mnist" / "mnist.npz").write_text("x_train,y_train\n1,2\n")
+    return _mnist_run(root)
+
+
+def _pickled_npz(tmp: Path) -> list[str]:
+    root = _npz(tmp)
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(Path(root) / "mnist" / "mnist.npz", "w") as z:
+        z.writestr("x_train.npy", buffer.getvalue())
+    return _mnist_run(root)
+
+
+def _finished_run(tmp: Path) -> Path:
+    out = tmp / "run"
+    assert main(["run", *QUICK, "--set", "rounds=1", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def _other_config_json(tmp: Path) -> list[str]:
+    out = tmp / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"config": {"seed": 5}}))
+    return ["run", *QUICK, "--resume", str(out)]
+
+
+def _read_only_dir(tmp: Path) -> list[str]:
+    out = tmp / "locked"
+    out.mkdir()
+    out.chmod(0o500)
+    return ["run", *QUICK, "--out", str(out / "run")]
+
+
+CASES = {
+    # --- config values -------------------------------------------------------------------
+    "unknown field": (lambda t: ["run", "--set", "roundz=3"], "unknown config field 'roundz' (did you mean 'rounds'?)"),
+    "negative rounds": (lambda t: ["run", "--set", "rounds=-2"], "rounds=-2 is not allowed: must be an integer >= 0"),
+    "text for int": (lambda t: ["run", "--set", "subset_size=lots"], "subset_size='lots' is not allowed: must be an integer"),
+    "bool garbage": (lambda t: ["run", "--set", "upper_bound=maybe"], "upper_bound='maybe' is not allowed: must be true or false"),
+    "unknown model": (lambda t: ["run", "--set", "models=cnn2-8-16,nope"], "model 'nope' is not known"),
+    "unknown source": (lambda t: ["run", "--set", "public_data=cifar-1000"], "unknown data source 'cifar-1000'"),
+    "unknown aggregator": (lambda t: ["run", "--set", "aggregator=vote"], "aggregator='vote'"),
+    "unknown digest loss": (lambda t: ["run", "--set", "digest_loss=hinge"], "digest_loss='hinge' is not allowed: must be one of"),
+    "unknown policy": (lambda t: ["run", "--set", "on_party_failure=retry"], "on_party_failure='retry' is not allowed"),
+    "dropout of 1": (lambda t: ["run", "--set", "party_dropout=1"], "party_dropout=1.0 is not allowed: must be a probability in [0, 1)"),
+    "zero timeout": (lambda t: ["run", "--set", "round_timeout_s=0"], "round_timeout_s=0.0 is not allowed: must be a number > 0 or None"),
+    "zero parties per actor": (lambda t: ["run", "--set", "parties_per_actor=0"], "parties_per_actor=0 is not allowed"),
+    "class out of range": (lambda t: ["run", "--set", "private_classes=5,6,12"], "class ids in 0..9"),
+    "overlapping classes": (lambda t: ["run", "--set", "public_classes=0,1,5"], "share classes [5]"),
+    "subset larger than public": (lambda t: ["run", *QUICK, "--set", "subset_size=100000"], "subset_size=100000 exceeds the public set"),
+    "writer partition without writers": (lambda t: ["run", "--set", "partition=writer"], "partition='writer'"),
+    "grid value out of range": (lambda t: ["sweep", *QUICK, "--grid", "subset_size=100,99999"], "subset_size=99999 exceeds the public"),
+    "grid value of wrong type": (lambda t: ["sweep", *QUICK, "--grid", "digest_epochs=1,two"], "digest_epochs='two' is not allowed"),
+    # --- CLI invocations -------------------------------------------------------------------
+    "set without value": (lambda t: ["run", "--set", "rounds"], "--set expects field=value"),
+    "grid without values": (lambda t: ["sweep", *QUICK, "--grid", "rounds"], "--grid expects field=value1,value2"),
+    "grid field twice": (lambda t: ["sweep", *QUICK, "--grid", "rounds=1", "--grid", "rounds=2"], "--grid rounds is given twice"),
+    "grid unknown field": (lambda t: ["sweep", *QUICK, "--grid", "roundz=1,2"], "unknown config field 'roundz'"),
+    "resume and out differ": (lambda t: ["run", "--resume", str(t / "a"), "--out", str(t / "b")], "name different directories"),
+    "report of nothing": (lambda t: ["report", str(t / "nothing")], "holds neither results.parquet"),
+    # --- data files ------------------------------------------------------------------------
+    "missing data": (lambda t: _mnist_run(str(t / "empty")), "MNIST not found"),
+    "truncated file": (_truncated, "is corrupt"),
+    "not an npz": (_not_a_zip, "is corrupt"),
+    "pickled arrays": (_pickled_npz, "is corrupt"),
+    "wrong image shape": (lambda t: _mnist_run(_npz(t, x_train=np.zeros((20, 32, 32), np.uint8))), "images (20, 32, 32) uint8"),
+    "labels out of range": (lambda t: _mnist_run(_npz(t, y_train=np.full(20, 12))), "is corrupt"),
+    "labels of wrong length": (lambda t: _mnist_run(_npz(t, y_train=np.zeros(3, np.int64))), "labels (3,)"),
+    # --- output and resume directories ------------------------------------------------------
+    "out is a file": (lambda t: (t / "f").write_text("x") and ["run", *QUICK, "--out", str(t / "f")], "is a file, not a directory"),
+    "out not writable": (_read_only_dir, "is not writable"),
+    "another run's results": (lambda t: ["run", *QUICK, "--out", str(_finished_run(t))], "already holds a run's results.parquet"),
+    "resume with another config": (lambda t: ["run", "--resume", str(_finished_run(t)), "--set", "seed=9"], "seed (saved 0, given 9)"),
+    "resume a foreign directory": (lambda t: ["run", *QUICK, "--resume", str(t)], "config.json is missing"),
+    "resume a different run's config": (_other_config_json, "cannot resume"),
+    # --- resources -------------------------------------------------------------------------
+    "more CPUs than the machine": (lambda t: ["run", "--preset", "quick", "--set", "cpus_per_party=64"], "needs CPU="),
+    "GPU without a GPU": (lambda t: ["run", "--preset", "quick", "--set", "gpus_per_party=0.5"], "the cluster has no GPU"),
+    "fraction Ray cannot express": (lambda t: ["run", "--preset", "quick", "--set", "parties_per_actor=3", "--set", "cpus_per_party=0.5"], "whole number"),
+}
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input(case, tmp_path, capsys):
+    make_argv, fragment = CASES[case]
+    argv = make_argv(tmp_path)
+    capsys.readouterr()
+    before = _tree(tmp_path)
+    try:
+        assert main(argv) == 2
+    finally:
+        for path in tmp_path.rglob("*"):  # let pytest clean up read-only dirs
+            if path.is_dir():
+                os.chmod(path, 0o700)
+    err = capsys.readouterr().err
+    assert fragment in err, err
+    assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("fedmd-ray: error: ")
+    assert _tree(tmp_path) == before
+
+
+def test_the_table_is_large_enough():
+    assert len(CASES) >= 30

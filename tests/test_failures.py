@@ -1,0 +1,120 @@
+"""Party failures: restart, drop, fail; hangs; absent parties. Nothing hangs, nothing is lost."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+import fedmd_ray
+from fedmd_ray.checkpoint import load_checkpoint
+from fedmd_ray.data.task import build_task
+from fedmd_ray.errors import PartyFailure
+from fedmd_ray.faults import VARIABLE
+from fedmd_ray.runner import iterate_phases
+
+LOCAL = dict(backend="local", rounds=3, torch_threads=1)
+
+
+def _metrics(table):
+    return table.select(["party", "phase", "round", "test_accuracy", "test_loss"]).to_pylist()
+
+
+def _status(table, party):
+    rows = table.to_pylist()
+    return {r["round"]: r["status"] for r in rows if r["party"] == party and r["phase"] != "upper_bound"}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return fedmd_ray.run(fedmd_ray.preset("quick", **LOCAL), verbose=False)
+
+
+def test_a_restarted_party_redoes_its_round_with_the_same_numbers(reference, monkeypatch, tmp_path):
+    monkeypatch.setenv(VARIABLE, f"party=1,round=2,method=digest,action=raise,once={tmp_path / 'fired'}")
+    table = fedmd_ray.run(fedmd_ray.preset("quick", **LOCAL), verbose=False)
+    assert _status(table, 1) == {0: "ok", 1: "ok", 2: "restarted", 3: "ok"}
+    assert _metrics(table) == _metrics(reference)  # restored from round 1's state, redone: identical
+
+
+def test_a_party_failing_again_after_its_restarts_is_dropped(monkeypatch, capsys, caplog):
+    monkeypatch.setenv(VARIABLE, "party=1,round=2,method=revisit,action=raise")
+    table = fedmd_ray.run(fedmd_ray.preset("quick", max_party_restarts=1, **LOCAL), verbose=True)
+    assert _status(table, 1) == {0: "ok", 1: "ok", 2: "dropped", 3: "dropped"}
+    dropped = [r for r in table.to_pylist() if r["status"] == "dropped"]
+    assert all(r["test_accuracy"] is None for r in dropped)
+    assert all(r["test_accuracy"] is not None for r in table.to_pylist() if r["party"] != 1)
+    err = capsys.readouterr().err
+    assert "party 1 (mlp-64) dropped from round 2" in err
+    assert "Traceback" in caplog.text and "injected fault in party 1, round 2, revisit" in caplog.text
+
+
+def test_drop_policy_leaves_the_party_out_and_the_others_go_on(monkeypatch):
+    monkeypatch.setenv(VARIABLE, "party=0,round=1,method=digest,action=raise")
+    table = fedmd_ray.run(fedmd_ray.preset("quick", on_party_failure="drop", **LOCAL), verbose=False)
+    assert _status(table, 0) == {0: "ok", 1: "dropped", 2: "dropped", 3: "dropped"}
+    assert set(_status(table, 2).values()) == {"ok"}
+
+
+def test_fail_policy_stops_with_a_clear_message_and_a_resumable_checkpoint(reference, monkeypatch, tmp_path):
+    monkeypatch.setenv(VARIABLE, "party=2,round=3,method=digest,action=raise")
+    config = fedmd_ray.preset("quick", on_party_failure="fail", **LOCAL)
+    with pytest.raises(PartyFailure, match=r"party 2 \(cnn1-16\) failed in collaborate of round 3: raised"):
+        fedmd_ray.run(config, out_dir=tmp_path, verbose=False)
+    assert load_checkpoint(tmp_path).round == 2
+    assert max(pq.read_table(tmp_path / "results.parquet").column("round").to_pylist()) == 2
+    monkeypatch.delenv(VARIABLE)
+    resumed = fedmd_ray.run(config, out_dir=tmp_path, resume=True, verbose=False)
+    assert _metrics(resumed) == _metrics(reference)
+
+
+def test_party_dropout_is_seeded_and_recorded():
+    config = fedmd_ray.preset("quick", party_dropout=0.4, **LOCAL)
+    first = fedmd_ray.run(config, verbose=False)
+    absent = [r for r in first.to_pylist() if r["status"] == "absent"]
+    assert absent and all(r["test_accuracy"] is None and r["round"] > 0 for r in absent)
+    grouped = fedmd_ray.run(config.replace(parties_per_actor=1), verbose=False)
+    assert _metrics(grouped) == _metrics(first) and grouped["status"].equals(first["status"])
+
+
+def test_sigkill_of_a_party_actor_mid_run_is_restarted(ray_cluster, reference):
+    """The worker process dies as under the OOM killer; the run finishes with the same numbers."""
+    config = fedmd_ray.preset("quick", **{**LOCAL, "backend": "ray"})
+    hosts = []
+    rows = []
+    for phase, round_, phase_rows in iterate_phases(config, build_task(config), on_start=hosts.extend):
+        rows.extend(phase_rows)
+        if phase == "collaborate" and round_ == 1:
+            os.kill(hosts[0]["pid"], signal.SIGKILL)
+    by_party = {(r["party"], r["round"]): r["status"] for r in rows if r["phase"] == "collaborate"}
+    killed = hosts[0]["parties"]
+    assert all(by_party[(p, 2)] == "restarted" for p in killed)
+    expected = {(r["party"], r["phase"], r["round"]): r["test_accuracy"] for r in reference.to_pylist()}
+    assert {(r["party"], r["phase"], r["round"]): r["test_accuracy"] for r in rows} == expected
+
+
+def _cli(tmp_path, fault: str, *sets: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, VARIABLE: fault}
+    env.pop("RAY_ADDRESS", None)
+    command = [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", "--set", "rounds=2",
+               "--set", "torch_threads=1", *[a for s in sets for a in ("--set", s)], "--out", str(tmp_path / "run")]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+
+
+def test_an_actor_that_exits_inside_digest_is_restarted(tmp_path):
+    done = _cli(tmp_path, f"party=1,round=2,method=digest,action=exit,once={tmp_path / 'fired'}")
+    assert done.returncode == 0, done.stderr
+    table = pq.read_table(tmp_path / "run" / "results.parquet")
+    assert _status(table, 1)[2] == "restarted"
+    assert "its actor died" in done.stderr and "party 1 (mlp-64) restarted in round(s) 2" in done.stderr
+
+
+def test_a_hanging_party_times_out_and_fail_policy_exits_2(tmp_path):
+    done = _cli(tmp_path, "party=0,round=1,method=digest,action=hang", "round_timeout_s=5",
+                "on_party_failure=fail")
+    assert done.returncode == 2
+    assert "party 0 (cnn2-8-16) failed in collaborate of round 1: no answer within 5 s" in done.stderr
+    assert "Traceback" not in done.stderr.split("fedmd-ray: error:")[-1]
+    assert load_checkpoint(tmp_path / "run").round == 0

@@ -1,0 +1,105 @@
+"""Checkpoints and resume: a run killed mid-round continues to the same table."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+import fedmd_ray
+from fedmd_ray.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from fedmd_ray.cli import main
+from fedmd_ray.errors import ConfigError
+
+# digest_epochs=40 makes a round last seconds, so a kill lands inside one
+SLOW = dict(backend="local", rounds=4, torch_threads=1, digest_epochs=40)
+SETS = [a for k, v in SLOW.items() for a in ("--set", f"{k}={v}")]
+
+
+def _metrics(table):
+    return table.select(["party", "phase", "round", "test_accuracy", "test_loss"]).to_pylist()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    return fedmd_ray.run(fedmd_ray.preset("quick", **SLOW), out_dir=out, verbose=False), out
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory):
+    """A CLI run SIGKILLed inside round 2 (after round 1's checkpoint)."""
+    out = tmp_path_factory.mktemp("killed") / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", *SETS, "--out", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            checkpoint = load_checkpoint(out) if (out / CHECKPOINT_FILE).exists() else None
+            if checkpoint is not None and checkpoint.round >= 1:
+                break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.05)
+        time.sleep(0.5)  # well inside the next round (a round takes seconds)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    return out
+
+
+def test_results_are_readable_after_sigkill(killed):
+    table = pq.read_table(killed / "results.parquet")
+    rounds = set(table.column("round").to_pylist())
+    assert {0, 1} <= rounds and 4 not in rounds
+    assert load_checkpoint(killed).round in (1, 2)
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_table(killed, reference):
+    table, _ = reference
+    resumed = fedmd_ray.run(fedmd_ray.preset("quick", **SLOW), out_dir=killed, resume=True, verbose=False)
+    # CPU, same seed and thread count: bit-identical accuracies and losses.
+    assert _metrics(resumed) == _metrics(table)
+    assert _metrics(fedmd_ray.load_results(killed)) == _metrics(table)
+    assert load_checkpoint(killed).round == 4
+
+
+def test_resume_with_a_different_config_is_refused_and_changes_nothing(reference):
+    _, out = reference
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    with pytest.raises(ConfigError, match=r"digest_epochs \(saved 40, given 2\)"):
+        fedmd_ray.run(fedmd_ray.preset("quick", **{**SLOW, "digest_epochs": 2}), out_dir=out, resume=True)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_resume_may_change_how_the_run_executes(reference):
+    table, out = reference  # finished: resuming runs no round and returns the same rows
+    again = fedmd_ray.run(fedmd_ray.preset("quick", **{**SLOW, "parties_per_actor": 2}), out_dir=out,
+                          resume=True, verbose=False)
+    assert _metrics(again) == _metrics(table)
+
+
+def test_cli_resume_reads_the_saved_config_and_refuses_changes(reference, capsys):
+    _, out = reference
+    assert main(["run", "--resume", str(out), "--quiet"]) == 0
+    assert main(["run", "--resume", str(out), "--set", "seed=3"]) == 2
+    assert "seed (saved 0, given 3)" in capsys.readouterr().err
+
+
+def test_resume_without_a_run_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="config.json is missing"):
+        fedmd_ray.run(fedmd_ray.preset("quick", backend="local"), out_dir=tmp_path, resume=True)
+
+
+def test_a_corrupt_checkpoint_is_refused(reference, tmp_path):
+    _, out = reference
+    for name in ("config.json", CHECKPOINT_FILE):
+        (tmp_path / name).write_bytes((out / name).read_bytes())
+    (tmp_path / CHECKPOINT_FILE).write_bytes((out / CHECKPOINT_FILE).read_bytes()[:100])
+    with pytest.raises(ConfigError, match="not a readable fedmd_ray checkpoint"):
+        fedmd_ray.run(fedmd_ray.preset("quick", **SLOW), out_dir=tmp_path, resume=True)
