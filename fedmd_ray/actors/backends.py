@@ -83,6 +83,7 @@ def _ray_driver(
     config: FedMDConfig, specs: list[PartySpec], data: SharedData, run_id: str, in_process: bool
 ) -> Iterator[DriverCall]:
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from fedmd_ray.actors.cluster import check_fits, cluster_totals, ray_session
     from fedmd_ray.actors.ray_pool import RayPool, wait_scheduled
@@ -109,7 +110,11 @@ def _ray_driver(
             finally:
                 pool.close()
             return
-        driver = ray.remote(Driver).options(num_cpus=config.driver_cpus).remote(config, data.public_y, pool, run_id)
+        # The driver lives on the caller's node: losing a worker node then costs parties, not the run.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        driver = ray.remote(Driver).options(num_cpus=config.driver_cpus, scheduling_strategy=here).remote(
+            config, data.public_y, pool, run_id
+        )
         try:
             wait_scheduled([driver], config.actor_start_timeout_s, f"the driver actor (CPU={config.driver_cpus:g})")
             yield _remote(driver)
