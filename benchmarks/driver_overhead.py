@@ -3,8 +3,10 @@
 Runs rounds at 10 parties x subset 5000 x 16 classes on Ray (driver actor +
 party actors) and, per round, compares the driver's wall time with the busiest
 host's own time inside its calls: the rest is sampling the subset, gathering
-scores, aggregating, distributing the consensus, building rows and the Ray
-calls. Writing the table (what `run()` does after each round) is timed too.
+scores, aggregating, distributing the consensus, snapshotting every party's
+state (`on_party_failure=restart`, the default), building rows and the Ray
+calls. Writing the table and the checkpoint (what `run()` does after each
+round) is timed too.
 Also times each driver step alone.
 
     python benchmarks/driver_overhead.py [--rounds 5]
@@ -25,6 +27,7 @@ from fedmd_ray.actors.backends import open_driver
 from fedmd_ray.aggregation import aggregate
 from fedmd_ray.analysis.io import write_table
 from fedmd_ray.analysis.schema import rows_to_table
+from fedmd_ray.checkpoint import Checkpoint, save_checkpoint
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.data.task import build_task
 from fedmd_ray.runner import party_inputs
@@ -43,6 +46,7 @@ def _ms(fn, repeat: int = 20) -> float:
 
 
 def _busy(call) -> np.ndarray:
+    """Each host's seconds of party work so far (snapshots and checkpoints count as overhead)."""
     return np.array([host["busy_s"] for host in call("usage")["hosts"]])
 
 
@@ -68,12 +72,13 @@ def main() -> None:
                 rows += call("run_round", round_)
                 wall = time.perf_counter() - start
                 work = float(np.max(_busy(call) - before))
-                start = time.perf_counter()
+                start = time.perf_counter()  # what run() does after each round
                 write_table(rows_to_table(rows), Path(tmp) / "results.parquet")
+                save_checkpoint(Path(tmp), Checkpoint(config.fingerprint(), round_, rows, call("export_states")))
                 write = time.perf_counter() - start
                 rounds.append((wall + write, work))
                 print(f"round {round_}: {wall + write:.3f} s, busiest host {work:.3f} s, "
-                      f"overhead {(wall + write - work) * 1000:.0f} ms (table write {write * 1000:.1f} ms)")
+                      f"overhead {(wall + write - work) * 1000:.0f} ms (table + checkpoint write {write * 1000:.1f} ms)")
         scores = np.random.default_rng(0).standard_normal((10, 5000, config.n_classes)).astype(np.float32)
         steps = {
             "sample_ms": _ms(lambda: sample_alignment(rng(0, "alignment", 1), task.public_y, 5000)),

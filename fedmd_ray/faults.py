@@ -6,20 +6,27 @@ or sleep for an hour (`hang`) when it enters `method` (`transfer_learn` in round
 0, `digest` or `revisit`) in `round`, the party's own count of rounds it took
 part in. With `once`,
 the fault fires only while the marker file does not exist and creates it, so
-a restarted party succeeds. Ray workers inherit the variable from the process
-that starts Ray.
+a restarted party succeeds. `FEDMD_RAY_DELAY_S=0.5` makes every party sleep a
+random 0-0.5 s before each transfer, digest and revisit, so parties answer in
+a random order. Ray workers inherit the variables from the process that starts
+Ray.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import time
 from pathlib import Path
 
 VARIABLE = "FEDMD_RAY_FAULT"
+DELAY_VARIABLE = "FEDMD_RAY_DELAY_S"
 
 
 def maybe_fail(party: int, round_: int, method: str) -> None:
+    delay = os.environ.get(DELAY_VARIABLE)
+    if delay:
+        time.sleep(random.SystemRandom().uniform(0, float(delay)))  # not the run's seeded streams
     spec = os.environ.get(VARIABLE)
     if not spec:
         return

@@ -12,7 +12,7 @@ import fedmd_ray
 from fedmd_ray.checkpoint import load_checkpoint
 from fedmd_ray.data.task import build_task
 from fedmd_ray.errors import PartyFailure
-from fedmd_ray.faults import VARIABLE
+from fedmd_ray.faults import DELAY_VARIABLE, VARIABLE
 from fedmd_ray.runner import iterate_phases
 
 LOCAL = dict(backend="local", rounds=3, torch_threads=1)
@@ -118,3 +118,14 @@ def test_a_hanging_party_times_out_and_fail_policy_exits_2(tmp_path):
     assert "party 0 (cnn2-8-16) failed in collaborate of round 1: no answer within 5 s" in done.stderr
     assert "Traceback" not in done.stderr.split("fedmd-ray: error:")[-1]
     assert load_checkpoint(tmp_path / "run").round == 0
+
+
+def test_random_reply_order_changes_no_number(tmp_path, reference):
+    """Parties sleep a random time before every step, so they answer in a random order."""
+    env = {**os.environ, DELAY_VARIABLE: "0.3"}
+    env.pop("RAY_ADDRESS", None)
+    command = [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", "--set", "rounds=3",
+               "--set", "torch_threads=1", "--set", "parties_per_actor=1", "--out", str(tmp_path / "run"), "--quiet"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert _metrics(pq.read_table(tmp_path / "run" / "results.parquet")) == _metrics(reference)

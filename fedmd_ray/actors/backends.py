@@ -15,7 +15,7 @@ from fedmd_ray.actors.driver import Driver
 from fedmd_ray.actors.participant import PartySpec, SharedData
 from fedmd_ray.actors.gpu_memory import check_gpu_packing, estimate_hosts
 from fedmd_ray.actors.placement import ActorResources, assign_parties, party_costs
-from fedmd_ray.actors.pool import LocalPool
+from fedmd_ray.actors.pool import LocalPool, PartyPool
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import FedMDError
 
@@ -93,17 +93,14 @@ def _ray_driver(
         groups = host_groups(config, specs, data, resources.sizes)
         if not in_process:  # a sweep checks its trials before they start (see sweeps.tuner)
             check_gpu_memory(config, groups, data, resources)
+        pool: PartyPool
         if in_process and resources.count == 1:
             # A Tune trial whose parties fit one host: its own process (already holding
             # their CPU/GPU share, see `sweeps.tuner.placement_for`) hosts them, which
             # saves an actor start per trial.
             pool = LocalPool(groups, config, data, threads=resources.threads, gpus=resources.gpus)
-            try:
-                yield _direct(Driver(config, data.public_y, pool, run_id))
-            finally:
-                pool.close()
-            return
-        pool = RayPool(groups, config, data, resources)
+        else:
+            pool = RayPool(groups, config, data, resources)
         if in_process:
             try:
                 yield _direct(Driver(config, data.public_y, pool, run_id))

@@ -70,8 +70,10 @@ class Driver:
                 cache.store(self._call("export_state", 0, self._active(), None, False), results)
         self._snapshot()
         rows = []
+        names = ("transfer", "upper_bound") if self.config.upper_bound else ("transfer",)
         for party in self.models:
-            phases = results.get(party) or {"transfer": None, **({"upper_bound": None} if self.config.upper_bound else {})}
+            phases: dict[str, Evaluation | None] = {n: None for n in names}  # dropped: rows without metrics
+            phases.update(results.get(party, {}))
             for phase in sorted(phases, key=lambda p: p != "transfer"):  # transfer rows first
                 rows.append(self._row(party, phase, 0, phases[phase]))
         return rows

@@ -256,7 +256,8 @@ class PartyHost:
         self.device = choose_device(gpus)
         on_device = data if isinstance(data, DeviceData) else DeviceData.place(data, self.device)
         self.participants = {s.party: Participant(s, config, on_device) for s in specs}
-        self.busy_s = 0.0
+        self.busy_s = 0.0  # party work
+        self.state_s = 0.0  # exporting and importing states (snapshots, checkpoints)
 
     def call(self, method: str, per_party: dict[int, tuple[Any, ...]] | None, *shared: Any) -> dict[int, Any]:
         """`participant.method(*per_party[pid], *shared)` for each hosted party in party order;
@@ -265,13 +266,18 @@ class PartyHost:
         parties = sorted(self.participants if per_party is None else set(per_party) & set(self.participants))
         results = {pid: getattr(self.participants[pid], method)(*(per_party or {}).get(pid, ()), *shared)
                    for pid in parties}
-        self.busy_s += time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        if method in ("export_state", "import_state"):
+            self.state_s += elapsed
+        else:
+            self.busy_s += elapsed
         return results
 
     def usage(self) -> dict[str, Any]:
-        """Seconds spent inside `call` so far (a round's time beyond it is overhead) and peak memory."""
+        """Seconds of party work inside `call` so far (a round's time beyond it is overhead), seconds
+        spent saving/restoring states, and peak memory."""
         usage: dict[str, Any] = {"parties": sorted(self.participants), "busy_s": self.busy_s,
-                                 "peak_rss_mib": peak_rss_mib()}
+                                 "state_s": self.state_s, "peak_rss_mib": peak_rss_mib()}
         if self.device.type == "cuda":
             usage["gpu_peak_allocated_mib"] = torch.cuda.max_memory_allocated(self.device) / 2**20
             usage["gpu_peak_reserved_mib"] = torch.cuda.max_memory_reserved(self.device) / 2**20
