@@ -11,6 +11,7 @@ same round. Nothing else is needed: alignment subsets are drawn from
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,3 +62,29 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
         )
     except Exception as exc:  # truncated, foreign or malicious file: refuse it, never execute it
         raise ConfigError(f"{path} is not a readable fedmd_ray checkpoint ({exc}); remove it to start over") from exc
+
+
+class CheckpointWriter:
+    """Writes checkpoints in a background thread, one at a time, so the next round does not
+    wait for the disk (~0.1 s per round for 10 small models with fsync). `submit` waits for
+    the previous write and re-raises its error; `close` waits for the last one."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedmd-checkpoint")
+        self._pending: concurrent.futures.Future[None] | None = None
+
+    def submit(self, checkpoint: Checkpoint) -> None:
+        self._wait()
+        self._pending = self._pool.submit(save_checkpoint, self.directory, checkpoint)
+
+    def close(self) -> None:
+        try:
+            self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()

@@ -24,7 +24,7 @@ from fedmd_ray.actors.participant import PartySpec, SharedData
 from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, write_json, write_table
 from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.analysis.summary import format_events, format_summary, summarize
-from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint, save_checkpoint
+from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointWriter, load_checkpoint
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.task import FedMDTask, build_task
 from fedmd_ray.errors import ConfigError
@@ -68,17 +68,23 @@ def run(
     if checkpoint is not None:
         log.line(f"resuming {target} after round {checkpoint.round} ({len(rows)} rows kept)")
 
+    writer = None if target is None else CheckpointWriter(target)
+
     def save(round_: int, states: dict[int, bytes]) -> None:
-        if target is not None:
-            save_checkpoint(target, Checkpoint(run_id, round_, rows, states))
+        if writer is not None:
+            writer.submit(Checkpoint(run_id, round_, list(rows), states))
 
     phases = iterate_phases(config, task, on_start=log.placement, resume=checkpoint, on_checkpoint=save,
                             run_id=run_id)
-    for phase, round_, phase_rows in phases:
-        rows.extend(phase_rows)
-        log.phase(phase, round_, config.rounds, phase_rows)
-        if target is not None:
-            write_table(rows_to_table(rows), target / RESULTS_FILE)
+    try:
+        for phase, round_, phase_rows in phases:
+            rows.extend(phase_rows)
+            log.phase(phase, round_, config.rounds, phase_rows)
+            if target is not None:
+                write_table(rows_to_table(rows), target / RESULTS_FILE)
+    finally:
+        if writer is not None:
+            writer.close()
     table = rows_to_table(rows)
     log.line(format_summary(summarize(table)))
     events = format_events(table)
