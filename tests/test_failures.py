@@ -79,15 +79,20 @@ def test_party_dropout_is_seeded_and_recorded():
     assert _metrics(grouped) == _metrics(first) and grouped["status"].equals(first["status"])
 
 
-def test_sigkill_of_a_party_actor_mid_run_is_restarted(ray_cluster, reference):
-    """The worker process dies as under the OOM killer; the run finishes with the same numbers."""
+@pytest.mark.parametrize("kill", ["sigkill", "ray.kill"])
+def test_a_party_actor_killed_from_outside_is_restarted(ray_cluster, reference, kill):
+    """SIGKILL: the worker process dies as under the OOM killer; ray.kill: by its actor name.
+    The run finishes with the numbers of an uninterrupted run."""
     config = fedmd_ray.preset("quick", **{**LOCAL, "backend": "ray"})
     hosts = []
     rows = []
     for phase, round_, phase_rows in iterate_phases(config, build_task(config), on_start=hosts.extend):
         rows.extend(phase_rows)
         if phase == "collaborate" and round_ == 1:
-            os.kill(hosts[0]["pid"], signal.SIGKILL)
+            if kill == "sigkill":
+                os.kill(hosts[0]["pid"], signal.SIGKILL)
+            else:
+                ray_cluster.kill(ray_cluster.get_actor(hosts[0]["actor"]))
     by_party = {(r["party"], r["round"]): r["status"] for r in rows if r["phase"] == "collaborate"}
     killed = hosts[0]["parties"]
     assert all(by_party[(p, 2)] == "restarted" for p in killed)

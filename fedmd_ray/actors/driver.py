@@ -183,10 +183,13 @@ class Driver:
                 f"{who} failed {where}: {failure.reason}. The run stopped (on_party_failure=fail); its checkpoint "
                 "holds the last finished round: fedmd-ray run --resume DIR"
             )
-        while policy == "restart" and all(self.restarts[p] < self.config.max_party_restarts for p in failure.parties):
+        # A host lost while saving its state cannot be brought back to the round it finished.
+        restartable = method != "export_state"
+        while (policy == "restart" and restartable
+               and all(self.restarts[p] < self.config.max_party_restarts for p in failure.parties)):
             states = None if self._states is None else {p: self._states[p] for p in failure.parties}
-            if states is None and method != "transfer_learn":
-                break  # nothing to restart from
+            if states is None and method not in ("transfer_learn", "import_state"):
+                break  # nothing to restart from (those two rebuild the parties' state themselves)
             for p in failure.parties:
                 self.restarts[p] += 1
             try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import uuid
 from typing import Any
 
 import ray
@@ -30,7 +31,8 @@ class _RemoteHost(PartyHost):
         super().__init__(specs, config, SharedData(*arrays), threads=threads, gpus=gpus)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "node": ray.get_runtime_context().get_node_id()}
+        context = ray.get_runtime_context()
+        return {**super().describe(), "node": context.get_node_id(), "actor": context.get_actor_name()}
 
 
 class RayPool:
@@ -38,15 +40,16 @@ class RayPool:
         self, groups: list[list[PartySpec]], config: FedMDConfig, data: SharedData, resources: ActorResources
     ) -> None:
         refs = [ray.put(getattr(data, f.name)) for f in dataclasses.fields(data)]
-        self._actor_cls = ray.remote(_RemoteHost).options(
-            num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0
-        )
-        self._start = lambda group: self._actor_cls.remote(group, config, resources.threads, resources.gpus, *refs)
+        self._actor_cls = ray.remote(_RemoteHost)
+        self._options = dict(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0)
+        self._args = (config, resources.threads, resources.gpus, *refs)
+        self._prefix = f"fedmd_ray-{uuid.uuid4().hex[:8]}"  # actor names: visible in `ray list actors`
+        self._starts = 0
         self._what = f"party actors (each CPU={resources.cpus:g}, GPU={resources.gpus:g})"
         self._timeout = config.actor_start_timeout_s
         self.specs = groups
         self.groups = [[s.party for s in group] for group in groups]
-        self.hosts: list[Any] = [self._start(group) for group in groups]
+        self.hosts: list[Any] = [self._start(index) for index in range(len(groups))]
         self._data_refs = refs  # keep the shared arrays alive as long as the pool
         try:
             self._descriptions = wait_scheduled(self.hosts, self._timeout, self._what)
@@ -83,7 +86,7 @@ class RayPool:
 
     def restart(self, host: int, states: dict[int, bytes] | None) -> None:
         self._kill(host)
-        self.hosts[host] = self._start(self.specs[host])
+        self.hosts[host] = self._start(host)
         self._descriptions[host] = wait_scheduled([self.hosts[host]], self._timeout, self._what)[0]
         if states:
             self.call("import_state", per_party={p: (s,) for p, s in states.items()})
@@ -105,6 +108,11 @@ class RayPool:
         for index in range(len(self.hosts)):
             self._kill(index)
         self.hosts = []
+
+    def _start(self, index: int) -> Any:
+        self._starts += 1
+        name = f"{self._prefix}-host{index}-{self._starts}"
+        return self._actor_cls.options(name=name, **self._options).remote(self.specs[index], *self._args)
 
     def _kill(self, host: int) -> None:
         if self.hosts[host] is not None:
