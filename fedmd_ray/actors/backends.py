@@ -29,10 +29,7 @@ def open_driver(
     """`driver_in_process=True` keeps the driver in this process even on Ray (a Tune
     trial is already a process in its placement group: no extra actor needed)."""
     if config.backend == "local":
-        per_host = config.parties_per_actor or len(specs)
-        sizes = [len(specs[i : i + per_host]) for i in range(0, len(specs), per_host)]
-        pool = LocalPool(host_groups(config, specs, data, sizes), config, data)
-        driver = Driver(config, data.public_y, pool, run_id)
+        driver = Driver(config, data.public_y, LocalPool([specs], config, data), run_id)
         try:
             yield _direct(driver)
         finally:
