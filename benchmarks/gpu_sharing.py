@@ -20,9 +20,10 @@ import numpy as np
 import ray
 
 import fedmd_ray
-from fedmd_ray.actors.gpu_memory import estimate_hosts
+from fedmd_ray.actors.gpu_memory import estimate_groups
 from fedmd_ray.data.task import build_task
 from fedmd_ray.models import PAPER_MODELS
+from fedmd_ray.runner import party_inputs
 
 from common import PhaseTimes, record, timed_run
 
@@ -62,12 +63,9 @@ def by_party(times: PhaseTimes, key: str) -> list[float]:
 
 
 def estimates_mib(config: fedmd_ray.FedMDConfig) -> list[float]:
-    task = build_task(config)
-    shared = sum(a.nbytes for a in (task.public_x, task.public_y, task.public_val_x, task.public_val_y,
-                                    task.test_x, task.test_y))
-    sizes = [len(i) for i in task.party_indices]
-    groups = [[p] for p in range(config.n_parties)]
-    return [e.bytes / 2**20 for e in estimate_hosts(config, groups, sizes, task.image_shape, shared)]
+    """The run's estimate for each party alone on a host, in party order."""
+    specs, data = party_inputs(config, build_task(config))
+    return [e.bytes / 2**20 for e in estimate_groups(config, [[s] for s in specs], data)]
 
 
 def main() -> None:

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import resource
-import time
 
 import numpy as np
 import ray
 
 import fedmd_ray
-from fedmd_ray.actors.backends import open_driver
 from fedmd_ray.data.task import build_task
 from fedmd_ray.runner import party_inputs
 
-from common import record
+from common import record, timed_run
 
 
 def measure(parties: int, rounds: int) -> dict[str, float]:
@@ -31,26 +29,14 @@ def measure(parties: int, rounds: int) -> dict[str, float]:
         "offline", n_parties=parties, models=("mlp-16", "mlp-32"), samples_per_class=3, public_size=2000,
         subset_size=500, pretrain_epochs=1, private_epochs=2, upper_bound=False, rounds=rounds,
     )
-    task = build_task(config)
-    specs, data = party_inputs(config, task)
+    _, data = party_inputs(config, build_task(config))
     shared_mib = sum(getattr(data, f).nbytes for f in data.__dataclass_fields__) / 2**20
-    start = time.perf_counter()
-    with open_driver(config, specs, data, config.fingerprint()) as call:
-        startup = time.perf_counter() - start
-        hosts = len(call("describe"))
-        start = time.perf_counter()
-        call("transfer_learn", None)
-        transfer = time.perf_counter() - start
-        times = []
-        for round_ in range(1, rounds + 1):
-            start = time.perf_counter()
-            call("run_round", round_)
-            times.append(time.perf_counter() - start)
-        usage = call("usage")
+    times = timed_run(config)
+    usage = times.usage
     actor_peaks = [h["peak_rss_mib"] for h in usage["hosts"]]
-    steady = times[1:-1] or times  # the first round also gathers scores alone; the last sends none ahead
+    steady = times.rounds[1:-1] or times.rounds  # round 1 also gathers scores alone; the last sends none ahead
     return {
-        "parties": parties, "actors": hosts, "startup_s": startup, "transfer_s": transfer,
+        "parties": parties, "actors": len(usage["hosts"]), "startup_s": times.startup, "transfer_s": times.transfer,
         "round_s": float(np.mean(steady)), "driver_peak_mib": usage["driver_peak_rss_mib"],
         "actor_peak_mib_max": max(actor_peaks), "actors_peak_mib_sum": sum(actor_peaks),
         "object_store_mib": shared_mib,

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from fedmd_ray.actors.driver import Driver
 from fedmd_ray.actors.participant import PartySpec, SharedData
-from fedmd_ray.actors.gpu_memory import check_gpu_packing, estimate_hosts
+from fedmd_ray.actors.gpu_memory import check_gpu_packing, estimate_groups
 from fedmd_ray.actors.placement import ActorResources, assign_parties, party_costs
 from fedmd_ray.actors.pool import LocalPool, PartyPool
 from fedmd_ray.config import FedMDConfig
@@ -60,15 +60,7 @@ def check_gpu_memory(
     memory = gpu_memory_info(resources.gpus, config.actor_start_timeout_s)
     if memory is None:
         return
-    shape = data.public_x.shape[1:]
-    shared = sum(a.nbytes for a in (data.public_x, data.public_y, data.public_val_x, data.public_val_y,
-                                     data.test_x, data.test_y))
-    sizes = {s.party: len(s.private_idx) for group in groups for s in group}
-    estimates = estimate_hosts(
-        config, [[s.party for s in group] for group in groups], [sizes[p] for p in sorted(sizes)],
-        (shape[0], shape[1], shape[2]), shared,
-    )
-    check_gpu_packing(estimates, resources.gpus, *memory)
+    check_gpu_packing(estimate_groups(config, groups, data), resources.gpus, *memory)
 
 
 def _direct(driver: Driver) -> DriverCall:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from fedmd_ray.actors.participant import PartySpec, SharedData
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
 from fedmd_ray.models import footprint
@@ -66,6 +67,16 @@ def estimate_hosts(
         peak = max(activation_bytes(config, models[p], input_shape) for p in group)
         estimates.append(HostEstimate(tuple(group), CUDA_CONTEXT_BYTES + shared_bytes + states + peak))
     return estimates
+
+
+def estimate_groups(config: FedMDConfig, groups: list[list[PartySpec]], data: SharedData) -> list[HostEstimate]:
+    """`estimate_hosts` for the hosts a pool would build from `groups` over `data`."""
+    c, h, w = data.public_x.shape[1:]
+    on_device = (data.public_x, data.public_y, data.public_val_x, data.public_val_y, data.test_x, data.test_y)
+    sizes = {s.party: len(s.private_idx) for group in groups for s in group}
+    party_groups = [[s.party for s in group] for group in groups]
+    return estimate_hosts(config, party_groups, [sizes[p] for p in sorted(sizes)], (c, h, w),
+                          sum(a.nbytes for a in on_device))
 
 
 def check_gpu_packing(estimates: list[HostEstimate], gpus_per_actor: float, free_bytes: int, total_bytes: int) -> None:
