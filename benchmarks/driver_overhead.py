@@ -3,10 +3,10 @@
 Runs rounds at 10 parties x subset 5000 x 16 classes on Ray (driver actor +
 party actors) and, per round, compares the driver's wall time with the busiest
 host's own time inside its calls: the rest is sampling the subset, gathering
-scores, aggregating, distributing the consensus, snapshotting every party's
-state (`on_party_failure=restart`, the default), building rows and the Ray
-calls. Writing the table and the checkpoint (what `run()` does after each
-round) is timed too.
+scores, aggregating, distributing the consensus, saving every party's state
+after the round (for restarts and checkpoints), building rows and the Ray
+calls. Fetching the states, writing the table and handing the checkpoint to its
+writer thread (what `run()` does after each round) is timed too.
 Also times each driver step alone.
 
     python benchmarks/driver_overhead.py [--rounds 5]
@@ -75,7 +75,7 @@ def main() -> None:
                 work = float(np.max(_busy(call) - before))
                 start = time.perf_counter()  # what run() does after each round
                 write_table(rows_to_table(rows), Path(tmp) / "results.parquet")
-                writer.submit(Checkpoint(config.fingerprint(), round_, list(rows), call("export_states")))
+                writer.submit(Checkpoint(config.fingerprint(), round_, list(rows), call("export_states").resolve()))
                 write = time.perf_counter() - start
                 rounds.append((wall + write, work))
                 print(f"round {round_}: {wall + write:.3f} s, busiest host {work:.3f} s, "

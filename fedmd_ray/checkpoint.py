@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from fedmd_ray.actors.participant import PartyState
 from fedmd_ray.analysis.io import atomic_write_bytes
 from fedmd_ray.errors import ConfigError
 
@@ -31,7 +32,7 @@ class Checkpoint:
     fingerprint: str
     round: int  # last finished round (0 = transfer learning)
     rows: list[dict[str, Any]]
-    states: dict[int, bytes]  # party -> `Participant.export_state()`
+    states: dict[int, PartyState]  # party -> `Participant.export_state()`
 
 
 def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> None:
@@ -58,7 +59,7 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
             raise ValueError(f"format {payload.get('format')!r}, expected {FORMAT}")
         return Checkpoint(
             fingerprint=payload["fingerprint"], round=int(payload["round"]), rows=list(payload["rows"]),
-            states={int(p): t.numpy().tobytes() for p, t in payload["states"].items()},
+            states={int(p): t.numpy() for p, t in payload["states"].items()},
         )
     except Exception as exc:  # truncated, foreign or malicious file: refuse it, never execute it
         raise ConfigError(f"{path} is not a readable fedmd_ray checkpoint ({exc}); remove it to start over") from exc

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 
 from fedmd_ray.actors.backends import open_driver
-from fedmd_ray.actors.participant import PartySpec, SharedData
+from fedmd_ray.actors.participant import PartySpec, PartyState, SharedData
 from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, write_json, write_table
 from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.analysis.summary import format_events, format_summary, summarize
@@ -70,7 +70,7 @@ def run(
 
     writer = None if target is None else CheckpointWriter(target)
 
-    def save(round_: int, states: dict[int, bytes]) -> None:
+    def save(round_: int, states: dict[int, PartyState]) -> None:
         if writer is not None:
             writer.submit(Checkpoint(run_id, round_, list(rows), states))
 
@@ -103,7 +103,7 @@ def iterate_phases(
     transfer_cache: str | None = None,
     driver_in_process: bool = False,
     resume: Checkpoint | None = None,
-    on_checkpoint: Callable[[int, dict[int, bytes]], None] | None = None,
+    on_checkpoint: Callable[[int, dict[int, PartyState]], None] | None = None,
     run_id: str | None = None,
 ) -> Iterator[Phase]:
     """Yield each phase's rows as it finishes: transfer (+ upper bound), then every round.
@@ -127,11 +127,11 @@ def iterate_phases(
             if config.upper_bound:
                 yield "upper_bound", 0, [r for r in rows if r["phase"] == "upper_bound"]
             if on_checkpoint is not None:
-                on_checkpoint(0, call("export_states"))
+                on_checkpoint(0, call("export_states").resolve())
         for round_ in range((resume.round if resume else 0) + 1, config.rounds + 1):
             yield "collaborate", round_, call("run_round", round_)
             if on_checkpoint is not None:
-                on_checkpoint(round_, call("export_states"))
+                on_checkpoint(round_, call("export_states").resolve())
 
 
 def party_inputs(config: FedMDConfig, task: FedMDTask) -> tuple[list[PartySpec], SharedData]:

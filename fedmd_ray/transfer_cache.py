@@ -13,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from fedmd_ray.actors.participant import Evaluation
+import numpy as np
+
+from fedmd_ray.actors.participant import Evaluation, PartyState
 from fedmd_ray.analysis.io import join_uri, read_bytes_uri, write_bytes_uri
 from fedmd_ray.config import FedMDConfig
 
@@ -24,7 +26,7 @@ class TransferCache:
     def __init__(self, root: str, config: FedMDConfig) -> None:
         self.entry = join_uri(root, config.transfer_fingerprint())
 
-    def load(self) -> tuple[dict[int, bytes], PartyResults] | None:
+    def load(self) -> tuple[dict[int, PartyState], PartyResults] | None:
         index = read_bytes_uri(join_uri(self.entry, "evaluations.json"))
         if index is None:
             return None
@@ -35,11 +37,11 @@ class TransferCache:
         states = {party: read_bytes_uri(self._state_uri(party)) for party in results}
         if any(state is None for state in states.values()):
             return None
-        return {p: s for p, s in states.items() if s is not None}, results
+        return {p: np.frombuffer(s, dtype=np.uint8) for p, s in states.items() if s is not None}, results
 
-    def store(self, states: dict[int, bytes], results: PartyResults) -> None:
+    def store(self, states: dict[int, PartyState], results: PartyResults) -> None:
         for party, payload in states.items():
-            write_bytes_uri(self._state_uri(party), payload)
+            write_bytes_uri(self._state_uri(party), payload.tobytes())
         index = {
             str(party): {phase: dataclasses.asdict(ev) for phase, ev in phases.items()}
             for party, phases in results.items()

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.actors.participant import Evaluation, peak_rss_mib
-from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PartyPool, PerParty
+from fedmd_ray.actors.participant import Evaluation, PartyState, peak_rss_mib
+from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PartyPool, PerParty, SavedStates
 from fedmd_ray.aggregation import Consensus, aggregate
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.sampling import sample_alignment
@@ -48,7 +48,6 @@ class Driver:
         self.dropped: dict[int, str] = {}  # party -> what happened
         self.restarts = {p: 0 for p in self.models}
         self._restarted: set[int] = set()  # in the current phase
-        self._states: dict[int, bytes] | None = None  # parties after the last finished phase
         self._next_scores: dict[int, npt.NDArray[np.float32]] = {}  # sent ahead for round `_next_round`
         self._next_round = 0
 
@@ -63,12 +62,11 @@ class Driver:
         hit = None if cache is None else cache.load()
         if hit is not None:
             states, results = hit
-            self._call("import_state", 0, self._active(), {p: (states[p],) for p in states})
+            self._call("import_state", 0, self._active(), {p: (states[p],) for p in states}, save=True)
         else:
-            results = self._call("transfer_learn", 0, self._active())
+            results = self._call("transfer_learn", 0, self._active(), save=True)
             if cache is not None and not self.dropped:
                 cache.store(self._call("export_state", 0, self._active(), None, False), results)
-        self._snapshot()
         rows = []
         names = ("transfer", "upper_bound") if self.config.upper_bound else ("transfer",)
         for party in self.models:
@@ -99,10 +97,9 @@ class Driver:
             consensus = self.aggregate(_stack(scores))
             shared = self.pool.share(consensus)  # put once, read by every party
             next_idx = self.sample_alignment(round_ + 1) if round_ < self.config.rounds else None
-            results = self._call("collaborate", round_, sorted(scores), None, align_idx, shared, next_idx)
+            results = self._call("collaborate", round_, sorted(scores), None, align_idx, shared, next_idx, save=True)
             if next_idx is not None:
                 self._next_scores, self._next_round = {p: r[1] for p, r in results.items()}, round_ + 1
-        self._snapshot()
         return [
             self._row(p, "collaborate", round_, results[p][0] if p in results else None,
                       "absent" if p in absent and p not in self.dropped else None)
@@ -130,19 +127,17 @@ class Driver:
         """The hosts' `usage()` and the driver process's peak memory (MiB)."""
         return {"hosts": self.pool.usage(), "driver_peak_rss_mib": peak_rss_mib()}
 
-    def export_states(self) -> dict[int, bytes]:
-        """Every active party's model, optimizers and RNG stream (for checkpoints)."""
-        if self._states is not None:
-            return self._states
-        return self._call("export_state", -1, self._active())
+    def export_states(self) -> SavedStates:
+        """Every active party's model, optimizers and RNG stream after the last finished phase
+        (for checkpoints); under Ray, refs the caller fetches itself, not via this actor."""
+        return self.pool.saved()
 
-    def import_states(self, states: dict[int, bytes]) -> None:
+    def import_states(self, states: dict[int, PartyState]) -> None:
         """Restore what `export_states` returned; parties without a state were dropped before."""
         for party in self.models:
             if party not in states:
                 self.dropped.setdefault(party, "dropped before the checkpoint")
-        self._call("import_state", -1, self._active(), {p: (s,) for p, s in states.items()})
-        self._snapshot(states)
+        self._call("import_state", -1, self._active(), {p: (s,) for p, s in states.items()}, save=True)
         self._next_scores = {}
 
     def close(self) -> None:
@@ -152,26 +147,25 @@ class Driver:
     def _active(self) -> list[int]:
         return [p for p in self.models if p not in self.dropped]
 
-    def _snapshot(self, states: dict[int, bytes] | None = None) -> None:
-        """Keep the parties' states after this phase: `restart` needs them (and checkpoints use them)."""
-        if self.config.on_party_failure == "restart":
-            self._states = states if states is not None else self._call("export_state", -1, self._active())
-        else:
-            self._states = None
-
-    def _call(self, method: str, round_: int, parties: list[int], own: PerParty | None = None, *shared: Any) -> dict[int, Any]:
-        """`method` on `parties` (with their `own` arguments before `shared`), under the failure policy."""
+    def _call(
+        self, method: str, round_: int, parties: list[int], own: PerParty | None = None, *shared: Any,
+        save: bool = False,
+    ) -> dict[int, Any]:
+        """`method` on `parties` (with their `own` arguments before `shared`), under the failure policy.
+        `save` for calls that finish a phase: hosts keep their states after it (restarts, checkpoints)."""
         per_party = {p: (own or {}).get(p, ()) for p in parties}
         try:
-            return self.pool.call(method, *shared, per_party=per_party, timeout=self.config.round_timeout_s)
+            return self.pool.call(method, *shared, per_party=per_party, timeout=self.config.round_timeout_s,
+                                  save=save)
         except PartiesFailed as failed:
             results = dict(failed.results)
             for failure in failed.failures:
-                results.update(self._recover(failure, method, round_, per_party, shared))
+                results.update(self._recover(failure, method, round_, per_party, shared, save))
             return dict(sorted(results.items()))
 
     def _recover(
-        self, failure: HostFailure, method: str, round_: int, per_party: PerParty, shared: tuple[Any, ...]
+        self, failure: HostFailure, method: str, round_: int, per_party: PerParty, shared: tuple[Any, ...],
+        save: bool,
     ) -> dict[int, Any]:
         """Apply `on_party_failure` to a failed host; the results of its redone call, if any."""
         who = ", ".join(f"party {p} ({self.models[p]})" for p in failure.parties)
@@ -183,11 +177,10 @@ class Driver:
                 f"{who} failed {where}: {failure.reason}. The run stopped (on_party_failure=fail); its checkpoint "
                 "holds the last finished round: fedmd-ray run --resume DIR"
             )
-        # A host lost while saving its state cannot be brought back to the round it finished.
-        restartable = method != "export_state"
-        while (policy == "restart" and restartable
-               and all(self.restarts[p] < self.config.max_party_restarts for p in failure.parties)):
-            states = None if self._states is None else {p: self._states[p] for p in failure.parties}
+        # The failed host's saved states are still those after the last finished phase: its failed
+        # call (and the save that goes with it) is redone from them.
+        while policy == "restart" and all(self.restarts[p] < self.config.max_party_restarts for p in failure.parties):
+            states = self.pool.saved().resolve(failure.parties) or None
             if states is None and method not in ("transfer_learn", "import_state"):
                 break  # nothing to restart from (those two rebuild the parties' state themselves)
             for p in failure.parties:
@@ -195,7 +188,8 @@ class Driver:
             try:
                 self.pool.restart(failure.host, states)
                 redo = {p: per_party[p] for p in failure.parties if p in per_party}
-                results = self.pool.call(method, *shared, per_party=redo, timeout=self.config.round_timeout_s)
+                results = self.pool.call(method, *shared, per_party=redo, timeout=self.config.round_timeout_s,
+                                         save=save)
             except PartiesFailed as again:
                 failure = again.failures[0]
                 log.warning("%s failed again after a restart: %s\n%s", who, failure.reason, failure.detail)

@@ -30,6 +30,11 @@ from fedmd_ray.models import build_model
 from fedmd_ray.seeding import derive_seed
 
 
+PartyState = npt.NDArray[np.uint8]
+"""A party's serialized state (`Participant.export_state`): a byte array, which Ray moves
+through its object store without pickling it and reads back without a copy."""
+
+
 @dataclass(frozen=True)
 class SharedData:
     """Arrays every party reads and nobody writes (object-store views under Ray)."""
@@ -199,17 +204,17 @@ class Participant:
             )
 
     # --- state (transfer cache, checkpoints) ----------------------------------------
-    def export_state(self, include_optimizers: bool = True) -> bytes:
-        """Model (+ optimizers) and RNG stream as bytes; read back with `import_state`."""
+    def export_state(self, include_optimizers: bool = True) -> PartyState:
+        """Model (+ optimizers) and RNG stream, serialized; read back with `import_state`."""
         state: dict[str, Any] = {"model": self.model.state_dict(), "rng": self._rng_state, "round": self.round}
         if include_optimizers:
             state["digest_opt"] = self._digest_opt.state_dict()
             state["revisit_opt"] = self._revisit_opt.state_dict()
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        return buffer.getvalue()
+        return np.frombuffer(buffer.getbuffer(), dtype=np.uint8)
 
-    def import_state(self, payload: bytes) -> None:
+    def import_state(self, payload: PartyState) -> None:
         """Restore what `export_state` saved (tensors only: `weights_only=True`, no pickled code)."""
         state = torch.load(io.BytesIO(payload), map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
@@ -272,6 +277,14 @@ class PartyHost:
         else:
             self.busy_s += elapsed
         return results
+
+    def call_saving(
+        self, method: str, per_party: dict[int, tuple[Any, ...]] | None, *shared: Any
+    ) -> tuple[dict[int, Any], dict[int, PartyState]]:
+        """`call`, then every hosted party's state (`export_state`), also of those that sat the call
+        out: the snapshot that restarts and checkpoints need travels with the answer instead of
+        costing every round a second call."""
+        return self.call(method, per_party, *shared), self.call("export_state", None)
 
     def usage(self) -> dict[str, Any]:
         """Seconds of party work inside `call` so far (a round's time beyond it is overhead), seconds

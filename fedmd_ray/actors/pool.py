@@ -10,14 +10,49 @@ time) does not abort the call: the others' results come back inside
 
 from __future__ import annotations
 
+import logging
 import traceback
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
-from fedmd_ray.actors.participant import DeviceData, PartyHost, PartySpec, SharedData, choose_device
+from fedmd_ray.actors.participant import DeviceData, PartyHost, PartySpec, PartyState, SharedData, choose_device
 from fedmd_ray.config import FedMDConfig
 
 PerParty = dict[int, tuple[Any, ...]]
+log = logging.getLogger("fedmd_ray")
+
+
+@dataclass(frozen=True)
+class SavedStates:
+    """Every party's state (`Participant.export_state`) after its host's last saving call.
+
+    One part per host, `(its parties, their states)`: the states themselves
+    in-process, an object ref to them under Ray. The ref is owned by the driver
+    (it is a return value of the driver's call), so the states sit in the object
+    store, outlive a host process that dies, and reach a checkpoint writer
+    without passing through the driver. They live on the host's node: a node
+    that is lost before anyone fetched them takes them along.
+    """
+
+    parts: tuple[tuple[tuple[int, ...], Any], ...] = ()
+
+    def resolve(self, parties: Sequence[int] | None = None) -> dict[int, PartyState]:
+        """The saved states of `parties` (default: all), fetching refs as needed; states that
+        were lost with their node are left out (with a warning): their parties cannot come back."""
+        states: dict[int, PartyState] = {}
+        for members, part in self.parts:
+            if parties is not None and not set(members) & set(parties):
+                continue
+            if not isinstance(part, dict):
+                import ray  # only a RayPool makes refs
+
+                try:
+                    part = ray.get(part, timeout=600)
+                except ray.exceptions.RayError as exc:
+                    log.warning("the saved states of parties %s were lost: %s", list(members), exc)
+                    continue
+            states.update(part)
+        return {p: s for p, s in sorted(states.items()) if parties is None or p in parties}
 
 
 @dataclass(frozen=True)
@@ -39,13 +74,19 @@ class PartiesFailed(Exception):
 
 class PartyPool(Protocol):
     def call(
-        self, method: str, *shared: Any, per_party: PerParty | None = None, timeout: float | None = None
+        self, method: str, *shared: Any, per_party: PerParty | None = None, timeout: float | None = None,
+        save: bool = False,
     ) -> dict[int, Any]:
         """Run `method` on every party (or those `per_party` names, with their own arguments
-        before `shared`); results in party order. Raises PartiesFailed."""
+        before `shared`); results in party order. Raises PartiesFailed. With `save`, every host
+        that answers also keeps its parties' states after the call (see `saved`)."""
         ...
 
-    def restart(self, host: int, states: dict[int, bytes] | None) -> None:
+    def saved(self) -> SavedStates:
+        """The states kept by each host's last saving call (a failed host keeps its previous ones)."""
+        ...
+
+    def restart(self, host: int, states: dict[int, PartyState] | None) -> None:
         """Replace a failed host by a new one holding the same parties, restored to `states`
         (None: freshly built, as before transfer learning)."""
         ...
@@ -96,9 +137,11 @@ class LocalPool:
         self._build = lambda group: PartyHost(group, config, placed, threads=threads, gpus=gpus)
         self.specs = [[spec] for group in groups for spec in group]
         self.hosts: list[PartyHost | None] = [self._build(group) for group in self.specs]
+        self._saved: dict[int, dict[int, PartyState]] = {}
 
     def call(
-        self, method: str, *shared: Any, per_party: PerParty | None = None, timeout: float | None = None
+        self, method: str, *shared: Any, per_party: PerParty | None = None, timeout: float | None = None,
+        save: bool = False,
     ) -> dict[int, Any]:
         """`timeout` is not enforced in-process (nothing can interrupt a running host)."""
         results: dict[int, Any] = {}
@@ -108,7 +151,11 @@ class LocalPool:
             if host is None or own == {}:
                 continue
             try:
-                results.update(host.call(method, own, *shared))
+                if save:
+                    answers, self._saved[index] = host.call_saving(method, own, *shared)
+                    results.update(answers)
+                else:
+                    results.update(host.call(method, own, *shared))
             except Exception as exc:  # a party's bug: reported with its parties, policy decides
                 parties = tuple(s.party for s in self.specs[index])
                 failures.append(HostFailure(index, parties, f"raised {exc!r}", traceback.format_exc()))
@@ -116,13 +163,17 @@ class LocalPool:
             raise PartiesFailed(failures, dict(sorted(results.items())))
         return dict(sorted(results.items()))
 
-    def restart(self, host: int, states: dict[int, bytes] | None) -> None:
+    def restart(self, host: int, states: dict[int, PartyState] | None) -> None:
         self.hosts[host] = self._build(self.specs[host])
         if states:
             self.call("import_state", per_party={p: (s,) for p, s in states.items()})
 
+    def saved(self) -> SavedStates:
+        return SavedStates(tuple((tuple(s.party for s in self.specs[h]), part) for h, part in self._saved.items()))
+
     def remove(self, host: int) -> None:
         self.hosts[host] = None
+        self._saved.pop(host, None)
 
     def share(self, value: Any) -> Any:
         return value

@@ -12,9 +12,9 @@ from typing import Any
 
 import ray
 
-from fedmd_ray.actors.participant import PartyHost, PartySpec, SharedData
+from fedmd_ray.actors.participant import PartyHost, PartySpec, PartyState, SharedData
 from fedmd_ray.actors.placement import ActorResources
-from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PerParty, host_arguments
+from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PerParty, SavedStates, host_arguments
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
 
@@ -51,6 +51,7 @@ class RayPool:
         self.groups = [[s.party for s in group] for group in groups]
         self.hosts: list[Any] = [self._start(index) for index in range(len(groups))]
         self._data_refs = refs  # keep the shared arrays alive as long as the pool
+        self._saved: dict[int, Any] = {}  # host -> ref to its states after its last saving call
         try:
             self._descriptions = wait_scheduled(self.hosts, self._timeout, self._what)
         except BaseException:
@@ -58,13 +59,22 @@ class RayPool:
             raise
 
     def call(
-        self, method: str, *shared: Any, per_party: PerParty | None = None, timeout: float | None = None
+        self, method: str, *shared: Any, per_party: PerParty | None = None, timeout: float | None = None,
+        save: bool = False,
     ) -> dict[int, Any]:
+        """With `save`, each host's states come back as a second return value that is never
+        fetched here: the driver owns it, it stays in the object store (see `SavedStates`)."""
         pending: dict[Any, int] = {}
+        states: dict[int, Any] = {}
         for index, (host, group) in enumerate(zip(self.hosts, self.groups)):
             own = host_arguments(group, per_party)
-            if host is not None and own != {}:
-                pending[host.call.remote(method, own, *shared)] = index
+            if host is None or own == {}:
+                continue
+            if save:
+                answer, states[index] = host.call_saving.options(num_returns=2).remote(method, own, *shared)
+            else:
+                answer = host.call.remote(method, own, *shared)
+            pending[answer] = index
         ready, late = ray.wait(list(pending), num_returns=len(pending), timeout=timeout)
         results: dict[int, Any] = {}
         failures = []
@@ -72,6 +82,8 @@ class RayPool:
             index = pending[ref]
             try:
                 results.update(ray.get(ref, timeout=60))
+                if index in states:
+                    self._saved[index] = states[index]
             except ray.exceptions.RayTaskError as exc:  # the party raised: its traceback is in `exc`
                 failures.append(HostFailure(index, tuple(self.groups[index]), f"raised {exc.cause!r}", str(exc)))
             except ray.exceptions.RayActorError as exc:  # the process died (os._exit, OOM kill, ray.kill, node loss)
@@ -84,16 +96,20 @@ class RayPool:
             raise PartiesFailed(failures, dict(sorted(results.items())))
         return dict(sorted(results.items()))
 
-    def restart(self, host: int, states: dict[int, bytes] | None) -> None:
+    def restart(self, host: int, states: dict[int, PartyState] | None) -> None:
         self._kill(host)
         self.hosts[host] = self._start(host)
         self._descriptions[host] = wait_scheduled([self.hosts[host]], self._timeout, self._what)[0]
         if states:
             self.call("import_state", per_party={p: (s,) for p, s in states.items()})
 
+    def saved(self) -> SavedStates:
+        return SavedStates(tuple((tuple(self.groups[h]), part) for h, part in self._saved.items()))
+
     def remove(self, host: int) -> None:
         self._kill(host)
         self.hosts[host] = None
+        self._saved.pop(host, None)
 
     def share(self, value: Any) -> Any:
         return ray.put(value)
