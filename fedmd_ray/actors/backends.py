@@ -89,20 +89,24 @@ def _ray_driver(
             # saves an actor start per trial.
             pool = LocalPool(groups, config, data, threads=resources.threads, gpus=resources.gpus)
         else:
-            pool = RayPool(groups, config, data, resources)
+            pool = RayPool(groups, config, data, resources)  # hosts starting
         if in_process:
             try:
+                pool.wait_ready()
                 yield _direct(Driver(config, data.public_y, pool, run_id))
             finally:
                 pool.close()
             return
         # The driver lives on the caller's node: losing a worker node then costs parties, not the run.
+        # It starts while the hosts start.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
         driver = ray.remote(Driver).options(num_cpus=config.driver_cpus, scheduling_strategy=here).remote(
             config, data.public_y, pool, run_id
         )
         try:
-            wait_scheduled([driver], config.actor_start_timeout_s, f"the driver actor (CPU={config.driver_cpus:g})")
+            pool.wait_ready()
+            wait_scheduled([driver.describe.remote()], config.actor_start_timeout_s,
+                           f"the driver actor (CPU={config.driver_cpus:g})")
             yield _remote(driver)
         finally:
             ray.kill(driver)

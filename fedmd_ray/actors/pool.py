@@ -82,6 +82,10 @@ class PartyPool(Protocol):
         that answers also keeps its parties' states after the call (see `saved`)."""
         ...
 
+    def wait_ready(self) -> None:
+        """Return once every host is built (hosts may start in the background); raise if they cannot be."""
+        ...
+
     def saved(self) -> SavedStates:
         """The states kept by each host's last saving call (a failed host keeps its previous ones)."""
         ...
@@ -167,6 +171,9 @@ class LocalPool:
         self.hosts[host] = self._build(self.specs[host])
         if states:
             self.call("import_state", per_party={p: (s,) for p, s in states.items()})
+
+    def wait_ready(self) -> None:
+        """Hosts here are built by the constructor."""
 
     def saved(self) -> SavedStates:
         return SavedStates(tuple((tuple(s.party for s in self.specs[h]), part) for h, part in self._saved.items()))

@@ -36,6 +36,12 @@ class _RemoteHost(PartyHost):
 
 
 class RayPool:
+    """Host actors, started by the constructor; `wait_ready()` before the first call.
+
+    Not waiting in the constructor lets the caller start the driver actor while
+    the hosts start (each process spends ~1.5 s of CPU importing torch).
+    """
+
     def __init__(
         self, groups: list[list[PartySpec]], config: FedMDConfig, data: SharedData, resources: ActorResources
     ) -> None:
@@ -52,8 +58,13 @@ class RayPool:
         self.hosts: list[Any] = [self._start(index) for index in range(len(groups))]
         self._data_refs = refs  # keep the shared arrays alive as long as the pool
         self._saved: dict[int, Any] = {}  # host -> ref to its states after its last saving call
+        self._built = [host.describe.remote() for host in self.hosts]  # answered once a host is built
+        self._descriptions: list[dict[str, Any]] | None = None
+
+    def wait_ready(self) -> None:
+        """Wait until every host is built; ResourceError (hosts stopped) if Ray cannot place them."""
         try:
-            self._descriptions = wait_scheduled(self.hosts, self._timeout, self._what)
+            self._descriptions = wait_scheduled(self._built, self._timeout, self._what)
         except BaseException:
             self.close()
             raise
@@ -99,7 +110,8 @@ class RayPool:
     def restart(self, host: int, states: dict[int, PartyState] | None) -> None:
         self._kill(host)
         self.hosts[host] = self._start(host)
-        self._descriptions[host] = wait_scheduled([self.hosts[host]], self._timeout, self._what)[0]
+        descriptions = self.describe_all()
+        descriptions[host] = wait_scheduled([self.hosts[host].describe.remote()], self._timeout, self._what)[0]
         if states:
             self.call("import_state", per_party={p: (s,) for p, s in states.items()})
 
@@ -115,7 +127,14 @@ class RayPool:
         return ray.put(value)
 
     def describe(self) -> list[dict[str, Any]]:
-        return [d for d, host in zip(self._descriptions, self.hosts) if host is not None]
+        return [d for d, host in zip(self.describe_all(), self.hosts) if host is not None]
+
+    def describe_all(self) -> list[dict[str, Any]]:
+        """Every host's description, by host index (fetched once; a copy of the pool in the
+        driver actor reads what the hosts answered to `wait_ready`)."""
+        if self._descriptions is None:
+            self._descriptions = list(ray.get(self._built, timeout=self._timeout))
+        return self._descriptions
 
     def usage(self) -> list[dict[str, Any]]:
         return list(ray.get([host.usage.remote() for host in self.hosts if host is not None], timeout=60))
@@ -135,9 +154,9 @@ class RayPool:
             ray.kill(self.hosts[host], no_restart=True)
 
 
-def wait_scheduled(actors: list[Any], timeout_s: float, what: str) -> list[dict[str, Any]]:
-    """Each actor's `describe()`, or a clear error when Ray cannot place them (it would wait forever)."""
-    refs = [a.describe.remote() for a in actors]
+def wait_scheduled(refs: list[Any], timeout_s: float, what: str) -> list[dict[str, Any]]:
+    """The answers of actors' `describe.remote()` calls (`refs`), or a clear error when Ray cannot
+    place the actors (it would wait forever)."""
     ready, not_ready = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
     if not_ready:
         raise ResourceError(
