@@ -30,12 +30,13 @@ def main() -> None:
     parser.add_argument("--preset", default="offline")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--models", choices=["preset", "paper"], default="preset",
-                        help="paper: the paper's 10 CNNs at reduced size (1000 public images, subset 300, 2 private classes)")
+                        help="paper: the paper's 10 CNNs at reduced size (500 public images, subset 200, 2 private "
+                             "classes, 500 held-out and 500 test images)")
     parser.add_argument("--set", nargs="*", default=[], help="more config overrides, field=value")
     args = parser.parse_args()
     overrides: dict = dict(rounds=args.rounds)
     if args.models == "paper":
-        overrides.update(models=PAPER_MODELS, public_size=1000, subset_size=300, pretrain_epochs=1,
+        overrides.update(models=PAPER_MODELS, public_size=500, subset_size=200, eval_size=500, pretrain_epochs=1,
                          private_classes=(5, 6), private_epochs=5, upper_bound=False)
     overrides.update(parse_overrides(args.set))
     base = fedmd_ray.preset(args.preset, **overrides)

@@ -51,6 +51,10 @@ class FedMDConfig:
     """Class ids of `private_data` that form the private task."""
     public_size: int | None = None
     """Use at most this many public training images (stratified); None = all."""
+    eval_size: int | None = None
+    """Evaluate on at most this many images (stratified) of each held-out set: the public
+    one that early stopping watches and the private test set; None = all. Evaluations
+    dominate small runs of large models (every party, every round)."""
     data_root: str | None = None
     """Directory with the data files; None = $FEDMD_RAY_DATA_ROOT or ~/.cache/fedmd_ray/data."""
 
@@ -190,7 +194,8 @@ class FedMDConfig:
         transfer phase. GPU or CPU and the thread count are in: they change numerics.
         """
         fields = (
-            "public_data", "public_classes", "private_data", "private_classes", "public_size", "n_parties",
+            "public_data", "public_classes", "private_data", "private_classes", "public_size", "eval_size",
+            "n_parties",
             "samples_per_class", "partition", "noniid_alpha", "pretrain_epochs", "pretrain_patience",
             "pretrain_min_delta", "pretrain_batch_size", "private_epochs", "private_batch_size", "lr",
             "upper_bound", "upper_bound_epochs", "seed", "torch_threads",
@@ -227,8 +232,10 @@ class FedMDConfig:
             _require(getattr(self, name) > 0, name, getattr(self, name), "a number > 0")
         if self.collab_lr is not None:
             _require(self.collab_lr > 0, "collab_lr", self.collab_lr, "a number > 0 or None")
-        if self.public_size is not None:
-            _require(self.public_size >= 1, "public_size", self.public_size, "an integer >= 1 or None")
+        for name in ("public_size", "eval_size"):
+            value = getattr(self, name)
+            if value is not None:
+                _require(value >= 1, name, value, "an integer >= 1 or None")
         if self.parties_per_actor is not None:
             _require(
                 self.parties_per_actor >= 1, "parties_per_actor", self.parties_per_actor, "an integer >= 1 or None (auto)"

@@ -86,6 +86,7 @@ CASES = {
     "dropout of 1": (lambda t: ["run", "--set", "party_dropout=1"], "party_dropout=1.0 is not allowed: must be a probability in [0, 1)"),
     "zero timeout": (lambda t: ["run", "--set", "round_timeout_s=0"], "round_timeout_s=0.0 is not allowed: must be a number > 0 or None"),
     "zero parties per actor": (lambda t: ["run", "--set", "parties_per_actor=0"], "parties_per_actor=0 is not allowed"),
+    "zero eval size": (lambda t: ["run", "--set", "eval_size=0"], "eval_size=0 is not allowed: must be an integer >= 1 or None"),
     "class out of range": (lambda t: ["run", "--set", "private_classes=5,6,12"], "class ids in 0..9"),
     "overlapping classes": (lambda t: ["run", "--set", "public_classes=0,1,5"], "share classes [5]"),
     "subset larger than public": (lambda t: ["run", *QUICK, "--set", "subset_size=100000"], "subset_size=100000 exceeds the public set"),

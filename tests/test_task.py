@@ -39,6 +39,19 @@ def test_public_size_caps_the_public_set_stratified():
     assert np.bincount(task.public_y).min() >= 19
 
 
+def test_eval_size_caps_both_held_out_sets_stratified_and_keeps_smaller_ones_whole():
+    full = build_task(preset("quick"))
+    task = build_task(preset("quick", eval_size=60))
+    assert len(task.public_val_y) == len(task.test_y) == 60
+    for capped, whole in ((task.public_val_y, full.public_val_y), (task.test_y, full.test_y)):
+        share = np.bincount(whole) / len(whole)
+        assert np.abs(np.bincount(capped, minlength=len(share)) - 60 * share).max() < 1  # largest remainder
+    # the training data is untouched, and a cap above a set's size keeps all of it
+    assert np.array_equal(task.public_y, full.public_y) and np.array_equal(task.private_y, full.private_y)
+    roomy = build_task(preset("quick", eval_size=10**6))
+    assert np.array_equal(roomy.test_x, full.test_x) and np.array_equal(roomy.public_val_x, full.public_val_x)
+
+
 def test_conform_resizes_and_recolours():
     x = np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32)
     out = conform_images(x, (3, 28, 28))

@@ -81,6 +81,9 @@ def build_task(config: FedMDConfig) -> FedMDTask:
     by_superclass = config.partition == "superclass"
     priv_train = _select(private.train, config.private_classes, offset=n_public, by_groups=by_superclass)
     priv_test = _select(private.test, config.private_classes, offset=n_public, by_groups=by_superclass)
+    if config.eval_size is not None:
+        pub_val = _at_most(pub_val, config.eval_size, rng(config.seed, "eval_size", "public"))
+        priv_test = _at_most(priv_test, config.eval_size, rng(config.seed, "eval_size", "test"))
     parts = _partition(config, priv_train)
     return FedMDTask(
         public_x=pub_train.x,
@@ -94,6 +97,14 @@ def build_task(config: FedMDConfig) -> FedMDTask:
         party_indices=tuple(parts),
         n_classes=n_public + len(config.private_classes),
     )
+
+
+def _at_most(split: Split, size: int, generator: np.random.Generator) -> Split:
+    """A stratified sample of `size` images of `split`, or all of them if it has no more."""
+    if len(split.y) <= size:
+        return split
+    keep = stratified_sample(generator, split.y, size)
+    return Split(split.x[keep], split.y[keep], None if split.groups is None else split.groups[keep])
 
 
 def _select(split: Split, classes: tuple[int, ...], offset: int, *, by_groups: bool = False) -> Split:
