@@ -116,7 +116,8 @@ def iterate_phases(
     gets the round and every party's state.
     """
     specs, data = party_inputs(config, task)
-    with open_driver(config, specs, data, run_id or config.fingerprint(), driver_in_process=driver_in_process) as call:
+    with open_driver(config, specs, data, run_id or config.fingerprint(), driver_in_process=driver_in_process,
+                     save_states=on_checkpoint is not None) as call:
         if on_start is not None:
             on_start(call("describe"))
         if resume is not None:

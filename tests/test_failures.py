@@ -13,7 +13,8 @@ from fedmd_ray.checkpoint import load_checkpoint
 from fedmd_ray.data.task import build_task
 from fedmd_ray.errors import PartyFailure
 from fedmd_ray.faults import DELAY_VARIABLE, VARIABLE
-from fedmd_ray.runner import iterate_phases
+from fedmd_ray.actors.backends import open_driver
+from fedmd_ray.runner import iterate_phases, party_inputs
 
 LOCAL = dict(backend="local", rounds=3, torch_threads=1)
 
@@ -37,6 +38,22 @@ def test_a_restarted_party_redoes_its_round_with_the_same_numbers(reference, mon
     table = fedmd_ray.run(fedmd_ray.preset("quick", **LOCAL), verbose=False)
     assert _status(table, 1) == {0: "ok", 1: "ok", 2: "restarted", 3: "ok"}
     assert _metrics(table) == _metrics(reference)  # restored from round 1's state, redone: identical
+
+
+@pytest.mark.parametrize("policy, checkpoints, saved", [
+    ("restart", False, True), ("drop", True, True), ("drop", False, False), ("fail", False, False),
+])
+def test_states_are_saved_only_when_a_restart_or_a_checkpoint_needs_them(policy, checkpoints, saved):
+    """Saving every party's model and optimizers each round costs time (most on a GPU)."""
+    config = fedmd_ray.preset("quick", on_party_failure=policy, **LOCAL)
+    specs, data = party_inputs(config, build_task(config))
+    with open_driver(config, specs, data, "test", save_states=checkpoints) as call:
+        call("transfer_learn", None)
+        call("run_round", 1)
+        hosts = call("usage")["hosts"]
+        assert (sum(h["state_s"] for h in hosts) > 0) == saved
+        states = call("export_states").resolve()  # a checkpoint can be written either way
+    assert sorted(states) == list(range(config.n_parties))
 
 
 def test_a_party_failing_again_after_its_restarts_is_dropped(monkeypatch, capsys, caplog):

@@ -24,18 +24,20 @@ DriverCall = Callable[..., Any]
 
 @contextlib.contextmanager
 def open_driver(
-    config: FedMDConfig, specs: list[PartySpec], data: SharedData, run_id: str, *, driver_in_process: bool = False
+    config: FedMDConfig, specs: list[PartySpec], data: SharedData, run_id: str, *, driver_in_process: bool = False,
+    save_states: bool = True,
 ) -> Iterator[DriverCall]:
     """`driver_in_process=True` keeps the driver in this process even on Ray (a Tune
-    trial is already a process in its placement group: no extra actor needed)."""
+    trial is already a process in its placement group: no extra actor needed).
+    `save_states=False` when no checkpoints are written (see `Driver`)."""
     if config.backend == "local":
-        driver = Driver(config, data.public_y, LocalPool([specs], config, data), run_id)
+        driver = Driver(config, data.public_y, LocalPool([specs], config, data), run_id, save_states)
         try:
             yield _direct(driver)
         finally:
             driver.close()
         return
-    with _ray_driver(config, specs, data, run_id, driver_in_process) as call:
+    with _ray_driver(config, specs, data, run_id, driver_in_process, save_states) as call:
         yield call
 
 
@@ -69,7 +71,7 @@ def _direct(driver: Driver) -> DriverCall:
 
 @contextlib.contextmanager
 def _ray_driver(
-    config: FedMDConfig, specs: list[PartySpec], data: SharedData, run_id: str, in_process: bool
+    config: FedMDConfig, specs: list[PartySpec], data: SharedData, run_id: str, in_process: bool, save_states: bool
 ) -> Iterator[DriverCall]:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -93,7 +95,7 @@ def _ray_driver(
         if in_process:
             try:
                 pool.wait_ready()
-                yield _direct(Driver(config, data.public_y, pool, run_id))
+                yield _direct(Driver(config, data.public_y, pool, run_id, save_states))
             finally:
                 pool.close()
             return
@@ -101,7 +103,7 @@ def _ray_driver(
         # It starts while the hosts start.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
         driver = ray.remote(Driver).options(num_cpus=config.driver_cpus, scheduling_strategy=here).remote(
-            config, data.public_y, pool, run_id
+            config, data.public_y, pool, run_id, save_states
         )
         try:
             pool.wait_ready()

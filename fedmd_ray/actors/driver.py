@@ -38,9 +38,13 @@ log = logging.getLogger("fedmd_ray")
 
 class Driver:
     def __init__(
-        self, config: FedMDConfig, public_y: npt.NDArray[np.int64], pool: PartyPool, run_id: str
+        self, config: FedMDConfig, public_y: npt.NDArray[np.int64], pool: PartyPool, run_id: str,
+        save_states: bool = True,
     ) -> None:
+        """`save_states`: hosts save their parties' states with every phase (for checkpoints);
+        `on_party_failure=restart` saves them in any case, to restart from."""
         self.config = config
+        self._save = save_states or config.on_party_failure == "restart"
         self.public_y = public_y
         self.pool = pool
         self.run_id = run_id
@@ -62,9 +66,9 @@ class Driver:
         hit = None if cache is None else cache.load()
         if hit is not None:
             states, results = hit
-            self._call("import_state", 0, self._active(), {p: (states[p],) for p in states}, save=True)
+            self._call("import_state", 0, self._active(), {p: (states[p],) for p in states}, save=self._save)
         else:
-            results = self._call("transfer_learn", 0, self._active(), save=True)
+            results = self._call("transfer_learn", 0, self._active(), save=self._save)
             if cache is not None and not self.dropped:
                 cache.store(self._call("export_state", 0, self._active(), None, False), results)
         rows = []
@@ -97,7 +101,9 @@ class Driver:
             consensus = self.aggregate(_stack(scores))
             shared = self.pool.share(consensus)  # put once, read by every party
             next_idx = self.sample_alignment(round_ + 1) if round_ < self.config.rounds else None
-            results = self._call("collaborate", round_, sorted(scores), None, align_idx, shared, next_idx, save=True)
+            results = self._call(
+                "collaborate", round_, sorted(scores), None, align_idx, shared, next_idx, save=self._save
+            )
             if next_idx is not None:
                 self._next_scores, self._next_round = {p: r[1] for p, r in results.items()}, round_ + 1
         return [
@@ -130,14 +136,17 @@ class Driver:
     def export_states(self) -> SavedStates:
         """Every active party's model, optimizers and RNG stream after the last finished phase
         (for checkpoints); under Ray, refs the caller fetches itself, not via this actor."""
-        return self.pool.saved()
+        if self._save:
+            return self.pool.saved()
+        active = self._active()
+        return SavedStates(((tuple(active), self._call("export_state", -1, active)),))
 
     def import_states(self, states: dict[int, PartyState]) -> None:
         """Restore what `export_states` returned; parties without a state were dropped before."""
         for party in self.models:
             if party not in states:
                 self.dropped.setdefault(party, "dropped before the checkpoint")
-        self._call("import_state", -1, self._active(), {p: (s,) for p, s in states.items()}, save=True)
+        self._call("import_state", -1, self._active(), {p: (s,) for p, s in states.items()}, save=self._save)
         self._next_scores = {}
 
     def close(self) -> None:
