@@ -39,6 +39,7 @@ best and worst of 3 runs on a shared 2-core dev machine:
 import functools
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -224,18 +225,52 @@ def _features(spec: ModelSpec, input_shape: tuple[int, int, int]) -> nn.Sequenti
     return _mlp_features(spec, input_shape)
 
 
+# Forward passes that only measure (shapes, FLOPs) run on the CPU when the model is this
+# small (parameters + a bound on one sample's activations, in elements): milliseconds
+# there. Larger ones run on the meta device (no memory), whose first use imports sympy
+# and torch's symbolic shapes: ~1 s of CPU in every process, each party actor included.
+CPU_PROBE_ELEMENTS = 20_000_000
+
+
+def _probe(
+    build: Callable[[], nn.Module], input_shape: tuple[int, int, int], batch: int, hook: Callable[..., None] | None = None
+) -> tuple[nn.Module, torch.Tensor]:
+    """`build()` and a forward pass of `batch` zero images through it (values meaningless), with
+    `hook` on every leaf module; torch's RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        with torch.device("meta"):
+            module = build()
+        device = "cpu" if _small(module, input_shape) else "meta"
+        if device == "cpu":
+            with torch.device("cpu"):  # also inside a caller's meta-device context
+                module = build()
+        handles = [m.register_forward_hook(hook) for m in module.modules() if hook and not list(m.children())]
+        try:
+            with torch.device(device), torch.no_grad():
+                out = module.eval()(torch.zeros(batch, *input_shape))
+        finally:
+            for handle in handles:
+                handle.remove()
+    return module, out
+
+
+def _small(module: nn.Module, input_shape: tuple[int, int, int]) -> bool:
+    c, h, w = input_shape
+    widths = [c] + [m.out_channels for m in module.modules() if isinstance(m, nn.Conv2d)]
+    widths += [m.out_features for m in module.modules() if isinstance(m, nn.Linear)]
+    activations = sum(1 for _ in module.modules()) * max(widths) * h * w  # every layer at full width and size
+    return sum(p.numel() for p in module.parameters()) + activations <= CPU_PROBE_ELEMENTS
+
+
 def _flat_size(name: str, spec: ModelSpec, input_shape: tuple[int, int, int]) -> int:
-    """Width of the flattened features, from a forward pass on the meta device
-    (shapes only, no memory or compute); raises if the input is too small."""
+    """Width of the flattened features, from a forward pass (see `_probe`); raises if the
+    input is too small."""
     cause: RuntimeError | None = None
     n_flat = 0
-    with torch.device("meta"):
-        features = _features(spec, input_shape).eval()
-        try:
-            out = features(torch.empty(2, *input_shape))  # (2, C', H', W') or (2, F)
-            n_flat = out[0].numel()
-        except RuntimeError as exc:  # a kernel or pool larger than its input
-            cause = exc
+    try:
+        n_flat = _probe(lambda: _features(spec, input_shape), input_shape, 2)[1][0].numel()  # (2, C', H', W') / (2, F)
+    except RuntimeError as exc:  # a kernel or pool larger than its input
+        cause = exc
     if n_flat == 0:
         c, h, w = input_shape
         raise ConfigError(
@@ -275,15 +310,13 @@ def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int) ->
 
 
 def check_model(name: str, input_shape: tuple[int, int, int], n_classes: int) -> None:
-    """Fail fast at config time: build on the meta device and run a meta forward."""
-    with torch.device("meta"):
-        model = build_model(name, input_shape, n_classes).eval()
-        model(torch.empty(2, *input_shape))  # (2, n_classes)
+    """Fail fast at config time: build the model and run a forward pass (see `_probe`)."""
+    _probe(lambda: build_model(name, input_shape, n_classes), input_shape, 2)  # (2, n_classes)
 
 
 @dataclass(frozen=True)
 class Footprint:
-    """Sizes of one model that decide its cost: counted on the meta device (no memory, no data)."""
+    """Sizes of one model that decide its cost, counted in one forward pass (see `_probe`)."""
 
     params: int
     flops: int  # forward pass, one sample
@@ -303,17 +336,22 @@ class Footprint:
 
 @functools.cache
 def footprint(name: str, input_shape: tuple[int, int, int], n_classes: int) -> Footprint:
-    """Parameters, forward FLOPs and activations per sample of model `name`."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """Parameters, forward FLOPs and activations per sample of model `name`.
 
-    counts: list[int] = []
-    with torch.device("meta"):
-        model = build_model(name, input_shape, n_classes).eval()
-        leaves = [m for m in model.modules() if not list(m.children())]
-        hooks = [m.register_forward_hook(lambda _m, _i, out: counts.append(out.numel())) for m in leaves]
-        with FlopCounterMode(display=False) as flops:
-            model(torch.empty(1, *input_shape))
-    for hook in hooks:
-        hook.remove()
+    FLOPs are those of its convolutions and linear layers (2 per multiply-add),
+    as torch's FlopCounterMode counts them, counted by hooks instead: that mode
+    costs ~0.7 s on its first use in a process.
+    """
+    flops: list[int] = []
+    activations: list[int] = []
+
+    def count(module: nn.Module, _inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        activations.append(out.numel())
+        if isinstance(module, nn.Conv2d):
+            flops.append(2 * out.numel() * module.weight[0].numel())  # (C_in / groups) x kH x kW each
+        elif isinstance(module, nn.Linear):
+            flops.append(2 * out.numel() * module.in_features)
+
+    model, _ = _probe(lambda: build_model(name, input_shape, n_classes), input_shape, 1, count)
     params = sum(p.numel() for p in model.parameters())
-    return Footprint(params=params, flops=int(flops.get_total_flops()), activations=sum(counts))
+    return Footprint(params=params, flops=sum(flops), activations=sum(activations))

@@ -1,11 +1,12 @@
 """Parties onto host actors: how many actors, what each asks for, who goes where."""
 
 import pytest
+import torch
 
 import fedmd_ray
 from fedmd_ray.actors.placement import actor_resources, assign_parties, party_costs
 from fedmd_ray.errors import ResourceError
-from fedmd_ray.models import footprint
+from fedmd_ray.models import build_model, footprint
 
 
 def test_auto_starts_one_actor_per_whole_cpu():
@@ -73,6 +74,18 @@ def test_footprint_counts_parameters():
     fp = footprint("mlp-128", (1, 28, 28), 10)
     assert fp.params == 784 * 128 + 128 + 128 * 10  # output layer has no bias
     assert fp.flops >= 2 * (784 * 128 + 128 * 10)
+
+
+@pytest.mark.parametrize("name, shape", [
+    ("cnn3-6-12-24", (1, 28, 28)), ("mlp-512-256-128", (1, 8, 8)), ("paper-cnn3-64-128-192", (3, 32, 32)),
+])
+def test_footprint_counts_flops_as_torch_does(name, shape):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model(name, shape, 16).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, *shape))
+    assert footprint(name, shape, 16).flops == counter.get_total_flops()
 
 
 # --- GPU memory: estimates and the packing check (pure functions; no GPU needed) ---
