@@ -3,7 +3,7 @@
 Ray's fractional GPUs are a scheduling count, not a memory cap: ten actors at
 `num_gpus=0.1` all land on one GPU whatever their models need, and the run
 then dies out of memory in the middle of a round. So the run estimates each
-host's peak GPU memory from its parties' model footprints (meta device, no
+host's peak GPU memory from its parties' model footprints (counted on the CPU, no
 GPU needed) and compares the hosts that Ray will stack on one GPU with that
 GPU's free memory, measured by a probe task on a GPU node.
 
