@@ -1,4 +1,4 @@
-"""A real two-node Ray cluster on this machine (head + worker node, `ray.cluster_utils.Cluster`)."""
+"""Real two-node Ray clusters on this machine (head + worker node, `ray.cluster_utils.Cluster`)."""
 
 import json
 import os
@@ -36,6 +36,17 @@ def test_losing_the_worker_node_mid_run_still_finishes_the_table(two_nodes):
             assert later in ("restarted", "dropped")  # restarted on the head if it has room, else dropped
         else:
             assert later == "ok"
+
+
+@pytest.mark.timeout(300)
+def test_parties_of_a_lost_node_restart_from_the_states_the_runner_fetched(two_nodes):
+    """States saved on the lost node survive through the copy the checkpoint fetch made."""
+    statuses = {(p, r, ph): s for p, r, ph, s in two_nodes["fetched_statuses"]}
+    assert len(two_nodes["fetched_on_worker"]) == 2
+    for party in range(3):
+        restarted = party in two_nodes["fetched_on_worker"]
+        assert statuses[(party, 2, "collaborate")] == ("restarted" if restarted else "ok")
+        assert statuses[(party, 3, "collaborate")] == "ok"
 
 
 @pytest.mark.timeout(300)
