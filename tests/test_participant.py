@@ -75,3 +75,28 @@ def test_scores_sent_ahead_equal_a_separate_communicate(setup):
     separate = host.call("communicate", None, np.arange(20, 40))
     for party in ahead:
         assert np.array_equal(ahead[party][1], separate[party])
+
+
+def test_a_saving_call_returns_every_hosted_partys_state_also_of_those_that_sat_out(setup):
+    """A restart or a checkpoint needs all of a host's parties, not only those called."""
+    config, task, data, specs = setup
+    host = PartyHost(specs[:2], config, data, threads=1, gpus=0)
+    consensus = np.zeros((10, config.n_classes), dtype=np.float32)
+    answers, states = host.call_saving("collaborate", {0: ()}, np.arange(10), consensus)  # party 1 sits out
+    assert set(answers) == {0} and set(states) == {0, 1}
+    assert all(s.dtype == np.uint8 for s in states.values())  # read by Ray without a copy
+    fresh = PartyHost(specs[:2], config, data, threads=1, gpus=0)
+    fresh.call("import_state", {p: (s,) for p, s in states.items()})
+    assert fresh.participants[0].round == 1 and fresh.participants[1].round == 0
+    assert np.array_equal(fresh.call("communicate", None, np.arange(5))[0],
+                          host.call("communicate", None, np.arange(5))[0])
+
+
+def test_saved_states_resolve_only_the_hosts_of_the_parties_asked_for():
+    from fedmd_ray.actors.pool import SavedStates
+
+    a, b, c = (np.full(3, i, dtype=np.uint8) for i in range(3))
+    saved = SavedStates((((0, 1), {0: a, 1: b}), ((2,), {2: c})))
+    assert sorted(saved.resolve()) == [0, 1, 2]
+    assert list(saved.resolve([1])) == [1] and saved.resolve([1])[1] is b
+    assert SavedStates().resolve() == {}
