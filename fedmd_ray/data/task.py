@@ -69,8 +69,7 @@ def build_task(config: FedMDConfig) -> FedMDTask:
                 f"public_size={config.public_size} exceeds the public set ({len(pub_train.y)} images of "
                 f"classes {list(public_classes)} in '{config.public_data}'); lower it or set it to None"
             )
-        keep = stratified_sample(rng(config.seed, "public_size"), pub_train.y, config.public_size)
-        pub_train = Split(pub_train.x[keep], pub_train.y[keep])  # groups are not used on the public side
+        pub_train = _at_most(pub_train, config.public_size, rng(config.seed, "public_size"))
     if config.subset_size > len(pub_train.y):
         raise ConfigError(
             f"subset_size={config.subset_size} exceeds the public set ({len(pub_train.y)} images); "
