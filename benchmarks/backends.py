@@ -20,7 +20,7 @@ import ray
 
 import fedmd_ray
 from fedmd_ray.config import parse_overrides
-from fedmd_ray.models import PAPER_MODELS
+from fedmd_ray.model_names import PAPER_MODELS
 
 from common import PhaseTimes, record, timed_run
 

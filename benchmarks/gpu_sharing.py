@@ -22,7 +22,7 @@ import ray
 import fedmd_ray
 from fedmd_ray.actors.gpu_memory import estimate_groups
 from fedmd_ray.data.task import build_task
-from fedmd_ray.models import PAPER_MODELS
+from fedmd_ray.model_names import PAPER_MODELS
 from fedmd_ray.runner import party_inputs
 
 from common import PhaseTimes, record, timed_run

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from fedmd_ray.actors.participant import PartyState
+from fedmd_ray.actors.common import PartyState
 from fedmd_ray.analysis.io import atomic_write_bytes
 from fedmd_ray.errors import ConfigError
 

@@ -168,7 +168,7 @@ def _report(args: argparse.Namespace) -> int:
 def _presets(args: argparse.Namespace) -> int:
     from fedmd_ray.config import FedMDConfig
     from fedmd_ray.data.sources import source_info, source_names
-    from fedmd_ray.models import PAPER_MODELS, SMALL_MODELS
+    from fedmd_ray.model_names import PAPER_MODELS, SMALL_MODELS
 
     print("presets:")
     for name, (description, _) in PRESETS.items():

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Union
 
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.models import PAPER_MODELS
+from fedmd_ray.model_names import PAPER_MODELS
 
 Backend = Literal["ray", "local"]
 Partition = Literal["iid", "noniid", "writer", "superclass"]
@@ -115,8 +115,10 @@ class FedMDConfig:
     """Also train each model on the union of all parties' private data."""
     upper_bound_epochs: int = 20
     """Epochs of the upper-bound training (batch `private_batch_size`)."""
-    eval_batch_size: int = 1024
-    """Batch size for scoring and testing (memory only, no effect on results)."""
+    eval_batch_size: int | None = None
+    """Batch size for scoring and testing (memory and speed, not results); None = 256 on a
+    CPU, where a small CNN's activations then stay in the caches (scoring at 1024 took
+    1.5-2x as long on the 2-core VM, docs/performance.md), and 1024 on a GPU."""
 
     # --- execution ----------------------------------------------------------
     seed: int = 0
@@ -163,7 +165,7 @@ class FedMDConfig:
     @property
     def party_models(self) -> tuple[str, ...]:
         """The model of each party, cycling `models`."""
-        from fedmd_ray.models import SMALL_MODELS
+        from fedmd_ray.model_names import SMALL_MODELS
 
         names = self.models or SMALL_MODELS
         return tuple(names[i % len(names)] for i in range(self.n_parties))
@@ -181,6 +183,12 @@ class FedMDConfig:
         if unknown:
             raise ConfigError(_unknown_key_message(unknown[0]))
         return cls(**values)
+
+    def eval_batch(self, device_type: str) -> int:
+        """`eval_batch_size`, or its default for a device of this type (`cpu`, `cuda`)."""
+        if self.eval_batch_size is not None:
+            return self.eval_batch_size
+        return 1024 if device_type == "cuda" else 256
 
     def replace(self, **overrides: Any) -> FedMDConfig:
         """A copy with some fields changed; unknown names raise ConfigError."""
@@ -218,7 +226,7 @@ class FedMDConfig:
 
         positive = [
             "n_parties", "samples_per_class", "subset_size", "pretrain_batch_size",
-            "private_batch_size", "digest_batch_size", "revisit_batch_size", "eval_batch_size",
+            "private_batch_size", "digest_batch_size", "revisit_batch_size",
         ]
         for name in positive:
             _require(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
@@ -232,7 +240,7 @@ class FedMDConfig:
             _require(getattr(self, name) > 0, name, getattr(self, name), "a number > 0")
         if self.collab_lr is not None:
             _require(self.collab_lr > 0, "collab_lr", self.collab_lr, "a number > 0 or None")
-        for name in ("public_size", "eval_size"):
+        for name in ("public_size", "eval_size", "eval_batch_size"):
             value = getattr(self, name)
             if value is not None:
                 _require(value >= 1, name, value, "an integer >= 1 or None")

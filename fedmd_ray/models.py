@@ -19,7 +19,7 @@ bias) and ``output_l2``, the L2 coefficient of that layer's weight. The
 reference uses Keras ``kernel_regularizer=l2(1e-3)``, i.e. the loss gains
 ``1e-3 * sum(w ** 2)`` (no 1/2); the trainer adds ``output_l2 * w.pow(2).sum()``.
 
-SMALL_MODELS, seconds for one epoch of 30000 random 1x28x28 images, batch 32,
+SMALL_MODELS (listed in `model_names`), seconds for one epoch of 30000 random 1x28x28 images, batch 32,
 Adam, cross-entropy, 16 classes, ``torch.set_num_threads(1)``, torch 2.14.1;
 best and worst of 3 runs on a shared 2-core dev machine:
 
@@ -46,35 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedmd_ray.errors import ConfigError
-
-PAPER_MODELS: tuple[str, ...] = (
-    # conf/EMNIST_balance_conf.json of the reference, in its order.
-    "paper-cnn2-128-256",
-    "paper-cnn2-128-384",
-    "paper-cnn2-128-512",
-    "paper-cnn2-256-256-d0.3",
-    "paper-cnn2-256-512-d0.4",
-    "paper-cnn3-64-128-256",
-    "paper-cnn3-64-128-192",
-    "paper-cnn3-128-192-256",
-    "paper-cnn3-128-128-128-d0.3",
-    "paper-cnn3-128-128-192-d0.3",
-)
-
-SMALL_MODELS: tuple[str, ...] = (
-    # Varied depth (conv 1-4 stages, MLP 1-3 layers), width and dropout; each
-    # trains an epoch of 30k 28x28 images in under ~6 s on one CPU thread (table above).
-    "cnn1-8",
-    "cnn2-4-8",
-    "cnn2-8-16",
-    "cnn2-8-8-d0.3",
-    "cnn3-4-8-16",
-    "cnn3-6-12-24",
-    "cnn4-4-8-16-32",
-    "mlp-128",
-    "mlp-256-128",
-    "mlp-512-256-128",
-)
+from fedmd_ray.model_names import model_names
 
 PAPER_OUTPUT_L2 = 1e-3
 DEFAULT_DROPOUT = 0.2
@@ -93,11 +65,6 @@ class ModelSpec:
     family: str
     widths: tuple[int, ...]
     dropout: float
-
-
-def model_names() -> list[str]:
-    """The registered names, for ``fedmd-ray presets`` and error messages."""
-    return [*PAPER_MODELS, *SMALL_MODELS]
 
 
 def parse_model_name(name: str) -> ModelSpec:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 
 from fedmd_ray.actors.backends import open_driver
-from fedmd_ray.actors.participant import PartySpec, PartyState, SharedData
+from fedmd_ray.actors.common import PartySpec, PartyState, SharedData
 from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, write_json, write_table
 from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.analysis.summary import format_events, format_summary, summarize

@@ -80,7 +80,7 @@ def fit_classifier(
     val: tuple[torch.Tensor, torch.Tensor] | None = None,
     patience: int = 0,
     min_delta: float = 0.0,
-    eval_batch_size: int = 1024,
+    eval_batch_size: int = 256,
 ) -> int:
     """Cross-entropy training with a fresh Adam; early stopping on `val` accuracy.
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fedmd_ray import preset
-from fedmd_ray.actors.participant import PartyHost, PartySpec, SharedData
+from fedmd_ray.actors.common import PartySpec, SharedData
+from fedmd_ray.actors.participant import PartyHost
 from fedmd_ray.aggregation import mean_consensus
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.data.task import build_task

@@ -12,10 +12,11 @@ import contextlib
 from typing import Any, Callable, Iterator, Sequence
 
 from fedmd_ray.actors.driver import Driver
-from fedmd_ray.actors.participant import PartySpec, SharedData
+from fedmd_ray.actors.common import PartySpec, SharedData
 from fedmd_ray.actors.gpu_memory import check_gpu_packing, estimate_groups
 from fedmd_ray.actors.placement import ActorResources, assign_parties, party_costs
-from fedmd_ray.actors.pool import LocalPool, PartyPool
+from fedmd_ray.actors.local_pool import LocalPool
+from fedmd_ray.actors.pool import PartyPool
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import FedMDError
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.actors.participant import Evaluation, PartyState, peak_rss_mib
+from fedmd_ray.actors.common import Evaluation, PartyState, peak_rss_mib
 from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PartyPool, PerParty, SavedStates
 from fedmd_ray.aggregation import Consensus, aggregate
 from fedmd_ray.config import FedMDConfig

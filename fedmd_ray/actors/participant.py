@@ -4,7 +4,7 @@
 keeps them for the whole run, so a round costs one message with indices and the
 consensus, never weights or images. `PartyHost` holds `parties_per_actor`
 participants behind one entry point; it is the unit that `actors.ray_pool`
-turns into a Ray actor and `actors.pool.LocalPool` calls in-process.
+turns into a Ray actor and `actors.local_pool.LocalPool` calls in-process.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import resource
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -24,30 +22,11 @@ import numpy.typing as npt
 import torch
 
 from fedmd_ray import training
+from fedmd_ray.actors.common import Evaluation, PartySpec, PartyState, SharedData, peak_rss_mib
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.faults import maybe_fail
 from fedmd_ray.models import build_model
 from fedmd_ray.seeding import derive_seed
-
-
-PartyState = npt.NDArray[np.uint8]
-"""A party's serialized state (`Participant.export_state`): a byte array, which Ray moves
-through its object store without pickling it and reads back without a copy."""
-
-
-@dataclass(frozen=True)
-class SharedData:
-    """Arrays every party reads and nobody writes (object-store views under Ray)."""
-
-    public_x: npt.NDArray[np.float32]
-    public_y: npt.NDArray[np.int64]
-    public_val_x: npt.NDArray[np.float32]
-    public_val_y: npt.NDArray[np.int64]
-    private_x: npt.NDArray[np.float32]
-    private_y: npt.NDArray[np.int64]
-    test_x: npt.NDArray[np.float32]
-    test_y: npt.NDArray[np.int64]
-    union_idx: npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -77,20 +56,6 @@ class DeviceData:
         )
 
 
-@dataclass(frozen=True)
-class PartySpec:
-    party: int
-    model: str
-    private_idx: npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    accuracy: float
-    loss: float
-    seconds: float
-
-
 class Participant:
     """One party of arXiv 1910.03581: transfer learning, then communicate/digest/revisit."""
 
@@ -100,6 +65,7 @@ class Participant:
         self.config = config
         self.device = data.device
         self.data = data
+        self._eval_batch = config.eval_batch(self.device.type)
         self._rng_state = torch.Generator().manual_seed(derive_seed(config.seed, "party", spec.party)).get_state()
         self.round = 0  # rounds collaborated so far (saved with the state)
         self._private = (
@@ -133,7 +99,7 @@ class Participant:
             training.fit_classifier(
                 self.model, *self.data.public, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size,
                 lr=cfg.lr, val=self.data.public_val, patience=cfg.pretrain_patience,
-                min_delta=cfg.pretrain_min_delta, eval_batch_size=cfg.eval_batch_size,
+                min_delta=cfg.pretrain_min_delta, eval_batch_size=self._eval_batch,
             )
             if cfg.upper_bound:
                 results["upper_bound"] = self._upper_bound()
@@ -165,7 +131,7 @@ class Participant:
     def communicate(self, align_idx: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         """Class scores (logits) on the alignment subset: (n_align, classes)."""
         x = self.data.public[0][torch.from_numpy(align_idx).to(self.device)]
-        return training.class_scores(self.model, x, batch_size=self.config.eval_batch_size)
+        return training.class_scores(self.model, x, batch_size=self._eval_batch)
 
     def collaborate(
         self,
@@ -225,14 +191,8 @@ class Participant:
             self._revisit_opt.load_state_dict(state["revisit_opt"])
 
     def _evaluate(self, start: float) -> Evaluation:
-        accuracy, loss = training.evaluate(self.model, *self.data.test, batch_size=self.config.eval_batch_size)
+        accuracy, loss = training.evaluate(self.model, *self.data.test, batch_size=self._eval_batch)
         return Evaluation(accuracy, loss, time.perf_counter() - start)
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process in MiB (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 def choose_device(gpus: float) -> torch.device:

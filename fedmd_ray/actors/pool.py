@@ -1,8 +1,8 @@
 """The driver's view of the parties: call a method on every party, get results by party id.
 
-One interface, two implementations: `LocalPool` (in this process, one host
-after another; the sequential reference) and `actors.ray_pool.RayPool` (one
-Ray actor per host, all hosts at once). The driver's round loop is written once
+One interface, two implementations: `actors.local_pool.LocalPool` (in this
+process, one host after another; the sequential reference) and
+`actors.ray_pool.RayPool` (one Ray actor per host, all hosts at once). The driver's round loop is written once
 against this interface. A host that fails (raises, dies, does not answer in
 time) does not abort the call: the others' results come back inside
 `PartiesFailed`, and the driver applies its failure policy.
@@ -11,12 +11,10 @@ time) does not abort the call: the others' results come back inside
 from __future__ import annotations
 
 import logging
-import traceback
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
-from fedmd_ray.actors.participant import DeviceData, PartyHost, PartySpec, PartyState, SharedData, choose_device
-from fedmd_ray.config import FedMDConfig
+from fedmd_ray.actors.common import PartyState
 
 PerParty = dict[int, tuple[Any, ...]]
 log = logging.getLogger("fedmd_ray")
@@ -118,78 +116,3 @@ class PartyPool(Protocol):
 def host_arguments(group: list[int], per_party: PerParty | None) -> PerParty | None:
     """The part of `per_party` for one host's parties (None = all of them, no own arguments)."""
     return None if per_party is None else {p: per_party[p] for p in group if p in per_party}
-
-
-class LocalPool:
-    """All parties in this process, one after another. Each party is its own host here
-    (hosts are plain objects sharing one copy of the data), so a party that raises is
-    restarted or dropped alone; the grouping of `groups` only matters for actors."""
-
-    def __init__(
-        self,
-        groups: list[list[PartySpec]],
-        config: FedMDConfig,
-        data: SharedData,
-        *,
-        threads: int | None = None,
-        gpus: float | None = None,
-    ) -> None:
-        """`threads`/`gpus` default to the config's `torch_threads`/`gpus_per_party`."""
-        threads = config.torch_threads if threads is None else threads
-        gpus = config.gpus_per_party if gpus is None else gpus
-        placed = DeviceData.place(data, choose_device(gpus))
-        self._build = lambda group: PartyHost(group, config, placed, threads=threads, gpus=gpus)
-        self.specs = [[spec] for group in groups for spec in group]
-        self.hosts: list[PartyHost | None] = [self._build(group) for group in self.specs]
-        self._saved: dict[int, dict[int, PartyState]] = {}
-
-    def call(
-        self, method: str, *shared: Any, per_party: PerParty | None = None, timeout: float | None = None,
-        save: bool = False,
-    ) -> dict[int, Any]:
-        """`timeout` is not enforced in-process (nothing can interrupt a running host)."""
-        results: dict[int, Any] = {}
-        failures = []
-        for index, host in enumerate(self.hosts):
-            own = host_arguments([s.party for s in self.specs[index]], per_party)
-            if host is None or own == {}:
-                continue
-            try:
-                if save:
-                    answers, self._saved[index] = host.call_saving(method, own, *shared)
-                    results.update(answers)
-                else:
-                    results.update(host.call(method, own, *shared))
-            except Exception as exc:  # a party's bug: reported with its parties, policy decides
-                parties = tuple(s.party for s in self.specs[index])
-                failures.append(HostFailure(index, parties, f"raised {exc!r}", traceback.format_exc()))
-        if failures:
-            raise PartiesFailed(failures, dict(sorted(results.items())))
-        return dict(sorted(results.items()))
-
-    def restart(self, host: int, states: dict[int, PartyState] | None) -> None:
-        self.hosts[host] = self._build(self.specs[host])
-        if states:
-            self.call("import_state", per_party={p: (s,) for p, s in states.items()})
-
-    def wait_ready(self) -> None:
-        """Hosts here are built by the constructor."""
-
-    def saved(self) -> SavedStates:
-        return SavedStates(tuple((tuple(s.party for s in self.specs[h]), part) for h, part in self._saved.items()))
-
-    def remove(self, host: int) -> None:
-        self.hosts[host] = None
-        self._saved.pop(host, None)
-
-    def share(self, value: Any) -> Any:
-        return value
-
-    def describe(self) -> list[dict[str, Any]]:
-        return [host.describe() for host in self.hosts if host is not None]
-
-    def usage(self) -> list[dict[str, Any]]:
-        return [host.usage() for host in self.hosts if host is not None]
-
-    def close(self) -> None:
-        self.hosts = []

@@ -1,6 +1,8 @@
 """Parties as Ray actors: one actor per `PartyHost`, all called at once.
 
-This module and `actors.cluster` are the only places that import Ray.
+This module, `actors.remote_host` and `actors.cluster` are the only places that import Ray.
+A copy of the pool lives in the driver actor, which never imports torch (see
+`actors.common`): nothing here or in `actors.remote_host` does at import time.
 """
 
 from __future__ import annotations
@@ -8,31 +10,18 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
-from fedmd_ray.actors.participant import PartyHost, PartySpec, PartyState, SharedData
-from fedmd_ray.actors.placement import ActorResources
+from fedmd_ray.actors.common import PartySpec, PartyState, SharedData
 from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PerParty, SavedStates, host_arguments
+from fedmd_ray.actors.remote_host import RemoteHost
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
 
-
-class _RemoteHost(PartyHost):
-    """A `PartyHost` whose shared arrays arrive as top-level arguments.
-
-    Ray resolves top-level object refs before `__init__` runs, handing the
-    actor zero-copy read-only views of the object store: each public image is
-    stored once per node, however many parties read it.
-    """
-
-    def __init__(self, specs: list[PartySpec], config: FedMDConfig, threads: int, gpus: float, *arrays: Any) -> None:
-        super().__init__(specs, config, SharedData(*arrays), threads=threads, gpus=gpus)
-
-    def describe(self) -> dict[str, Any]:
-        context = ray.get_runtime_context()
-        return {**super().describe(), "node": context.get_node_id(), "actor": context.get_actor_name()}
+if TYPE_CHECKING:
+    from fedmd_ray.actors.placement import ActorResources  # sizing imports torch
 
 
 class RayPool:
@@ -46,7 +35,6 @@ class RayPool:
         self, groups: list[list[PartySpec]], config: FedMDConfig, data: SharedData, resources: ActorResources
     ) -> None:
         refs = [ray.put(getattr(data, f.name)) for f in dataclasses.fields(data)]
-        self._actor_cls = ray.remote(_RemoteHost)
         self._options = dict(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0)
         self._args = (config, resources.threads, resources.gpus, *refs)
         self._prefix = f"fedmd_ray-{uuid.uuid4().hex[:8]}"  # actor names: visible in `ray list actors`
@@ -147,7 +135,7 @@ class RayPool:
     def _start(self, index: int) -> Any:
         self._starts += 1
         name = f"{self._prefix}-host{index}-{self._starts}"
-        return self._actor_cls.options(name=name, **self._options).remote(self.specs[index], *self._args)
+        return ray.remote(RemoteHost).options(name=name, **self._options).remote(self.specs[index], *self._args)
 
     def _kill(self, host: int) -> None:
         if self.hosts[host] is not None:
