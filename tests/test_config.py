@@ -25,6 +25,7 @@ from fedmd_ray.errors import ConfigError
         (dict(private_classes=(4, 5)), "share classes [4]"),
         (dict(cpus_per_party=1.5), "cpus_per_party=1.5"),
         (dict(gpus_per_party=-0.5), "gpus_per_party=-0.5"),
+        (dict(eval_batch_size=0), "eval_batch_size=0"),
         (dict(models=("paper-cnn3-64-128-256",), public_data="digits", private_data="digits"), "paper-cnn3"),
     ],
 )
@@ -49,6 +50,13 @@ def test_set_parsing_by_field_type():
     assert values == dict(rounds=5, lr=3e-4, models=("cnn2-8-16", "mlp-64"), collab_lr=None, upper_bound=False)
     cfg = preset("quick", **values)
     assert cfg.party_models == ("cnn2-8-16", "mlp-64", "cnn2-8-16")
+
+
+def test_eval_batch_defaults_per_device_unless_set():
+    assert preset("offline").eval_batch("cpu") == 256  # a small CNN's activations stay in the caches
+    assert preset("offline").eval_batch("cuda") == 1024
+    assert preset("offline", eval_batch_size=64).eval_batch("cuda") == 64
+    assert parse_overrides(["eval_batch_size=none"]) == dict(eval_batch_size=None)
 
 
 @pytest.mark.parametrize(
