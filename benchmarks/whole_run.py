@@ -4,7 +4,7 @@ Both are started as fresh processes (Python, imports, data, Ray start for the
 first, transfer learning, upper bound, all rounds), one after the other, and
 timed from outside. The plain script is `benchmarks/plain_fedmd.py`.
 
-    python benchmarks/whole_run.py [--preset offline] [--set rounds=5 ...]
+    python benchmarks/whole_run.py [--preset offline] [--set rounds=5 ...] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="offline")
     parser.add_argument("--set", nargs="*", default=[])
+    parser.add_argument("--keep", metavar="DIR", help="write the fedmd-ray run's results here (a new directory)")
     args = parser.parse_args()
     sets = [a for item in args.set for a in ("--set", item)]
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as scratch:
+        out = args.keep or scratch
         ray_s, _ = timed([sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", args.preset, *sets,
                           "--out", out, "--quiet"])
         table = pq.read_table(Path(out) / "results.parquet").to_pandas()

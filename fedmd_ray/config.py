@@ -116,9 +116,9 @@ class FedMDConfig:
     upper_bound_epochs: int = 20
     """Epochs of the upper-bound training (batch `private_batch_size`)."""
     eval_batch_size: int | None = None
-    """Batch size for scoring and testing (memory and speed, not results); None = 256 on a
-    CPU, where a small CNN's activations then stay in the caches (scoring at 1024 took
-    1.5-2x as long on the 2-core VM, docs/performance.md), and 1024 on a GPU."""
+    """Batch size for scoring and testing (memory and speed, not results); None = per model:
+    1024 on a GPU; on a CPU the largest batch whose activations fit ~32 MiB (small CNNs
+    256-512, MLPs 1024, the paper's CNNs 64; see `models.eval_batch`)."""
 
     # --- execution ----------------------------------------------------------
     seed: int = 0
@@ -183,12 +183,6 @@ class FedMDConfig:
         if unknown:
             raise ConfigError(_unknown_key_message(unknown[0]))
         return cls(**values)
-
-    def eval_batch(self, device_type: str) -> int:
-        """`eval_batch_size`, or its default for a device of this type (`cpu`, `cuda`)."""
-        if self.eval_batch_size is not None:
-            return self.eval_batch_size
-        return 1024 if device_type == "cuda" else 256
 
     def replace(self, **overrides: Any) -> FedMDConfig:
         """A copy with some fields changed; unknown names raise ConfigError."""

@@ -52,13 +52,6 @@ def test_set_parsing_by_field_type():
     assert cfg.party_models == ("cnn2-8-16", "mlp-64", "cnn2-8-16")
 
 
-def test_eval_batch_defaults_per_device_unless_set():
-    assert preset("offline").eval_batch("cpu") == 256  # a small CNN's activations stay in the caches
-    assert preset("offline").eval_batch("cuda") == 1024
-    assert preset("offline", eval_batch_size=64).eval_batch("cuda") == 64
-    assert parse_overrides(["eval_batch_size=none"]) == dict(eval_batch_size=None)
-
-
 @pytest.mark.parametrize(
     "item, fragment",
     [("rounds=five", "rounds='five'"), ("roundz=3", "unknown config field 'roundz'"), ("rounds", "field=value")],

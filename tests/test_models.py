@@ -9,7 +9,7 @@ from torch import nn
 
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.model_names import PAPER_MODELS, SMALL_MODELS, model_names
-from fedmd_ray.models import KerasSameAvgPool2d, build_model, check_model
+from fedmd_ray.models import KerasSameAvgPool2d, build_model, check_model, eval_batch
 
 MNIST = (1, 28, 28)
 
@@ -129,3 +129,14 @@ def test_check_model_is_cheap_even_for_a_model_too_large_to_allocate() -> None:
     check_model("paper-cnn2-256-512-d0.4", (3, 32, 32), 100)  # small enough to run on the CPU
     check_model(*huge)
     assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.parametrize("name, cpu", [
+    ("cnn2-8-16", 256), ("cnn2-4-8", 512), ("mlp-16", 1024), ("mlp-512-256-128", 1024),
+    ("paper-cnn3-64-128-256", 64), ("paper-cnn2-128-512", 64),
+])
+def test_default_eval_batch_keeps_activations_cache_sized_on_cpu(name, cpu):
+    """Past ~32 MiB of activations per batch, CPU inference slows per image (measured in
+    `models.eval_batch`); a GPU wants big batches."""
+    assert eval_batch(name, MNIST, 16, "cpu") == cpu
+    assert eval_batch(name, MNIST, 16, "cuda") == 1024

@@ -25,7 +25,7 @@ from fedmd_ray import training
 from fedmd_ray.actors.common import Evaluation, PartySpec, PartyState, SharedData, peak_rss_mib
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.faults import maybe_fail
-from fedmd_ray.models import build_model
+from fedmd_ray.models import build_model, eval_batch
 from fedmd_ray.seeding import derive_seed
 
 
@@ -65,7 +65,8 @@ class Participant:
         self.config = config
         self.device = data.device
         self.data = data
-        self._eval_batch = config.eval_batch(self.device.type)
+        shape = tuple(data.public[0].shape[1:])
+        self._eval_batch = config.eval_batch_size or eval_batch(spec.model, shape, config.n_classes, self.device.type)
         self._rng_state = torch.Generator().manual_seed(derive_seed(config.seed, "party", spec.party)).get_state()
         self.round = 0  # rounds collaborated so far (saved with the state)
         self._private = (
@@ -73,7 +74,7 @@ class Participant:
             torch.from_numpy(data.pool_y[spec.private_idx]).to(self.device),
         )
         with self._own_rng():
-            self.model = build_model(spec.model, tuple(data.public[0].shape[1:]), config.n_classes).to(self.device)
+            self.model = build_model(spec.model, shape, config.n_classes).to(self.device)
         self._digest_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
         self._revisit_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
 
