@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from fedmd_ray.config import parse_overrides, preset
 from fedmd_ray.data.task import build_task
-from fedmd_ray.models import build_model
+from fedmd_ray.models import build_model, eval_batch
 
 
 def train(model, opt, x, y, loss_fn, epochs, batch):
@@ -36,7 +36,7 @@ def train(model, opt, x, y, loss_fn, epochs, batch):
 @torch.no_grad()
 def predict(model, x):
     model.eval()
-    return torch.cat([model(x[i : i + 256]) for i in range(0, len(x), 256)])  # the library's CPU default
+    return torch.cat([model(x[i : i + model.batch]) for i in range(0, len(x), model.batch)])
 
 
 def accuracy(model, x, y):
@@ -59,6 +59,8 @@ def main():
     priv = [(t(task.private_x[i]), t(task.private_y[i])) for i in task.party_indices]
     union = task.union_indices
     models = [build_model(m, task.image_shape, task.n_classes) for m in cfg.party_models]
+    for model, name in zip(models, cfg.party_models):  # the library's scoring batch: only the execution differs
+        model.batch = eval_batch(name, task.image_shape, task.n_classes, "cpu")
 
     # Transfer learning: public with early stopping, upper bound, then private.
     for k, model in enumerate(models):
