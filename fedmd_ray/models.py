@@ -19,9 +19,10 @@ bias) and ``output_l2``, the L2 coefficient of that layer's weight. The
 reference uses Keras ``kernel_regularizer=l2(1e-3)``, i.e. the loss gains
 ``1e-3 * sum(w ** 2)`` (no 1/2); the trainer adds ``output_l2 * w.pow(2).sum()``.
 
-SMALL_MODELS (listed in `model_names`), seconds for one epoch of 30000 random 1x28x28 images, batch 32,
-Adam, cross-entropy, 16 classes, ``torch.set_num_threads(1)``, torch 2.14.1;
-best and worst of 3 runs on a shared 2-core dev machine:
+SMALL_MODELS (listed in `model_names`), seconds for one epoch of 30000 random
+1x28x28 images, batch 32, Adam, cross-entropy, 16 classes,
+``torch.set_num_threads(1)``, torch 2.14.1; best and worst of 3 runs on a shared
+2-core dev machine:
 
     model             params   best s   worst s
     cnn1-8             25184      3.7       6.6

@@ -20,16 +20,17 @@ def _rss_mib(pid: str = "self") -> float:
     return 0.0
 
 
-def _actor_processes() -> list[str]:
-    names = []
+def _actor_processes() -> list[tuple[str, str]]:
+    """(pid, process title) of this machine's fedmd_ray actor processes."""
+    found = []
     for path in glob.glob("/proc/[0-9]*/cmdline"):
         try:
             name = open(path, "rb").read().split(b"\0")[0].decode(errors="replace")
         except OSError:
             continue
         if name.startswith(("ray::RemoteHost", "ray::Driver")):
-            names.append(name)
-    return names
+            found.append((path.split("/")[2], name))
+    return found
 
 
 def _ray_processes_mib() -> dict[str, float]:
@@ -88,10 +89,10 @@ def test_the_driver_actor_never_loads_torch(ray_cluster):
         call("transfer_learn", None)
         call("run_round", 1)
         states = call("export_states").resolve()
-        drivers = [p for p in glob.glob("/proc/[0-9]*/cmdline") if open(p, "rb").read().startswith(b"ray::Driver")]
-        hosts = [p for p in glob.glob("/proc/[0-9]*/cmdline") if open(p, "rb").read().startswith(b"ray::RemoteHost")]
-        assert len(drivers) == 1 and hosts
-        maps = {p: open(p.replace("cmdline", "maps")).read() for p in drivers + hosts}
+        maps = {(pid, name.split(".")[0]): open(f"/proc/{pid}/maps").read() for pid, name in _actor_processes()}
     assert sorted(states) == list(range(config.n_parties))
-    assert "libtorch" not in maps[drivers[0]]
-    assert all("libtorch" in maps[p] for p in hosts)  # the check can see torch where it is
+    drivers = [m for (_, kind), m in maps.items() if kind == "ray::Driver"]
+    hosts = [m for (_, kind), m in maps.items() if kind == "ray::RemoteHost"]
+    assert len(drivers) == 1 and len(hosts) == 2
+    assert "libtorch" not in drivers[0]
+    assert all("libtorch" in m for m in hosts)  # the check can see torch where it is

@@ -2,10 +2,11 @@
 
 One interface, two implementations: `actors.local_pool.LocalPool` (in this
 process, one host after another; the sequential reference) and
-`actors.ray_pool.RayPool` (one Ray actor per host, all hosts at once). The driver's round loop is written once
-against this interface. A host that fails (raises, dies, does not answer in
-time) does not abort the call: the others' results come back inside
-`PartiesFailed`, and the driver applies its failure policy.
+`actors.ray_pool.RayPool` (one Ray actor per host, all hosts at once). The
+driver's round loop is written once against this interface. A host that fails
+(raises, dies, does not answer in time) does not abort the call: the others'
+results come back inside `PartiesFailed`, and the driver applies its failure
+policy. Nothing here imports torch (the driver actor holds a pool).
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """Parties as Ray actors: one actor per `PartyHost`, all called at once.
 
-This module, `actors.remote_host` and `actors.cluster` are the only places that import Ray.
 A copy of the pool lives in the driver actor, which never imports torch (see
 `actors.common`): nothing here or in `actors.remote_host` does at import time.
 """
