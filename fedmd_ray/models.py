@@ -306,16 +306,20 @@ GPU_EVAL_BATCH = 1024
 CPU_EVAL_BYTES = 32 * 2**20
 
 
-def eval_batch(name: str, input_shape: tuple[int, int, int], n_classes: int, device_type: str) -> int:
-    """Default batch for scoring and testing (`FedMDConfig.eval_batch_size=None`).
+def eval_batch(
+    name: str, input_shape: tuple[int, int, int], n_classes: int, device_type: str, configured: int | None = None
+) -> int:
+    """Batch for scoring and testing: `configured` (`FedMDConfig.eval_batch_size`) when set.
 
-    On a GPU, 1024. On a CPU, the largest power of two from 64 to 1024 whose
+    Otherwise, on a GPU, 1024. On a CPU, the largest power of two from 64 to 1024 whose
     activations (summed over layers) fit 32 MiB, about an L3 cache: past that,
     inference slows per image. Measured on the 2-core VM, one thread, two
     processes at once (us per image at batch 64 / 256 / 1024): cnn2-8-16 (123 KiB
     per sample, gets 256) 55 / 59 / 84; mlp-16 (3 KiB, gets 1024) 1.0 / 0.6 / 0.5;
     paper-cnn3-64-128-256 (1.4 MiB, gets 64) 770 / 1608 / 1681.
     """
+    if configured is not None:
+        return configured
     if device_type == "cuda":
         return GPU_EVAL_BATCH
     per_sample = 4 * footprint(name, input_shape, n_classes).activations

@@ -140,3 +140,4 @@ def test_default_eval_batch_keeps_activations_cache_sized_on_cpu(name, cpu):
     `models.eval_batch`); a GPU wants big batches."""
     assert eval_batch(name, MNIST, 16, "cpu") == cpu
     assert eval_batch(name, MNIST, 16, "cuda") == 1024
+    assert eval_batch(name, MNIST, 16, "cpu", configured=32) == 32  # FedMDConfig.eval_batch_size wins

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from fedmd_ray.actors.common import PartySpec, SharedData
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
-from fedmd_ray.models import GPU_EVAL_BATCH, footprint
+from fedmd_ray.models import eval_batch, footprint
 
 # Per process: CUDA context + cuBLAS/cuDNN handles, what nvidia-smi shows beyond torch's
 # reserved memory (measured 750-960 MiB per process on an H100, CUDA 12).
@@ -49,7 +49,8 @@ def activation_bytes(config: FedMDConfig, model: str, input_shape: tuple[int, in
     fp = footprint(model, input_shape, config.n_classes)
     train_batch = max(config.pretrain_batch_size, config.digest_batch_size, config.private_batch_size,
                       config.revisit_batch_size)
-    return FLOAT * fp.activations * max(3 * train_batch, config.eval_batch_size or GPU_EVAL_BATCH)
+    scoring = eval_batch(model, input_shape, config.n_classes, "cuda", config.eval_batch_size)
+    return FLOAT * fp.activations * max(3 * train_batch, scoring)
 
 
 def estimate_hosts(

@@ -66,7 +66,7 @@ class Participant:
         self.device = data.device
         self.data = data
         shape = tuple(data.public[0].shape[1:])
-        self._eval_batch = config.eval_batch_size or eval_batch(spec.model, shape, config.n_classes, self.device.type)
+        self._eval_batch = eval_batch(spec.model, shape, config.n_classes, self.device.type, config.eval_batch_size)
         self._rng_state = torch.Generator().manual_seed(derive_seed(config.seed, "party", spec.party)).get_state()
         self.round = 0  # rounds collaborated so far (saved with the state)
         self._private = (

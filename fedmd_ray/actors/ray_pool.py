@@ -22,6 +22,8 @@ from fedmd_ray.errors import ResourceError
 if TYPE_CHECKING:
     from fedmd_ray.actors.placement import ActorResources  # sizing imports torch
 
+_HOST_ACTOR = ray.remote(RemoteHost)  # made once; never pickled with a pool
+
 
 class RayPool:
     """Host actors, started by the constructor; `wait_ready()` before the first call.
@@ -134,7 +136,7 @@ class RayPool:
     def _start(self, index: int) -> Any:
         self._starts += 1
         name = f"{self._prefix}-host{index}-{self._starts}"
-        return ray.remote(RemoteHost).options(name=name, **self._options).remote(self.specs[index], *self._args)
+        return _HOST_ACTOR.options(name=name, **self._options).remote(self.specs[index], *self._args)
 
     def _kill(self, host: int) -> None:
         if self.hosts[host] is not None:
