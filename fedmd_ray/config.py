@@ -15,6 +15,7 @@ import difflib
 import functools
 import hashlib
 import json
+import math
 import numbers
 import types
 import typing
@@ -193,8 +194,12 @@ class FedMDConfig:
 
         Collaboration knobs (rounds, subset_size, digest_*, revisit_*, aggregator,
         collab_lr) are left out, so sweep trials over them share one cached
-        transfer phase. GPU or CPU and the thread count are in: they change numerics.
+        transfer phase. GPU or CPU and the thread count are in: they change numerics. So is
+        the resolved data root, but not the files' contents: clear the cache after changing
+        the files in place.
         """
+        from fedmd_ray.data.sources import resolve_data_root
+
         fields = (
             "public_data", "public_classes", "private_data", "private_classes", "public_size", "eval_size",
             "n_parties",
@@ -205,6 +210,7 @@ class FedMDConfig:
         payload = {k: _jsonable(getattr(self, k)) for k in fields}
         payload["party_models"] = list(self.party_models)
         payload["gpu"] = self.gpus_per_party > 0
+        payload["data_root"] = str(resolve_data_root(self.data_root))
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def fingerprint(self, exclude: tuple[str, ...] = ("out_dir", "address", "backend")) -> str:
@@ -264,22 +270,28 @@ class FedMDConfig:
 
         public = source_info(self.public_data)
         private = source_info(self.private_data)
-        _check_classes("public_classes", self.public_classes, len(public.class_names), allow_none=True)
-        _check_classes("private_classes", self.private_classes, len(private.class_names), allow_none=False)
-        if self.public_data == self.private_data:
-            public_ids = set(range(len(public.class_names))) if self.public_classes is None else set(self.public_classes)
-            shared = sorted(public_ids & set(self.private_classes))
-            if shared:
-                raise ConfigError(
-                    f"public_classes and private_classes share classes {shared} of the same source "
-                    f"'{self.public_data}'; the private task must use classes the public set does not hold"
-                )
         if self.partition in ("writer", "superclass") and private.groups != self.partition:
             kinds = {"writer": "writer ids (emnist-letters)", "superclass": "superclass labels (cifar100)"}
             raise ConfigError(
                 f"partition='{self.partition}' needs {kinds[self.partition]}, which private_data="
                 f"'{self.private_data}' does not have; use partition='iid' or 'noniid', or such a source"
             )
+        by_superclass = self.partition == "superclass"
+        _check_classes("public_classes", self.public_classes, len(public.class_names), allow_none=True)
+        _check_classes(
+            "private_classes", self.private_classes,
+            len(private.superclass_names if by_superclass else private.class_names), allow_none=False,
+            unit="superclasses" if by_superclass else "classes",
+        )
+        if public.images == private.images and not by_superclass:  # superclasses: checked on the data (build_task)
+            public_ids = set(range(len(public.class_names))) if self.public_classes is None else set(self.public_classes)
+            shared = sorted(public_ids & set(self.private_classes))
+            if shared:
+                raise ConfigError(
+                    f"public_classes and private_classes share classes {shared} of the same images "
+                    f"('{self.public_data}', '{self.private_data}'); the private task must use classes the "
+                    "public set does not hold"
+                )
         for name in self.models:
             check_model(name, public.image_shape, self.n_classes)
 
@@ -424,14 +436,16 @@ def _require(ok: bool, name: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"{name}={value!r} is not allowed: must be {allowed}")
 
 
-def _check_classes(name: str, classes: tuple[int, ...] | None, n_available: int, *, allow_none: bool) -> None:
+def _check_classes(
+    name: str, classes: tuple[int, ...] | None, n_available: int, *, allow_none: bool, unit: str = "classes"
+) -> None:
     if classes is None:
         _require(allow_none, name, classes, "a non-empty list of class ids")
         return
     _require(len(classes) > 0, name, classes, "a non-empty list of class ids")
     _require(len(set(classes)) == len(classes), name, classes, "a list without repeated class ids")
     bad = [c for c in classes if not 0 <= c < n_available]
-    _require(not bad, name, classes, f"class ids in 0..{n_available - 1} (the source has {n_available} classes)")
+    _require(not bad, name, classes, f"class ids in 0..{n_available - 1} (the source has {n_available} {unit})")
 
 
 def _is_optional(tp: Any) -> tuple[bool, Any]:
@@ -476,6 +490,8 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
     if inner is int and isinstance(value, numbers.Integral):  # numpy ints from Tune samplers too
         return int(value)
     if inner is float and isinstance(value, numbers.Real):
+        if not math.isfinite(value):  # inf/nan pass every bound check, then break training or JSON
+            raise ConfigError(f"{name}={value!r} is not allowed: must be a finite number")
         return float(value)
     if not isinstance(value, inner) or (inner is not bool and isinstance(value, bool)):
         raise ConfigError(f"{name}={value!r} is not allowed: must be {_type_name(tp)}")

@@ -23,7 +23,7 @@ from fedmd_ray.actors.backends import open_driver
 from fedmd_ray.actors.common import PartySpec, PartyState, SharedData
 from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, write_json, write_table
 from fedmd_ray.analysis.schema import rows_to_table
-from fedmd_ray.analysis.summary import format_events, format_summary, summarize
+from fedmd_ray.analysis.summary import format_run
 from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointWriter, load_checkpoint
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.task import FedMDTask, build_task
@@ -86,10 +86,7 @@ def run(
         if writer is not None:
             writer.close()
     table = rows_to_table(rows)
-    log.line(format_summary(summarize(table)))
-    events = format_events(table)
-    if events:
-        log.line(events)
+    log.line(format_run(table))
     if target is not None:
         log.line(f"results: {target / RESULTS_FILE}")
     return table
@@ -258,11 +255,11 @@ class _Progress:
 
     def phase(self, phase: str, round_: int, rounds: int, rows: list[Row]) -> None:
         accs = [r["test_accuracy"] for r in rows if r["test_accuracy"] is not None]
+        label = {"transfer": "round 0 (transfer)", "upper_bound": "upper bound"}.get(phase, f"round {round_}/{rounds}")
         if not accs:
-            self.line(f"[{self._elapsed()}] round {round_}/{rounds}: no party took part")
+            self.line(f"[{self._elapsed()}] {label}: no party took part")
             return
         mean = sum(accs) / len(accs)
-        label = {"transfer": "round 0 (transfer)", "upper_bound": "upper bound"}.get(phase, f"round {round_}/{rounds}")
         gain = ""
         if phase == "transfer":
             self.baseline = mean

@@ -50,3 +50,23 @@ def test_help_everywhere():
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 0
+
+
+def test_data_fetch_checks_every_name_before_fetching_any(tmp_path, capsys):
+    """A typo in the second name must not cost the first one's download."""
+    assert main(["data", "fetch", "mnist", "mnits", "--root", str(tmp_path)]) == 2
+    assert "unknown data source 'mnits'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_of_a_run_where_no_party_finished_says_n_a(tmp_path, capsys):
+    from fedmd_ray.analysis.io import RESULTS_FILE, write_table
+    from fedmd_ray.analysis.schema import rows_to_table
+
+    rows = [dict(run_id="r", party=p, model="mlp-64", phase=phase, round=0, status="dropped", test_accuracy=None,
+                 test_loss=None, seconds=None) for p in range(2) for phase in ("transfer", "upper_bound")]
+    write_table(rows_to_table(rows), tmp_path / RESULTS_FILE)
+    assert main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "baseline (round 0) n/a" in out and "gain n/a" in out
+    assert "party 0 (mlp-64) dropped from round 0" in out

@@ -26,6 +26,11 @@ from fedmd_ray.errors import ConfigError
         (dict(cpus_per_party=1.5), "cpus_per_party=1.5"),
         (dict(gpus_per_party=-0.5), "gpus_per_party=-0.5"),
         (dict(eval_batch_size=0), "eval_batch_size=0"),
+        (dict(partition="noniid", noniid_alpha=float("inf")), "noniid_alpha=inf is not allowed: must be a finite"),
+        (dict(lr=float("nan")), "lr=nan is not allowed: must be a finite"),
+        (dict(private_data="mnist-idx", private_classes=(3, 7)), "share classes [3] of the same images"),
+        (dict(public_data="cifar10", private_data="cifar100", partition="superclass", private_classes=(5, 20),
+              models=("cnn2-8-16",)), "class ids in 0..19 (the source has 20 superclasses)"),
         (dict(models=("paper-cnn3-64-128-256",), public_data="digits", private_data="digits"), "paper-cnn3"),
     ],
 )
@@ -87,3 +92,11 @@ def test_numpy_scalars_from_samplers_are_accepted_as_python_numbers():
     assert type(cfg.lr) is float and cfg.lr == 0.5
     with pytest.raises(ConfigError, match="rounds=True"):
         preset("quick", rounds=True)
+
+
+def test_transfer_cache_key_follows_the_data_directory(tmp_path):
+    """Trials over different data directories must never share transfer-learned parties."""
+    base = preset("quick", data_root=str(tmp_path / "a"))
+    assert base.transfer_fingerprint() != base.replace(data_root=str(tmp_path / "b")).transfer_fingerprint()
+    assert base.transfer_fingerprint() == base.replace(data_root=str(tmp_path / "a" / ".." / "a")).transfer_fingerprint()
+    assert base.transfer_fingerprint() == base.replace(rounds=7).transfer_fingerprint()

@@ -16,6 +16,7 @@ from scipy.io import savemat
 
 from fedmd_ray.data import load_source, source_info, source_names
 from fedmd_ray.data import sources
+from fedmd_ray.data.formats import read_py2_pickle
 from fedmd_ray.errors import DataError
 
 _RECONSTRUCT = np.zeros(1).__reduce__()[0]  # numpy's _reconstruct, wherever it lives
@@ -170,7 +171,7 @@ def test_malicious_cifar_pickle_is_refused_without_running(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("damage", "message"),
-    [(lambda b: b[:-20], "corrupt"), (lambda b: b"garbage", "corrupt")],
+    [(lambda b: b[:-20], "corrupt"), (lambda b: b[: len(b) // 2], "corrupt"), (lambda b: b"garbage", "corrupt")],
 )
 def test_corrupt_cifar_pickle_names_the_file(tmp_path: Path, damage: Any, message: str) -> None:
     _write_cifar100(tmp_path, meta=False)
@@ -188,6 +189,29 @@ def test_cifar_bad_labels_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"b'labels' must be 3 labels in 0\.\.9") as err:
         load_source("cifar10", tmp_path)
     assert str(bad.resolve()) in str(err.value)
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_cifar_batches_re_saved_by_python3_load_the_same(tmp_path: Path, protocol: int) -> None:
+    """A researcher's re-save (str keys, today's numpy globals, protocol 5 buffers) reads like the original."""
+    _write_cifar10(tmp_path / "py2")
+    original = load_source("cifar10", tmp_path / "py2")
+    resaved = tmp_path / "py3" / "cifar-10-batches-py"
+    resaved.mkdir(parents=True)
+    for path in (tmp_path / "py2" / "cifar-10-batches-py").iterdir():
+        batch = read_py2_pickle(path)
+        (resaved / path.name).write_bytes(pickle.dumps({k.decode(): v for k, v in batch.items()}, protocol=protocol))
+    again = load_source("cifar10", tmp_path / "py3")
+    for before, after in ((original.train, again.train), (original.test, again.test)):
+        np.testing.assert_array_equal(before.x, after.x)
+        np.testing.assert_array_equal(before.y, after.y)
+
+
+def test_cifar_fractional_labels_are_refused(tmp_path: Path) -> None:
+    _write_cifar10(tmp_path)
+    _write_py2_pickle(tmp_path / "cifar-10-batches-py" / "test_batch", {b"data": _rgb_rows(3), b"labels": [0.0, 0.5, 1.0]})
+    with pytest.raises(DataError, match=r"b'labels' must be 3 labels in 0\.\.9"):
+        load_source("cifar10", tmp_path)
 
 
 # ---- emnist-letters --------------------------------------------------------------------
@@ -243,6 +267,16 @@ def test_emnist_mat_with_wrong_structure_names_the_file(tmp_path: Path) -> None:
     savemat(path, {"something_else": np.zeros(3)})
     sources._load_cached.cache_clear()
     with pytest.raises(DataError, match="lacks dataset.train"):
+        load_source("emnist-letters", tmp_path)
+
+
+def test_emnist_mat_images_stored_across_columns_are_refused(tmp_path: Path) -> None:
+    """(784, n) has the right size but would scramble every letter."""
+    path = tmp_path / "emnist-letters.mat"
+    train = _emnist_mat_split([1, 2, 3], [1, 1, 1])
+    train["images"] = np.ascontiguousarray(train["images"].T)
+    savemat(path, {"dataset": {"train": train, "test": _emnist_mat_split([5, 6], [9, 9])}})
+    with pytest.raises(DataError, match="expected n x 784 uint8"):
         load_source("emnist-letters", tmp_path)
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from fedmd_ray import preset
+from fedmd_ray.data import task as task_module
+from fedmd_ray.data.sources import LabeledImages, Split, load_source
 from fedmd_ray.data.task import build_task, conform_images
+from fedmd_ray.errors import ConfigError, DataError
 
 
 def test_label_space_is_public_classes_then_private_in_list_order():
@@ -59,3 +63,54 @@ def test_conform_resizes_and_recolours():
     assert 0.0 <= out.min() and out.max() <= 1.0
     np.testing.assert_array_equal(out[:, 0], out[:, 2])  # grey replicated into every channel
     assert conform_images(x, (1, 8, 8)) is x
+
+
+def test_the_private_pool_holds_exactly_the_parties_images():
+    """Only what parties hold is resized and shipped to the actors, each image unchanged."""
+    cfg = preset("quick", n_parties=3, samples_per_class=4)
+    task = build_task(cfg)
+    assert len(task.private_x) == len(task.private_y) == 3 * 4 * 5
+    assert np.array_equal(np.sort(np.concatenate(task.party_indices)), np.arange(len(task.private_y)))
+    raw = load_source("digits", "/nonexistent-root-digits-needs-none").train
+    for label, digit in enumerate(cfg.private_classes, start=cfg.n_public_classes):
+        pool = {row.tobytes() for row in raw.x[raw.y == digit]}
+        assert all(row.tobytes() in pool for row in task.private_x[task.private_y == label])
+
+
+def _fake(name: str, y_train: np.ndarray, y_test: np.ndarray, groups_train=None, groups_test=None) -> LabeledImages:
+    rng = np.random.default_rng(0)
+    return LabeledImages(
+        name,
+        Split(rng.random((len(y_train), 3, 32, 32), dtype=np.float32), y_train, groups_train),
+        Split(rng.random((len(y_test), 3, 32, 32), dtype=np.float32), y_test, groups_test),
+        tuple(str(i) for i in range(100)),
+    )
+
+
+_TEN = np.repeat(np.arange(10), 20).astype(np.int64)
+
+
+@pytest.mark.parametrize(
+    ("public_test", "private_test", "message"),
+    [(_TEN, _TEN[_TEN < 5], "no private test images"), (_TEN[_TEN >= 5], _TEN, "no held-out public images")],
+)
+def test_an_empty_evaluation_set_is_refused_before_training(monkeypatch, public_test, private_test, message):
+    """Every party is tested on both each phase: an empty one is a data error, not a mid-run crash."""
+    public, private = _fake("cifar10", _TEN, public_test), _fake("cifar100", _TEN, private_test)
+    monkeypatch.setattr(task_module, "load_source", lambda name, root: public if name == "cifar10" else private)
+    cfg = preset("paper-cifar-iid", public_classes=(0, 1), private_classes=(5, 6), n_parties=2, samples_per_class=2,
+                 subset_size=10)
+    with pytest.raises(DataError, match=message):
+        build_task(cfg)
+
+
+def test_private_superclasses_must_not_hold_public_classes_of_the_same_source(monkeypatch):
+    fine = _TEN
+    cifar100 = _fake("cifar100", fine, fine, fine // 5, fine // 5)  # superclass 0 = fine 0..4, 1 = fine 5..9
+    monkeypatch.setattr(task_module, "load_source", lambda name, root: cifar100)
+    cfg = preset("paper-cifar-noniid", public_data="cifar100", public_classes=(6, 7), private_classes=(1,),
+                 n_parties=2, samples_per_class=2, subset_size=10)
+    with pytest.raises(ConfigError, match=r"superclasses \[1\] hold fine classes \[6, 7\]"):
+        build_task(cfg)
+    task = build_task(cfg.replace(private_classes=(0,)))  # superclass 0 holds fine 0..4: no overlap
+    assert set(task.test_y.tolist()) == {2}

