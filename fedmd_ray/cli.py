@@ -119,6 +119,8 @@ def _run(args: argparse.Namespace) -> int:
 
     overrides = parse_overrides(args.overrides)
     if args.resume:
+        if args.overwrite:
+            raise ConfigError("--overwrite starts a new run and --resume continues one; give one of them")
         if args.out and Path(args.out) != Path(args.resume):
             raise ConfigError(f"--resume {args.resume} and --out {args.out} name different directories; give one")
         if args.preset:

@@ -189,12 +189,13 @@ class FedMDConfig:
         """A copy with some fields changed; unknown names raise ConfigError."""
         return FedMDConfig.from_dict({**self.to_dict(), **overrides})
 
-    def transfer_fingerprint(self) -> str:
+    def transfer_fingerprint(self, threads: tuple[int, ...] = ()) -> str:
         """Hash of what determines the transfer-learned models (round 0 and the upper bound).
 
         Collaboration knobs (rounds, subset_size, digest_*, revisit_*, aggregator,
         collab_lr) are left out, so sweep trials over them share one cached
-        transfer phase. GPU or CPU and the thread count are in: they change numerics. So is
+        transfer phase. GPU or CPU and the torch thread counts the hosts run with (`threads`;
+        `torch_threads=None` resolves per cluster) are in: they change numerics. So is
         the resolved data root, but not the files' contents: clear the cache after changing
         the files in place.
         """
@@ -211,6 +212,7 @@ class FedMDConfig:
         payload["party_models"] = list(self.party_models)
         payload["gpu"] = self.gpus_per_party > 0
         payload["data_root"] = str(resolve_data_root(self.data_root))
+        payload["threads"] = sorted(set(threads))
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def fingerprint(self, exclude: tuple[str, ...] = ("out_dir", "address", "backend")) -> str:
@@ -238,6 +240,7 @@ class FedMDConfig:
             _require(getattr(self, name) >= 0, name, getattr(self, name), "an integer >= 0")
         for name in ("lr", "temperature", "noniid_alpha", "actor_start_timeout_s"):
             _require(getattr(self, name) > 0, name, getattr(self, name), "a number > 0")
+        _require(self.pretrain_min_delta >= 0, "pretrain_min_delta", self.pretrain_min_delta, "a number >= 0")
         if self.collab_lr is not None:
             _require(self.collab_lr > 0, "collab_lr", self.collab_lr, "a number > 0 or None")
         for name in ("public_size", "eval_size", "eval_batch_size"):

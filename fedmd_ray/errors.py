@@ -24,3 +24,7 @@ class ResourceError(FedMDError):
 
 class PartyFailure(FedMDError):
     """A party failed and the policy (`on_party_failure=fail`) stops the run; it can be resumed."""
+
+
+class NoPartyLeft(FedMDError):
+    """Every party failed and was dropped: the run stops with the rows it has."""

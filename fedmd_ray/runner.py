@@ -9,6 +9,8 @@ The data is loaded and checked before Ray starts; the table is written to
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -27,10 +29,11 @@ from fedmd_ray.analysis.summary import format_run
 from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointWriter, load_checkpoint
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.task import FedMDTask, build_task
-from fedmd_ray.errors import ConfigError
+from fedmd_ray.errors import ConfigError, NoPartyLeft
 
 Row = dict[str, Any]
 Phase = tuple[str, int, list[Row]]  # (phase, round, rows of that phase)
+LOCK_FILE = ".fedmd_ray.lock"  # held (flock) by the run writing the directory
 
 
 def run(
@@ -52,6 +55,10 @@ def run(
     up), else attaches to `config.address`/`RAY_ADDRESS`, else starts a local
     Ray and stops it afterwards.
     """
+    if not isinstance(config, FedMDConfig):
+        raise TypeError(
+            f"run() takes a FedMDConfig (fedmd_ray.preset(...) or FedMDConfig(...)), got {type(config).__name__}"
+        )
     if out_dir is not None:
         config = config.replace(out_dir=str(out_dir))
     checkpoint = _resume_point(config) if resume else None
@@ -60,31 +67,34 @@ def run(
     run_id = checkpoint.fingerprint if checkpoint else config.fingerprint()
     log = _Progress(verbose)
     task = build_task(config)  # every check passes before anything is written or started
-    target = _make_out_dir(config.out_dir)
-    log.header(config, task)
-    if target is not None and checkpoint is None:
-        write_json({"config": config.to_dict(), "fingerprint": run_id, **_versions()}, target / CONFIG_FILE)
-    rows: list[Row] = list(checkpoint.rows) if checkpoint else []
-    if checkpoint is not None:
-        log.line(f"resuming {target} after round {checkpoint.round} ({len(rows)} rows kept)")
+    target = make_out_dir(config.out_dir)
+    with _exclusive(target):
+        log.header(config, task)
+        if target is not None and checkpoint is None:
+            for stale in (RESULTS_FILE, CHECKPOINT_FILE):  # an overwritten run's: a resume must never find them
+                (target / stale).unlink(missing_ok=True)
+            write_json({"config": config.to_dict(), "fingerprint": run_id, **_versions()}, target / CONFIG_FILE)
+        rows: list[Row] = list(checkpoint.rows) if checkpoint else []
+        if checkpoint is not None:
+            log.line(f"resuming {target} after round {checkpoint.round} ({len(rows)} rows kept)")
 
-    writer = None if target is None else CheckpointWriter(target)
+        writer = None if target is None else CheckpointWriter(target)
 
-    def save(round_: int, states: dict[int, PartyState]) -> None:
-        if writer is not None:
-            writer.submit(Checkpoint(run_id, round_, list(rows), states))
+        def save(round_: int, states: dict[int, PartyState]) -> None:
+            if writer is not None:
+                writer.submit(Checkpoint(run_id, round_, list(rows), states))
 
-    phases = iterate_phases(config, task, on_start=log.placement, resume=checkpoint, on_checkpoint=save,
-                            run_id=run_id)
-    try:
-        for phase, round_, phase_rows in phases:
-            rows.extend(phase_rows)
-            log.phase(phase, round_, config.rounds, phase_rows)
-            if target is not None:
-                write_table(rows_to_table(rows), target / RESULTS_FILE)
-    finally:
-        if writer is not None:
-            writer.close()
+        phases = iterate_phases(config, task, on_start=log.placement, resume=checkpoint, on_checkpoint=save,
+                                run_id=run_id)
+        try:
+            for phase, round_, phase_rows in phases:
+                rows.extend(phase_rows)
+                log.phase(phase, round_, config.rounds, phase_rows)
+                if target is not None:
+                    write_table(rows_to_table(rows), target / RESULTS_FILE)
+        finally:
+            if writer is not None:
+                writer.close()
     table = rows_to_table(rows)
     log.line(format_run(table))
     if target is not None:
@@ -124,12 +134,24 @@ def iterate_phases(
             yield "transfer", 0, [r for r in rows if r["phase"] == "transfer"]
             if config.upper_bound:
                 yield "upper_bound", 0, [r for r in rows if r["phase"] == "upper_bound"]
+            _check_parties_left(rows)
             if on_checkpoint is not None:
                 on_checkpoint(0, call("export_states").resolve())
         for round_ in range((resume.round if resume else 0) + 1, config.rounds + 1):
-            yield "collaborate", round_, call("run_round", round_)
+            rows = call("run_round", round_)
+            yield "collaborate", round_, rows
+            _check_parties_left(rows)
             if on_checkpoint is not None:
                 on_checkpoint(round_, call("export_states").resolve())
+
+
+def _check_parties_left(rows: list[Row]) -> None:
+    """Stop once every party is dropped (after the caller has kept the phase's rows): the
+    remaining rounds could only add empty rows, and a run with no party must not look finished."""
+    if rows and all(r["status"] == "dropped" for r in rows):
+        raise NoPartyLeft(
+            "every party failed and was dropped (the warnings above say why); the results so far are kept"
+        )
 
 
 def party_inputs(config: FedMDConfig, task: FedMDTask) -> tuple[list[PartySpec], SharedData]:
@@ -140,6 +162,31 @@ def party_inputs(config: FedMDConfig, task: FedMDTask) -> tuple[list[PartySpec],
         task.private_x, task.private_y, task.test_x, task.test_y, task.union_indices,
     )
     return specs, data
+
+
+@contextlib.contextmanager
+def _exclusive(target: Path | None) -> Iterator[None]:
+    """Hold `target` for this run: two runs writing one directory would mix their files.
+    An OS lock (flock), so a killed run never leaves the directory locked."""
+    if target is None:
+        yield
+        return
+    with open(target / LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise ConfigError(
+                f"out_dir={str(target)!r} is in use by another run (pid {lock.read().strip() or '?'}); wait for "
+                "it to finish or choose another directory"
+            ) from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _check_out_dir(out_dir: str | None, overwrite: bool) -> None:
@@ -181,9 +228,22 @@ def _resume_point(config: FedMDConfig) -> Checkpoint:
     if checkpoint is None:
         raise ConfigError(
             f"{config.out_dir!r} has no {CHECKPOINT_FILE}: the run stopped before transfer learning finished; "
-            "start it again with --overwrite"
+            "start it again (fedmd-ray run --overwrite --out DIR)"
+        )
+    saved_run = _saved_fingerprint(target)
+    if checkpoint.fingerprint != saved_run:
+        raise ConfigError(
+            f"{target / CHECKPOINT_FILE} belongs to run {checkpoint.fingerprint}, not to the run {saved_run} that "
+            f"{CONFIG_FILE} describes (the directory was reused); start that run again with --overwrite"
         )
     return checkpoint
+
+
+def _saved_fingerprint(directory: Path) -> str | None:
+    try:
+        return str(json.loads((directory / CONFIG_FILE).read_text()).get("fingerprint"))
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def read_saved_config(directory: Path) -> dict[str, Any]:
@@ -192,12 +252,15 @@ def read_saved_config(directory: Path) -> dict[str, Any]:
     try:
         return dict(json.loads(path.read_text())["config"])
     except FileNotFoundError:
+        if not directory.is_dir():
+            raise ConfigError(f"{str(directory)!r} does not exist or is not a directory: no run to resume") from None
         raise ConfigError(f"{str(directory)!r} holds no run to resume ({CONFIG_FILE} is missing)") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path} is not a fedmd_ray run config: {exc}") from exc
 
 
-def _make_out_dir(out_dir: str | None) -> Path | None:
+def make_out_dir(out_dir: str | None) -> Path | None:
+    """Create `out_dir` (None: no output) and check it is writable; ConfigError if not."""
     if out_dir is None:
         return None
     target = Path(out_dir).expanduser()

@@ -23,8 +23,9 @@ PartyResults = dict[int, dict[str, Evaluation]]  # party -> phase -> evaluation
 
 
 class TransferCache:
-    def __init__(self, root: str, config: FedMDConfig) -> None:
-        self.entry = join_uri(root, config.transfer_fingerprint())
+    def __init__(self, root: str, config: FedMDConfig, threads: tuple[int, ...]) -> None:
+        """`threads`: the torch thread counts of the hosts that compute or load the entry."""
+        self.entry = join_uri(root, config.transfer_fingerprint(threads))
 
     def load(self) -> tuple[dict[int, PartyState], PartyResults] | None:
         index = read_bytes_uri(join_uri(self.entry, "evaluations.json"))

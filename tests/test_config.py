@@ -100,3 +100,5 @@ def test_transfer_cache_key_follows_the_data_directory(tmp_path):
     assert base.transfer_fingerprint() != base.replace(data_root=str(tmp_path / "b")).transfer_fingerprint()
     assert base.transfer_fingerprint() == base.replace(data_root=str(tmp_path / "a" / ".." / "a")).transfer_fingerprint()
     assert base.transfer_fingerprint() == base.replace(rounds=7).transfer_fingerprint()
+    # the hosts' actual torch threads, not the field (None resolves per cluster): they change numerics
+    assert base.transfer_fingerprint((1, 1)) != base.transfer_fingerprint((2,))

@@ -11,7 +11,7 @@ import pytest
 import fedmd_ray
 from fedmd_ray.checkpoint import load_checkpoint
 from fedmd_ray.data.task import build_task
-from fedmd_ray.errors import PartyFailure
+from fedmd_ray.errors import NoPartyLeft, PartyFailure
 from fedmd_ray.faults import DELAY_VARIABLE, VARIABLE
 from fedmd_ray.actors.backends import open_driver
 from fedmd_ray.runner import iterate_phases, party_inputs
@@ -73,6 +73,16 @@ def test_drop_policy_leaves_the_party_out_and_the_others_go_on(monkeypatch):
     table = fedmd_ray.run(fedmd_ray.preset("quick", on_party_failure="drop", **LOCAL), verbose=False)
     assert _status(table, 0) == {0: "ok", 1: "dropped", 2: "dropped", 3: "dropped"}
     assert set(_status(table, 2).values()) == {"ok"}
+
+
+def test_a_run_whose_every_party_is_dropped_stops_with_an_error_and_keeps_its_rows(monkeypatch, tmp_path):
+    """No party left must not look like a finished run (the CLI exits 2, not 0)."""
+    monkeypatch.setenv(VARIABLE, "party=0,round=1,method=digest,action=raise")
+    config = fedmd_ray.preset("quick", n_parties=1, on_party_failure="drop", **LOCAL)
+    with pytest.raises(NoPartyLeft, match="every party failed and was dropped"):
+        fedmd_ray.run(config, out_dir=tmp_path, verbose=False)
+    kept = pq.read_table(tmp_path / "results.parquet")
+    assert _status(kept, 0) == {0: "ok", 1: "dropped"}  # round 1 written, rounds 2-3 never run
 
 
 def test_fail_policy_stops_with_a_clear_message_and_a_resumable_checkpoint(reference, monkeypatch, tmp_path):

@@ -1,6 +1,9 @@
 """Checkpoints and resume: a run killed mid-round continues to the same table."""
 
+import fcntl
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import fedmd_ray
+from fedmd_ray import runner
 from fedmd_ray.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from fedmd_ray.cli import main
 from fedmd_ray.errors import ConfigError
@@ -103,3 +107,47 @@ def test_a_corrupt_checkpoint_is_refused(reference, tmp_path):
     (tmp_path / CHECKPOINT_FILE).write_bytes((out / CHECKPOINT_FILE).read_bytes()[:100])
     with pytest.raises(ConfigError, match="not a readable fedmd_ray checkpoint"):
         fedmd_ray.run(fedmd_ray.preset("quick", **SLOW), out_dir=tmp_path, resume=True)
+
+
+def test_overwriting_a_run_leaves_nothing_of_it_to_resume(reference, tmp_path, monkeypatch):
+    """A new run that dies before its first checkpoint must not resume the overwritten run's states."""
+    _, finished = reference
+    out = tmp_path / "reused"
+    shutil.copytree(finished, out)
+
+    def dies_at_start(*args, **kwargs):
+        raise RuntimeError("killed before transfer learning finished")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(runner, "iterate_phases", dies_at_start)
+    other = fedmd_ray.preset("quick", **{**SLOW, "seed": 1})
+    with pytest.raises(RuntimeError, match="killed before"):
+        fedmd_ray.run(other, out_dir=out, overwrite=True, verbose=False)
+    assert not (out / "results.parquet").exists() and not (out / CHECKPOINT_FILE).exists()
+    with pytest.raises(ConfigError, match="no checkpoint.pt"):
+        fedmd_ray.run(other, out_dir=out, resume=True, verbose=False)
+
+
+def test_a_checkpoint_of_another_run_is_refused(reference, tmp_path):
+    _, finished = reference
+    out = tmp_path / "mixed"
+    shutil.copytree(finished, out)
+    saved = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**saved, "fingerprint": "0123456789abcdef"}))
+    with pytest.raises(ConfigError, match="belongs to run"):
+        fedmd_ray.run(fedmd_ray.preset("quick", **SLOW), out_dir=out, resume=True, verbose=False)
+
+
+def test_a_directory_in_use_by_another_run_is_refused(tmp_path):
+    """Two runs writing one directory would mix their files; the second one stops before writing."""
+    out = tmp_path / "busy"
+    out.mkdir()
+    with open(out / runner.LOCK_FILE, "w") as held:  # what a running run holds
+        held.write("4242")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ConfigError, match=r"in use by another run \(pid 4242\)"):
+            fedmd_ray.run(fedmd_ray.preset("quick", **{**SLOW, "rounds": 0}), out_dir=out, verbose=False)
+    assert sorted(p.name for p in out.iterdir()) == [runner.LOCK_FILE]
+    fedmd_ray.run(fedmd_ray.preset("quick", **{**SLOW, "rounds": 0}), out_dir=out, verbose=False)  # free again
+    assert (out / "results.parquet").exists()

@@ -194,3 +194,44 @@ def test_tune_search_domains_and_samples(ray_cluster, tmp_path):
     points = table.to_pandas().groupby("trial_id")[["collab_lr", "subset_size"]].first()
     assert len(points) == 4 and sorted(points["subset_size"]) == [100, 100, 200, 200]
     assert points["collab_lr"].between(1e-4, 1e-3).all() and points["collab_lr"].nunique() == 4
+
+
+def test_resuming_a_sweep_with_other_settings_is_refused(grid_sweep):
+    """Tune would return the saved trials whatever is asked: a changed sweep must be refused."""
+    _, out, _ = grid_sweep
+    config = fedmd_ray.preset("quick", cpus_per_party=0.3, torch_threads=1)
+    with pytest.raises(ConfigError, match=r"cannot resume the sweep .*space \(saved"):
+        fedmd_ray.sweep(config, {**GRID, "subset_size": [100, 200]}, out_dir=out, resume=True, verbose=False)
+    with pytest.raises(ConfigError, match=r"rounds \(saved 2, given 1\)"):
+        fedmd_ray.sweep(config.replace(rounds=1), GRID, out_dir=out, resume=True, verbose=False)
+
+
+def test_bad_sweep_arguments_are_refused_before_ray(tmp_path):
+    with pytest.raises(ConfigError, match="gives rounds no values"):
+        fedmd_ray.sweep(fedmd_ray.preset("quick"), {"rounds": []}, out_dir=tmp_path, verbose=False)
+    with pytest.raises(TypeError, match="takes a FedMDConfig"):
+        fedmd_ray.sweep("quick", GRID, out_dir=tmp_path, verbose=False)  # type: ignore[arg-type]
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ConfigError, match="is not writable"):
+        fedmd_ray.sweep(fedmd_ray.preset("quick"), GRID, out_dir=tmp_path / "a_file", verbose=False)
+    with pytest.raises(TypeError, match="takes a FedMDConfig"):
+        fedmd_ray.run({"rounds": 1})  # type: ignore[arg-type]
+
+
+def test_ctrl_c_stops_a_sweep_with_exit_130_and_no_final_table(tmp_path):
+    """Tune catches Ctrl-C and returns what it has; that must not look like a finished sweep."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fedmd_ray.cli", "sweep", "--preset", "quick", "--set", "backend=local",
+         "--set", "rounds=3", "--grid", "subset_size=100,150,200,250", "--max-concurrent", "1", "--out", str(tmp_path)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    results = tmp_path / "tune" / "fedmd_sweep" / "fedmd_results"
+    deadline = time.monotonic() + 180
+    while len(list(results.glob("*.parquet"))) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None, "the sweep did not get going"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "sweep interrupted with" in err and "--resume" in err
+    assert not (tmp_path / "sweep.parquet").exists()

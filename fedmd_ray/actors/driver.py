@@ -62,7 +62,10 @@ class Driver:
         the same `transfer_fingerprint` load it instead (see `transfer_cache`).
         """
         self._restarted = set()
-        cache = None if cache_root is None else TransferCache(cache_root, self.config)
+        cache = None
+        if cache_root is not None:
+            threads = tuple(host["torch_threads"] for host in self.pool.describe())
+            cache = TransferCache(cache_root, self.config, threads)
         hit = None if cache is None else cache.load()
         if hit is not None:
             states, results = hit

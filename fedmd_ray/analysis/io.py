@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from fedmd_ray.analysis.schema import RESULT_SCHEMA
 from fedmd_ray.errors import DataError
 
 RESULTS_FILE = "results.parquet"
@@ -51,7 +52,7 @@ def write_json(values: dict[str, Any], path: Path) -> None:
 def load_results(path: str | os.PathLike[str]) -> pa.Table:
     """A run's (or sweep's) result table from a Parquet file or the directory that holds it."""
     if "://" in str(path):
-        return pq.read_table(str(path))
+        return _result_table(pq.read_table(str(path)), str(path))
     target = Path(path)
     if target.is_dir():
         candidates = [target / RESULTS_FILE, target / SWEEP_FILE]
@@ -62,9 +63,19 @@ def load_results(path: str | os.PathLike[str]) -> pa.Table:
     if not target.exists():
         raise DataError(f"results file {target} does not exist")
     try:
-        return pq.read_table(target)
+        table = pq.read_table(target)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{target} is not a readable Parquet file: {exc}") from exc
+    return _result_table(table, str(target))
+
+
+def _result_table(table: pa.Table, where: str) -> pa.Table:
+    """`table` if it has the result schema's columns and rows (summaries index round 0)."""
+    missing = [name for name in RESULT_SCHEMA.names if name not in table.column_names]
+    if missing or table.num_rows == 0:
+        what = f"lacks the columns {missing}" if missing else "has no rows"
+        raise DataError(f"{where} is not a fedmd_ray result table: it {what}")
+    return table
 
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:

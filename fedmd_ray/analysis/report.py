@@ -21,4 +21,6 @@ def report(directory: str | Path) -> tuple[str, list[Path]]:
     if (folder / RESULTS_FILE).exists():
         table = load_results(folder / RESULTS_FILE)
         return format_run(table), [plot_run(table, folder / "accuracy_by_round.png")]
+    if not folder.is_dir():
+        raise DataError(f"{folder} does not exist or is not a directory")
     raise DataError(f"{folder} holds neither {RESULTS_FILE} (a run) nor {SWEEP_FILE} (a sweep)")

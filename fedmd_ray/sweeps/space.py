@@ -54,6 +54,9 @@ def check_points(base: FedMDConfig, param_space: dict[str, Any]) -> list[FedMDCo
     if unknown:
         base.replace(**{unknown[0]: None})  # raises the usual 'unknown config field' message
     grid = grid_values(param_space)
+    empty = [k for k, v in grid.items() if not v]
+    if empty:
+        raise ConfigError(f"the sweep gives {empty[0]} no values; list at least one")
     configs = []
     for combo in itertools.product(*grid.values()):
         config = base.replace(**dict(zip(grid, combo)))

@@ -8,6 +8,7 @@ settings reuse one cached transfer phase (`transfer_cache.py`).
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -20,16 +21,17 @@ from fedmd_ray.actors.backends import check_gpu_memory, host_groups
 from fedmd_ray.actors.cluster import check_fits, cluster_totals, ray_session
 from fedmd_ray.actors.placement import actor_resources, even_cpu_share
 from fedmd_ray.analysis.io import (
-    SUMMARY_FILE, SWEEP_FILE, join_uri, list_uri, load_results, read_bytes_uri, write_table,
+    SUMMARY_FILE, SWEEP_FILE, join_uri, list_uri, load_results, read_bytes_uri, write_bytes_uri, write_table,
 )
 from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.task import build_task
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.runner import party_inputs
+from fedmd_ray.runner import RESUMABLE_CHANGES, make_out_dir, party_inputs
 from fedmd_ray.sweeps.space import check_points, to_tune_space
 from fedmd_ray.sweeps.trainable import BASE, CACHE, RESULTS, trainable, trial_config
 
+SPEC_FILE = "fedmd_sweep.json"  # what the sweep was started with (see `_check_same_sweep`)
 
 
 def sweep(
@@ -60,7 +62,14 @@ def sweep(
     `name` without redoing finished trials. With `out_dir`, writes
     `sweep.parquet` and `summary.parquet` (one row per trial, sorted by gain).
     """
+    if not isinstance(base_config, FedMDConfig) or not isinstance(param_space, dict):
+        raise TypeError(
+            "sweep(base_config, param_space) takes a FedMDConfig (fedmd_ray.preset(...)) and a dict of field -> "
+            f"values, got {type(base_config).__name__} and {type(param_space).__name__}"
+        )
     configs = check_points(base_config, param_space)
+    if out_dir is not None:
+        make_out_dir(str(out_dir))  # refused here, not after Ray has started
     if num_samples < 1:
         raise ConfigError(f"num_samples={num_samples} is not allowed: must be an integer >= 1")
     if max_concurrent_trials is not None and max_concurrent_trials < 1:
@@ -87,9 +96,11 @@ def sweep(
             **to_tune_space(param_space),
         }
         resources = tune.with_resources(trainable, resources=lambda params: placement_for(trial_config(params)))
+        spec_uri, spec = join_uri(experiment, SPEC_FILE), _spec(base_config, param_space, num_samples)
         if resume:
             if not tune.Tuner.can_restore(experiment):
                 raise ConfigError(f"resume: no sweep named '{name}' to resume at {experiment}")
+            _check_same_sweep(read_bytes_uri(spec_uri), spec, experiment)
             tuner = tune.Tuner.restore(experiment, trainable=resources, resume_errored=True, param_space=space)
         else:
             if read_bytes_uri(join_uri(experiment, "tuner.pkl")) is not None:
@@ -97,6 +108,7 @@ def sweep(
                     f"a sweep named '{name}' already exists at {experiment}; pass resume=True (--resume) to "
                     "continue it, or choose another name or output directory"
                 )
+            write_bytes_uri(spec_uri, json.dumps(spec).encode())
             tuner = tune.Tuner(
                 resources,
                 param_space=space,
@@ -114,6 +126,11 @@ def sweep(
         grid = tuner.fit()
         for error in grid.errors:
             log(f"a trial failed after {max_failures} retries: {error}")
+        unfinished = _unfinished_trials(experiment)
+        if unfinished:  # Tune catches Ctrl-C and returns what it has: not a finished sweep
+            log(f"sweep interrupted with {unfinished} of {len(grid)} trials unfinished; continue it with "
+                "--resume (resume=True)")
+            raise KeyboardInterrupt
         trial_ids = [str((grid[i].metrics or {}).get("trial_id", "")) for i in range(len(grid))]
     table = _collect(results_uri, [t for t in trial_ids if t])
     log(f"sweep: {len(trial_ids)} trials in {time.perf_counter() - started:.0f} s")
@@ -125,6 +142,49 @@ def sweep(
         write_table(summary, Path(out_dir) / SUMMARY_FILE)
         log(f"results: {Path(out_dir) / SWEEP_FILE}")
     return table
+
+
+def _unfinished_trials(experiment: str) -> int:
+    """Trials the saved experiment would run again on resume. Read back from storage: in memory,
+    Tune reports the trials it stopped on Ctrl-C as terminated, while it saves them as pending."""
+    trials = tune.ExperimentAnalysis(experiment).trials
+    return sum(trial.status not in ("TERMINATED", "ERROR") for trial in trials)
+
+
+def _spec(base: FedMDConfig, param_space: dict[str, Any], num_samples: int) -> dict[str, Any]:
+    """What a resumed sweep must repeat, as JSON: the base config's result-changing fields, the
+    space (Tune domains by kind and bounds) and the sample count."""
+    def describe(values: Any) -> Any:
+        if isinstance(values, (list, tuple)):
+            return [describe(v) for v in values]
+        if isinstance(values, dict):  # tune.grid_search(...)
+            return {k: describe(v) for k, v in values.items()}
+        if values is None or isinstance(values, (bool, int, float, str)):
+            return values
+        return {"domain": type(values).__name__,
+                **{a: str(getattr(values, a)) for a in ("lower", "upper", "categories") if hasattr(values, a)}}
+
+    return {
+        "base": {k: v for k, v in base.to_dict().items() if k not in RESUMABLE_CHANGES},
+        "space": {k: describe(v) for k, v in param_space.items()},
+        "num_samples": num_samples,
+    }
+
+
+def _check_same_sweep(saved: bytes | None, spec: dict[str, Any], experiment: str) -> None:
+    """Tune would resume the saved trials whatever is asked now: refuse a different sweep."""
+    if saved is None:  # a sweep from before this file existed
+        return
+    before = json.loads(saved)
+    differ = [f"{k} (saved {before['base'].get(k)!r}, given {v!r})"
+              for k, v in spec["base"].items() if before["base"].get(k) != v]
+    differ += [f"{part} (saved {before[part]!r}, given {spec[part]!r})"
+               for part in ("space", "num_samples") if before.get(part) != spec[part]]
+    if differ:
+        raise ConfigError(
+            f"cannot resume the sweep at {experiment} with different settings: {'; '.join(differ)}. Resume it as it "
+            "was started, or start a new sweep in another directory"
+        )
 
 
 def placement_for(config: FedMDConfig) -> Any:
