@@ -66,6 +66,16 @@ def _other_config_json(tmp: Path) -> list[str]:
     return ["run", *QUICK, "--resume", str(out)]
 
 
+def _foreign_results(tmp: Path) -> Path:
+    """A results.parquet that some other tool wrote."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp / "foreign").mkdir()
+    pq.write_table(pa.table({"accuracy": [0.5]}), tmp / "foreign" / "results.parquet")
+    return tmp / "foreign"
+
+
 def _unwritable_dir(tmp: Path) -> list[str]:
     """Below a regular file nothing can be created (a read-only mode would not stop root)."""
     (tmp / "plain-file").write_text("x")
@@ -99,7 +109,9 @@ CASES = {
     "grid field twice": (lambda t: ["sweep", *QUICK, "--grid", "rounds=1", "--grid", "rounds=2"], "--grid rounds is given twice"),
     "grid unknown field": (lambda t: ["sweep", *QUICK, "--grid", "roundz=1,2"], "unknown config field 'roundz'"),
     "resume and out differ": (lambda t: ["run", "--resume", str(t / "a"), "--out", str(t / "b")], "name different directories"),
-    "report of nothing": (lambda t: ["report", str(t / "nothing")], "holds neither results.parquet"),
+    "report of nothing": (lambda t: ["report", str(t / "nothing")], "nothing does not exist"),
+    "report of an empty directory": (lambda t: ["report", str(t)], "holds neither results.parquet"),
+    "report of a foreign table": (lambda t: ["report", str(_foreign_results(t))], "lacks the columns"),
     # --- data files ------------------------------------------------------------------------
     "missing data": (lambda t: _mnist_run(str(t / "empty")), "MNIST not found"),
     "truncated file": (_truncated, "is corrupt"),

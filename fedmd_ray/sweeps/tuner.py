@@ -250,7 +250,7 @@ class _Progress(tune.Callback):
         self.started = time.perf_counter()
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.log(self._status(trials) + f" | started {trial.trial_id} {_params(trial.config)}")
+        self.log(self._status(trials, trial, "RUNNING") + f" | started {trial.trial_id} {_params(trial.config)}")
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
@@ -258,14 +258,16 @@ class _Progress(tune.Callback):
         if self.best is None or gain > self.best[0]:
             self.best = (gain, f"{trial.trial_id} {_params(trial.config)}")
         self.log(
-            self._status(trials) + f" | finished {trial.trial_id}: round {result.get('round')} mean accuracy "
+            self._status(trials, trial, "TERMINATED") + f" | finished {trial.trial_id}: round {result.get('round')} mean accuracy "
             f"{result.get('mean_accuracy', float('nan')):.3f}, gain {gain:+.3f} | best so far "
             f"{self.best[0]:+.3f} ({self.best[1]})"
         )
 
-    def _status(self, trials: list[Any]) -> str:
-        done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
-        running = sum(t.status == "RUNNING" for t in trials)
+    def _status(self, trials: list[Any], current: Any, status: str) -> str:
+        """Counts with `current` in `status`: Tune calls back before it updates the trial's own."""
+        statuses = [status if t.trial_id == current.trial_id else t.status for t in trials]
+        done = sum(s in ("TERMINATED", "ERROR") for s in statuses)
+        running = statuses.count("RUNNING")
         return f"[{time.perf_counter() - self.started:7.1f}s] trials: {running} running, {done}/{len(trials)} done"
 
 
