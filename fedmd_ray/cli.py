@@ -50,7 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(sweep)
     sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...", required=True,
                        help="values of one swept field (repeatable; the grid is their product)")
-    sweep.add_argument("--samples", type=int, default=1, metavar="N", help="repeat each grid point N times")
     sweep.add_argument("--scheduler", choices=["fifo", "asha"], default="fifo",
                        help="asha stops trials with poor mean accuracy early (default: fifo)")
     sweep.add_argument("--max-concurrent", type=int, metavar="K", help="at most K trials at once")
@@ -145,7 +144,7 @@ def _sweep(args: argparse.Namespace) -> int:
     config = preset(args.preset or "offline", **parse_overrides(args.overrides))
     grid = parse_grid(args.grid)
     sweep(
-        config, grid, num_samples=args.samples, scheduler=args.scheduler,
+        config, grid, scheduler=args.scheduler,
         max_concurrent_trials=args.max_concurrent, storage_path=args.storage, resume=args.resume,
         out_dir=args.out, transfer_cache=not args.no_transfer_cache, verbose=not args.quiet,
     )

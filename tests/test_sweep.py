@@ -209,6 +209,8 @@ def test_resuming_a_sweep_with_other_settings_is_refused(grid_sweep):
 def test_bad_sweep_arguments_are_refused_before_ray(tmp_path):
     with pytest.raises(ConfigError, match="gives rounds no values"):
         fedmd_ray.sweep(fedmd_ray.preset("quick"), {"rounds": []}, out_dir=tmp_path, verbose=False)
+    with pytest.raises(ConfigError, match="same seed: identical trials"):
+        fedmd_ray.sweep(fedmd_ray.preset("quick"), GRID, num_samples=2, out_dir=tmp_path, verbose=False)
     with pytest.raises(TypeError, match="takes a FedMDConfig"):
         fedmd_ray.sweep("quick", GRID, out_dir=tmp_path, verbose=False)  # type: ignore[arg-type]
     (tmp_path / "a_file").write_text("")

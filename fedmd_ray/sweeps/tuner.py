@@ -28,7 +28,7 @@ from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.task import build_task
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.runner import RESUMABLE_CHANGES, make_out_dir, party_inputs
-from fedmd_ray.sweeps.space import check_points, to_tune_space
+from fedmd_ray.sweeps.space import check_points, grid_values, to_tune_space
 from fedmd_ray.sweeps.trainable import BASE, CACHE, RESULTS, trainable, trial_config
 
 SPEC_FILE = "fedmd_sweep.json"  # what the sweep was started with (see `_check_same_sweep`)
@@ -72,6 +72,11 @@ def sweep(
         make_out_dir(str(out_dir))  # refused here, not after Ray has started
     if num_samples < 1:
         raise ConfigError(f"num_samples={num_samples} is not allowed: must be an integer >= 1")
+    if num_samples > 1 and len(grid_values(param_space)) == len(param_space):
+        raise ConfigError(
+            f"num_samples={num_samples} would repeat every grid point with the same seed: identical trials. "
+            "Sweep the seed instead (--grid seed=0,1,2) or give a field a random Tune domain"
+        )
     if max_concurrent_trials is not None and max_concurrent_trials < 1:
         raise ConfigError(f"max_concurrent_trials={max_concurrent_trials} is not allowed: must be >= 1 or None")
     storage = storage_path or str(Path(out_dir, "tune") if out_dir else Path("~/ray_results").expanduser())
