@@ -228,7 +228,7 @@ def _resume_point(config: FedMDConfig) -> Checkpoint:
     if checkpoint is None:
         raise ConfigError(
             f"{config.out_dir!r} has no {CHECKPOINT_FILE}: the run stopped before transfer learning finished; "
-            "start it again (fedmd-ray run --overwrite --out DIR)"
+            "start it again: the same fedmd-ray run command with --out DIR instead of --resume"
         )
     saved_run = _saved_fingerprint(target)
     if checkpoint.fingerprint != saved_run:
