@@ -68,7 +68,7 @@ def run(
     log = _Progress(verbose)
     task = build_task(config)  # every check passes before anything is written or started
     target = make_out_dir(config.out_dir)
-    with _exclusive(target):
+    with exclusive(target):
         log.header(config, task)
         if target is not None and checkpoint is None:
             for stale in (RESULTS_FILE, CHECKPOINT_FILE):  # an overwritten run's: a resume must never find them
@@ -95,6 +95,8 @@ def run(
         finally:
             if writer is not None:
                 writer.close()
+        if target is not None and not (target / RESULTS_FILE).exists():  # a finished run resumed: no phase left
+            write_table(rows_to_table(rows), target / RESULTS_FILE)
     table = rows_to_table(rows)
     log.line(format_run(table))
     if target is not None:
@@ -165,8 +167,8 @@ def party_inputs(config: FedMDConfig, task: FedMDTask) -> tuple[list[PartySpec],
 
 
 @contextlib.contextmanager
-def _exclusive(target: Path | None) -> Iterator[None]:
-    """Hold `target` for this run: two runs writing one directory would mix their files.
+def exclusive(target: Path | None) -> Iterator[None]:
+    """Hold `target` for this run (or sweep): two writing one directory would mix their files.
     An OS lock (flock), so a killed run never leaves the directory locked."""
     if target is None:
         yield
@@ -177,7 +179,7 @@ def _exclusive(target: Path | None) -> Iterator[None]:
         except BlockingIOError:
             lock.seek(0)
             raise ConfigError(
-                f"out_dir={str(target)!r} is in use by another run (pid {lock.read().strip() or '?'}); wait for "
+                f"out_dir={str(target)!r} is in use by another run or sweep (pid {lock.read().strip() or '?'}); wait for "
                 "it to finish or choose another directory"
             ) from None
         lock.truncate(0)

@@ -146,8 +146,17 @@ def test_a_directory_in_use_by_another_run_is_refused(tmp_path):
         held.write("4242")
         held.flush()
         fcntl.flock(held, fcntl.LOCK_EX)
-        with pytest.raises(ConfigError, match=r"in use by another run \(pid 4242\)"):
+        with pytest.raises(ConfigError, match=r"in use by another run or sweep \(pid 4242\)"):
             fedmd_ray.run(fedmd_ray.preset("quick", **{**SLOW, "rounds": 0}), out_dir=out, verbose=False)
     assert sorted(p.name for p in out.iterdir()) == [runner.LOCK_FILE]
     fedmd_ray.run(fedmd_ray.preset("quick", **{**SLOW, "rounds": 0}), out_dir=out, verbose=False)  # free again
     assert (out / "results.parquet").exists()
+
+
+def test_resuming_a_finished_run_writes_its_table_again(reference, tmp_path):
+    table, finished = reference
+    out = tmp_path / "finished"
+    shutil.copytree(finished, out)
+    (out / "results.parquet").unlink()
+    resumed = fedmd_ray.run(fedmd_ray.preset("quick", **SLOW), out_dir=out, resume=True, verbose=False)
+    assert _metrics(pq.read_table(out / "results.parquet")) == _metrics(resumed) == _metrics(table)

@@ -237,3 +237,16 @@ def test_ctrl_c_stops_a_sweep_with_exit_130_and_no_final_table(tmp_path):
     assert proc.returncode == 130, err[-2000:]
     assert "sweep interrupted with" in err and "--resume" in err
     assert not (tmp_path / "sweep.parquet").exists()
+
+
+def test_a_sweep_directory_in_use_is_refused(tmp_path):
+    """A second sweep (or a --resume) while one runs would restore and run the same trials twice."""
+    import fcntl
+
+    from fedmd_ray.runner import LOCK_FILE
+
+    with open(tmp_path / LOCK_FILE, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ConfigError, match="in use by another run or sweep"):
+            fedmd_ray.sweep(fedmd_ray.preset("quick"), GRID, out_dir=tmp_path, verbose=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_FILE]

@@ -5,6 +5,7 @@ Reads only result tables: anything that can load a Parquet file can re-plot.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +59,21 @@ def plot_run(table: pa.Table, path: Path) -> Path:
 
 def plot_sweep(summary: pa.Table, params: list[str], out_dir: Path) -> list[Path]:
     """Mean gain vs each swept parameter; a heatmap when exactly two were swept."""
+    import pandas as pd
+
     plt = _pyplot()
-    df = summary.to_pandas()
+    values = summary.to_pandas()
+    # Swept values as labels ("None": a field swept to its default), categories in value order.
+    df = values.assign(**{
+        p: pd.Categorical(values[p].map(_label), list(dict.fromkeys(values[p].sort_values(na_position="first")
+                                                                   .map(_label))), ordered=True)
+        for p in params
+    })
     paths = []
     for param in params:
         fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
         others = [p for p in params if p != param]
-        groups = df.groupby(others) if others else [((), df)]
+        groups = df.groupby(others, observed=True) if others else [((), df)]
         for key, rows in groups:
             rows = rows.sort_values(param)
             label = ", ".join(f"{o}={v}" for o, v in zip(others, key if isinstance(key, tuple) else (key,)))
@@ -77,7 +86,7 @@ def plot_sweep(summary: pa.Table, params: list[str], out_dir: Path) -> list[Path
         paths.append(_save(fig, out_dir / f"gain_vs_{param}.png"))
     if len(params) == 2:
         rows_param, cols_param = params
-        grid = df.pivot_table(index=rows_param, columns=cols_param, values="gain", aggfunc="mean")
+        grid = df.pivot_table(index=rows_param, columns=cols_param, values="gain", aggfunc="mean", observed=True)
         fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
         image = ax.imshow(grid.values, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(grid.columns)), [str(c) for c in grid.columns])
@@ -91,6 +100,10 @@ def plot_sweep(summary: pa.Table, params: list[str], out_dir: Path) -> list[Path
         fig.colorbar(image, ax=ax, label="gain")
         paths.append(_save(fig, out_dir / "gain_heatmap.png"))
     return paths
+
+
+def _label(value: Any) -> str:
+    return "None" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def _save(fig: Any, path: Path) -> Path:

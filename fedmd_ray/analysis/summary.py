@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -97,8 +98,8 @@ def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
             "upper_bound": float(upper.mean()) if len(upper) else None,
             "gain": float(by_round.iloc[-1] - by_round.loc[0]),
         })
-    rows.sort(key=lambda r: r["gain"], reverse=True)
-    return pa.Table.from_pylist(rows)
+    rows.sort(key=lambda r: (not math.isnan(r["gain"]), r["gain"] if not math.isnan(r["gain"]) else 0.0), reverse=True)
+    return pa.Table.from_pylist(rows)  # best gain first; NaN (no party in the last round) last
 
 
 def format_sweep_summary(summary: pa.Table) -> str:

@@ -27,7 +27,7 @@ from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.task import build_task
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.runner import RESUMABLE_CHANGES, make_out_dir, party_inputs
+from fedmd_ray.runner import RESUMABLE_CHANGES, exclusive, make_out_dir, party_inputs
 from fedmd_ray.sweeps.space import check_points, grid_values, to_tune_space
 from fedmd_ray.sweeps.trainable import BASE, CACHE, RESULTS, trainable, trial_config
 
@@ -68,8 +68,6 @@ def sweep(
             f"values, got {type(base_config).__name__} and {type(param_space).__name__}"
         )
     configs = check_points(base_config, param_space)
-    if out_dir is not None:
-        make_out_dir(str(out_dir))  # refused here, not after Ray has started
     if num_samples < 1:
         raise ConfigError(f"num_samples={num_samples} is not allowed: must be an integer >= 1")
     if num_samples > 1 and len(grid_values(param_space)) == len(param_space):
@@ -79,74 +77,76 @@ def sweep(
         )
     if max_concurrent_trials is not None and max_concurrent_trials < 1:
         raise ConfigError(f"max_concurrent_trials={max_concurrent_trials} is not allowed: must be >= 1 or None")
-    storage = storage_path or str(Path(out_dir, "tune") if out_dir else Path("~/ray_results").expanduser())
-    if "://" not in storage:
-        storage = str(Path(storage).expanduser().resolve())
-    experiment = join_uri(storage, name)
-    results_uri = join_uri(experiment, "fedmd_results")
-    log = _log if verbose else (lambda text: None)
+    target = make_out_dir(None if out_dir is None else str(out_dir))  # refused here, not after Ray has started
+    with exclusive(target):  # one sweep per directory, as one run per directory
+        storage = storage_path or str(Path(out_dir, "tune") if out_dir else Path("~/ray_results").expanduser())
+        if "://" not in storage:
+            storage = str(Path(storage).expanduser().resolve())
+        experiment = join_uri(storage, name)
+        results_uri = join_uri(experiment, "fedmd_results")
+        log = _log if verbose else (lambda text: None)
 
-    with ray_session(base_config):
-        totals = cluster_totals()
-        base = _explicit_resources(base_config, configs, totals, max_concurrent_trials)
-        for config in configs:  # a trial bigger than the cluster would wait forever
-            trial = base.replace(**_swept(config, param_space))
-            resources = check_fits(trial, totals, subject="one trial")
-            if resources.gpus > 0:  # nor may its parties overflow the GPU's memory mid-round
-                specs, data = party_inputs(trial, build_task(trial))
-                check_gpu_memory(trial, host_groups(trial, specs, data, resources.sizes), data, resources)
-        space = {
-            BASE: base.to_dict(), RESULTS: results_uri,
-            CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None,
-            **to_tune_space(param_space),
-        }
-        resources = tune.with_resources(trainable, resources=lambda params: placement_for(trial_config(params)))
-        spec_uri, spec = join_uri(experiment, SPEC_FILE), _spec(base_config, param_space, num_samples)
-        if resume:
-            if not tune.Tuner.can_restore(experiment):
-                raise ConfigError(f"resume: no sweep named '{name}' to resume at {experiment}")
-            _check_same_sweep(read_bytes_uri(spec_uri), spec, experiment)
-            tuner = tune.Tuner.restore(experiment, trainable=resources, resume_errored=True, param_space=space)
-        else:
-            if read_bytes_uri(join_uri(experiment, "tuner.pkl")) is not None:
-                raise ConfigError(
-                    f"a sweep named '{name}' already exists at {experiment}; pass resume=True (--resume) to "
-                    "continue it, or choose another name or output directory"
+        with ray_session(base_config):
+            totals = cluster_totals()
+            base = _explicit_resources(base_config, configs, totals, max_concurrent_trials)
+            for config in configs:  # a trial bigger than the cluster would wait forever
+                trial = base.replace(**_swept(config, param_space))
+                resources = check_fits(trial, totals, subject="one trial")
+                if resources.gpus > 0:  # nor may its parties overflow the GPU's memory mid-round
+                    specs, data = party_inputs(trial, build_task(trial))
+                    check_gpu_memory(trial, host_groups(trial, specs, data, resources.sizes), data, resources)
+            space = {
+                BASE: base.to_dict(), RESULTS: results_uri,
+                CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None,
+                **to_tune_space(param_space),
+            }
+            resources = tune.with_resources(trainable, resources=lambda params: placement_for(trial_config(params)))
+            spec_uri, spec = join_uri(experiment, SPEC_FILE), _spec(base_config, param_space, num_samples)
+            if resume:
+                if not tune.Tuner.can_restore(experiment):
+                    raise ConfigError(f"resume: no sweep named '{name}' to resume at {experiment}")
+                _check_same_sweep(read_bytes_uri(spec_uri), spec, experiment)
+                tuner = tune.Tuner.restore(experiment, trainable=resources, resume_errored=True, param_space=space)
+            else:
+                if read_bytes_uri(join_uri(experiment, "tuner.pkl")) is not None:
+                    raise ConfigError(
+                        f"a sweep named '{name}' already exists at {experiment}; pass resume=True (--resume) to "
+                        "continue it, or choose another name or output directory"
+                    )
+                write_bytes_uri(spec_uri, json.dumps(spec).encode())
+                tuner = tune.Tuner(
+                    resources,
+                    param_space=space,
+                    tune_config=tune.TuneConfig(
+                        num_samples=num_samples, scheduler=_scheduler(scheduler, configs),
+                        max_concurrent_trials=max_concurrent_trials, metric="mean_accuracy", mode="max",
+                    ),
+                    run_config=tune.RunConfig(
+                        storage_path=storage, name=name, verbose=0,
+                        failure_config=tune.FailureConfig(max_failures=max_failures),
+                        callbacks=[_Progress(log)],
+                    ),
                 )
-            write_bytes_uri(spec_uri, json.dumps(spec).encode())
-            tuner = tune.Tuner(
-                resources,
-                param_space=space,
-                tune_config=tune.TuneConfig(
-                    num_samples=num_samples, scheduler=_scheduler(scheduler, configs),
-                    max_concurrent_trials=max_concurrent_trials, metric="mean_accuracy", mode="max",
-                ),
-                run_config=tune.RunConfig(
-                    storage_path=storage, name=name, verbose=0,
-                    failure_config=tune.FailureConfig(max_failures=max_failures),
-                    callbacks=[_Progress(log)],
-                ),
-            )
-        started = time.perf_counter()
-        grid = tuner.fit()
-        for error in grid.errors:
-            log(f"a trial failed after {max_failures} retries: {error}")
-        unfinished = _unfinished_trials(experiment)
-        if unfinished:  # Tune catches Ctrl-C and returns what it has: not a finished sweep
-            log(f"sweep interrupted with {unfinished} of {len(grid)} trials unfinished; continue it with "
-                "--resume (resume=True)")
-            raise KeyboardInterrupt
-        trial_ids = [str((grid[i].metrics or {}).get("trial_id", "")) for i in range(len(grid))]
-    table = _collect(results_uri, [t for t in trial_ids if t])
-    log(f"sweep: {len(trial_ids)} trials in {time.perf_counter() - started:.0f} s")
-    swept = list(param_space)
-    summary = sweep_summary(table, swept)
-    log(format_sweep_summary(summary))
-    if out_dir is not None:
-        write_table(table, Path(out_dir) / SWEEP_FILE)
-        write_table(summary, Path(out_dir) / SUMMARY_FILE)
-        log(f"results: {Path(out_dir) / SWEEP_FILE}")
-    return table
+            started = time.perf_counter()
+            grid = tuner.fit()
+            for error in grid.errors:
+                log(f"a trial failed after {max_failures} retries: {error}")
+            unfinished = _unfinished_trials(experiment)
+            if unfinished:  # Tune catches Ctrl-C and returns what it has: not a finished sweep
+                log(f"sweep interrupted with {unfinished} of {len(grid)} trials unfinished; continue it with "
+                    "--resume (resume=True)")
+                raise KeyboardInterrupt
+            trial_ids = [str((grid[i].metrics or {}).get("trial_id", "")) for i in range(len(grid))]
+        table = _collect(results_uri, [t for t in trial_ids if t])
+        log(f"sweep: {len(trial_ids)} trials in {time.perf_counter() - started:.0f} s")
+        swept = list(param_space)
+        summary = sweep_summary(table, swept)
+        log(format_sweep_summary(summary))
+        if out_dir is not None:
+            write_table(table, Path(out_dir) / SWEEP_FILE)
+            write_table(summary, Path(out_dir) / SUMMARY_FILE)
+            log(f"results: {Path(out_dir) / SWEEP_FILE}")
+        return table
 
 
 def _unfinished_trials(experiment: str) -> int:

@@ -1,0 +1,37 @@
+"""Sweep summaries and plots from hand-made tables: no Ray, no training."""
+
+from __future__ import annotations
+
+import math
+
+import pyarrow as pa
+from PIL import Image
+
+from fedmd_ray.analysis.plots import plot_sweep
+from fedmd_ray.analysis.summary import sweep_summary
+
+
+def _trial(trial_id: str, lr: float | None, accuracies: list[float | None]) -> list[dict]:
+    """One party's rows of one trial: round 0 (transfer), then one collaborate row per accuracy."""
+    phases = ["transfer"] + ["collaborate"] * (len(accuracies) - 1)
+    return [dict(run_id="r", party=0, model="mlp-64", phase=phase, round=r, status="ok" if a is not None else "absent",
+                 test_accuracy=a, test_loss=None, seconds=None, trial_id=trial_id, collab_lr=lr)
+            for r, (phase, a) in enumerate(zip(phases, accuracies))]
+
+
+def test_a_trial_without_a_final_accuracy_sorts_last():
+    table = pa.Table.from_pylist(_trial("a", 1e-3, [0.5, None]) + _trial("b", 1e-4, [0.5, 0.6])
+                                 + _trial("c", None, [0.5, 0.4]))
+    summary = sweep_summary(table, ["collab_lr"]).to_pylist()
+    assert [r["trial_id"] for r in summary] == ["b", "c", "a"]
+    assert math.isnan(summary[-1]["gain"])
+
+
+def test_sweep_plots_show_a_field_swept_to_none(tmp_path):
+    """None (the field's default) is a value of the sweep like any other, not a missing one."""
+    rows = [dict(trial_id=f"t{i}", collab_lr=lr, subset_size=size, gain=0.01 * i)
+            for i, (lr, size) in enumerate([(None, 100), (5e-4, 100), (None, 200), (5e-4, 200)])]
+    paths = plot_sweep(pa.Table.from_pylist(rows), ["collab_lr", "subset_size"], tmp_path)
+    assert sorted(p.name for p in paths) == ["gain_heatmap.png", "gain_vs_collab_lr.png", "gain_vs_subset_size.png"]
+    for path in paths:
+        assert Image.open(path).size == (800, 500)
