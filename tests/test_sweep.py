@@ -250,3 +250,17 @@ def test_a_sweep_directory_in_use_is_refused(tmp_path):
         with pytest.raises(ConfigError, match="in use by another run or sweep"):
             fedmd_ray.sweep(fedmd_ray.preset("quick"), GRID, out_dir=tmp_path, verbose=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_FILE]
+
+
+@pytest.mark.parametrize("sizes", [[1, 3], [2, 3], [3], [1]])
+def test_a_sweep_picks_cpu_shares_that_every_actor_size_can_ask_for(sizes):
+    """With cpus_per_party left to the sweep, a fixed parties_per_actor must still give Ray valid requests."""
+    from fedmd_ray.actors.placement import actor_resources
+    from fedmd_ray.sweeps.tuner import _explicit_resources
+
+    base = fedmd_ray.preset("quick")
+    configs = [base.replace(parties_per_actor=k) for k in sizes]
+    chosen = _explicit_resources(base, configs, {"CPU": 2.0}, None)
+    for config in configs:
+        resources = actor_resources(config.replace(cpus_per_party=chosen.cpus_per_party), {})
+        assert resources.cpus * resources.count + base.driver_cpus <= 2.0 + 1e-9

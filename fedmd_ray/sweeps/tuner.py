@@ -9,6 +9,7 @@ settings reuse one cached transfer phase (`transfer_cache.py`).
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -216,7 +217,29 @@ def _explicit_resources(
         return base
     trials = concurrent or 1
     parties = max(c.n_parties for c in configs) * trials
-    return base.replace(cpus_per_party=even_cpu_share(totals.get("CPU", 0.0) - base.driver_cpus * trials, parties))
+    share = even_cpu_share(totals.get("CPU", 0.0) - base.driver_cpus * trials, parties)
+    return base.replace(cpus_per_party=_whole_actors(share, {_largest_actor(c) for c in configs}))
+
+
+def _largest_actor(config: FedMDConfig) -> int:
+    """Parties on the fullest actor of a trial with a fixed `parties_per_actor` (else 1: it is unused)."""
+    if config.parties_per_actor is None:
+        return 1
+    actors = -(-config.n_parties // config.parties_per_actor)
+    return -(-config.n_parties // actors)
+
+
+def _whole_actors(share: float, sizes: set[int]) -> float:
+    """The largest per-party share <= `share` that every actor size turns into a quantity Ray
+    accepts (a fraction below 1 or a whole number): 0.65 x 3 parties = 1.95 CPUs is neither."""
+    changed = True
+    while changed:
+        changed = False
+        for size in sizes:
+            total = share * size
+            if total > 1 and abs(total - round(total)) > 1e-9:
+                share, changed = math.floor(total) / size, True
+    return share
 
 
 def _scheduler(scheduler: str | Any | None, configs: list[FedMDConfig]) -> Any:
