@@ -130,6 +130,8 @@ CASES = {
     # --- resources -------------------------------------------------------------------------
     "more CPUs than the machine": (lambda t: ["run", "--preset", "quick", "--set", "cpus_per_party=64"], "needs CPU="),
     "GPU without a GPU": (lambda t: ["run", "--preset", "quick", "--set", "gpus_per_party=0.5"], "the cluster has no GPU"),
+    "GPU without a GPU, local": (lambda t: ["run", "--preset", "quick", "--set", "backend=local", "--set",
+                                            "gpus_per_party=0.5"], "torch sees no GPU"),
     "fraction Ray cannot express": (lambda t: ["run", "--preset", "quick", "--set", "parties_per_actor=3", "--set", "cpus_per_party=0.5"], "whole number"),
 }
 

@@ -18,7 +18,7 @@ from fedmd_ray.actors.placement import ActorResources, assign_parties, party_cos
 from fedmd_ray.actors.local_pool import LocalPool
 from fedmd_ray.actors.pool import PartyPool
 from fedmd_ray.config import FedMDConfig
-from fedmd_ray.errors import FedMDError
+from fedmd_ray.errors import FedMDError, ResourceError
 
 DriverCall = Callable[..., Any]
 
@@ -32,6 +32,7 @@ def open_driver(
     trial is already a process in its placement group: no extra actor needed).
     `save_states=False` when no checkpoints are written (see `Driver`)."""
     if config.backend == "local":
+        _check_local_gpu(config)
         driver = Driver(config, data.public_y, LocalPool([specs], config, data), run_id, save_states)
         try:
             yield _direct(driver)
@@ -40,6 +41,17 @@ def open_driver(
         return
     with _ray_driver(config, specs, data, run_id, driver_in_process, save_states) as call:
         yield call
+
+
+def _check_local_gpu(config: FedMDConfig) -> None:
+    """The local backend would quietly fall back to the CPU; Ray's would refuse (see `check_fits`)."""
+    import torch
+
+    if config.gpus_per_party > 0 and not torch.cuda.is_available():
+        raise ResourceError(
+            f"gpus_per_party={config.gpus_per_party:g} but torch sees no GPU here; set gpus_per_party=0 "
+            "or run on a machine with a GPU"
+        )
 
 
 def host_groups(
