@@ -132,9 +132,10 @@ def sweep(
             grid = tuner.fit()
             for error in grid.errors:
                 log(f"a trial failed after {max_failures} retries: {error}")
-            unfinished = _unfinished_trials(experiment)
-            if unfinished:  # Tune catches Ctrl-C and returns what it has: not a finished sweep
-                log(f"sweep interrupted with {unfinished} of {len(grid)} trials unfinished; continue it with "
+            expected = num_samples * math.prod(len(values) for values in grid_values(param_space).values())
+            unfinished = expected - _finished_trials(experiment)
+            if unfinished > 0:  # Tune catches Ctrl-C and returns what it has: not a finished sweep
+                log(f"sweep interrupted with {unfinished} of {expected} trials unfinished; continue it with "
                     "--resume (resume=True)")
                 raise KeyboardInterrupt
             trial_ids = [str((grid[i].metrics or {}).get("trial_id", "")) for i in range(len(grid))]
@@ -150,11 +151,12 @@ def sweep(
         return table
 
 
-def _unfinished_trials(experiment: str) -> int:
-    """Trials the saved experiment would run again on resume. Read back from storage: in memory,
-    Tune reports the trials it stopped on Ctrl-C as terminated, while it saves them as pending."""
+def _finished_trials(experiment: str) -> int:
+    """Trials of the saved experiment that ended. Read back from storage: in memory, Tune reports
+    the trials it stopped on Ctrl-C as terminated, while it saves them as pending; and it creates
+    trials lazily, so those it never started are not in either."""
     trials = tune.ExperimentAnalysis(experiment).trials
-    return sum(trial.status not in ("TERMINATED", "ERROR") for trial in trials)
+    return sum(trial.status in ("TERMINATED", "ERROR") for trial in trials)
 
 
 def _spec(base: FedMDConfig, param_space: dict[str, Any], num_samples: int) -> dict[str, Any]:
