@@ -216,7 +216,7 @@ def _resume_point(config: FedMDConfig) -> Checkpoint:
     if config.out_dir is None:
         raise ConfigError("resume needs the run's directory: pass out_dir (fedmd-ray run --resume DIR)")
     target = Path(config.out_dir).expanduser()
-    saved = read_saved_config(target)
+    saved, saved_run = _saved_run(target)
     differ = [
         f"{k} (saved {saved.get(k)!r}, given {v!r})"
         for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v
@@ -232,7 +232,6 @@ def _resume_point(config: FedMDConfig) -> Checkpoint:
             f"{config.out_dir!r} has no {CHECKPOINT_FILE}: the run stopped before transfer learning finished; "
             "start it again: the same fedmd-ray run command with --out DIR instead of --resume"
         )
-    saved_run = _saved_fingerprint(target)
     if checkpoint.fingerprint != saved_run:
         raise ConfigError(
             f"{target / CHECKPOINT_FILE} belongs to run {checkpoint.fingerprint}, not to the run {saved_run} that "
@@ -241,23 +240,22 @@ def _resume_point(config: FedMDConfig) -> Checkpoint:
     return checkpoint
 
 
-def _saved_fingerprint(directory: Path) -> str | None:
-    try:
-        return str(json.loads((directory / CONFIG_FILE).read_text()).get("fingerprint"))
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def read_saved_config(directory: Path) -> dict[str, Any]:
     """The config a run saved in `directory` (config.json), as a dict; ConfigError if absent or unreadable."""
+    return _saved_run(directory)[0]
+
+
+def _saved_run(directory: Path) -> tuple[dict[str, Any], str | None]:
+    """(config, fingerprint) from the `config.json` a run saved in `directory`."""
     path = directory / CONFIG_FILE
     try:
-        return dict(json.loads(path.read_text())["config"])
+        saved = json.loads(path.read_text())
+        return dict(saved["config"]), saved.get("fingerprint")
     except FileNotFoundError:
         if not directory.is_dir():
             raise ConfigError(f"{str(directory)!r} does not exist or is not a directory: no run to resume") from None
         raise ConfigError(f"{str(directory)!r} holds no run to resume ({CONFIG_FILE} is missing)") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path} is not a fedmd_ray run config: {exc}") from exc
 
 

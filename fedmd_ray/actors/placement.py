@@ -43,10 +43,8 @@ def actor_resources(config: FedMDConfig, totals: dict[str, float]) -> ActorResou
     split evenly over the actors; with a fixed `parties_per_actor` each actor
     asks `cpus_per_party` times its size.
     """
-    count = _actor_count(config, totals)
-    base, extra = divmod(config.n_parties, count)
-    sizes = tuple(base + (h < extra) for h in range(count))
-    capacity = sizes[0]
+    sizes = actor_sizes(config, totals)
+    count, capacity = len(sizes), sizes[0]
     if config.cpus_per_party is None:
         cpus = even_cpu_share(totals.get("CPU", 0.0) - config.driver_cpus, count)
     elif config.parties_per_actor is None:
@@ -55,6 +53,13 @@ def actor_resources(config: FedMDConfig, totals: dict[str, float]) -> ActorResou
         cpus = _ray_quantity("cpus_per_party", config.cpus_per_party * capacity)
     gpus = _ray_quantity("gpus_per_party", config.gpus_per_party * capacity)
     return ActorResources(sizes, cpus, gpus, threads=config.torch_threads or max(1, int(cpus)))
+
+
+def actor_sizes(config: FedMDConfig, totals: dict[str, float]) -> tuple[int, ...]:
+    """Parties on each host actor, fullest first (`totals` as in `actor_resources`)."""
+    count = _actor_count(config, totals)
+    base, extra = divmod(config.n_parties, count)
+    return tuple(base + (h < extra) for h in range(count))
 
 
 def _actor_count(config: FedMDConfig, totals: dict[str, float]) -> int:

@@ -20,7 +20,7 @@ from ray import tune
 
 from fedmd_ray.actors.backends import check_gpu_memory, host_groups
 from fedmd_ray.actors.cluster import check_fits, cluster_totals, ray_session
-from fedmd_ray.actors.placement import actor_resources, even_cpu_share
+from fedmd_ray.actors.placement import actor_resources, actor_sizes, even_cpu_share
 from fedmd_ray.analysis.io import (
     SUMMARY_FILE, SWEEP_FILE, join_uri, list_uri, load_results, read_bytes_uri, write_bytes_uri, write_table,
 )
@@ -225,10 +225,7 @@ def _explicit_resources(
 
 def _largest_actor(config: FedMDConfig) -> int:
     """Parties on the fullest actor of a trial with a fixed `parties_per_actor` (else 1: it is unused)."""
-    if config.parties_per_actor is None:
-        return 1
-    actors = -(-config.n_parties // config.parties_per_actor)
-    return -(-config.n_parties // actors)
+    return 1 if config.parties_per_actor is None else actor_sizes(config, {})[0]
 
 
 def _whole_actors(share: float, sizes: set[int]) -> float:
