@@ -98,7 +98,7 @@ def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
             "upper_bound": float(upper.mean()) if len(upper) else None,
             "gain": float(by_round.iloc[-1] - by_round.loc[0]),
         })
-    rows.sort(key=lambda r: (not math.isnan(r["gain"]), r["gain"] if not math.isnan(r["gain"]) else 0.0), reverse=True)
+    rows.sort(key=lambda r: -math.inf if math.isnan(r["gain"]) else r["gain"], reverse=True)
     return pa.Table.from_pylist(rows)  # best gain first; NaN (no party in the last round) last
 
 
