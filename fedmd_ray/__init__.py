@@ -2,24 +2,37 @@
 
     >>> import fedmd_ray
     >>> table = fedmd_ray.run(fedmd_ray.preset("quick", rounds=1))  # doctest: +SKIP
+
+Plug-in points (see docs/extending.md): `register_model` / a factory / "pkg.mod:factory"
+for models, `register_source` / `LabeledImages` / .npz / image folders for data, and
+`Strategy` subclasses for distillation methods.
 """
 
 from typing import TYPE_CHECKING
 
 from fedmd_ray.config import FedMDConfig, preset, preset_names
+from fedmd_ray.data.images import LabeledImages, Split
+from fedmd_ray.data.resolve import register_source
+from fedmd_ray.model_names import register_model
+from fedmd_ray.strategy import FedMD, RoundInfo, Strategy, register_strategy
 
 if TYPE_CHECKING:
     from fedmd_ray.analysis.io import load_results
+    from fedmd_ray.experiment import check
     from fedmd_ray.runner import run
     from fedmd_ray.sweeps import sweep
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = ["FedMDConfig", "preset", "preset_names", "run", "sweep", "load_results", "__version__"]
+__all__ = [
+    "FedMDConfig", "preset", "preset_names", "run", "sweep", "check", "load_results",
+    "register_model", "register_source", "register_strategy", "Strategy", "FedMD", "RoundInfo",
+    "LabeledImages", "Split", "__version__",
+]
 
 
 def __getattr__(name: str) -> object:
-    """`run`, `sweep` and `load_results` import torch, Ray Tune and pyarrow on first use, so
+    """`run`, `sweep`, `check` and `load_results` import torch, Ray Tune and pyarrow on first use, so
     that processes importing a submodule (the driver actor, the CLI's `--help`) stay light."""
     if name == "run":
         from fedmd_ray.runner import run
@@ -29,6 +42,10 @@ def __getattr__(name: str) -> object:
         from fedmd_ray.sweeps import sweep
 
         return sweep
+    if name == "check":
+        from fedmd_ray.experiment import check
+
+        return check
     if name == "load_results":
         from fedmd_ray.analysis.io import load_results
 

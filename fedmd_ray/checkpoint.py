@@ -3,28 +3,31 @@
 One file, `checkpoint.pt` in the output directory, replaced atomically (temp
 file + fsync + rename) after transfer learning and after every round. It holds
 the result rows so far, every party's state (model, both optimizers, RNG
-stream) and the config's fingerprint, so rows and states always belong to the
-same round. Nothing else is needed: alignment subsets are drawn from
-(seed, round), and aggregation has no state. Read back with
-`torch.load(weights_only=True)`: tensors and plain values only, no pickled code.
+stream), the strategy's state (`Strategy.state_dict`, stored as an .npz archive
+without pickles) and the config's fingerprint, so rows and states always belong
+to the same round. Nothing else is needed: alignment subsets are drawn from
+(seed, round). Read back with `torch.load(weights_only=True)`: tensors and plain
+values only, no pickled code.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fedmd_ray.actors.common import PartyState
 from fedmd_ray.analysis.io import atomic_write_bytes
 from fedmd_ray.errors import ConfigError
+from fedmd_ray.strategy import StrategyState
 
 CHECKPOINT_FILE = "checkpoint.pt"
-FORMAT = 1
+FORMAT = 2  # 2: with the strategy's state (format 1 files read as a stateless strategy's)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,20 @@ class Checkpoint:
     round: int  # last finished round (0 = transfer learning)
     rows: list[dict[str, Any]]
     states: dict[int, PartyState]  # party -> `Participant.export_state()`
+    strategy_state: StrategyState = field(default_factory=dict)
+
+
+def _pack(state: StrategyState) -> torch.Tensor:
+    buffer = io.BytesIO()
+    np.savez(buffer, **state)  # type: ignore[arg-type]  # numpy's stub types **kwds like allow_pickle
+    return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+
+
+def _unpack(packed: torch.Tensor | None) -> StrategyState:
+    if packed is None:
+        return {}
+    with np.load(io.BytesIO(packed.numpy().tobytes()), allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}
 
 
 def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> None:
@@ -42,6 +59,7 @@ def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> None:
         "round": checkpoint.round,
         "rows": checkpoint.rows,
         "states": {p: torch.frombuffer(bytearray(s), dtype=torch.uint8) for p, s in checkpoint.states.items()},
+        "strategy_state": _pack(checkpoint.strategy_state),
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -55,11 +73,12 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
         return None
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("format") != FORMAT:
+        if payload.get("format") not in (1, FORMAT):
             raise ValueError(f"format {payload.get('format')!r}, expected {FORMAT}")
         return Checkpoint(
             fingerprint=payload["fingerprint"], round=int(payload["round"]), rows=list(payload["rows"]),
             states={int(p): t.numpy() for p, t in payload["states"].items()},
+            strategy_state=_unpack(payload.get("strategy_state")),
         )
     except Exception as exc:  # truncated, foreign or malicious file: refuse it, never execute it
         raise ConfigError(f"{path} is not a readable fedmd_ray checkpoint ({exc}); remove it to start over") from exc

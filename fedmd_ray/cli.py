@@ -92,7 +92,10 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from fedmd_ray.plugins import ensure_cwd_importable
+
     args = build_parser().parse_args(argv)
+    ensure_cwd_importable()  # --set models=mypkg.nets:resnet8 finds ./mypkg, as `python -m` would
     try:
         if args.command == "run":
             return _run(args)
@@ -170,16 +173,19 @@ def _presets(args: argparse.Namespace) -> int:
     from fedmd_ray.config import FedMDConfig
     from fedmd_ray.data.sources import source_info, source_names
     from fedmd_ray.model_names import PAPER_MODELS, SMALL_MODELS
+    from fedmd_ray.strategy import STRATEGIES
 
     print("presets:")
     for name, (description, _) in PRESETS.items():
         print(f"  {name:<19} {description}")
-    print("data sources:")
+    print("data sources (or an import path 'package.module:loader', an .npz file, an image folder):")
     for name in source_names():
         print(f"  {name:<16} {source_info(name).description}")
-    print("models: any spec like cnn2-16-32, cnn3-8-16-32, mlp-256-128, paper-cnn2-128-256; registered sets:")
+    print("models: any spec like cnn2-16-32, cnn3-8-16-32, mlp-256-128, paper-cnn2-128-256, or an import path "
+          "'package.module:factory'; named sets:")
     print(f"  small (default) {', '.join(SMALL_MODELS)}")
     print(f"  paper           {', '.join(PAPER_MODELS)}")
+    print(f"strategies: {', '.join(STRATEGIES.names())}, or an import path 'package.module:MyStrategy'")
     if args.fields:
         print("config fields (defaults of FedMDConfig):")
         for field, value in FedMDConfig().to_dict().items():

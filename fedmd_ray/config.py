@@ -2,33 +2,86 @@
 
 Every knob of the algorithm is a field of :class:`FedMDConfig`; users set them
 in Python (`preset("offline", rounds=5)`) or on the command line
-(`--set rounds=5`). Validation is static (no data is loaded, Ray is never
-started), so a typo costs milliseconds, not a cluster start-up. Checks that need
-the data (e.g. `subset_size` against the size of the public set) run in
-`fedmd_ray.data.task.build_task`, still before Ray starts.
+(`--set rounds=5`). Validation is static (no data is loaded, no plug-in is imported,
+Ray is never started), so a typo costs milliseconds, not a cluster start-up. Checks
+that need the data or the plug-ins (class ids against the source, a model's output
+shape, a strategy's trial round) run in `fedmd_ray.experiment.prepare`, still before
+Ray starts and before anything is written.
+
+Each field declares its role once, in its `setting(...)`:
+
+- `transfer` (the default): changes the transfer-learned models, hence everything:
+  part of the run's fingerprint and of the transfer-cache key;
+- `result`: changes the rounds' results but not transfer learning: in the
+  fingerprint, not in the cache key (sweeps over it share one transfer phase);
+- `execution`: where and how the run executes, not what it computes: in neither,
+  and it may change when a run is resumed.
+
+and its allowed range (`Bounds`). The fingerprint, the cache key, the fields a resume
+may change and the range checks are all derived from these declarations, so a new field
+that changes results is in the fingerprint and the cache key unless it says otherwise.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import hashlib
 import json
 import math
 import numbers
+import sys
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.model_names import PAPER_MODELS
+from fedmd_ray.model_names import PAPER_MODELS, SMALL_MODELS, ModelEntry
+from fedmd_ray.strategy import Strategy
 
 Backend = Literal["ray", "local"]
 Partition = Literal["iid", "noniid", "writer", "superclass"]
 DigestLoss = Literal["l1", "mse", "kl"]
 FailurePolicy = Literal["restart", "drop", "fail"]
+Role = Literal["transfer", "result", "execution"]
+SourceEntry = Union[str, typing.Callable[..., Any]]
+StrategyEntry = Union[str, Strategy, type]
+PluginKind = Literal["model", "source", "strategy"]
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The numbers a field allows: `low`/`high` (None: unbounded), open or closed."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    noun: str | None = None  # "a probability"; default by the field's type
+
+    def allows(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self, integer: bool) -> str:
+        noun = self.noun or ("an integer" if integer else "a number")
+        if self.high is None:
+            return f"{noun} {'>' if self.low_open else '>='} {self.low:g}"
+        return f"{noun} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+AT_LEAST_1 = Bounds(1)
+NON_NEGATIVE = Bounds(0)
+POSITIVE = Bounds(0, low_open=True)
+PROBABILITY = Bounds(0, 1, high_open=True, noun="a probability")
+
+
+def setting(default: Any, *, role: Role = "transfer", bounds: Bounds | None = None,
+            plugin: PluginKind | None = None) -> Any:
+    """A config field with its role (see the module docstring), range and plug-in kind."""
+    return dataclasses.field(default=default, metadata={"role": role, "bounds": bounds, "plugin": plugin})
 
 
 @dataclass(frozen=True)
@@ -36,138 +89,147 @@ class FedMDConfig:
     """Everything that determines a FedMD run (arXiv 1910.03581).
 
     Label space: public classes first (0..C0-1), private classes appended after
-    them, so models have `n_classes = C0 + C1` outputs (paper: 10 digits + 6
-    letters = 16). Images of the private source are resized to the public
-    source's shape when they differ.
+    them, so models have `C0 + C1` outputs (paper: 10 digits + 6 letters = 16).
+    Images of the private source are resized to the public source's shape when
+    they differ.
     """
 
     # --- data ---------------------------------------------------------------
-    public_data: str = "mnist"
-    """Registered source of the public set D0 (`fedmd-ray presets` lists them)."""
-    public_classes: tuple[int, ...] | None = (0, 1, 2, 3, 4)
+    public_data: SourceEntry = setting("mnist", plugin="source")
+    """Source of the public set D0: a registered name (`fedmd-ray data list`), an import path
+    'pkg.mod:loader', an .npz file, an image folder, or (Python) a loader (see docs/extending.md)."""
+    public_classes: tuple[int, ...] | None = setting((0, 1, 2, 3, 4))
     """Class ids of `public_data` that form D0; None = all classes."""
-    private_data: str = "mnist"
-    """Registered source of the private task (party data and test set)."""
-    private_classes: tuple[int, ...] = (5, 6, 7, 8, 9)
+    private_data: SourceEntry = setting("mnist", plugin="source")
+    """Source of the private task (party data and test set), in any form `public_data` takes."""
+    private_classes: tuple[int, ...] = setting((5, 6, 7, 8, 9))
     """Class ids of `private_data` that form the private task."""
-    public_size: int | None = None
+    public_size: int | None = setting(None, bounds=AT_LEAST_1)
     """Use at most this many public training images (stratified); None = all."""
-    eval_size: int | None = None
+    eval_size: int | None = setting(None, bounds=AT_LEAST_1)
     """Evaluate on at most this many images (stratified) of each held-out set: the public
     one that early stopping watches and the private test set; None = all. Evaluations
     dominate small runs of large models (every party, every round)."""
-    data_root: str | None = None
-    """Directory with the data files; None = $FEDMD_RAY_DATA_ROOT or ~/.cache/fedmd_ray/data."""
+    data_root: str | None = setting(None)
+    """Directory with the built-in sources' files; None = $FEDMD_RAY_DATA_ROOT or ~/.cache/fedmd_ray/data."""
 
     # --- parties ------------------------------------------------------------
-    n_parties: int = 10
+    n_parties: int = setting(10, bounds=AT_LEAST_1)
     """Number of participants."""
-    models: tuple[str, ...] = ()
-    """Model name per party (cycled when shorter than n_parties); () = the 10 small CPU models."""
-    samples_per_class: int = 3
+    models: tuple[ModelEntry, ...] = setting((), plugin="model")
+    """Model per party (cycled when shorter than n_parties): a built-in spec (cnn2-8-16), a registered
+    name, an import path 'pkg.mod:factory', or (Python) a factory; () = the 10 small CPU models."""
+    samples_per_class: int = setting(3, bounds=AT_LEAST_1)
     """Private training samples per class per party (paper, iid: 3)."""
-    partition: Partition = "iid"
+    partition: Partition = setting("iid")
     """`iid`: disjoint class-balanced shares. `noniid`: each party's class mix ~ Dirichlet(noniid_alpha).
     `writer`: each party holds one writer's samples (needs writer ids: emnist-letters from its .mat file).
     `superclass`: `private_classes` are superclass ids and each party sees other subclasses (cifar100)."""
-    noniid_alpha: float = 0.5
+    noniid_alpha: float = setting(0.5, bounds=POSITIVE)
     """Concentration of the Dirichlet class mix for `partition=noniid` (smaller = more skewed)."""
 
     # --- transfer learning (round 0) ------------------------------------------
-    pretrain_epochs: int = 20
+    pretrain_epochs: int = setting(20, bounds=NON_NEGATIVE)
     """Maximum epochs on the public set (early stopping ends it sooner)."""
-    pretrain_patience: int = 3
+    pretrain_patience: int = setting(3, bounds=NON_NEGATIVE)
     """Epochs without `pretrain_min_delta` gain in held-out accuracy before stopping."""
-    pretrain_min_delta: float = 0.001
+    pretrain_min_delta: float = setting(0.001, bounds=NON_NEGATIVE)
     """Smallest held-out accuracy gain that counts as progress."""
-    pretrain_batch_size: int = 128
+    pretrain_batch_size: int = setting(128, bounds=AT_LEAST_1)
     """Batch size on the public set."""
-    private_epochs: int = 20
+    private_epochs: int = setting(20, bounds=NON_NEGATIVE)
     """Epochs on the party's private data after public pretraining."""
-    private_batch_size: int = 5
+    private_batch_size: int = setting(5, bounds=AT_LEAST_1)
     """Batch size for private training (transfer step and upper bound)."""
-    lr: float = 1e-3
+    lr: float = setting(1e-3, bounds=POSITIVE)
     """Adam learning rate for transfer learning and the upper bound."""
 
     # --- collaboration (rounds 1..R) --------------------------------------------
-    rounds: int = 20
+    rounds: int = setting(20, role="result", bounds=NON_NEGATIVE)
     """Collaboration rounds R (0 = transfer learning only; reference: 20)."""
-    subset_size: int = 5000
+    subset_size: int = setting(5000, role="result", bounds=AT_LEAST_1)
     """Alignment subset size, redrawn from the public set every round (stratified)."""
-    aggregator: str = "mean"
-    """How scores become the consensus: mean (paper), standardized_mean, median."""
-    digest_loss: DigestLoss = "l1"
-    """Loss toward the consensus: l1 on logits (paper), mse on logits, kl at `temperature`."""
-    temperature: float = 1.0
-    """Softmax temperature of the `kl` digest loss."""
-    digest_epochs: int = 1
+    strategy: StrategyEntry = setting("fedmd", role="result", plugin="strategy")
+    """The distillation method: `fedmd` (the paper; uses `aggregator`, `digest_loss`, `temperature`), a
+    registered name, an import path 'pkg.mod:MyStrategy', or (Python) a Strategy (see docs/extending.md)."""
+    aggregator: str = setting("mean", role="result")
+    """`fedmd`'s consensus: mean (paper), standardized_mean, median."""
+    digest_loss: DigestLoss = setting("l1", role="result")
+    """`fedmd`'s loss toward the consensus: l1 on logits (paper), mse on logits, kl at `temperature`."""
+    temperature: float = setting(1.0, role="result", bounds=POSITIVE)
+    """Softmax temperature (`fedmd` with the `kl` digest loss, and strategies that take `temperature`)."""
+    digest_epochs: int = setting(1, role="result", bounds=NON_NEGATIVE)
     """Epochs on the alignment subset per round."""
-    digest_batch_size: int = 256
+    digest_batch_size: int = setting(256, role="result", bounds=AT_LEAST_1)
     """Batch size of the digest step (paper: 256)."""
-    revisit_epochs: int = 2
+    revisit_epochs: int = setting(2, role="result", bounds=NON_NEGATIVE)
     """Epochs on the private data per round."""
-    revisit_batch_size: int = 5
+    revisit_batch_size: int = setting(5, role="result", bounds=AT_LEAST_1)
     """Batch size of the revisit step."""
-    collab_lr: float | None = None
+    collab_lr: float | None = setting(None, role="result", bounds=POSITIVE)
     """Adam learning rate for digest and revisit; None = `lr`."""
 
     # --- references ---------------------------------------------------------
-    upper_bound: bool = True
+    upper_bound: bool = setting(True)
     """Also train each model on the union of all parties' private data."""
-    upper_bound_epochs: int = 20
+    upper_bound_epochs: int = setting(20, bounds=NON_NEGATIVE)
     """Epochs of the upper-bound training (batch `private_batch_size`)."""
-    eval_batch_size: int | None = None
-    """Batch size for scoring and testing (memory and speed, not results); None = per model:
-    1024 on a GPU; on a CPU the largest batch whose activations fit ~32 MiB (small CNNs
-    256-512, MLPs 1024, the paper's CNNs 64; see `models.eval_batch`)."""
+    eval_batch_size: int | None = setting(None, bounds=AT_LEAST_1)
+    """Batch size for scoring and testing (memory and speed; it can change the last bits of scores);
+    None = per model: 1024 on a GPU; on a CPU the largest batch whose activations fit ~32 MiB (small
+    CNNs 256-512, MLPs 1024, the paper's CNNs 64; see `models.eval_batch`)."""
 
     # --- execution ----------------------------------------------------------
-    seed: int = 0
+    seed: int = setting(0, bounds=NON_NEGATIVE)
     """Seeds everything: partitions, model init, shuffling, alignment subsets."""
-    backend: Backend = "ray"
+    backend: Backend = setting("ray", role="execution")
     """`ray`: parties are Ray actors; `local`: the same classes in this process, one after another."""
-    cpus_per_party: float | None = None
+    cpus_per_party: float | None = setting(None, role="execution", bounds=POSITIVE)
     """CPUs reserved per party (fractions allowed); None = share the cluster's CPUs evenly."""
-    gpus_per_party: float = 0.0
-    """GPUs per party (0.1 = ten parties share a GPU); needs a GPU in the cluster."""
-    parties_per_actor: int | None = None
+    gpus_per_party: float = setting(0.0, bounds=NON_NEGATIVE)
+    """GPUs per party (0.1 = ten parties share a GPU); needs a GPU in the cluster. Only GPU or CPU
+    enters the fingerprint (numerics differ), not the share."""
+    parties_per_actor: int | None = setting(None, role="execution", bounds=AT_LEAST_1)
     """Parties hosted by one actor (each keeps its own model, optimizers, data and RNG stream);
     None = one actor per whole CPU the parties may use, parties balanced by estimated work."""
-    driver_cpus: float = 0.05
+    driver_cpus: float = setting(0.05, role="execution", bounds=NON_NEGATIVE)
     """CPUs reserved for the driver actor (it mostly waits)."""
-    torch_threads: int | None = None
-    """Torch threads per actor; None = its CPU share rounded down (min 1), all cores for `local`."""
-    address: str | None = None
+    torch_threads: int | None = setting(None, bounds=AT_LEAST_1)
+    """Torch threads per actor (they change the last bits of results); None = its CPU share rounded
+    down (min 1), all cores for `local`."""
+    address: str | None = setting(None, role="execution")
     """Ray cluster to attach to (also $RAY_ADDRESS); None = start a local one for the run."""
-    actor_start_timeout_s: float = 120.0
+    actor_start_timeout_s: float = setting(120.0, role="execution", bounds=POSITIVE)
     """Seconds to wait for actors to be scheduled before failing (Ray would wait forever)."""
-    out_dir: str | None = None
+    out_dir: str | None = setting(None, role="execution")
     """Where `run` writes results.parquet, config.json and checkpoint.pt; None = nowhere."""
 
     # --- failures -------------------------------------------------------------
-    on_party_failure: FailurePolicy = "restart"
+    on_party_failure: FailurePolicy = setting("restart", role="execution")
     """When a party's actor dies, raises or hangs: `restart` it from its last round's state and
     redo its part (dropped after `max_party_restarts`), `drop` it from then on, or `fail` the run
     (resumable). A failure takes down every party of that actor."""
-    max_party_restarts: int = 2
+    max_party_restarts: int = setting(2, role="execution", bounds=NON_NEGATIVE)
     """Restarts allowed per party over the run before it is dropped."""
-    round_timeout_s: float | None = 3600.0
+    round_timeout_s: float | None = setting(3600.0, role="execution", bounds=POSITIVE)
     """Seconds a phase may wait for a party's answer before the party counts as failed (transfer
     learning included: raise it for long CPU runs); None = wait forever."""
-    party_dropout: float = 0.0
+    party_dropout: float = setting(0.0, role="result", bounds=PROBABILITY)
     """Probability that a party sits out a round (seeded): simulates absent parties and stragglers."""
 
     def __post_init__(self) -> None:
+        types_ = _field_types(type(self))
         for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), _field_types()[f.name]))
+            value = getattr(self, f.name)
+            plugin = f.metadata.get("plugin")
+            coerced = _coerce_plugin(f.name, value, plugin) if plugin else _coerce(f.name, value, types_[f.name])
+            object.__setattr__(self, f.name, coerced)
         self._validate()
 
     # --- derived values -------------------------------------------------------
     @property
-    def party_models(self) -> tuple[str, ...]:
-        """The model of each party, cycling `models`."""
-        from fedmd_ray.model_names import SMALL_MODELS
-
+    def party_models(self) -> tuple[ModelEntry, ...]:
+        """The model entry of each party, cycling `models`."""
         names = self.models or SMALL_MODELS
         return tuple(names[i % len(names)] for i in range(self.n_parties))
 
@@ -176,91 +238,82 @@ class FedMDConfig:
         return self.lr if self.collab_lr is None else self.collab_lr
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field (tuples as lists); plug-in objects stay objects (see `to_json`)."""
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def to_json(self) -> dict[str, Any]:
+        """`to_dict` with plug-in objects as their import paths, or as a marker that `from_dict`
+        refuses with an explanation when they have none (defined in a script or a function)."""
+        return {k: _json_entry(v) for k, v in self.to_dict().items()}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> FedMDConfig:
-        unknown = [k for k in values if k not in _field_types()]
+        if not isinstance(values, dict):
+            raise ConfigError(f"a config must be a mapping of field names to values, got {type(values).__name__}")
+        unknown = [k for k in values if k not in _field_types(cls)]
         if unknown:
-            raise ConfigError(_unknown_key_message(unknown[0]))
+            raise ConfigError(_unknown_key_message(unknown[0], cls))
         return cls(**values)
 
     def replace(self, **overrides: Any) -> FedMDConfig:
         """A copy with some fields changed; unknown names raise ConfigError."""
-        return FedMDConfig.from_dict({**self.to_dict(), **overrides})
+        return type(self).from_dict({**self.to_dict(), **overrides})
+
+    # --- identity -------------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        """What each field contributes to the fingerprints, by name (execution fields left out):
+        plug-ins by their identity (`fedmd_ray.plugins`), which imports import paths and hashes
+        data files; raises ConfigError when a plug-in cannot be resolved."""
+        cached: dict[str, Any] | None = self.__dict__.get("_identity")
+        if cached is None:
+            cached = {f.name: self._identify(f.name) for f in dataclasses.fields(self) if role_of(f) != "execution"}
+            object.__setattr__(self, "_identity", cached)
+        return dict(cached)
+
+    def fingerprint(self) -> str:
+        """Stable hash of the fields that determine results (roles `transfer` and `result`)."""
+        return _hash(self.identity())
 
     def transfer_fingerprint(self, threads: tuple[int, ...] = ()) -> str:
-        """Hash of what determines the transfer-learned models (round 0 and the upper bound).
-
-        Collaboration knobs (rounds, subset_size, digest_*, revisit_*, aggregator,
-        collab_lr) are left out, so sweep trials over them share one cached
-        transfer phase. GPU or CPU and the torch thread counts the hosts run with (`threads`;
-        `torch_threads=None` resolves per cluster) are in: they change numerics. So is
-        the resolved data root, but not the files' contents: clear the cache after changing
-        the files in place.
-        """
-        from fedmd_ray.data.sources import resolve_data_root
-
-        fields = (
-            "public_data", "public_classes", "private_data", "private_classes", "public_size", "eval_size",
-            "n_parties",
-            "samples_per_class", "partition", "noniid_alpha", "pretrain_epochs", "pretrain_patience",
-            "pretrain_min_delta", "pretrain_batch_size", "private_epochs", "private_batch_size", "lr",
-            "upper_bound", "upper_bound_epochs", "seed", "torch_threads",
-        )
-        payload = {k: _jsonable(getattr(self, k)) for k in fields}
-        payload["party_models"] = list(self.party_models)
-        payload["gpu"] = self.gpus_per_party > 0
-        payload["data_root"] = str(resolve_data_root(self.data_root))
+        """Hash of what determines the transfer-learned models (round 0 and the upper bound): the
+        `transfer` fields, and the torch thread counts the hosts run with (`torch_threads=None`
+        resolves per cluster; they change numerics). Sweep trials that differ only in `result`
+        fields share one cached transfer phase."""
+        transfer = {f.name for f in dataclasses.fields(self) if role_of(f) == "transfer"}
+        payload = {k: v for k, v in self.identity().items() if k in transfer}
         payload["threads"] = sorted(set(threads))
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return _hash(payload)
 
-    def fingerprint(self, exclude: tuple[str, ...] = ("out_dir", "address", "backend")) -> str:
-        """Stable hash of the fields that determine results."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in exclude}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    def _identify(self, name: str) -> Any:
+        from fedmd_ray.data.resolve import resolve_source
+        from fedmd_ray.data.sources import resolve_data_root
+        from fedmd_ray.model_names import resolve_model
+        from fedmd_ray.strategy import strategy_identity
+
+        value = getattr(self, name)
+        if name == "models":
+            return [resolve_model(m).identity for m in self.party_models]
+        if name in ("public_data", "private_data"):
+            return resolve_source(name, value).identity
+        if name == "strategy":
+            return strategy_identity(value)
+        if name == "data_root":
+            return str(resolve_data_root(value))
+        if name == "gpus_per_party":
+            return value > 0
+        return _jsonable(value)
 
     # --- validation -----------------------------------------------------------
     def _validate(self) -> None:
         from fedmd_ray.aggregation import AGGREGATORS
-        from fedmd_ray.data.sources import source_info
-        from fedmd_ray.models import check_model
 
-        positive = [
-            "n_parties", "samples_per_class", "subset_size", "pretrain_batch_size",
-            "private_batch_size", "digest_batch_size", "revisit_batch_size",
-        ]
-        for name in positive:
-            _require(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
-        non_negative = [
-            "rounds", "pretrain_epochs", "pretrain_patience", "private_epochs", "digest_epochs",
-            "revisit_epochs", "upper_bound_epochs", "seed",
-        ]
-        for name in non_negative:
-            _require(getattr(self, name) >= 0, name, getattr(self, name), "an integer >= 0")
-        for name in ("lr", "temperature", "noniid_alpha", "actor_start_timeout_s"):
-            _require(getattr(self, name) > 0, name, getattr(self, name), "a number > 0")
-        _require(self.pretrain_min_delta >= 0, "pretrain_min_delta", self.pretrain_min_delta, "a number >= 0")
-        if self.collab_lr is not None:
-            _require(self.collab_lr > 0, "collab_lr", self.collab_lr, "a number > 0 or None")
-        for name in ("public_size", "eval_size", "eval_batch_size"):
-            value = getattr(self, name)
-            if value is not None:
-                _require(value >= 1, name, value, "an integer >= 1 or None")
-        if self.parties_per_actor is not None:
-            _require(
-                self.parties_per_actor >= 1, "parties_per_actor", self.parties_per_actor, "an integer >= 1 or None (auto)"
-            )
-        _require(self.max_party_restarts >= 0, "max_party_restarts", self.max_party_restarts, "an integer >= 0")
-        if self.round_timeout_s is not None:
-            _require(self.round_timeout_s > 0, "round_timeout_s", self.round_timeout_s, "a number > 0 or None")
-        _require(0 <= self.party_dropout < 1, "party_dropout", self.party_dropout, "a probability in [0, 1)")
-        if self.torch_threads is not None:
-            _require(self.torch_threads >= 1, "torch_threads", self.torch_threads, "an integer >= 1 or None")
-        if self.cpus_per_party is not None:
-            _require(self.cpus_per_party > 0, "cpus_per_party", self.cpus_per_party, "a number > 0 or None (auto)")
-        _require(self.gpus_per_party >= 0, "gpus_per_party", self.gpus_per_party, "a number >= 0")
-        _require(self.driver_cpus >= 0, "driver_cpus", self.driver_cpus, "a number >= 0")
+        types_ = _field_types(type(self))
+        for f in dataclasses.fields(self):
+            bounds: Bounds | None = f.metadata.get("bounds")
+            value = getattr(self, f.name)
+            if bounds is not None and value is not None and not bounds.allows(value):
+                optional, inner = _is_optional(types_[f.name])
+                _require(False, f.name, value, bounds.describe(inner is int) + (" or None" if optional else ""))
         for name in ("cpus_per_party", "gpus_per_party"):
             share = getattr(self, name)
             if share is not None and share > 1 and share != int(share):
@@ -270,46 +323,23 @@ class FedMDConfig:
         _require(
             self.aggregator in AGGREGATORS, "aggregator", self.aggregator, f"one of {sorted(AGGREGATORS)}"
         )
+        _check_class_list("public_classes", self.public_classes, allow_none=True)
+        _check_class_list("private_classes", self.private_classes, allow_none=False)
 
-        public = source_info(self.public_data)
-        private = source_info(self.private_data)
-        if self.partition in ("writer", "superclass") and private.groups != self.partition:
-            kinds = {"writer": "writer ids (emnist-letters)", "superclass": "superclass labels (cifar100)"}
-            raise ConfigError(
-                f"partition='{self.partition}' needs {kinds[self.partition]}, which private_data="
-                f"'{self.private_data}' does not have; use partition='iid' or 'noniid', or such a source"
-            )
-        by_superclass = self.partition == "superclass"
-        _check_classes("public_classes", self.public_classes, len(public.class_names), allow_none=True)
-        _check_classes(
-            "private_classes", self.private_classes,
-            len(private.superclass_names if by_superclass else private.class_names), allow_none=False,
-            unit="superclasses" if by_superclass else "classes",
-        )
-        if public.images == private.images and not by_superclass:  # superclasses: checked on the data (build_task)
-            public_ids = set(range(len(public.class_names))) if self.public_classes is None else set(self.public_classes)
-            shared = sorted(public_ids & set(self.private_classes))
-            if shared:
-                raise ConfigError(
-                    f"public_classes and private_classes share classes {shared} of the same images "
-                    f"('{self.public_data}', '{self.private_data}'); the private task must use classes the "
-                    "public set does not hold"
-                )
-        for name in self.models:
-            check_model(name, public.image_shape, self.n_classes)
 
-    @property
-    def n_public_classes(self) -> int:
-        from fedmd_ray.data.sources import source_info
+def role_of(f: dataclasses.Field[Any]) -> Role:
+    """A field's declared role (fields declared without `setting` count as `transfer`)."""
+    role: Role = f.metadata.get("role", "transfer")
+    return role
 
-        if self.public_classes is None:
-            return len(source_info(self.public_data).class_names)
-        return len(self.public_classes)
 
-    @property
-    def n_classes(self) -> int:
-        """Model outputs: public classes, then private classes."""
-        return self.n_public_classes + len(self.private_classes)
+def resumable_fields(cls: type[FedMDConfig] = FedMDConfig) -> tuple[str, ...]:
+    """Fields that may differ when resuming: the `execution` ones."""
+    return tuple(f.name for f in dataclasses.fields(cls) if role_of(f) == "execution")
+
+
+def _hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # --- presets ------------------------------------------------------------------
@@ -390,6 +420,8 @@ PRESETS.update({
 })
 
 
+
+
 def preset_names() -> list[str]:
     return list(PRESETS)
 
@@ -405,9 +437,10 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
     """Turn `["rounds=5", "models=cnn2-8-16,mlp-64"]` into typed values.
 
     Strings are parsed by the field's type, so `rounds=five` fails here, with
-    the field named, before anything starts.
+    the field named, before anything starts. A field given twice is refused:
+    which value wins is not obvious.
     """
-    types_ = _field_types()
+    types_ = _field_types(FedMDConfig)
     result: dict[str, Any] = {}
     for item in assignments:
         key, sep, raw = item.partition("=")
@@ -415,20 +448,36 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--set expects field=value, got '{item}'")
         if key not in types_:
-            raise ConfigError(_unknown_key_message(key))
+            raise ConfigError(_unknown_key_message(key, FedMDConfig))
+        if key in result:
+            raise ConfigError(f"--set {key} is given twice; give each field once")
         result[key] = _parse_text(key, raw.strip(), types_[key])
     return result
 
 
 # --- helpers --------------------------------------------------------------------
 
-@functools.cache
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(FedMDConfig)
+_FIELD_TYPES: dict[type[FedMDConfig], dict[str, Any]] = {}
 
 
-def _unknown_key_message(key: str) -> str:
-    names = list(_field_types())
+def _field_types(cls: type[FedMDConfig]) -> dict[str, Any]:
+    """Each field's type, evaluated (plug-in fields: `str`, their text form; their objects are
+    checked by `_coerce_plugin`, and their annotations name torch types only for type checkers)."""
+    if cls in _FIELD_TYPES:
+        return _FIELD_TYPES[cls]
+    types_ = {}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("plugin"):
+            types_[f.name] = str
+        else:
+            owner = next(c for c in cls.__mro__ if f.name in c.__dict__.get("__annotations__", {}))
+            types_[f.name] = eval(f.type, vars(sys.modules[owner.__module__])) if isinstance(f.type, str) else f.type
+    _FIELD_TYPES[cls] = types_
+    return types_
+
+
+def _unknown_key_message(key: str, cls: type[FedMDConfig]) -> str:
+    names = list(_field_types(cls))
     close = difflib.get_close_matches(key, names, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown config field '{key}'{hint}; known fields: {', '.join(names)}"
@@ -439,16 +488,57 @@ def _require(ok: bool, name: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"{name}={value!r} is not allowed: must be {allowed}")
 
 
-def _check_classes(
-    name: str, classes: tuple[int, ...] | None, n_available: int, *, allow_none: bool, unit: str = "classes"
-) -> None:
+def _check_class_list(name: str, classes: tuple[int, ...] | None, *, allow_none: bool) -> None:
+    """The static part; ids against the source's classes are checked with the data (`data.task`)."""
     if classes is None:
         _require(allow_none, name, classes, "a non-empty list of class ids")
         return
     _require(len(classes) > 0, name, classes, "a non-empty list of class ids")
     _require(len(set(classes)) == len(classes), name, classes, "a list without repeated class ids")
-    bad = [c for c in classes if not 0 <= c < n_available]
-    _require(not bad, name, classes, f"class ids in 0..{n_available - 1} (the source has {n_available} {unit})")
+    _require(min(classes) >= 0, name, classes, "a list of class ids >= 0")
+
+
+def _coerce_plugin(name: str, value: Any, kind: str) -> Any:
+    """A plug-in field: names and import paths checked statically (nothing imported), objects as given."""
+    from fedmd_ray.data.resolve import check_source_entry
+    from fedmd_ray.model_names import check_model_entry
+    from fedmd_ray.strategy import check_strategy_entry
+
+    if kind == "model":
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}={value!r} is not allowed: must be a list of model names, import paths or factories")
+        entries = tuple(v.strip() if isinstance(v, str) else v for v in value)
+        for entry in entries:
+            check_model_entry(entry)
+        return entries
+    entry = value.strip() if isinstance(value, str) else value
+    if isinstance(entry, str) and not entry:
+        raise ConfigError(f"{name}='' is not allowed: must name a {kind}")
+    if isinstance(entry, str) and entry.startswith("<object "):
+        raise ConfigError(_object_marker_message(name, entry))
+    if kind == "source":
+        check_source_entry(name, entry)
+    else:
+        check_strategy_entry(entry)
+    return entry
+
+
+def _object_marker_message(name: str, marker: str) -> str:
+    return (
+        f"{name}={marker}: the run used a Python object that has no import path (defined in a script or "
+        "inside a function), so it cannot be rebuilt from a file; pass the object itself (Python API), or "
+        "define it in an importable module and use 'package.module:name'"
+    )
+
+
+def _json_entry(value: Any) -> Any:
+    from fedmd_ray.plugins import describe, import_path_of
+
+    if isinstance(value, list):
+        return [_json_entry(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return import_path_of(value) or f"<object {describe(value)}>"
 
 
 def _is_optional(tp: Any) -> tuple[bool, Any]:
@@ -502,7 +592,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
 
 
 def _parse_text(name: str, raw: str, tp: Any) -> Any:
-    """Parse command-line text by the field's type."""
+    """Parse command-line text by the field's type (plug-in fields stay text: names, paths)."""
     optional, inner = _is_optional(tp)
     if optional and raw.lower() in ("none", "null", ""):
         return None
@@ -528,4 +618,4 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-__all__ = ["FedMDConfig", "PRESETS", "preset", "preset_names", "parse_overrides"]
+__all__ = ["FedMDConfig", "PRESETS", "preset", "preset_names", "parse_overrides", "setting", "Bounds"]

@@ -28,3 +28,8 @@ class PartyFailure(FedMDError):
 
 class NoPartyLeft(FedMDError):
     """Every party failed and was dropped: the run stops with the rows it has."""
+
+
+class PluginError(FedMDError):
+    """A plug-in (a model, data source or strategy) failed during a run; the message names it and the
+    round. The run stops with its checkpoint: fix the plug-in and resume."""

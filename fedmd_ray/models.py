@@ -1,8 +1,8 @@
-"""The parties' heterogeneous classifiers, built from short names.
+"""The built-in heterogeneous classifiers, and the checks and sizes of any model.
 
 FedMD (arXiv 1910.03581) lets every party keep its own architecture; only
-class scores travel. A model is therefore named by a spec string that the
-config can carry, parsed with one regex so users can write any size:
+class scores travel. Users bring their own factories (`fedmd_ray.model_names`);
+the built-ins are specs parsed with one regex, so users can write any size:
 
 - ``paper-cnn2-N1-N2[-dRATE]``, ``paper-cnn3-N1-N2-N3[-dRATE]``: ports of
   ``cnn_2layer_fc_model`` / ``cnn_3layer_fc_model`` from the reference
@@ -38,7 +38,6 @@ SMALL_MODELS (listed in `model_names`), seconds for one epoch of 30000 random
 """
 
 import functools
-import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -47,54 +46,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.model_names import model_names
+from fedmd_ray.model_names import ModelPlugin, ModelSpec, parse_model_name
 
 PAPER_OUTPUT_L2 = 1e-3
-DEFAULT_DROPOUT = 0.2
-
-_SPEC = re.compile(
-    r"(?P<family>paper-cnn|cnn|mlp)(?P<depth>\d*)"
-    r"-(?P<widths>\d+(?:-\d+)*)(?:-d(?P<rate>\d*\.?\d+))?"
-)
-_SPEC_HELP = "a spec like cnn2-16-32 / mlp-128-64 / paper-cnn3-64-128-256-d0.3 (see fedmd_ray.models)"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A parsed model name: ``family`` is "paper-cnn", "cnn" or "mlp"."""
-
-    family: str
-    widths: tuple[int, ...]
-    dropout: float
-
-
-def parse_model_name(name: str) -> ModelSpec:
-    """Parse ``name`` or raise a ConfigError that says what is wrong and what is allowed."""
-    match = _SPEC.fullmatch(name)
-    if match is None:
-        raise _unknown(name, "")
-    family, depth = match["family"], match["depth"]
-    widths = tuple(int(w) for w in match["widths"].split("-"))
-    dropout = DEFAULT_DROPOUT if match["rate"] is None else float(match["rate"])
-    depths = {"paper-cnn": (2, 3), "cnn": (1, 2, 3, 4), "mlp": ()}[family]
-    if family == "mlp" and depth:
-        raise _unknown(name, "mlp specs have no depth, e.g. mlp-128-64")
-    if family != "mlp" and (not depth or int(depth) not in depths):
-        raise _unknown(name, f"{family} depth must be one of {depths}")
-    if depth and len(widths) != int(depth):
-        raise _unknown(name, f"{family}{depth} needs {depth} widths, got {len(widths)}")
-    if min(widths) < 1:
-        raise _unknown(name, "every width must be at least 1")
-    if not 0.0 <= dropout < 1.0:
-        raise _unknown(name, f"dropout rate {dropout} must be in [0, 1)")
-    return ModelSpec(family, widths, dropout)
-
-
-def _unknown(name: str, reason: str) -> ConfigError:
-    why = f" ({reason})" if reason else ""
-    return ConfigError(
-        f"model {name!r} is not known{why}; use one of: {', '.join(model_names())}, or {_SPEC_HELP}"
-    )
 
 
 class KerasSameAvgPool2d(nn.Module):
@@ -204,14 +158,20 @@ def _probe(
     build: Callable[[], nn.Module], input_shape: tuple[int, int, int], batch: int, hook: Callable[..., None] | None = None
 ) -> tuple[nn.Module, torch.Tensor]:
     """`build()` and a forward pass of `batch` zero images through it (values meaningless), with
-    `hook` on every leaf module; torch's RNG is left as it was."""
+    `hook` on every leaf module; torch's RNG is left as it was. A module that cannot be built on
+    the meta device (custom initialisation reading values) is built on the CPU."""
     with torch.random.fork_rng(devices=[]):
-        with torch.device("meta"):
-            module = build()
-        device = "cpu" if _small(module, input_shape) else "meta"
+        try:
+            with torch.device("meta"):
+                module = build()
+            device = "cpu" if isinstance(module, nn.Module) and _small(module, input_shape) else "meta"
+        except Exception:
+            device = "cpu"
         if device == "cpu":
             with torch.device("cpu"):  # also inside a caller's meta-device context
                 module = build()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"returned {type(module).__name__}, not a torch.nn.Module")
         handles = [m.register_forward_hook(hook) for m in module.modules() if hook and not list(m.children())]
         try:
             with torch.device(device), torch.no_grad():
@@ -266,7 +226,7 @@ def _keras_init(model: nn.Module) -> None:
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
-    """Build the classifier ``name`` for ``(C, H, W)`` float inputs; returns logits."""
+    """Build the built-in classifier spec ``name`` for ``(C, H, W)`` float inputs; returns logits."""
     _check_sizes(input_shape, n_classes)
     spec = parse_model_name(name)
     n_flat = _flat_size(name, spec, input_shape)
@@ -277,9 +237,27 @@ def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int) ->
     return model
 
 
-def check_model(name: str, input_shape: tuple[int, int, int], n_classes: int) -> None:
-    """Fail fast at config time: build the model and run a forward pass (see `_probe`)."""
-    _probe(lambda: build_model(name, input_shape, n_classes), input_shape, 2)  # (2, n_classes)
+@functools.cache  # a sweep checks every grid point: each model once per shape (failures are not cached)
+def check_model(model: ModelPlugin, input_shape: tuple[int, int, int], n_classes: int) -> None:
+    """Fail fast, before Ray starts: build the model and run one forward pass of two images (see
+    `_probe`); ConfigError naming the entry and the shapes when the factory raises, returns no
+    `nn.Module`, or maps `(2, C, H, W)` to anything but `(2, n_classes)` logits."""
+    _check_sizes(input_shape, n_classes)
+    try:
+        out = _probe(lambda: model.build(input_shape, n_classes), input_shape, 2)[1]
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"model {model.name!r} for input (2, {', '.join(map(str, input_shape))}) and {n_classes} classes: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if got != (2, n_classes) or not out.is_floating_point():
+        raise ConfigError(
+            f"model {model.name!r} maps input (2, {', '.join(map(str, input_shape))}) to {got}; expected float "
+            f"logits of shape (2, {n_classes}) (one score per class of the public + private label space)"
+        )
 
 
 @dataclass(frozen=True)
@@ -307,7 +285,8 @@ CPU_EVAL_BYTES = 32 * 2**20
 
 
 def eval_batch(
-    name: str, input_shape: tuple[int, int, int], n_classes: int, device_type: str, configured: int | None = None
+    model: ModelPlugin, input_shape: tuple[int, int, int], n_classes: int, device_type: str,
+    configured: int | None = None,
 ) -> int:
     """Batch for scoring and testing: `configured` (`FedMDConfig.eval_batch_size`) when set.
 
@@ -322,7 +301,7 @@ def eval_batch(
         return configured
     if device_type == "cuda":
         return GPU_EVAL_BATCH
-    per_sample = 4 * footprint(name, input_shape, n_classes).activations
+    per_sample = 4 * footprint(model, input_shape, n_classes).activations
     batch = 64
     while batch < 1024 and 2 * batch * per_sample <= CPU_EVAL_BYTES:
         batch *= 2
@@ -330,23 +309,28 @@ def eval_batch(
 
 
 @functools.cache
-def footprint(name: str, input_shape: tuple[int, int, int], n_classes: int) -> Footprint:
-    """Parameters, forward FLOPs and activations per sample of model `name`.
+def footprint(model: ModelPlugin, input_shape: tuple[int, int, int], n_classes: int) -> Footprint:
+    """Parameters, forward FLOPs and activations per sample of any model.
 
     FLOPs are those of its convolutions and linear layers (2 per multiply-add),
     as torch's FlopCounterMode counts them, counted by hooks instead: that mode
-    costs ~0.7 s on its first use in a process.
+    costs ~0.7 s on its first use in a process. Activations count every tensor a
+    leaf module outputs.
     """
     flops: list[int] = []
     activations: list[int] = []
 
-    def count(module: nn.Module, _inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        activations.append(out.numel())
+    def count(module: nn.Module, _inputs: tuple[torch.Tensor, ...], out: object) -> None:
+        outputs = out if isinstance(out, (tuple, list)) else (out,)
+        tensors = [o for o in outputs if isinstance(o, torch.Tensor)]
+        activations.append(sum(t.numel() for t in tensors))
+        if not tensors:
+            return
         if isinstance(module, nn.Conv2d):
-            flops.append(2 * out.numel() * module.weight[0].numel())  # (C_in / groups) x kH x kW each
+            flops.append(2 * tensors[0].numel() * module.weight[0].numel())  # (C_in / groups) x kH x kW each
         elif isinstance(module, nn.Linear):
-            flops.append(2 * out.numel() * module.in_features)
+            flops.append(2 * tensors[0].numel() * module.in_features)
 
-    model, _ = _probe(lambda: build_model(name, input_shape, n_classes), input_shape, 1, count)
-    params = sum(p.numel() for p in model.parameters())
+    built, _ = _probe(lambda: model.build(input_shape, n_classes), input_shape, 1, count)
+    params = sum(p.numel() for p in built.parameters())
     return Footprint(params=params, flops=sum(flops), activations=sum(activations))

@@ -22,14 +22,15 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 
 from fedmd_ray.actors.backends import open_driver
-from fedmd_ray.actors.common import PartySpec, PartyState, SharedData
+from fedmd_ray.actors.driver import Snapshot
 from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, write_json, write_table
 from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.analysis.summary import format_run
 from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointWriter, load_checkpoint
 from fedmd_ray.config import FedMDConfig
-from fedmd_ray.data.task import FedMDTask, build_task
 from fedmd_ray.errors import ConfigError, NoPartyLeft
+from fedmd_ray.experiment import Experiment, prepare
+from fedmd_ray.plugins import describe
 
 Row = dict[str, Any]
 Phase = tuple[str, int, list[Row]]  # (phase, round, rows of that phase)
@@ -64,27 +65,28 @@ def run(
     checkpoint = _resume_point(config) if resume else None
     if checkpoint is None:
         _check_out_dir(config.out_dir, overwrite)
-    run_id = checkpoint.fingerprint if checkpoint else config.fingerprint()
     log = _Progress(verbose)
-    task = build_task(config)  # every check passes before anything is written or started
+    experiment = prepare(config)  # every check passes before anything is written or started
+    run_id = checkpoint.fingerprint if checkpoint else experiment.run_id
     target = make_out_dir(config.out_dir)
     with exclusive(target):
-        log.header(config, task)
+        log.header(experiment)
         if target is not None and checkpoint is None:
             for stale in (RESULTS_FILE, CHECKPOINT_FILE):  # an overwritten run's: a resume must never find them
                 (target / stale).unlink(missing_ok=True)
-            write_json({"config": config.to_dict(), "fingerprint": run_id, **_versions()}, target / CONFIG_FILE)
+            write_json({"config": config.to_json(), "identity": config.identity(), "fingerprint": run_id,
+                        **_versions()}, target / CONFIG_FILE)
         rows: list[Row] = list(checkpoint.rows) if checkpoint else []
         if checkpoint is not None:
             log.line(f"resuming {target} after round {checkpoint.round} ({len(rows)} rows kept)")
 
         writer = None if target is None else CheckpointWriter(target)
 
-        def save(round_: int, states: dict[int, PartyState]) -> None:
+        def save(round_: int, snapshot: Snapshot) -> None:
             if writer is not None:
-                writer.submit(Checkpoint(run_id, round_, list(rows), states))
+                writer.submit(Checkpoint(run_id, round_, list(rows), snapshot.parties.resolve(), snapshot.strategy))
 
-        phases = iterate_phases(config, task, on_start=log.placement, resume=checkpoint, on_checkpoint=save,
+        phases = iterate_phases(experiment, on_start=log.placement, resume=checkpoint, on_checkpoint=save,
                                 run_id=run_id)
         try:
             for phase, round_, phase_rows in phases:
@@ -105,46 +107,46 @@ def run(
 
 
 def iterate_phases(
-    config: FedMDConfig,
-    task: FedMDTask,
+    experiment: Experiment,
     *,
     on_start: Callable[[list[dict[str, Any]]], None] | None = None,
     transfer_cache: str | None = None,
     driver_in_process: bool = False,
     resume: Checkpoint | None = None,
-    on_checkpoint: Callable[[int, dict[int, PartyState]], None] | None = None,
+    on_checkpoint: Callable[[int, Snapshot], None] | None = None,
     run_id: str | None = None,
 ) -> Iterator[Phase]:
     """Yield each phase's rows as it finishes: transfer (+ upper bound), then every round.
 
     The single round loop; `run()` prints and saves around it, a Tune trial
     reports from it. `transfer_cache` is a directory or URI of transfer-learned
-    parties to reuse (see `transfer_cache.py`). With `resume`, the parties get
-    the checkpoint's states and the loop starts after its round. After each
-    finished round (and once the caller has taken its rows), `on_checkpoint`
-    gets the round and every party's state.
+    parties to reuse (see `transfer_cache.py`). With `resume`, the parties and the
+    strategy get the checkpoint's states and the loop starts after its round. After
+    each finished round (and once the caller has taken its rows), `on_checkpoint`
+    gets the round and the snapshot to save (party states, strategy state).
     """
-    specs, data = party_inputs(config, task)
-    with open_driver(config, specs, data, run_id or config.fingerprint(), driver_in_process=driver_in_process,
-                     save_states=on_checkpoint is not None) as call:
+    config = experiment.config
+    specs, data = experiment.party_inputs()
+    with open_driver(experiment.setup, specs, data, run_id or experiment.run_id,
+                     driver_in_process=driver_in_process, save_states=on_checkpoint is not None) as driver:
         if on_start is not None:
-            on_start(call("describe"))
+            on_start(driver.describe())
         if resume is not None:
-            call("import_states", resume.states)
+            driver.import_states(resume.states, resume.strategy_state)
         else:
-            rows = call("transfer_learn", transfer_cache)
+            rows = driver.transfer_learn(transfer_cache)
             yield "transfer", 0, [r for r in rows if r["phase"] == "transfer"]
             if config.upper_bound:
                 yield "upper_bound", 0, [r for r in rows if r["phase"] == "upper_bound"]
             _check_parties_left(rows)
             if on_checkpoint is not None:
-                on_checkpoint(0, call("export_states").resolve())
+                on_checkpoint(0, driver.export_states())
         for round_ in range((resume.round if resume else 0) + 1, config.rounds + 1):
-            rows = call("run_round", round_)
+            rows = driver.run_round(round_)
             yield "collaborate", round_, rows
             _check_parties_left(rows)
             if on_checkpoint is not None:
-                on_checkpoint(round_, call("export_states").resolve())
+                on_checkpoint(round_, driver.export_states())
 
 
 def _check_parties_left(rows: list[Row]) -> None:
@@ -154,16 +156,6 @@ def _check_parties_left(rows: list[Row]) -> None:
         raise NoPartyLeft(
             "every party failed and was dropped (the warnings above say why); the results so far are kept"
         )
-
-
-def party_inputs(config: FedMDConfig, task: FedMDTask) -> tuple[list[PartySpec], SharedData]:
-    """What the pools need from a task: each party's model and data indices, and the shared arrays."""
-    specs = [PartySpec(p, m, idx) for p, (m, idx) in enumerate(zip(config.party_models, task.party_indices))]
-    data = SharedData(
-        task.public_x, task.public_y, task.public_val_x, task.public_val_y,
-        task.private_x, task.private_y, task.test_x, task.test_y, task.union_indices,
-    )
-    return specs, data
 
 
 @contextlib.contextmanager
@@ -205,21 +197,16 @@ def _check_out_dir(out_dir: str | None, overwrite: bool) -> None:
         )
 
 
-# Fields that may differ when resuming: where and how the run executes, not what it computes
-# (backends and actor layouts give bit-identical tables, see tests/test_run.py).
-RESUMABLE_CHANGES = ("out_dir", "address", "backend", "cpus_per_party", "parties_per_actor", "driver_cpus",
-                     "actor_start_timeout_s", "on_party_failure", "max_party_restarts", "round_timeout_s")
-
-
 def _resume_point(config: FedMDConfig) -> Checkpoint:
     """The checkpoint to continue from; ConfigError when there is none or the config differs."""
     if config.out_dir is None:
         raise ConfigError("resume needs the run's directory: pass out_dir (fedmd-ray run --resume DIR)")
     target = Path(config.out_dir).expanduser()
-    saved, saved_run = _saved_run(target)
+    saved, saved_identity, saved_run = _saved_run(target)
+    given = config.to_json()
     differ = [
-        f"{k} (saved {saved.get(k)!r}, given {v!r})"
-        for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v
+        f"{k} (saved {saved.get(k)!r}, given {given[k]!r})"
+        for k, v in config.identity().items() if saved_identity.get(k) != v
     ]
     if differ:
         raise ConfigError(
@@ -245,12 +232,12 @@ def read_saved_config(directory: Path) -> dict[str, Any]:
     return _saved_run(directory)[0]
 
 
-def _saved_run(directory: Path) -> tuple[dict[str, Any], str | None]:
-    """(config, fingerprint) from the `config.json` a run saved in `directory`."""
+def _saved_run(directory: Path) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """(config, identity, fingerprint) from the `config.json` a run saved in `directory`."""
     path = directory / CONFIG_FILE
     try:
         saved = json.loads(path.read_text())
-        return dict(saved["config"]), saved.get("fingerprint")
+        return dict(saved["config"]), dict(saved["identity"]), saved.get("fingerprint")
     except FileNotFoundError:
         if not directory.is_dir():
             raise ConfigError(f"{str(directory)!r} does not exist or is not a directory: no run to resume") from None
@@ -298,14 +285,15 @@ class _Progress:
         if self.enabled:
             print(text, file=sys.stderr, flush=True)
 
-    def header(self, config: FedMDConfig, task: FedMDTask) -> None:
+    def header(self, experiment: Experiment) -> None:
+        config, task = experiment.config, experiment.task
         publics = "all" if config.public_classes is None else ",".join(map(str, config.public_classes))
         self.line(
-            f"FedMD: {config.n_parties} parties, public {config.public_data}[{publics}] "
-            f"({len(task.public_y)} images), private {config.private_data}"
+            f"FedMD: {config.n_parties} parties, public {describe(config.public_data)}[{publics}] "
+            f"({len(task.public_y)} images), private {describe(config.private_data)}"
             f"[{','.join(map(str, config.private_classes))}] ({config.samples_per_class}/class/party, "
             f"{config.partition}), test {len(task.test_y)} images, {config.rounds} rounds, "
-            f"subset {config.subset_size}, backend {config.backend}"
+            f"subset {config.subset_size}, strategy {describe(config.strategy)}, backend {config.backend}"
         )
 
     def placement(self, hosts: list[dict[str, Any]]) -> None:

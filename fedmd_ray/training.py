@@ -122,11 +122,11 @@ def digest_loss(name: str, temperature: float = 1.0) -> LossFn:
 
 
 @torch.no_grad()
-def class_scores(model: nn.Module, x: torch.Tensor, *, batch_size: int) -> Array:
-    """Logits on `x` in inference mode, as float32 numpy: (n, classes)."""
+def class_scores(model: nn.Module, x: torch.Tensor, *, batch_size: int) -> torch.Tensor:
+    """Logits on `x` in inference mode, float32 on the CPU: (n, classes)."""
     model.eval()
     out = [model(x[i : i + batch_size]).float().cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(out).numpy()
+    return torch.cat(out)
 
 
 @torch.no_grad()

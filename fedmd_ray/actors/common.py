@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import resource
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from fedmd_ray.config import FedMDConfig
+    from fedmd_ray.model_names import ModelPlugin
+    from fedmd_ray.strategy import Strategy
 
 PartyState = npt.NDArray[np.uint8]
 """A party's serialized state (`Participant.export_state`): a byte array, which Ray moves
@@ -38,8 +44,18 @@ class SharedData:
 @dataclass(frozen=True)
 class PartySpec:
     party: int
-    model: str
+    model: ModelPlugin
     private_idx: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class HostSetup:
+    """What every party host needs besides the arrays: the config, the run's strategy (a copy per
+    process: parties call its `share` and `digest_loss`) and the size of the label space."""
+
+    config: FedMDConfig
+    strategy: Strategy
+    n_classes: int
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,59 @@ class Evaluation:
     accuracy: float
     loss: float
     seconds: float
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """A party's answer to a round: its evaluation, and its scores on the next round's subset when
+    the driver asked for them ahead (pipelining: one call per party per round, not two)."""
+
+    evaluation: Evaluation
+    next_scores: npt.NDArray[np.float32] | None
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """The round's targets, put once where every party can read them (distribute): the array itself
+    in-process, an object ref under Ray (every host on a node maps the same copy).
+
+    `rows` is None for one consensus shared by all, else the row of each party in a
+    personalised `(parties, n_align, classes)` array.
+    """
+
+    value: Any  # npt.NDArray[np.float32], or a Ray object ref to it
+    rows: dict[int, int] | None = None
+    timeout_s: float | None = None  # bound on fetching a ref (it is in the object store already)
+    _cache: list[npt.NDArray[np.float32]] = field(default_factory=list, compare=False, repr=False)
+
+    def for_party(self, party: int) -> npt.NDArray[np.float32]:
+        """The target of `party`: `(n_align, classes)`, read-only."""
+        if not self._cache:
+            value = self.value
+            if not isinstance(value, np.ndarray):
+                import ray  # only a RayPool makes refs
+
+                value = ray.get(value, timeout=self.timeout_s)
+            self._cache.append(value)
+        targets = self._cache[0]
+        return targets if self.rows is None else targets[self.rows[party]]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"value": self.value, "rows": self.rows, "timeout_s": self.timeout_s, "_cache": []}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+
+
+class StepError(Exception):
+    """A party's step raised: the message names the step (digest, revisit, ...) and the cause;
+    the original exception is chained for the traceback."""
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for messages and the log: `raised ValueError: ... (in digest)`."""
+    return f"raised {exc}" if isinstance(exc, StepError) else f"raised {exc!r}"
 
 
 def peak_rss_mib() -> float:

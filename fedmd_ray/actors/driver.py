@@ -1,60 +1,78 @@
 """The FedMD round loop (arXiv 1910.03581, Algorithm 1), plain Python.
 
-The driver owns the alignment RNG, the aggregation and the result rows; parties
-are reached only through a `PartyPool`, so the same loop runs in-process
-(`backend="local"`) and as a Ray actor over participant actors
-(`backend="ray"`). It never touches images: rounds send indices, and the
-consensus is shared once per round.
+`Driver.run_round` is the paper's round, one named call per step. The driver owns the
+alignment RNG, the strategy (its `aggregate` and its state) and the result rows;
+parties are reached only through a `PartyPool` with typed tasks (`actors.tasks`), so
+the same loop runs in-process (`backend="local"`) and as a Ray actor over party
+actors (`backend="ray"`). It never touches images: rounds send indices, and the
+targets are put once per round.
 
 Failures are handled here, inside the round loop: a host that raises, dies or
 does not answer within `round_timeout_s` is restarted from the parties' state
-after the last finished phase and redoes its part of the call (`restart`), is
-left out from then on (`drop`), or stops the run (`fail`). The consensus is
-the mean over the parties that answered. Every party gets a row every round;
-its `status` says what happened: ok, restarted, absent (`party_dropout`),
-dropped.
+after the last finished phase and redoes its part of the task (`restart`), is
+left out from then on (`drop`), or stops the run (`fail`). The strategy
+aggregates the scores of the parties that answered. Every party gets a row
+every round; its `status` says what happened: ok, restarted, absent
+(`party_dropout`), dropped.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.actors.common import Evaluation, PartyState, peak_rss_mib
-from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PartyPool, PerParty, SavedStates
-from fedmd_ray.aggregation import Consensus, aggregate
+from fedmd_ray.actors.common import Distributed, Evaluation, PartyState, RoundResult, peak_rss_mib
+from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PartyPool, SavedStates
+from fedmd_ray.actors.tasks import (
+    Communicate, DigestRevisitEvaluate, ExportState, ImportState, PartyTask, TransferLearn,
+)
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.sampling import sample_alignment
-from fedmd_ray.errors import FedMDError, PartyFailure
+from fedmd_ray.errors import FedMDError, PartyFailure, PluginError
 from fedmd_ray.seeding import rng
+from fedmd_ray.strategy import RoundInfo, Strategy, StrategyState, Targets, check_targets
 from fedmd_ray.transfer_cache import TransferCache
 
 Row = dict[str, Any]
+Scores = dict[int, npt.NDArray[np.float32]]  # party -> (n_align, classes)
+R = TypeVar("R")
 log = logging.getLogger("fedmd_ray")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a checkpoint holds besides the rows: every active party's state after the last
+    finished phase (refs under Ray, see `SavedStates`) and the strategy's state."""
+
+    parties: SavedStates
+    strategy: StrategyState
 
 
 class Driver:
     def __init__(
-        self, config: FedMDConfig, public_y: npt.NDArray[np.int64], pool: PartyPool, run_id: str,
-        save_states: bool = True,
+        self, config: FedMDConfig, strategy: Strategy, models: Sequence[str], public_y: npt.NDArray[np.int64],
+        pool: PartyPool, run_id: str, save_states: bool = True,
     ) -> None:
-        """`save_states`: hosts save their parties' states with every phase (for checkpoints);
-        `on_party_failure=restart` saves them in any case, to restart from."""
+        """`models`: each party's model name (for rows). `save_states`: hosts save their parties'
+        states with every phase (for checkpoints); `on_party_failure=restart` saves them in any
+        case, to restart from."""
         self.config = config
+        self.strategy = strategy
         self._save = save_states or config.on_party_failure == "restart"
         self.public_y = public_y
         self.pool = pool
         self.run_id = run_id
-        self.models = dict(enumerate(config.party_models))
+        self.models = dict(enumerate(models))
         self.dropped: dict[int, str] = {}  # party -> what happened
         self.restarts = {p: 0 for p in self.models}
         self._restarted: set[int] = set()  # in the current phase
-        self._next_scores: dict[int, npt.NDArray[np.float32]] = {}  # sent ahead for round `_next_round`
-        self._next_round = 0
+        self._prefetched: tuple[int, Scores] = (0, {})  # (round, scores sent ahead for it)
 
+    # --- round 0 --------------------------------------------------------------------
     def transfer_learn(self, cache_root: str | None = None) -> list[Row]:
         """Round 0: every party pretrains on public data, then trains on its own.
 
@@ -69,11 +87,11 @@ class Driver:
         hit = None if cache is None else cache.load()
         if hit is not None:
             states, results = hit
-            self._call("import_state", 0, self._active(), {p: (states[p],) for p in states}, save=self._save)
+            self._run(ImportState(states), 0, self._active(), save=self._save)
         else:
-            results = self._call("transfer_learn", 0, self._active(), save=self._save)
+            results = self._run(TransferLearn(), 0, self._active(), save=self._save)
             if cache is not None and not self.dropped:
-                cache.store(self._call("export_state", 0, self._active(), None, False), results)
+                cache.store(self._run(ExportState(include_optimizers=False), 0, self._active()), results)
         rows = []
         names = ("transfer", "upper_bound") if self.config.upper_bound else ("transfer",)
         for party in self.models:
@@ -83,34 +101,23 @@ class Driver:
                 rows.append(self._row(party, phase, 0, phases[phase]))
         return rows
 
+    # --- rounds 1..R: the paper's round, one named call per step -------------------------
     def run_round(self, round_: int) -> list[Row]:
-        """Communicate, aggregate, distribute, digest, revisit, evaluate.
-
-        Parties compute the next round's scores at the end of this one (same model,
-        same subset), so a round is one call to every party, not two.
-        """
+        """sample the alignment subset -> communicate -> aggregate -> distribute -> digest ->
+        revisit -> evaluate (the last three in one call to each party, which also scores the
+        next round's subset: pipelining)."""
         self._restarted = set()
         absent = self.absent(round_)
         present = [p for p in self._active() if p not in absent]
         align_idx = self.sample_alignment(round_)
-        scores = self._next_scores if self._next_round == round_ else {}
-        scores = {p: s for p, s in scores.items() if p in present}
-        missing = [p for p in present if p not in scores]
-        if missing:
-            scores.update(self._call("communicate", round_, missing, None, align_idx))
-        self._next_scores = {}
-        results: dict[int, Any] = {}
+        scores = self.communicate(round_, present, align_idx)
+        results: dict[int, RoundResult] = {}
         if scores:
-            consensus = self.aggregate(_stack(scores))
-            shared = self.pool.share(consensus)  # put once, read by every party
-            next_idx = self.sample_alignment(round_ + 1) if round_ < self.config.rounds else None
-            results = self._call(
-                "collaborate", round_, sorted(scores), None, align_idx, shared, next_idx, save=self._save
-            )
-            if next_idx is not None:
-                self._next_scores, self._next_round = {p: r[1] for p, r in results.items()}, round_ + 1
+            targets = self.aggregate(round_, scores)
+            distributed = self.distribute(targets, sorted(scores))
+            results = self.digest_revisit_evaluate(round_, sorted(scores), align_idx, distributed)
         return [
-            self._row(p, "collaborate", round_, results[p][0] if p in results else None,
+            self._row(p, "collaborate", round_, results[p].evaluation if p in results else None,
                       "absent" if p in absent and p not in self.dropped else None)
             for p in self.models
         ]
@@ -126,9 +133,52 @@ class Driver:
         """A fresh stratified subset per round, seeded by (seed, round): resumable, order-free."""
         return sample_alignment(rng(self.config.seed, "alignment", round_), self.public_y, self.config.subset_size)
 
-    def aggregate(self, scores: npt.NDArray[np.float32]) -> Consensus:
-        return aggregate(self.config.aggregator, scores)
+    def communicate(self, round_: int, parties: list[int], align_idx: npt.NDArray[np.int64]) -> Scores:
+        """Each party's shared scores on the subset: those it sent ahead with last round's answer,
+        asked for now from the others (round 1, after a resume, a restart or an absence)."""
+        prefetched_round, prefetched = self._prefetched
+        scores = {p: s for p, s in prefetched.items() if p in parties} if prefetched_round == round_ else {}
+        self._prefetched = (0, {})
+        missing = [p for p in parties if p not in scores]
+        if missing:
+            scores.update(self._run(Communicate(align_idx), round_, missing))
+        return dict(sorted(scores.items()))
 
+    def aggregate(self, round_: int, scores: Scores) -> Targets:
+        """The strategy's targets from the stacked scores: one consensus or one per party."""
+        parties = tuple(scores)
+        stacked = np.stack([scores[p] for p in parties])  # (parties, n_align, classes), party order
+        name = type(self.strategy).__name__
+        try:
+            targets = self.strategy.aggregate(stacked, RoundInfo(round_, parties, len(self.models)))
+            return check_targets(targets, len(parties), stacked.shape[1:], self.strategy)
+        except FedMDError as exc:
+            raise PluginError(f"strategy {name} failed in aggregate of round {round_}: {exc}") from exc
+        except Exception as exc:
+            raise PluginError(
+                f"strategy {name} raised in aggregate of round {round_}: {type(exc).__name__}: {exc}. The run "
+                "stopped; its checkpoint holds the last finished round: fix the strategy, then fedmd-ray run "
+                "--resume DIR"
+            ) from exc
+
+    def distribute(self, targets: Targets, parties: list[int]) -> Distributed:
+        """Put the targets once for every party to read (a personalised array: each its row)."""
+        rows = None if targets.ndim == 2 else {p: i for i, p in enumerate(parties)}
+        return self.pool.distribute(targets, rows)
+
+    def digest_revisit_evaluate(
+        self, round_: int, parties: list[int], align_idx: npt.NDArray[np.int64], targets: Distributed
+    ) -> dict[int, RoundResult]:
+        """Each party digests its target, revisits its private data and is evaluated; before the last
+        round it also scores the next round's subset, kept for `communicate`."""
+        next_idx = self.sample_alignment(round_ + 1) if round_ < self.config.rounds else None
+        results = self._run(DigestRevisitEvaluate(round_, align_idx, targets, next_idx), round_, parties,
+                            save=self._save)
+        if next_idx is not None:
+            self._prefetched = (round_ + 1, {p: r.next_scores for p, r in results.items() if r.next_scores is not None})
+        return results
+
+    # --- state ---------------------------------------------------------------------
     def describe(self) -> list[dict[str, Any]]:
         return self.pool.describe()
 
@@ -136,21 +186,25 @@ class Driver:
         """The hosts' `usage()` and the driver process's peak memory (MiB)."""
         return {"hosts": self.pool.usage(), "driver_peak_rss_mib": peak_rss_mib()}
 
-    def export_states(self) -> SavedStates:
-        """Every active party's model, optimizers and RNG stream after the last finished phase
-        (for checkpoints); under Ray, refs the caller fetches itself, not via this actor."""
+    def export_states(self) -> Snapshot:
+        """Every active party's model, optimizers and RNG stream after the last finished phase, and
+        the strategy's state (for checkpoints); under Ray, the party states are refs the caller
+        fetches itself, not via this actor."""
         if self._save:
-            return self.pool.saved()
-        active = self._active()
-        return SavedStates(((tuple(active), self._call("export_state", -1, active)),))
+            parties = self.pool.saved()
+        else:
+            active = self._active()
+            parties = SavedStates(((tuple(active), self._run(ExportState(), -1, active)),))
+        return Snapshot(parties, self.strategy.state_dict())
 
-    def import_states(self, states: dict[int, PartyState]) -> None:
-        """Restore what `export_states` returned; parties without a state were dropped before."""
+    def import_states(self, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
+        """Restore a checkpoint; parties without a state were dropped before it."""
         for party in self.models:
             if party not in states:
                 self.dropped.setdefault(party, "dropped before the checkpoint")
-        self._call("import_state", -1, self._active(), {p: (s,) for p, s in states.items()}, save=self._save)
-        self._next_scores = {}
+        self._run(ImportState(states), -1, self._active(), save=self._save)
+        self.strategy.load_state_dict(strategy_state)
+        self._prefetched = (0, {})
 
     def close(self) -> None:
         self.pool.close()
@@ -159,29 +213,23 @@ class Driver:
     def _active(self) -> list[int]:
         return [p for p in self.models if p not in self.dropped]
 
-    def _call(
-        self, method: str, round_: int, parties: list[int], own: PerParty | None = None, *shared: Any,
-        save: bool = False,
-    ) -> dict[int, Any]:
-        """`method` on `parties` (with their `own` arguments before `shared`), under the failure policy.
-        `save` for calls that finish a phase: hosts keep their states after it (restarts, checkpoints)."""
-        per_party = {p: (own or {}).get(p, ()) for p in parties}
+    def _run(self, task: PartyTask[R], round_: int, parties: list[int], *, save: bool = False) -> dict[int, R]:
+        """`task` on `parties` under the failure policy. `save` for tasks that finish a phase: hosts
+        keep their states after it (restarts, checkpoints)."""
         try:
-            return self.pool.call(method, *shared, per_party=per_party, timeout=self.config.round_timeout_s,
-                                  save=save)
+            return self.pool.run(task, parties, timeout=self.config.round_timeout_s, save=save)
         except PartiesFailed as failed:
             results = dict(failed.results)
             for failure in failed.failures:
-                results.update(self._recover(failure, method, round_, per_party, shared, save))
+                results.update(self._recover(failure, task, round_, parties, save))
             return dict(sorted(results.items()))
 
     def _recover(
-        self, failure: HostFailure, method: str, round_: int, per_party: PerParty, shared: tuple[Any, ...],
-        save: bool,
-    ) -> dict[int, Any]:
-        """Apply `on_party_failure` to a failed host; the results of its redone call, if any."""
+        self, failure: HostFailure, task: PartyTask[R], round_: int, parties: list[int], save: bool
+    ) -> dict[int, R]:
+        """Apply `on_party_failure` to a failed host; the results of its redone task, if any."""
         who = ", ".join(f"party {p} ({self.models[p]})" for p in failure.parties)
-        where = f"in {method}" + (f" of round {round_}" if round_ >= 0 else "")
+        where = f"in {task.phase}" + (f" of round {round_}" if round_ >= 0 else "")
         log.warning("%s failed %s: %s\n%s", who, where, failure.reason, failure.detail)
         policy = self.config.on_party_failure
         if policy == "fail":
@@ -190,18 +238,17 @@ class Driver:
                 "holds the last finished round: fedmd-ray run --resume DIR"
             )
         # The failed host's saved states are still those after the last finished phase: its failed
-        # call (and the save that goes with it) is redone from them.
+        # task (and the save that goes with it) is redone from them.
+        redo = [p for p in failure.parties if p in parties]
         while policy == "restart" and all(self.restarts[p] < self.config.max_party_restarts for p in failure.parties):
             states = self.pool.saved().resolve(failure.parties) or None
-            if states is None and method not in ("transfer_learn", "import_state"):
-                break  # nothing to restart from (those two rebuild the parties' state themselves)
+            if states is None and not task.restores_state:
+                break  # nothing to restart from (those tasks rebuild the parties' state themselves)
             for p in failure.parties:
                 self.restarts[p] += 1
             try:
                 self.pool.restart(failure.host, states)
-                redo = {p: per_party[p] for p in failure.parties if p in per_party}
-                results = self.pool.call(method, *shared, per_party=redo, timeout=self.config.round_timeout_s,
-                                         save=save)
+                results = self.pool.run(task, redo, timeout=self.config.round_timeout_s, save=save)
             except PartiesFailed as again:
                 failure = again.failures[0]
                 log.warning("%s failed again after a restart: %s\n%s", who, failure.reason, failure.detail)
@@ -232,8 +279,3 @@ class Driver:
             "test_loss": None if ev is None else ev.loss,
             "seconds": None if ev is None else ev.seconds,
         }
-
-
-def _stack(scores: dict[int, npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
-    """(parties, n_align, classes) in party order: the consensus sums in a fixed order."""
-    return np.stack([scores[p] for p in sorted(scores)])

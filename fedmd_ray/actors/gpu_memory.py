@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
-from fedmd_ray.actors.common import PartySpec, SharedData
+from fedmd_ray.actors.common import HostSetup, PartySpec, SharedData
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
+from fedmd_ray.model_names import ModelPlugin
 from fedmd_ray.models import eval_batch, footprint
 
 # Per process: CUDA context + cuBLAS/cuDNN handles, what nvidia-smi shows beyond torch's
@@ -38,46 +40,49 @@ class HostEstimate:
     bytes: int
 
 
-def party_state_bytes(model: str, input_shape: tuple[int, int, int], n_classes: int, private_samples: int) -> int:
+def party_state_bytes(
+    model: ModelPlugin, input_shape: tuple[int, int, int], n_classes: int, private_samples: int
+) -> int:
     """Weights, gradients, two Adam states (2 moments each) and the private images."""
     fp = footprint(model, input_shape, n_classes)
     return FLOAT * (6 * fp.params + private_samples * math.prod(input_shape))
 
 
-def activation_bytes(config: FedMDConfig, model: str, input_shape: tuple[int, int, int]) -> int:
+def activation_bytes(config: FedMDConfig, model: ModelPlugin, input_shape: tuple[int, int, int], n_classes: int) -> int:
     """Peak activations: the largest training batch kept for backward (x3), or an eval batch."""
-    fp = footprint(model, input_shape, config.n_classes)
+    fp = footprint(model, input_shape, n_classes)
     train_batch = max(config.pretrain_batch_size, config.digest_batch_size, config.private_batch_size,
                       config.revisit_batch_size)
-    scoring = eval_batch(model, input_shape, config.n_classes, "cuda", config.eval_batch_size)
+    scoring = eval_batch(model, input_shape, n_classes, "cuda", config.eval_batch_size)
     return FLOAT * fp.activations * max(3 * train_batch, scoring)
 
 
 def estimate_hosts(
     config: FedMDConfig,
+    models: Sequence[ModelPlugin],
     groups: list[list[int]],
     private_sizes: list[int],
     input_shape: tuple[int, int, int],
+    n_classes: int,
     shared_bytes: int,
 ) -> list[HostEstimate]:
-    """Estimated peak GPU bytes of each host (see the module docstring)."""
-    models = config.party_models
+    """Estimated peak GPU bytes of each host (see the module docstring); `models` per party."""
     estimates = []
     for group in groups:
-        states = sum(party_state_bytes(models[p], input_shape, config.n_classes, private_sizes[p]) for p in group)
-        peak = max(activation_bytes(config, models[p], input_shape) for p in group)
+        states = sum(party_state_bytes(models[p], input_shape, n_classes, private_sizes[p]) for p in group)
+        peak = max(activation_bytes(config, models[p], input_shape, n_classes) for p in group)
         estimates.append(HostEstimate(tuple(group), CUDA_CONTEXT_BYTES + shared_bytes + states + peak))
     return estimates
 
 
-def estimate_groups(config: FedMDConfig, groups: list[list[PartySpec]], data: SharedData) -> list[HostEstimate]:
+def estimate_groups(setup: HostSetup, groups: list[list[PartySpec]], data: SharedData) -> list[HostEstimate]:
     """`estimate_hosts` for the hosts a pool would build from `groups` over `data`."""
     c, h, w = data.public_x.shape[1:]
     on_device = (data.public_x, data.public_y, data.public_val_x, data.public_val_y, data.test_x, data.test_y)
-    sizes = {s.party: len(s.private_idx) for group in groups for s in group}
+    specs = sorted((s for group in groups for s in group), key=lambda s: s.party)
     party_groups = [[s.party for s in group] for group in groups]
-    return estimate_hosts(config, party_groups, [sizes[p] for p in sorted(sizes)], (c, h, w),
-                          sum(a.nbytes for a in on_device))
+    return estimate_hosts(setup.config, [s.model for s in specs], party_groups, [len(s.private_idx) for s in specs],
+                          (c, h, w), setup.n_classes, sum(a.nbytes for a in on_device))
 
 
 def check_gpu_packing(estimates: list[HostEstimate], gpus_per_actor: float, free_bytes: int, total_bytes: int) -> None:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import traceback
-from typing import Any
+from typing import Any, Sequence, TypeVar
 
-from fedmd_ray.actors.common import PartySpec, PartyState, SharedData
+import numpy as np
+import numpy.typing as npt
+
+from fedmd_ray.actors.common import Distributed, HostSetup, PartySpec, PartyState, SharedData, failure_reason
 from fedmd_ray.actors.participant import DeviceData, PartyHost, choose_device
-from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PerParty, SavedStates, host_arguments
-from fedmd_ray.config import FedMDConfig
+from fedmd_ray.actors.pool import HostFailure, PartiesFailed, SavedStates, host_parties
+from fedmd_ray.actors.tasks import ImportState, PartyTask
+
+R = TypeVar("R")
 
 
 class LocalPool:
@@ -19,41 +24,39 @@ class LocalPool:
     def __init__(
         self,
         groups: list[list[PartySpec]],
-        config: FedMDConfig,
+        setup: HostSetup,
         data: SharedData,
         *,
         threads: int | None = None,
         gpus: float | None = None,
     ) -> None:
         """`threads`/`gpus` default to the config's `torch_threads`/`gpus_per_party`."""
-        threads = config.torch_threads if threads is None else threads
-        gpus = config.gpus_per_party if gpus is None else gpus
+        threads = setup.config.torch_threads if threads is None else threads
+        gpus = setup.config.gpus_per_party if gpus is None else gpus
         placed = DeviceData.place(data, choose_device(gpus))
-        self._build = lambda group: PartyHost(group, config, placed, threads=threads, gpus=gpus)
+        self._build = lambda group: PartyHost(group, setup, placed, threads=threads, gpus=gpus)
         self.specs = [[spec] for group in groups for spec in group]
         self.hosts: list[PartyHost | None] = [self._build(group) for group in self.specs]
         self._saved: dict[int, dict[int, PartyState]] = {}
 
-    def call(
-        self, method: str, *shared: Any, per_party: PerParty | None = None, timeout: float | None = None,
-        save: bool = False,
-    ) -> dict[int, Any]:
+    def run(
+        self, task: PartyTask[R], parties: Sequence[int], *, timeout: float | None = None, save: bool = False
+    ) -> dict[int, R]:
         """`timeout` is not enforced in-process (nothing can interrupt a running host)."""
-        results: dict[int, Any] = {}
+        results: dict[int, R] = {}
         failures = []
         for index, host in enumerate(self.hosts):
-            own = host_arguments([s.party for s in self.specs[index]], per_party)
-            if host is None or own == {}:
+            own = host_parties([s.party for s in self.specs[index]], parties)
+            if host is None or not own:
                 continue
             try:
                 if save:
-                    answers, self._saved[index] = host.call_saving(method, own, *shared)
+                    answers, self._saved[index] = host.run_saving(task.for_parties(own), own)
                     results.update(answers)
                 else:
-                    results.update(host.call(method, own, *shared))
+                    results.update(host.run(task.for_parties(own), own))
             except Exception as exc:  # a party's bug: reported with its parties, policy decides
-                parties = tuple(s.party for s in self.specs[index])
-                failures.append(HostFailure(index, parties, f"raised {exc!r}", traceback.format_exc()))
+                failures.append(HostFailure(index, tuple(own), failure_reason(exc), traceback.format_exc()))
         if failures:
             raise PartiesFailed(failures, dict(sorted(results.items())))
         return dict(sorted(results.items()))
@@ -61,7 +64,7 @@ class LocalPool:
     def restart(self, host: int, states: dict[int, PartyState] | None) -> None:
         self.hosts[host] = self._build(self.specs[host])
         if states:
-            self.call("import_state", per_party={p: (s,) for p, s in states.items()})
+            self.run(ImportState(states), list(states))
 
     def wait_ready(self) -> None:
         """Hosts here are built by the constructor."""
@@ -73,8 +76,8 @@ class LocalPool:
         self.hosts[host] = None
         self._saved.pop(host, None)
 
-    def share(self, value: Any) -> Any:
-        return value
+    def distribute(self, targets: npt.NDArray[np.float32], rows: dict[int, int] | None) -> Distributed:
+        return Distributed(targets, rows)
 
     def describe(self) -> list[dict[str, Any]]:
         return [host.describe() for host in self.hosts if host is not None]

@@ -15,18 +15,22 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
 from fedmd_ray import training
-from fedmd_ray.actors.common import Evaluation, PartySpec, PartyState, SharedData, peak_rss_mib
-from fedmd_ray.config import FedMDConfig
+from fedmd_ray.actors.common import (
+    Evaluation, HostSetup, PartySpec, PartyState, RoundResult, SharedData, StepError, peak_rss_mib,
+)
+from fedmd_ray.actors.tasks import ExportState, PartyTask
 from fedmd_ray.faults import maybe_fail
-from fedmd_ray.models import build_model, eval_batch
+from fedmd_ray.models import eval_batch
 from fedmd_ray.seeding import derive_seed
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -59,22 +63,24 @@ class DeviceData:
 class Participant:
     """One party of arXiv 1910.03581: transfer learning, then communicate/digest/revisit."""
 
-    def __init__(self, spec: PartySpec, config: FedMDConfig, data: DeviceData) -> None:
+    def __init__(self, spec: PartySpec, setup: HostSetup, data: DeviceData) -> None:
+        config = setup.config
         self.party = spec.party
-        self.model_name = spec.model
+        self.model_name = spec.model.name
         self.config = config
+        self.strategy = setup.strategy
         self.device = data.device
         self.data = data
         shape = tuple(data.public[0].shape[1:])
-        self._eval_batch = eval_batch(spec.model, shape, config.n_classes, self.device.type, config.eval_batch_size)
+        self._eval_batch = eval_batch(spec.model, shape, setup.n_classes, self.device.type, config.eval_batch_size)
         self._rng_state = torch.Generator().manual_seed(derive_seed(config.seed, "party", spec.party)).get_state()
         self.round = 0  # rounds collaborated so far (saved with the state)
         self._private = (
             torch.from_numpy(data.pool_x[spec.private_idx]).to(self.device),
             torch.from_numpy(data.pool_y[spec.private_idx]).to(self.device),
         )
-        with self._own_rng():
-            self.model = build_model(spec.model, shape, config.n_classes).to(self.device)
+        with self._own_rng(), self._step("building the model"):
+            self.model = spec.model.build(shape, setup.n_classes).to(self.device)
         self._digest_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
         self._revisit_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
 
@@ -89,6 +95,14 @@ class Participant:
             self._rng_state = torch.get_rng_state()
             torch.set_rng_state(outer)
 
+    @contextlib.contextmanager
+    def _step(self, step: str) -> Iterator[None]:
+        """Name the step in what a failure reports (the driver adds party and round)."""
+        try:
+            yield
+        except Exception as exc:
+            raise StepError(f"{type(exc).__name__}: {exc} (in {step})") from exc
+
     # --- round 0 ------------------------------------------------------------------
     def transfer_learn(self) -> dict[str, Evaluation]:
         """Public pretraining with early stopping, optional upper bound, then private training."""
@@ -96,7 +110,7 @@ class Participant:
         maybe_fail(self.party, 0, "transfer_learn")
         start = time.perf_counter()
         results = {}
-        with self._own_rng():
+        with self._own_rng(), self._step("transfer learning"):
             training.fit_classifier(
                 self.model, *self.data.public, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size,
                 lr=cfg.lr, val=self.data.public_val, patience=cfg.pretrain_patience,
@@ -108,7 +122,7 @@ class Participant:
                 self.model, *self._private, epochs=cfg.private_epochs,
                 batch_size=cfg.private_batch_size, lr=cfg.lr,
             )
-        transfer = self._evaluate(start)
+            transfer = self.evaluate(start)
         upper_s = results["upper_bound"].seconds if "upper_bound" in results else 0.0
         results["transfer"] = Evaluation(transfer.accuracy, transfer.loss, transfer.seconds - upper_s)
         return results
@@ -124,51 +138,66 @@ class Participant:
             self.model, x, y, epochs=self.config.upper_bound_epochs,
             batch_size=self.config.private_batch_size, lr=self.config.lr,
         )
-        evaluation = self._evaluate(start)
+        evaluation = self.evaluate(start)
         self.model.load_state_dict(pretrained)
         return evaluation
 
     # --- rounds 1..R ------------------------------------------------------------
     def communicate(self, align_idx: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        """Class scores (logits) on the alignment subset: (n_align, classes)."""
-        x = self.data.public[0][torch.from_numpy(align_idx).to(self.device)]
-        return training.class_scores(self.model, x, batch_size=self._eval_batch)
+        """What this party shares for the alignment subset (`Strategy.share` of its logits):
+        (n_align, classes) float32."""
+        with self._step("communicate"):
+            x = self.data.public[0][torch.from_numpy(align_idx).to(self.device)]
+            logits = training.class_scores(self.model, x, batch_size=self._eval_batch)
+            with torch.no_grad():
+                shared = self.strategy.share(logits)
+            return shared.float().cpu().numpy()
 
     def collaborate(
         self,
+        round_: int,
         align_idx: npt.NDArray[np.int64],
-        consensus: npt.NDArray[np.float32],
+        target: npt.NDArray[np.float32],
         next_align_idx: npt.NDArray[np.int64] | None = None,
-    ) -> tuple[Evaluation, npt.NDArray[np.float32] | None]:
-        """Digest the consensus, revisit the private data, evaluate; with `next_align_idx`,
-        also the scores of the next round (the model will not change before then), which
-        saves a call and a wait for every party per round."""
+    ) -> RoundResult:
+        """This party's part of round `round_`, in the paper's order: digest its target, revisit
+        its private data, evaluate; then, with `next_align_idx`, score the next round's subset
+        (the model will not change before then: it saves a call and a wait per party per round)."""
         start = time.perf_counter()
-        self.round += 1
+        self.round = round_
         maybe_fail(self.party, self.round, "digest")
-        self.digest(align_idx, consensus)
+        self.digest(align_idx, target)
         maybe_fail(self.party, self.round, "revisit")
         self.revisit()
-        evaluation = self._evaluate(start)
-        return evaluation, None if next_align_idx is None else self.communicate(next_align_idx)
+        with self._step("evaluate"):
+            evaluation = self.evaluate(start)
+        next_scores = None if next_align_idx is None else self.communicate(next_align_idx)
+        return RoundResult(evaluation, next_scores)
 
-    def digest(self, align_idx: npt.NDArray[np.int64], consensus: npt.NDArray[np.float32]) -> float:
+    def digest(self, align_idx: npt.NDArray[np.int64], target: npt.NDArray[np.float32]) -> float:
+        """Train toward the target on the alignment subset with the strategy's digest loss."""
         cfg = self.config
-        x = self.data.public[0][torch.from_numpy(align_idx).to(self.device)]
-        target = torch.tensor(consensus, device=self.device)  # copies the read-only view
-        with self._own_rng():
+        with self._own_rng(), self._step("digest"):
+            x = self.data.public[0][torch.from_numpy(align_idx).to(self.device)]
+            y = torch.tensor(target, device=self.device)  # copies the read-only view
             return training.train_epochs(
-                self.model, self._digest_opt, x, target, training.digest_loss(cfg.digest_loss, cfg.temperature),
+                self.model, self._digest_opt, x, y, self.strategy.digest_loss,
                 epochs=cfg.digest_epochs, batch_size=cfg.digest_batch_size,
             )
 
     def revisit(self) -> float:
+        """Train on the private data again (cross-entropy)."""
         cfg = self.config
-        with self._own_rng():
+        with self._own_rng(), self._step("revisit"):
             return training.train_epochs(
                 self.model, self._revisit_opt, *self._private, torch.nn.functional.cross_entropy,
                 epochs=cfg.revisit_epochs, batch_size=cfg.revisit_batch_size,
             )
+
+    def evaluate(self, start: float) -> Evaluation:
+        """Accuracy and loss on the private task's test set; seconds since `start`."""
+        accuracy, loss = training.evaluate(self.model, *self.data.test, batch_size=self._eval_batch)
+        return Evaluation(accuracy, loss, time.perf_counter() - start)
 
     # --- state (transfer cache, checkpoints) ----------------------------------------
     def export_state(self, include_optimizers: bool = True) -> PartyState:
@@ -191,10 +220,6 @@ class Participant:
             self._digest_opt.load_state_dict(state["digest_opt"])
             self._revisit_opt.load_state_dict(state["revisit_opt"])
 
-    def _evaluate(self, start: float) -> Evaluation:
-        accuracy, loss = training.evaluate(self.model, *self.data.test, batch_size=self._eval_batch)
-        return Evaluation(accuracy, loss, time.perf_counter() - start)
-
 
 def choose_device(gpus: float) -> torch.device:
     """CUDA only when this worker got a GPU share and torch can see one.
@@ -205,12 +230,12 @@ def choose_device(gpus: float) -> torch.device:
 
 
 class PartyHost:
-    """Holds the participants of one worker and dispatches calls to them by party id."""
+    """Holds the participants of one worker and applies the driver's tasks to them by party id."""
 
     def __init__(
         self,
         specs: list[PartySpec],
-        config: FedMDConfig,
+        setup: HostSetup,
         data: SharedData | DeviceData,
         *,
         threads: int | None,
@@ -221,34 +246,33 @@ class PartyHost:
             torch.set_num_threads(threads)
         self.device = choose_device(gpus)
         on_device = data if isinstance(data, DeviceData) else DeviceData.place(data, self.device)
-        self.participants = {s.party: Participant(s, config, on_device) for s in specs}
+        self.participants = {s.party: Participant(s, setup, on_device) for s in specs}
         self.busy_s = 0.0  # party work
         self.state_s = 0.0  # exporting and importing states (snapshots, checkpoints)
 
-    def call(self, method: str, per_party: dict[int, tuple[Any, ...]] | None, *shared: Any) -> dict[int, Any]:
-        """`participant.method(*per_party[pid], *shared)` for each hosted party in party order;
-        with `per_party`, only the parties it names (absent or dropped parties sit out)."""
+    def run(self, task: PartyTask[R], parties: Sequence[int] | None = None) -> dict[int, R]:
+        """`task` on each hosted party in party order; with `parties`, only those it names
+        (absent or dropped parties sit out)."""
         start = time.perf_counter()
-        parties = sorted(self.participants if per_party is None else set(per_party) & set(self.participants))
-        results = {pid: getattr(self.participants[pid], method)(*(per_party or {}).get(pid, ()), *shared)
-                   for pid in parties}
+        chosen = sorted(self.participants if parties is None else set(parties) & set(self.participants))
+        results = {pid: task.run(self.participants[pid]) for pid in chosen}
         elapsed = time.perf_counter() - start
-        if method in ("export_state", "import_state"):
+        if task.is_state_transfer:
             self.state_s += elapsed
         else:
             self.busy_s += elapsed
         return results
 
-    def call_saving(
-        self, method: str, per_party: dict[int, tuple[Any, ...]] | None, *shared: Any
-    ) -> tuple[dict[int, Any], dict[int, PartyState]]:
-        """`call`, then every hosted party's state (`export_state`), also of those that sat the call
+    def run_saving(
+        self, task: PartyTask[R], parties: Sequence[int] | None = None
+    ) -> tuple[dict[int, R], dict[int, PartyState]]:
+        """`run`, then every hosted party's state (`ExportState`), also of those that sat the task
         out: the snapshot that restarts and checkpoints need travels with the answer instead of
         costing every round a second call."""
-        return self.call(method, per_party, *shared), self.call("export_state", None)
+        return self.run(task, parties), self.run(ExportState())
 
     def usage(self) -> dict[str, Any]:
-        """Seconds of party work inside `call` so far (a round's time beyond it is overhead), seconds
+        """Seconds of party work inside `run` so far (a round's time beyond it is overhead), seconds
         spent saving/restoring states, and peak memory."""
         usage: dict[str, Any] = {"parties": sorted(self.participants), "busy_s": self.busy_s,
                                  "state_s": self.state_s, "peak_rss_mib": peak_rss_mib()}

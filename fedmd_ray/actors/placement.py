@@ -18,6 +18,7 @@ from typing import Sequence
 
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
+from fedmd_ray.model_names import ModelPlugin
 from fedmd_ray.models import footprint
 
 
@@ -80,7 +81,8 @@ def even_cpu_share(cpus: float, parts: int) -> float:
 
 
 def party_costs(
-    config: FedMDConfig, private_sizes: Sequence[int], input_shape: tuple[int, int, int], n_classes: int, n_test: int
+    config: FedMDConfig, models: Sequence[ModelPlugin], private_sizes: Sequence[int],
+    input_shape: tuple[int, int, int], n_classes: int, n_test: int,
 ) -> list[float]:
     """Estimated work of each party per round: samples touched, weighted by its model's cost per sample.
 
@@ -90,7 +92,7 @@ def party_costs(
     return [
         footprint(model, input_shape, n_classes).cpu_cost
         * (4 * config.subset_size + n_test + 3 * config.revisit_epochs * size)
-        for model, size in zip(config.party_models, private_sizes)
+        for model, size in zip(models, private_sizes)
     ]
 
 

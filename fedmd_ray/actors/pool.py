@@ -1,4 +1,5 @@
-"""The driver's view of the parties: call a method on every party, get results by party id.
+"""The driver's view of the parties: run a typed task (`actors.tasks`) on some parties, get results
+by party id.
 
 One interface, two implementations: `actors.local_pool.LocalPool` (in this
 process, one host after another; the sequential reference) and
@@ -13,11 +14,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol, Sequence, TypeVar
 
-from fedmd_ray.actors.common import PartyState
+import numpy as np
+import numpy.typing as npt
 
-PerParty = dict[int, tuple[Any, ...]]
+from fedmd_ray.actors.common import Distributed, PartyState
+from fedmd_ray.actors.tasks import PartyTask
+
+R = TypeVar("R")
 log = logging.getLogger("fedmd_ray")
 
 
@@ -72,13 +77,11 @@ class PartiesFailed(Exception):
 
 
 class PartyPool(Protocol):
-    def call(
-        self, method: str, *shared: Any, per_party: PerParty | None = None, timeout: float | None = None,
-        save: bool = False,
-    ) -> dict[int, Any]:
-        """Run `method` on every party (or those `per_party` names, with their own arguments
-        before `shared`); results in party order. Raises PartiesFailed. With `save`, every host
-        that answers also keeps its parties' states after the call (see `saved`)."""
+    def run(
+        self, task: PartyTask[R], parties: Sequence[int], *, timeout: float | None = None, save: bool = False
+    ) -> dict[int, R]:
+        """Run `task` on `parties`; results in party order. Raises PartiesFailed. With `save`, every
+        host that answers also keeps its parties' states after the task (see `saved`)."""
         ...
 
     def wait_ready(self) -> None:
@@ -98,8 +101,9 @@ class PartyPool(Protocol):
         """Forget a failed host; its parties are gone for the rest of the run."""
         ...
 
-    def share(self, value: Any) -> Any:
-        """Make `value` available to every host once (an object ref under Ray)."""
+    def distribute(self, targets: npt.NDArray[np.float32], rows: dict[int, int] | None) -> Distributed:
+        """Put the round's targets once where every host reads them (an object ref under Ray);
+        `rows`: each party's row of personalised targets, None for one shared consensus."""
         ...
 
     def describe(self) -> list[dict[str, Any]]:
@@ -114,6 +118,7 @@ class PartyPool(Protocol):
         ...
 
 
-def host_arguments(group: list[int], per_party: PerParty | None) -> PerParty | None:
-    """The part of `per_party` for one host's parties (None = all of them, no own arguments)."""
-    return None if per_party is None else {p: per_party[p] for p in group if p in per_party}
+def host_parties(group: Sequence[int], parties: Sequence[int]) -> list[int]:
+    """The parties of one host that a task is for (empty: the host sits the task out)."""
+    wanted = set(parties)
+    return [p for p in group if p in wanted]

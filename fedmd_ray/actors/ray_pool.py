@@ -9,20 +9,24 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence, TypeVar
 
+import numpy as np
+import numpy.typing as npt
 import ray
 
-from fedmd_ray.actors.common import PartySpec, PartyState, SharedData
-from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PerParty, SavedStates, host_arguments
+from fedmd_ray.actors.common import Distributed, HostSetup, PartySpec, PartyState, SharedData, failure_reason
+from fedmd_ray.actors.pool import HostFailure, PartiesFailed, SavedStates, host_parties
 from fedmd_ray.actors.remote_host import RemoteHost
-from fedmd_ray.config import FedMDConfig
+from fedmd_ray.actors.tasks import ImportState, PartyTask
 from fedmd_ray.errors import ResourceError
 
 if TYPE_CHECKING:
     from fedmd_ray.actors.placement import ActorResources  # sizing imports torch
 
 _HOST_ACTOR = ray.remote(RemoteHost)  # made once; never pickled with a pool
+R = TypeVar("R")
+FETCH_TIMEOUT_S = 600.0  # fetching an answer that is ready (it may be large: party states)
 
 
 class RayPool:
@@ -33,11 +37,13 @@ class RayPool:
     """
 
     def __init__(
-        self, groups: list[list[PartySpec]], config: FedMDConfig, data: SharedData, resources: ActorResources
+        self, groups: list[list[PartySpec]], setup: HostSetup, data: SharedData, resources: ActorResources
     ) -> None:
+        config = setup.config
         refs = [ray.put(getattr(data, f.name)) for f in dataclasses.fields(data)]
         self._options = dict(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0)
-        self._args = (config, resources.threads, resources.gpus, *refs)
+        self._args = (setup, resources.threads, resources.gpus, *refs)
+        self._fetch_timeout = config.round_timeout_s
         self._prefix = f"fedmd_ray-{uuid.uuid4().hex[:8]}"  # actor names: visible in `ray list actors`
         self._starts = 0
         self._what = f"party actors (each CPU={resources.cpus:g}, GPU={resources.gpus:g})"
@@ -58,34 +64,33 @@ class RayPool:
             self.close()
             raise
 
-    def call(
-        self, method: str, *shared: Any, per_party: PerParty | None = None, timeout: float | None = None,
-        save: bool = False,
-    ) -> dict[int, Any]:
+    def run(
+        self, task: PartyTask[R], parties: Sequence[int], *, timeout: float | None = None, save: bool = False
+    ) -> dict[int, R]:
         """With `save`, each host's states come back as a second return value that is never
         fetched here: the driver owns it, it stays in the object store (see `SavedStates`)."""
         pending: dict[Any, int] = {}
         states: dict[int, Any] = {}
         for index, (host, group) in enumerate(zip(self.hosts, self.groups)):
-            own = host_arguments(group, per_party)
-            if host is None or own == {}:
+            own = host_parties(group, parties)
+            if host is None or not own:
                 continue
             if save:
-                answer, states[index] = host.call_saving.options(num_returns=2).remote(method, own, *shared)
+                answer, states[index] = host.run_saving.options(num_returns=2).remote(task.for_parties(own), own)
             else:
-                answer = host.call.remote(method, own, *shared)
+                answer = host.run.remote(task.for_parties(own), own)
             pending[answer] = index
         ready, late = ray.wait(list(pending), num_returns=len(pending), timeout=timeout)
-        results: dict[int, Any] = {}
+        results: dict[int, R] = {}
         failures = []
         for ref in ready:
             index = pending[ref]
             try:
-                results.update(ray.get(ref, timeout=60))
+                results.update(ray.get(ref, timeout=FETCH_TIMEOUT_S))
                 if index in states:
                     self._saved[index] = states[index]
             except ray.exceptions.RayTaskError as exc:  # the party raised: its traceback is in `exc`
-                failures.append(HostFailure(index, tuple(self.groups[index]), f"raised {exc.cause!r}", str(exc)))
+                failures.append(HostFailure(index, tuple(self.groups[index]), failure_reason(exc.cause), str(exc)))
             except ray.exceptions.RayActorError as exc:  # the process died (os._exit, OOM kill, ray.kill, node loss)
                 failures.append(HostFailure(index, tuple(self.groups[index]), "its actor died", str(exc)))
         for ref in late:
@@ -102,7 +107,7 @@ class RayPool:
         descriptions = self.describe_all()
         descriptions[host] = wait_scheduled([self.hosts[host].describe.remote()], self._timeout, self._what)[0]
         if states:
-            self.call("import_state", per_party={p: (s,) for p, s in states.items()})
+            self.run(ImportState(states), list(states))
 
     def saved(self) -> SavedStates:
         return SavedStates(tuple((tuple(self.groups[h]), part) for h, part in self._saved.items()))
@@ -112,8 +117,8 @@ class RayPool:
         self.hosts[host] = None
         self._saved.pop(host, None)
 
-    def share(self, value: Any) -> Any:
-        return ray.put(value)
+    def distribute(self, targets: npt.NDArray[np.float32], rows: dict[int, int] | None) -> Distributed:
+        return Distributed(ray.put(targets), rows, self._fetch_timeout)
 
     def describe(self) -> list[dict[str, Any]]:
         return [d for d, host in zip(self.describe_all(), self.hosts) if host is not None]
@@ -154,7 +159,7 @@ def wait_scheduled(refs: list[Any], timeout_s: float, what: str) -> list[dict[st
             "Lower cpus_per_party/gpus_per_party, raise parties_per_actor, or free the cluster."
         )
     try:
-        return ray.get(refs, timeout=timeout_s)
+        return list(ray.get(refs, timeout=timeout_s))
     except ray.exceptions.RayError as exc:
         raise RuntimeError(f"{what} failed while starting: {exc}") from exc
 

@@ -7,12 +7,14 @@ only when an actor is built, and forwards the calls `actors.ray_pool` makes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence, TypeVar
 
 import ray
 
-from fedmd_ray.actors.common import PartySpec, PartyState, SharedData
-from fedmd_ray.config import FedMDConfig
+from fedmd_ray.actors.common import HostSetup, PartySpec, PartyState, SharedData
+from fedmd_ray.actors.tasks import PartyTask
+
+R = TypeVar("R")
 
 
 class RemoteHost:
@@ -23,18 +25,16 @@ class RemoteHost:
     stored once per node, however many parties read it.
     """
 
-    def __init__(self, specs: list[PartySpec], config: FedMDConfig, threads: int, gpus: float, *arrays: Any) -> None:
+    def __init__(self, specs: list[PartySpec], setup: HostSetup, threads: int, gpus: float, *arrays: Any) -> None:
         from fedmd_ray.actors.participant import PartyHost
 
-        self._host = PartyHost(specs, config, SharedData(*arrays), threads=threads, gpus=gpus)
+        self._host = PartyHost(specs, setup, SharedData(*arrays), threads=threads, gpus=gpus)
 
-    def call(self, method: str, per_party: dict[int, tuple[Any, ...]] | None, *shared: Any) -> dict[int, Any]:
-        return self._host.call(method, per_party, *shared)
+    def run(self, task: PartyTask[R], parties: Sequence[int]) -> dict[int, R]:
+        return self._host.run(task, parties)
 
-    def call_saving(
-        self, method: str, per_party: dict[int, tuple[Any, ...]] | None, *shared: Any
-    ) -> tuple[dict[int, Any], dict[int, PartyState]]:
-        return self._host.call_saving(method, per_party, *shared)
+    def run_saving(self, task: PartyTask[R], parties: Sequence[int]) -> tuple[dict[int, R], dict[int, PartyState]]:
+        return self._host.run_saving(task, parties)
 
     def usage(self) -> dict[str, Any]:
         return self._host.usage()

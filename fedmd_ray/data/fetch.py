@@ -88,7 +88,7 @@ _TORCHVISION_DOWNLOADS: dict[str, tuple[str, dict[str, Any]]] = {
 def _fetch_with_torchvision(name: str, root: Path, log: Callable[[str], object]) -> Path:
     """Already loadable: nothing to do. Else torchvision's `download=True` (needs a network)."""
     try:
-        sources.load_source(name, root)
+        sources.load_builtin(name, root)
         log(f"{name}: already present under {root}")
         return root
     except DataError:

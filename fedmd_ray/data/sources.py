@@ -1,20 +1,15 @@
-"""Registry of labeled image sources and their offline loaders.
+"""The built-in labeled image sources: their offline loaders and what they are.
 
-Every source loads from local files only (see `fetch.py` for getting them) and
-comes back in one layout: images (n, C, H, W) float32 in [0, 1], labels (n,)
-int64. Pixel bytes k map to k/255 for every source, so `mnist` and
-`mnist-idx` give identical arrays for the same images. Some sources also carry
-a per-sample auxiliary id in `Split.groups` (CIFAR-100 superclass, EMNIST
-writer) for partitions that need it; it is None elsewhere.
-
-Loaded arrays are cached per process, keyed on (name, resolved data root),
-because the runner may build several runs in one process. They are shared
-between callers and therefore read-only: copy before modifying.
+Every built-in source loads from local files only (see `fetch.py` for getting them)
+into a `LabeledImages` (images (n, C, H, W) float32 in [0, 1], labels (n,) int64), the
+same type a user's loader returns, and is registered in `fedmd_ray.data.resolve` like a
+user's source. Pixel bytes k map to k/255 for every source, so `mnist` and `mnist-idx`
+give identical arrays for the same images. Some sources also carry a per-sample group id
+in `Split.groups` (CIFAR-100 superclass, EMNIST writer) for the partitions that need it.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import zipfile
 from dataclasses import dataclass
@@ -25,32 +20,13 @@ import numpy as np
 import numpy.typing as npt
 
 from fedmd_ray.data.formats import read_idx_pair, read_mat, read_py2_pickle
+from fedmd_ray.data.images import GroupKind, LabeledImages, Split, freeze
 from fedmd_ray.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
-class Split:
-    """One split of a source; arrays are read-only and may be shared."""
-
-    x: np.ndarray  # (n, C, H, W) float32 in [0, 1], C-contiguous
-    y: np.ndarray  # (n,) int64, the source's own class ids 0..n_classes-1
-    # (n,) int64 auxiliary id per sample (cifar100: coarse label, emnist .mat: writer), or None
-    groups: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class LabeledImages:
-    """One data source, loaded."""
-
-    name: str
-    train: Split
-    test: Split
-    class_names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class SourceInfo:
-    """What a source is, known without loading it."""
+    """What a built-in source is, known without loading it (for `fedmd-ray presets`, `data fetch`)."""
 
     name: str
     image_shape: tuple[int, int, int]  # (C, H, W)
@@ -188,12 +164,12 @@ _INFOS: dict[str, SourceInfo] = {
 
 
 def source_names() -> list[str]:
-    """Names accepted by `source_info` / `load_source`, in registration order."""
+    """The built-in sources, in registration order."""
     return list(_INFOS)
 
 
 def source_info(name: str) -> SourceInfo:
-    """Metadata of one source; ConfigError if the name is unknown."""
+    """Metadata of one built-in source; ConfigError if the name is unknown."""
     try:
         return _INFOS[name]
     except KeyError:
@@ -213,42 +189,19 @@ def resolve_data_root(data_root: str | Path | None) -> Path:
     return (default_data_root() if data_root is None else Path(data_root)).expanduser().resolve()
 
 
-def load_source(name: str, data_root: str | Path) -> LabeledImages:
-    """Load a source from local files (cached per process; arrays read-only).
-
-    Raises ConfigError for an unknown name and DataError naming the expected
-    path(s) and the command to get them when files are missing or corrupt.
-    """
-    source_info(name)
-    root = resolve_data_root(data_root)
+def load_builtin(name: str, root: Path) -> LabeledImages:
+    """Load the built-in source `name` from the data root `root` (unchecked: callers go through
+    `fedmd_ray.data.resolve.load_source`, which checks and caches)."""
+    info = source_info(name)
     if root.exists() and not root.is_dir():
         raise DataError(f"data root {root} is a file; data_root must be a directory")
-    return _load_cached(name, root)
-
-
-@functools.lru_cache(maxsize=8)
-def _load_cached(name: str, root: Path) -> LabeledImages:
     train, test = _LOADERS[name](root)
     names_from_files = _CLASS_NAME_READERS.get(name)
-    names = names_from_files(root) if names_from_files else None
-    return LabeledImages(name, train, test, names or _INFOS[name].class_names)
-
-
-def _freeze(
-    x: npt.NDArray[np.float32],
-    y: npt.NDArray[np.integer],
-    groups: npt.NDArray[np.integer] | None = None,
-) -> Split:
-    """Make a Split whose arrays are C-contiguous and read-only (they are cached and shared)."""
-    split = Split(
-        np.ascontiguousarray(x, dtype=np.float32),
-        np.ascontiguousarray(y, dtype=np.int64),
-        None if groups is None else np.ascontiguousarray(groups, dtype=np.int64),
+    names = (names_from_files(root) if names_from_files else None) or info.class_names
+    groups: GroupKind | None = (
+        "superclass" if info.groups == "superclass" else "writer" if train.groups is not None else None
     )
-    for arr in (split.x, split.y, split.groups):
-        if arr is not None:
-            arr.flags.writeable = False
-    return split
+    return LabeledImages(train, test, names, groups, info.superclass_names if groups == "superclass" else (), name)
 
 
 def _from_bytes(
@@ -261,7 +214,7 @@ def _from_bytes(
         images = images.reshape(len(images), 1, *images.shape[1:])  # (n, 1, H, W)
     x = images.astype(np.float32)
     x /= np.float32(255)
-    return _freeze(x, labels, groups)
+    return freeze(x, labels, groups)
 
 
 def _load_mnist(root: Path) -> tuple[Split, Split]:
@@ -350,7 +303,7 @@ def _load_digits(root: Path) -> tuple[Split, Split]:
     y = bunch.target.astype(np.int64)
     is_test = np.zeros(len(y), dtype=bool)
     is_test[digits_test_indices(y)] = True
-    return _freeze(x[~is_test], y[~is_test]), _freeze(x[is_test], y[is_test])
+    return freeze(x[~is_test], y[~is_test]), freeze(x[is_test], y[is_test])
 
 
 def _missing(name: str, root: Path, paths: list[Path]) -> DataError:

@@ -15,9 +15,11 @@ import numpy as np
 import numpy.typing as npt
 
 from fedmd_ray.config import FedMDConfig
+from fedmd_ray.data.images import LabeledImages, Split
 from fedmd_ray.data.partition import dirichlet_partition, iid_partition, superclass_partition, writer_partition
+from fedmd_ray.data.resolve import SourcePlugin, load_source, resolve_source
 from fedmd_ray.data.sampling import Indices, stratified_sample
-from fedmd_ray.data.sources import Split, load_source, resolve_data_root, source_info
+from fedmd_ray.data.sources import resolve_data_root
 from fedmd_ray.errors import ConfigError, DataError
 from fedmd_ray.seeding import rng
 
@@ -52,10 +54,14 @@ class FedMDTask:
 
 
 def build_task(config: FedMDConfig) -> FedMDTask:
-    """Load, filter, remap and partition the data the config asks for."""
+    """Load, check, filter, remap and partition the data the config asks for."""
     root = resolve_data_root(config.data_root)
-    public = load_source(config.public_data, root)
-    private = load_source(config.private_data, root)
+    public_source = resolve_source("public_data", config.public_data)
+    private_source = resolve_source("private_data", config.private_data)
+    public = load_source(public_source, root)
+    private = load_source(private_source, root)
+    _check_classes(config, public, private)
+    _check_disjoint(config, public_source, private_source)
     public_classes = (
         tuple(range(len(public.class_names))) if config.public_classes is None else config.public_classes
     )
@@ -63,11 +69,17 @@ def build_task(config: FedMDConfig) -> FedMDTask:
 
     pub_train = _select(public.train, public_classes, offset=0)
     pub_val = _select(public.test, public_classes, offset=0)
+    empty = [c for i, c in enumerate(public_classes) if not (pub_train.y == i).any()]
+    if empty:
+        raise DataError(
+            f"public classes {empty} of {_name(config.public_data)!r} have no training images; leave them out "
+            "with public_classes=..."
+        )
     if config.public_size is not None:
         if config.public_size > len(pub_train.y):
             raise ConfigError(
                 f"public_size={config.public_size} exceeds the public set ({len(pub_train.y)} images of "
-                f"classes {list(public_classes)} in '{config.public_data}'); lower it or set it to None"
+                f"classes {list(public_classes)} in {_name(config.public_data)!r}); lower it or set it to None"
             )
         pub_train = _at_most(pub_train, config.public_size, rng(config.seed, "public_size"))
     if config.subset_size > len(pub_train.y):
@@ -77,6 +89,7 @@ def build_task(config: FedMDConfig) -> FedMDTask:
         )
 
     shape = pub_train.x.shape[1:]
+    _check_convertible(shape, private.train.x.shape[1:], config)
     by_superclass = config.partition == "superclass"
     priv_train = _select(private.train, config.private_classes, offset=n_public, by_groups=by_superclass)
     priv_test = _select(private.test, config.private_classes, offset=n_public, by_groups=by_superclass)
@@ -86,7 +99,7 @@ def build_task(config: FedMDConfig) -> FedMDTask:
     if config.eval_size is not None:
         pub_val = _at_most(pub_val, config.eval_size, rng(config.seed, "eval_size", "public"))
         priv_test = _at_most(priv_test, config.eval_size, rng(config.seed, "eval_size", "test"))
-    parts = _partition(config, priv_train)
+    parts = _partition(config, priv_train, n_public)
     # Keep only the images some party holds (a few per class, out of a pool of thousands):
     # they are what is resized, put into the object store and shipped to every actor.
     # The map is monotonic, so every party's images keep their order.
@@ -143,32 +156,81 @@ def _check_not_empty(config: FedMDConfig, public_val: Split, private_test: Split
             )
 
 
+def _check_classes(config: FedMDConfig, public: LabeledImages, private: LabeledImages) -> None:
+    """Class ids against the loaded sources; the partition against the private source's group ids."""
+    if config.partition in ("writer", "superclass") and private.groups != config.partition:
+        kinds = {"writer": "writer ids (emnist-letters from its .mat file, or groups_train/groups_test)",
+                 "superclass": "superclass ids (cifar100, or group_kind='superclass')"}
+        raise ConfigError(
+            f"partition='{config.partition}' needs {kinds[config.partition]}, which private_data="
+            f"{_name(config.private_data)!r} does not have; use partition='iid' or 'noniid', or such a source"
+        )
+    by_superclass = config.partition == "superclass"
+    _check_ids("public_classes", config.public_classes, len(public.class_names), "classes")
+    _check_ids("private_classes", config.private_classes,
+               len(private.group_names if by_superclass else private.class_names),
+               "superclasses" if by_superclass else "classes")
+
+
+def _check_ids(name: str, classes: tuple[int, ...] | None, n_available: int, unit: str) -> None:
+    if classes is None:
+        return
+    bad = [c for c in classes if not 0 <= c < n_available]
+    if bad:
+        raise ConfigError(
+            f"{name}={list(classes)} is not allowed: must be class ids in 0..{n_available - 1} (the source has "
+            f"{n_available} {unit})"
+        )
+
+
+def _check_disjoint(config: FedMDConfig, public: SourcePlugin, private: SourcePlugin) -> None:
+    """The private task must not hold public classes of the same images (superclasses: checked on the
+    data, in `_check_superclasses_disjoint`)."""
+    if public.images != private.images or config.partition == "superclass":
+        return
+    public_ids = None if config.public_classes is None else set(config.public_classes)
+    shared = sorted(set(config.private_classes) if public_ids is None else public_ids & set(config.private_classes))
+    if shared:
+        raise ConfigError(
+            f"public_classes and private_classes share classes {shared} of the same images "
+            f"({public.name!r}, {private.name!r}); the private task must use classes the public set does not hold"
+        )
+
+
+def _name(entry: object) -> str:
+    from fedmd_ray.plugins import describe
+
+    return describe(entry)
+
+
 def _check_superclasses_disjoint(
     config: FedMDConfig, public_classes: tuple[int, ...], *private: Split
 ) -> None:
     """Private superclasses of the public set's own source must not hold a public class; only
     the data knows which fine classes a superclass holds (`Split.groups` after `_select`)."""
-    if source_info(config.public_data).images != source_info(config.private_data).images:
+    if resolve_source("public_data", config.public_data).images != \
+            resolve_source("private_data", config.private_data).images:  # fmt: skip
         return
     fine = set().union(*(np.unique(split.groups).tolist() for split in private if split.groups is not None))
     shared = sorted(fine & set(public_classes))
     if shared:
         raise ConfigError(
             f"private superclasses {list(config.private_classes)} hold fine classes {shared}, which are "
-            f"public_classes of the same source '{config.public_data}'; the private task must use classes "
+            f"public_classes of the same source {_name(config.public_data)!r}; the private task must use classes "
             "the public set does not hold"
         )
 
 
-def _partition(config: FedMDConfig, pool: Split) -> list[Indices]:
+def _partition(config: FedMDConfig, pool: Split, n_public: int) -> list[Indices]:
+    """Each party's indices into `pool` (labels n_public.. after `_select`)."""
     labels = pool.y
     counts = {int(c): int((labels == c).sum()) for c in np.unique(labels)}
     n_private = len(config.private_classes)
     if len(counts) < n_private:
-        missing = [c for i, c in enumerate(config.private_classes) if i + config.n_public_classes not in counts]
-        raise ConfigError(
+        missing = [c for i, c in enumerate(config.private_classes) if i + n_public not in counts]
+        raise DataError(
             f"private_classes={list(config.private_classes)}: {missing} have no training images "
-            f"in '{config.private_data}'"
+            f"in {_name(config.private_data)!r}"
         )
     seed_rng = rng(config.seed, "partition")
     if config.partition in ("writer", "superclass"):
@@ -177,11 +239,11 @@ def _partition(config: FedMDConfig, pool: Split) -> list[Indices]:
     if config.partition == "iid":
         label, scarce = min(counts.items(), key=lambda kv: kv[1])
         if need > scarce:
-            source_class = config.private_classes[label - config.n_public_classes]
+            source_class = config.private_classes[label - n_public]
             raise ConfigError(
                 f"samples_per_class={config.samples_per_class} x n_parties={config.n_parties} = {need} "
                 f"exceeds the {scarce} training images of private class {source_class} in "
-                f"'{config.private_data}'; lower either"
+                f"{_name(config.private_data)!r}; lower either"
             )
         return iid_partition(seed_rng, labels, config.n_parties, config.samples_per_class)
     total = need * n_private
@@ -197,7 +259,7 @@ def _grouped_partition(config: FedMDConfig, pool: Split, seed_rng: np.random.Gen
     """The paper's non-iid schemes; both need the source's group ids (checked in the config)."""
     if pool.groups is None:
         raise ConfigError(
-            f"partition='{config.partition}' needs the group ids of '{config.private_data}', which these "
+            f"partition='{config.partition}' needs the group ids of {_name(config.private_data)!r}, which these "
             "files do not carry (emnist-letters: use the .mat file, which has writer ids)"
         )
     try:
@@ -211,6 +273,17 @@ def _grouped_partition(config: FedMDConfig, pool: Split, seed_rng: np.random.Gen
             f"partition='{config.partition}' with n_parties={config.n_parties}, samples_per_class="
             f"{config.samples_per_class}: {exc}; lower either"
         ) from exc
+
+
+def _check_convertible(public: tuple[int, ...], private: tuple[int, ...], config: FedMDConfig) -> None:
+    """Private images are resized to the public shape (any size) and recoloured only between
+    grayscale and colour: 4 channels into 3 has no meaning."""
+    if public[0] != private[0] and 1 not in (public[0], private[0]):
+        raise DataError(
+            f"public images are {tuple(public)} and private images {tuple(private)} (C, H, W): {private[0]} channels "
+            f"cannot become {public[0]} (only grayscale <-> colour is converted); convert "
+            f"{_name(config.private_data)!r} or choose another pairing"
+        )
 
 
 def conform_images(x: Images, shape: tuple[int, ...]) -> Images:

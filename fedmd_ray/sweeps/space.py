@@ -6,8 +6,8 @@ import itertools
 from typing import Any
 
 from fedmd_ray.config import FedMDConfig, parse_overrides
-from fedmd_ray.data.task import build_task
 from fedmd_ray.errors import ConfigError
+from fedmd_ray.experiment import prepare
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -60,6 +60,6 @@ def check_points(base: FedMDConfig, param_space: dict[str, Any]) -> list[FedMDCo
     configs = []
     for combo in itertools.product(*grid.values()):
         config = base.replace(**dict(zip(grid, combo)))
-        build_task(config)  # subset size vs public set, samples per class, ...
+        prepare(config)  # subset size vs public set, samples per class, every model and the strategy tried
         configs.append(config)
     return configs

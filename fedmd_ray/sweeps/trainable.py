@@ -16,16 +16,29 @@ import pyarrow as pa
 from fedmd_ray.analysis.io import join_uri, write_table
 from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.config import FedMDConfig
-from fedmd_ray.data.task import build_task
+from fedmd_ray.data.resolve import SOURCES
+from fedmd_ray.experiment import prepare
+from fedmd_ray.model_names import MODELS
+from fedmd_ray.plugins import Registry, describe
 from fedmd_ray.runner import iterate_phases
+from fedmd_ray.strategy import STRATEGIES
 
 BASE = "_base"  # the base config (dict) inside Tune's param space
 RESULTS = "_results"  # directory/URI for the trials' tables
 CACHE = "_transfer_cache"  # directory/URI of the transfer cache, or None
+PLUGINS = "_plugins"  # what the user registered in the sweep's process (registries are per process)
+_REGISTRIES: dict[str, Registry[Any]] = {"models": MODELS, "sources": SOURCES, "strategies": STRATEGIES}
+
+
+def registered_plugins() -> dict[str, dict[str, Any]]:
+    """The user's registrations in this process, to hand to trials (they travel by value)."""
+    return {kind: registry.user_entries() for kind, registry in _REGISTRIES.items()}
 
 
 def trial_config(params: dict[str, Any]) -> FedMDConfig:
-    """The trial's config: the base with the swept values applied."""
+    """The trial's config: the base with the swept values applied (the sweep's registrations first)."""
+    for kind, entries in params.get(PLUGINS, {}).items():
+        _REGISTRIES[kind].install(entries)
     swept = {k: v for k, v in params.items() if not k.startswith("_")}
     return FedMDConfig.from_dict({**params[BASE], **swept})
 
@@ -35,7 +48,9 @@ def swept_columns(table: pa.Table, trial_id: str, params: dict[str, Any]) -> pa.
     table = table.append_column("trial_id", pa.array([trial_id] * table.num_rows, pa.string()))
     for key, value in params.items():
         if not key.startswith("_"):
-            column = [",".join(map(str, value)) if isinstance(value, (list, tuple)) else value] * table.num_rows
+            text = ",".join(map(describe, value)) if isinstance(value, (list, tuple)) else value
+            column = [text if isinstance(text, (str, int, float, bool)) or text is None else describe(text)]
+            column *= table.num_rows
             table = table.append_column(key, pa.array(column))
     return table
 
@@ -47,7 +62,7 @@ def trainable(params: dict[str, Any]) -> None:
     trial_id = tune.get_context().get_trial_id()
     rows: list[dict[str, Any]] = []
     baseline = None
-    phases = iterate_phases(config, build_task(config), transfer_cache=params[CACHE], driver_in_process=True)
+    phases = iterate_phases(prepare(config), transfer_cache=params[CACHE], driver_in_process=True)
     for phase, round_, phase_rows in phases:
         rows.extend(phase_rows)
         if phase == "upper_bound":

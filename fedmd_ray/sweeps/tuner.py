@@ -26,11 +26,11 @@ from fedmd_ray.analysis.io import (
 )
 from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 from fedmd_ray.config import FedMDConfig
-from fedmd_ray.data.task import build_task
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.runner import RESUMABLE_CHANGES, exclusive, make_out_dir, party_inputs
+from fedmd_ray.experiment import prepare
+from fedmd_ray.runner import exclusive, make_out_dir
 from fedmd_ray.sweeps.space import check_points, grid_values, to_tune_space
-from fedmd_ray.sweeps.trainable import BASE, CACHE, RESULTS, trainable, trial_config
+from fedmd_ray.sweeps.trainable import BASE, CACHE, PLUGINS, RESULTS, registered_plugins, trainable, trial_config
 
 SPEC_FILE = "fedmd_sweep.json"  # what the sweep was started with (see `_check_same_sweep`)
 
@@ -94,10 +94,12 @@ def sweep(
                 trial = base.replace(**_swept(config, param_space))
                 resources = check_fits(trial, totals, subject="one trial")
                 if resources.gpus > 0:  # nor may its parties overflow the GPU's memory mid-round
-                    specs, data = party_inputs(trial, build_task(trial))
-                    check_gpu_memory(trial, host_groups(trial, specs, data, resources.sizes), data, resources)
+                    prepared = prepare(trial)
+                    specs, data = prepared.party_inputs()
+                    groups = host_groups(prepared.setup, specs, data, resources.sizes)
+                    check_gpu_memory(prepared.setup, groups, data, resources)
             space = {
-                BASE: base.to_dict(), RESULTS: results_uri,
+                BASE: base.to_dict(), RESULTS: results_uri, PLUGINS: registered_plugins(),
                 CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None,
                 **to_tune_space(param_space),
             }
@@ -173,7 +175,7 @@ def _spec(base: FedMDConfig, param_space: dict[str, Any], num_samples: int) -> d
                 **{a: str(getattr(values, a)) for a in ("lower", "upper", "categories") if hasattr(values, a)}}
 
     return {
-        "base": {k: v for k, v in base.to_dict().items() if k not in RESUMABLE_CHANGES},
+        "base": {k: v for k, v in base.to_json().items() if k in base.identity()},
         "space": {k: describe(v) for k, v in param_space.items()},
         "num_samples": num_samples,
     }

@@ -1,0 +1,107 @@
+"""What the driver asks of parties, as typed messages: one class per step of a FedMD run.
+
+A task is a small frozen dataclass that a party host applies to each of its parties
+(`task.run(participant)`); the pool sends the same task to every host (local or a Ray
+actor) and collects the answers by party id. So the driver's calls are plain
+constructors that mypy checks (`Communicate(align_idx)`), go-to-definition leads from a
+step to the participant's method, and there is one dispatch path for every step, which
+is also where failures are caught and retried. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, ClassVar, Generic, Sequence, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from fedmd_ray.actors.common import Distributed, Evaluation, PartyState, RoundResult
+
+if TYPE_CHECKING:
+    from fedmd_ray.actors.participant import Participant
+
+R = TypeVar("R", covariant=True)
+Indices = npt.NDArray[np.int64]
+
+
+class PartyTask(Generic[R]):
+    """One step, applied to each party of a host. `phase` names it in messages; `restores_state`
+    tasks rebuild a party's state themselves, so a failed host can be restarted fresh for them."""
+
+    phase: ClassVar[str]
+    restores_state: ClassVar[bool] = False
+    is_state_transfer: ClassVar[bool] = False  # counted apart from party work (benchmarks)
+
+    def run(self, participant: Participant) -> R:
+        raise NotImplementedError
+
+    def for_parties(self, parties: Sequence[int]) -> PartyTask[R]:
+        """The part of this task for a host holding `parties` (tasks with per-party payloads trim it)."""
+        return self
+
+
+@dataclass(frozen=True)
+class TransferLearn(PartyTask[dict[str, Evaluation]]):
+    """Round 0: public pretraining, the upper bound, private training (see `Participant.transfer_learn`)."""
+
+    phase: ClassVar[str] = "transfer learning"
+    restores_state: ClassVar[bool] = True
+
+    def run(self, participant: Participant) -> dict[str, Evaluation]:
+        return participant.transfer_learn()
+
+
+@dataclass(frozen=True)
+class Communicate(PartyTask[npt.NDArray[np.float32]]):
+    """Each party's shared scores on the alignment subset: `(n_align, classes)`."""
+
+    align_idx: Indices
+    phase: ClassVar[str] = "communicate"
+
+    def run(self, participant: Participant) -> npt.NDArray[np.float32]:
+        return participant.communicate(self.align_idx)
+
+
+@dataclass(frozen=True)
+class DigestRevisitEvaluate(PartyTask[RoundResult]):
+    """The party's half of a round: digest its target, revisit its private data, evaluate; with
+    `next_align_idx`, also score the next round's subset (pipelining)."""
+
+    round: int
+    align_idx: Indices
+    targets: Distributed
+    next_align_idx: Indices | None
+    phase: ClassVar[str] = "digest/revisit/evaluate"
+
+    def run(self, participant: Participant) -> RoundResult:
+        target = self.targets.for_party(participant.party)
+        return participant.collaborate(self.round, self.align_idx, target, self.next_align_idx)
+
+
+@dataclass(frozen=True)
+class ExportState(PartyTask[PartyState]):
+    """Model, optimizers (unless `include_optimizers=False`) and RNG stream, serialized."""
+
+    include_optimizers: bool = True
+    phase: ClassVar[str] = "saving state"
+    is_state_transfer: ClassVar[bool] = True
+
+    def run(self, participant: Participant) -> PartyState:
+        return participant.export_state(self.include_optimizers)
+
+
+@dataclass(frozen=True)
+class ImportState(PartyTask[None]):
+    """Restore each party's serialized state (a checkpoint, the transfer cache, a restart)."""
+
+    states: dict[int, PartyState]
+    phase: ClassVar[str] = "restoring state"
+    restores_state: ClassVar[bool] = True
+    is_state_transfer: ClassVar[bool] = True
+
+    def run(self, participant: Participant) -> None:
+        participant.import_state(self.states[participant.party])
+
+    def for_parties(self, parties: Sequence[int]) -> ImportState:
+        return replace(self, states={p: self.states[p] for p in parties if p in self.states})

@@ -1,0 +1,127 @@
+"""Your own data from files: an `.npz` archive or a folder of images.
+
+`.npz` keys (`numpy.savez`, no pickles):
+
+    x_train, x_test   images: (n, H, W) or (n, C, H, W); uint8 pixels (divided by 255)
+                      or floats in [0, 1]
+    y_train, y_test   integer labels 0..K-1, shape (n,)
+    class_names       optional: K strings (default "0".."K-1", K = largest label + 1)
+    groups_train, groups_test   optional: one integer group id per image
+    group_kind        optional with groups: "writer" (default) or "superclass"
+    group_names       with group_kind="superclass": one name per superclass id
+
+Image folder (torchvision's `ImageFolder` layout), read once into arrays:
+
+    ROOT/train/<class name>/*.png|jpg|...
+    ROOT/test/<class name>/*
+
+Classes are the folder names of `train`, sorted; a `test` class missing from `train` is an
+error. Images are grayscale if every file is, else RGB; images of another size than the
+most common one are resized to it (bilinear), which is reported once.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fedmd_ray.data.images import LabeledImages, Split
+from fedmd_ray.errors import DataError
+
+log = logging.getLogger("fedmd_ray")
+NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_npz(path: Path) -> LabeledImages:
+    """An `.npz` archive with the keys above (checked afterwards by `check_images`)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except FileNotFoundError:
+        raise DataError(f"data file {path} does not exist") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} is not a readable .npz archive ({exc})") from exc
+    missing = [k for k in NPZ_REQUIRED if k not in arrays]
+    if missing:
+        raise DataError(f"{path} lacks the key(s) {missing}; an .npz source needs {', '.join(NPZ_REQUIRED)}")
+    train = Split(_images(arrays["x_train"], path), arrays["y_train"], arrays.get("groups_train"))
+    test = Split(_images(arrays["x_test"], path), arrays["y_test"], arrays.get("groups_test"))
+    labels = [a for a in (train.y, test.y) if isinstance(a, np.ndarray) and a.size and a.dtype.kind in "iu"]
+    default_names = [str(i) for i in range(max((int(a.max()) for a in labels), default=-1) + 1)]
+    names = [str(n) for n in arrays["class_names"].tolist()] if "class_names" in arrays else default_names
+    with_groups = train.groups is not None or test.groups is not None
+    kind = str(arrays["group_kind"]) if "group_kind" in arrays else "writer" if with_groups else None
+    group_names = tuple(str(n) for n in arrays["group_names"].tolist()) if "group_names" in arrays else ()
+    return LabeledImages(train, test, tuple(names), kind, group_names, str(path))  # type: ignore[arg-type]
+
+
+def _images(x: npt.NDArray[Any], path: Path) -> npt.NDArray[Any]:
+    """(n, H, W) -> (n, 1, H, W); uint8 pixels -> floats k/255 (as every built-in source)."""
+    if x.ndim == 3:
+        x = x[:, None]  # (n, 1, H, W)
+    if x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        raise DataError(f"{path}: images {x.shape} look channels-last; store them as (n, C, H, W): "
+                        "x.transpose(0, 3, 1, 2)")
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255)
+    return x
+
+
+def load_image_folder(root: Path) -> LabeledImages:
+    """`root/train/<class>/*` and `root/test/<class>/*` read with torchvision's ImageFolder."""
+    from torchvision.datasets import ImageFolder
+
+    for part in ("train", "test"):
+        if not (root / part).is_dir():
+            raise DataError(f"image folder {root} has no {part}/ directory; expected {root}/{part}/<class name>/*.png")
+    try:
+        train_set, test_set = ImageFolder(str(root / "train")), ImageFolder(str(root / "test"))
+    except (FileNotFoundError, OSError) as exc:  # a class folder without images, an unreadable tree
+        raise DataError(f"image folder {root}: {exc}") from exc
+    classes = train_set.classes
+    unknown = sorted(set(test_set.classes) - set(classes))
+    if unknown:
+        raise DataError(f"image folder {root}: test classes {unknown} have no train/ folder")
+    images = [_open(path) for path, _ in train_set.samples + test_set.samples]
+    mode = "L" if all(image.mode in ("L", "1", "I;16", "I") for image in images) else "RGB"
+    sizes = collections.Counter(image.size for image in images)
+    size = sizes.most_common(1)[0][0]
+    if len(sizes) > 1:
+        log.warning("image folder %s: %d of %d images resized to the most common size %dx%d", root,
+                    sum(n for s, n in sizes.items() if s != size), len(images), size[0], size[1])
+    arrays = np.stack([_pixels(image, mode, size) for image in images])  # (n, H, W) or (n, H, W, 3)
+    arrays = arrays[:, None] if arrays.ndim == 3 else arrays.transpose(0, 3, 1, 2)  # (n, C, H, W)
+    x = arrays.astype(np.float32) / np.float32(255)
+    test_labels = np.array([classes.index(test_set.classes[t]) for _, t in test_set.samples], dtype=np.int64)
+    n_train = len(train_set.samples)
+    return LabeledImages(
+        Split(x[:n_train], np.array(train_set.targets, dtype=np.int64)),
+        Split(x[n_train:], test_labels),
+        tuple(classes), name=str(root),
+    )
+
+
+def _open(path: str) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from exc
+
+
+def _pixels(image: Any, mode: str, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    from PIL import Image
+
+    image = image.convert(mode)
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)

@@ -1,0 +1,166 @@
+"""Plug-ins by name, by import path, or by object: one resolver for models, data sources and strategies.
+
+A plug-in entry in a config is either
+
+- a registered name (`register_model("resnet8", factory)`; the built-ins are registered
+  the same way, so nothing has a private path),
+- an import path `"package.module:attribute"` (uvicorn's `"main:app"`), imported in
+  whichever process needs it, or
+- (Python API) the object itself.
+
+How plug-ins travel: the runner resolves every entry once, before Ray starts, and ships
+the resolved objects to the processes that run them. Objects defined in an importable
+module are pickled *by reference* (the receiving process imports the module: install
+it on every node of a cluster, or use Ray's `runtime_env`); objects defined in a script
+(`__main__`) or inside a function travel *by value* with Ray's cloudpickle. Registered
+names exist only in the process that registered them; sweeps hand a snapshot of the
+registries to their trials.
+
+Identity: `object_identity` names an object by its import path plus a hash of its
+source code where `inspect` can read it. It enters the run's fingerprint, so changing
+a factory's own code changes the run id (a resume refuses it, a transfer cache misses).
+It cannot see code the object calls, global values it reads, closures' captured
+values, or compiled extensions: change one of those and the fingerprint stays the same.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import inspect
+import os
+import pickle
+import re
+import sys
+from typing import Any, Generic, Iterator, TypeVar
+
+from fedmd_ray.errors import ConfigError
+
+T = TypeVar("T")
+
+IMPORT_PATH = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+
+
+def is_import_path(entry: str) -> bool:
+    """`"pkg.mod:attr"` (dots allowed on both sides)."""
+    return IMPORT_PATH.fullmatch(entry) is not None
+
+
+def load_object(path: str, what: str) -> Any:
+    """Import `"pkg.mod:attr"`; ConfigError naming `what` (e.g. "model 'x:y'") and the cause."""
+    module_name, _, attribute = path.partition(":")
+    ensure_cwd_importable()
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or the module's own code raising
+        raise ConfigError(
+            f"{what}: cannot import module {module_name!r} ({type(exc).__name__}: {exc}); install it or run from "
+            "the directory that holds it (the current directory is importable)"
+        ) from exc
+    target: Any = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            names = [n for n in dir(target) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{what}: {module_name!r} has no attribute {attribute!r}{hint}") from None
+    return target
+
+
+def ensure_cwd_importable() -> None:
+    """Import paths resolve against the current directory too, as `python -m` users expect."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def import_path_of(obj: Any) -> str | None:
+    """`"module:qualname"` when importing that gives back `obj` (a module-level function or class,
+    or an instance bound to a module-level name is not enough: instances have no qualname)."""
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not module or not qualname or module == "__main__" or "<" in qualname:
+        return None
+    try:
+        found: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except Exception:
+        return None
+    return f"{module}:{qualname}" if found is obj else None
+
+
+def object_identity(obj: Any) -> str:
+    """What names `obj` in a fingerprint: its import path (or module and qualified name) and a hash
+    of its source; an instance adds a hash of its attributes (e.g. a strategy's parameters)."""
+    if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)):
+        cls = type(obj)
+        try:
+            attributes = hashlib.sha256(pickle.dumps(sorted(vars(obj).items()))).hexdigest()[:12]
+        except Exception:  # unpicklable attributes: the class alone names it
+            attributes = "?"
+        return f"{object_identity(cls)}#{attributes}"
+    name = import_path_of(obj) or f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
+    try:
+        source = inspect.getsource(obj)
+    except (OSError, TypeError):  # built in, or defined where inspect cannot read (a REPL)
+        return name
+    return f"{name}@{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+
+
+def describe(obj: Any) -> str:
+    """A short human name of an object entry, for messages and the `model` column."""
+    if isinstance(obj, str):
+        return obj
+    path = import_path_of(obj)
+    if path:
+        return path
+    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    return str(name)
+
+
+class Registry(Generic[T]):
+    """Names -> plug-in objects of one kind, in registration order; process-local."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._builtin: set[str] = set()
+
+    def register(self, name: str, obj: T, *, builtin: bool = False) -> None:
+        if not isinstance(name, str) or not name or name != name.strip() or "," in name or ";" in name:
+            raise ConfigError(f"{self.kind} name {name!r} must be a non-empty string without spaces, ',' or ';'")
+        if is_import_path(name):
+            raise ConfigError(f"{self.kind} name {name!r} looks like an import path; register it under a plain name")
+        if name in self._builtin:
+            raise ConfigError(f"{self.kind} name {name!r} is built in; register yours under another name")
+        self._items[name] = obj
+        if builtin:
+            self._builtin.add(name)
+
+    def get(self, name: str) -> T | None:
+        return self._items.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._items)
+
+    def is_builtin(self, name: str) -> bool:
+        return name in self._builtin
+
+    def user_entries(self) -> dict[str, T]:
+        """What users registered (sweeps ship it to their trials)."""
+        return {k: v for k, v in self._items.items() if k not in self._builtin}
+
+    def install(self, entries: dict[str, T]) -> None:
+        for name, obj in entries.items():
+            self._items[name] = obj
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def close_match(self, name: str) -> str:
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""

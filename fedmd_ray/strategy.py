@@ -1,0 +1,225 @@
+"""Federated-distillation methods as plug-ins: the `Strategy` API and the paper's FedMD.
+
+A strategy says, for one round of FedMD's shape (arXiv 1910.03581, Algorithm 1):
+
+- `share(logits)`: what a party sends for the alignment subset (runs on every party):
+  its logits as they are (FedMD), or probabilities at a temperature (DS-FL, FedDF);
+- `aggregate(scores, info)`: how the shared scores `(parties, n_align, classes)` become
+  the targets (runs on the driver, numpy): one consensus `(n_align, classes)` for every
+  party, or one target per party `(parties, n_align, classes)` in `info.parties` order
+  (personalised methods such as KT-pFL);
+- `digest_loss(student_logits, target)`: the loss a party minimises toward its target
+  (runs on every party, torch);
+- `state_dict()` / `load_state_dict()`: what persists across rounds (e.g. a learned
+  coefficient matrix), numpy arrays only; saved in every checkpoint, restored on resume.
+
+Why one abstraction and not two small protocols (aggregation, loss): what a party shares,
+how it is combined and what the loss compares must agree (probabilities shared at T
+need a loss on probabilities at T), and the parameters are shared (T): one object keeps
+them together. The paper's rule is `FedMD`, a subclass like any user's; it is
+registered under "fedmd" through the same registry as user strategies.
+
+Which process runs what: `aggregate` and the state live on the driver; `share` and
+`digest_loss` run on the parties, on copies of the strategy made when the run starts
+(they must not depend on state that `aggregate` updates). The driver process need not
+import torch: keep torch imports inside `share`/`digest_loss` when you can.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fedmd_ray.aggregation import AGGREGATORS, Consensus, Scores
+from fedmd_ray.errors import ConfigError
+from fedmd_ray.plugins import Registry, describe, is_import_path, load_object, object_identity
+
+if TYPE_CHECKING:
+    import torch
+
+    from fedmd_ray.config import FedMDConfig
+
+Targets = npt.NDArray[np.float32]  # (n_align, classes) shared, or (parties, n_align, classes) personalised
+StrategyState = dict[str, npt.NDArray[Any]]
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    """What `Strategy.aggregate` knows about the round besides the scores."""
+
+    round: int  # 1..R
+    parties: tuple[int, ...]  # ids of the parties whose scores are stacked, in that order
+    n_parties: int  # parties of the run (ids 0..n_parties-1), including absent or dropped ones
+
+
+class Strategy:
+    """Base class of federated-distillation methods (see the module docstring).
+
+    Subclasses override `aggregate` and `digest_loss`, and `share`, `state_dict`,
+    `load_state_dict` when they need to. Constructor parameters named like config
+    fields (e.g. `temperature`) are filled from the config by `from_config`.
+    """
+
+    def share(self, logits: torch.Tensor) -> torch.Tensor:
+        """What a party sends for its alignment subset: `(n_align, classes)`; default its logits."""
+        return logits
+
+    def aggregate(self, scores: Scores, info: RoundInfo) -> Targets:
+        """`(parties, n_align, classes)` float32 -> `(n_align, classes)` or `(parties, n_align, classes)`."""
+        raise NotImplementedError(f"{type(self).__name__}.aggregate")
+
+    def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Scalar loss of a batch: the student's logits `(batch, classes)` against its target rows."""
+        raise NotImplementedError(f"{type(self).__name__}.digest_loss")
+
+    def state_dict(self) -> StrategyState:
+        """State kept across rounds, as named numpy arrays (saved in checkpoints); default none."""
+        return {}
+
+    def load_state_dict(self, state: StrategyState) -> None:
+        """Restore what `state_dict` returned."""
+        if state:
+            raise ConfigError(f"{type(self).__name__} keeps no state but a checkpoint holds {sorted(state)}")
+
+    @classmethod
+    def from_config(cls, config: FedMDConfig) -> Strategy:
+        """An instance whose constructor parameters named like config fields take the config's values."""
+        fields = config.to_dict()
+        parameters = inspect.signature(cls).parameters
+        return cls(**{name: fields[name] for name in parameters if name in fields})
+
+
+class FedMD(Strategy):
+    """The paper's method (Li & Wang, arXiv 1910.03581): parties share logits, the consensus is
+    their mean, each party digests it with an L1 loss on logits.
+
+    `aggregator` and `digest_loss` offer variants: `standardized_mean` (per-party standardised
+    logits: every party one vote whatever its logit scale) or `median`; `mse` on logits, or
+    `kl` between the student's and the consensus' softmax at `temperature` (scaled by T^2).
+    """
+
+    def __init__(self, aggregator: str = "mean", digest_loss: str = "l1", temperature: float = 1.0) -> None:
+        if aggregator not in AGGREGATORS:
+            raise ConfigError(f"aggregator={aggregator!r} is not allowed: must be one of {sorted(AGGREGATORS)}")
+        if digest_loss not in ("l1", "mse", "kl"):
+            raise ConfigError(f"digest_loss={digest_loss!r} is not allowed: must be one of 'l1', 'mse', 'kl'")
+        self.aggregator = aggregator
+        self.loss = digest_loss
+        self.temperature = temperature
+
+    def aggregate(self, scores: Scores, info: RoundInfo) -> Consensus:
+        return AGGREGATORS[self.aggregator](scores)
+
+    def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from fedmd_ray.training import digest_loss
+
+        return digest_loss(self.loss, self.temperature)(student_logits, target)
+
+
+STRATEGIES: Registry[Any] = Registry("strategy")
+STRATEGIES.register("fedmd", FedMD, builtin=True)
+
+
+def register_strategy(name: str, strategy: type[Strategy] | Strategy) -> None:
+    """Make `strategy` (a `Strategy` subclass, built with `from_config`, or an instance) available
+    as `strategy=name` in this process (and in the trials of sweeps started from it)."""
+    STRATEGIES.register(name, strategy)
+
+
+def check_strategy_entry(entry: Any) -> None:
+    """Static check (no import): a known name, an import path, or a Strategy object."""
+    if isinstance(entry, str):
+        if STRATEGIES.get(entry) is None and not is_import_path(entry):
+            raise ConfigError(
+                f"strategy {entry!r} is not known{STRATEGIES.close_match(entry)}; use one of: "
+                f"{', '.join(STRATEGIES.names())}, an import path 'package.module:MyStrategy', or (Python) an instance"
+            )
+    elif not (isinstance(entry, Strategy) or (inspect.isclass(entry) and issubclass(entry, Strategy))):
+        raise ConfigError(
+            f"strategy={entry!r} is not allowed: must be a name, an import path, a Strategy subclass or instance"
+        )
+
+
+def strategy_identity(entry: Any) -> str:
+    """The entry's identity in fingerprints (`fedmd_ray.plugins.object_identity`); a built-in's name.
+    Parameters that come from config fields are fingerprinted as those fields."""
+    check_strategy_entry(entry)
+    if not isinstance(entry, str):
+        return object_identity(entry)
+    registered = STRATEGIES.get(entry)
+    if registered is not None:
+        return entry if STRATEGIES.is_builtin(entry) else f"{entry}={object_identity(registered)}"
+    return f"{entry}@{object_identity(load_object(entry, f'strategy {entry!r}')).partition('@')[2]}"
+
+
+def resolve_strategy(entry: Any, config: FedMDConfig) -> Strategy:
+    """The run's own Strategy instance for a config entry (an instance entry is copied, so a run
+    never changes the caller's object and two runs never share state)."""
+    check_strategy_entry(entry)
+    what = f"strategy {describe(entry)!r}"
+    target = entry
+    if isinstance(entry, str):
+        target = STRATEGIES.get(entry)
+        if target is None:
+            target = load_object(entry, what)
+    if isinstance(target, Strategy):
+        return copy.deepcopy(target)
+    if inspect.isclass(target) and issubclass(target, Strategy):
+        try:
+            return target.from_config(config)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"{what}: building it from the config raised {type(exc).__name__}: {exc}") from exc
+    raise ConfigError(f"{what} is {type(target).__name__}, not a Strategy subclass or instance")
+
+
+def check_targets(targets: Any, n_parties: int, shape: tuple[int, int], strategy: Strategy) -> Targets:
+    """The output of `aggregate` as float32, or ConfigError saying what shape was expected."""
+    array = np.asarray(targets)
+    shared, personal = shape, (n_parties, *shape)
+    if array.shape not in (shared, personal) or array.dtype.kind != "f":
+        raise ConfigError(
+            f"strategy {type(strategy).__name__}.aggregate returned {array.dtype} {array.shape}; expected float "
+            f"{shared} (one consensus) or {personal} (one target per party)"
+        )
+    if not np.isfinite(array).all():
+        raise ConfigError(f"strategy {type(strategy).__name__}.aggregate returned non-finite values")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
+    """One small round of the strategy on random scores, before Ray starts: a strategy that raises
+    or returns the wrong shapes fails here with its name, not in round 1 (run on a copy: the
+    probe must not change its state)."""
+    import torch
+
+    trial = copy.deepcopy(strategy)
+    name = type(strategy).__name__
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, n_classes, generator=generator)
+    try:
+        shared = trial.share(logits)
+        if not isinstance(shared, torch.Tensor) or tuple(shared.shape) != (4, n_classes):
+            got = tuple(shared.shape) if isinstance(shared, torch.Tensor) else type(shared).__name__
+            raise ConfigError(f"strategy {name}.share returned {got} for logits (4, {n_classes}); expected the same shape")
+        scores = np.stack([shared.detach().numpy().astype(np.float32)] * n_parties)
+        targets = check_targets(trial.aggregate(scores, RoundInfo(1, tuple(range(n_parties)), n_parties)),
+                                n_parties, (4, n_classes), trial)
+        student = torch.randn(4, n_classes, generator=generator, requires_grad=True)
+        target = torch.from_numpy(targets if targets.ndim == 2 else targets[0])
+        loss = trial.digest_loss(student, target)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
+            raise ConfigError(f"strategy {name}.digest_loss must return a scalar tensor that depends on the logits")
+        state = trial.state_dict()
+        if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
+            raise ConfigError(f"strategy {name}.state_dict must return a dict of numpy arrays")
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"strategy {name} failed a trial round on random scores: {type(exc).__name__}: {exc}") from exc
