@@ -468,7 +468,7 @@ def _field_types(cls: type[FedMDConfig]) -> dict[str, Any]:
     types_ = {}
     for f in dataclasses.fields(cls):
         if f.metadata.get("plugin"):
-            types_[f.name] = str
+            types_[f.name] = tuple[str, ...] if f.metadata["plugin"] == "model" else str
         else:
             owner = next(c for c in cls.__mro__ if f.name in c.__dict__.get("__annotations__", {}))
             types_[f.name] = eval(f.type, vars(sys.modules[owner.__module__])) if isinstance(f.type, str) else f.type

@@ -100,11 +100,10 @@ def parse_model_name(name: str) -> ModelSpec:
 
 def unknown_model(name: str, reason: str) -> ConfigError:
     why = f" ({reason})" if reason else ""
-    registered = MODELS.names()
-    names = f"registered {', '.join(registered)}; " if registered else ""
     return ConfigError(
-        f"model {name!r} is not known{why}{MODELS.close_match(name)}; use {names}{SPEC_HELP}; an import path "
-        "'package.module:factory'; or (Python) a factory(input_shape, n_classes) -> nn.Module"
+        f"model {name!r} is not known{why}{MODELS.close_match(name)}; use one of: {', '.join(MODELS.names())}; "
+        f"or {SPEC_HELP}; an import path 'package.module:factory'; or (Python) a factory(input_shape, n_classes) "
+        "-> nn.Module"
     )
 
 
@@ -151,6 +150,8 @@ class ModelPlugin:
 
 
 MODELS: Registry[ModelFactory] = Registry("model")
+for _name in model_names():  # the named built-ins, registered like a user's models
+    MODELS.register(_name, BuiltinModel(_name), builtin=True)
 
 
 def register_model(name: str, factory: ModelFactory) -> None:
@@ -176,6 +177,8 @@ def resolve_model(entry: ModelEntry) -> ModelPlugin:
     if not isinstance(entry, str):
         return ModelPlugin(describe(entry), entry, object_identity(entry))
     registered = MODELS.get(entry)
+    if isinstance(registered, BuiltinModel):
+        return ModelPlugin(entry, registered, entry)
     if registered is not None:
         return ModelPlugin(entry, registered, f"{entry}={object_identity(registered)}")
     if is_import_path(entry):
@@ -185,3 +188,8 @@ def resolve_model(entry: ModelEntry) -> ModelPlugin:
         return ModelPlugin(entry, ImportedFactory(entry), f"{entry}@{object_identity(factory).partition('@')[2]}")
     parse_model_name(entry)
     return ModelPlugin(entry, BuiltinModel(entry), entry)
+
+
+def as_plugin(model: ModelPlugin | ModelEntry) -> ModelPlugin:
+    """`model` itself when resolved already, else its resolution."""
+    return model if isinstance(model, ModelPlugin) else resolve_model(model)

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.model_names import ModelPlugin, ModelSpec, parse_model_name
+from fedmd_ray.model_names import ModelEntry, ModelPlugin, ModelSpec, as_plugin, parse_model_name
 
 PAPER_OUTPUT_L2 = 1e-3
 
@@ -237,12 +237,16 @@ def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int) ->
     return model
 
 
-@functools.cache  # a sweep checks every grid point: each model once per shape (failures are not cached)
-def check_model(model: ModelPlugin, input_shape: tuple[int, int, int], n_classes: int) -> None:
+def check_model(model: ModelPlugin | ModelEntry, input_shape: tuple[int, int, int], n_classes: int) -> None:
     """Fail fast, before Ray starts: build the model and run one forward pass of two images (see
     `_probe`); ConfigError naming the entry and the shapes when the factory raises, returns no
     `nn.Module`, or maps `(2, C, H, W)` to anything but `(2, n_classes)` logits."""
     _check_sizes(input_shape, n_classes)
+    _check_plugin(as_plugin(model), input_shape, n_classes)
+
+
+@functools.cache  # a sweep checks every grid point: each model once per shape (failures are not cached)
+def _check_plugin(model: ModelPlugin, input_shape: tuple[int, int, int], n_classes: int) -> None:
     try:
         out = _probe(lambda: model.build(input_shape, n_classes), input_shape, 2)[1]
     except ConfigError:
@@ -285,7 +289,7 @@ CPU_EVAL_BYTES = 32 * 2**20
 
 
 def eval_batch(
-    model: ModelPlugin, input_shape: tuple[int, int, int], n_classes: int, device_type: str,
+    model: ModelPlugin | ModelEntry, input_shape: tuple[int, int, int], n_classes: int, device_type: str,
     configured: int | None = None,
 ) -> int:
     """Batch for scoring and testing: `configured` (`FedMDConfig.eval_batch_size`) when set.
@@ -308,9 +312,14 @@ def eval_batch(
     return batch
 
 
+def footprint(model: ModelPlugin | ModelEntry, input_shape: tuple[int, int, int], n_classes: int) -> Footprint:
+    """Parameters, forward FLOPs and activations per sample of any model (a plug-in or an entry)."""
+    return _footprint(as_plugin(model), input_shape, n_classes)
+
+
 @functools.cache
-def footprint(model: ModelPlugin, input_shape: tuple[int, int, int], n_classes: int) -> Footprint:
-    """Parameters, forward FLOPs and activations per sample of any model.
+def _footprint(model: ModelPlugin, input_shape: tuple[int, int, int], n_classes: int) -> Footprint:
+    """Parameters, forward FLOPs and activations per sample, counted in one forward pass.
 
     FLOPs are those of its convolutions and linear layers (2 per multiply-add),
     as torch's FlopCounterMode counts them, counted by hooks instead: that mode

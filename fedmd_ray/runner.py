@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 
 from fedmd_ray.actors.backends import open_driver
+from fedmd_ray.actors.common import PartyState
 from fedmd_ray.actors.driver import Snapshot
 from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, write_json, write_table
 from fedmd_ray.analysis.schema import rows_to_table
@@ -31,6 +32,7 @@ from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ConfigError, NoPartyLeft
 from fedmd_ray.experiment import Experiment, prepare
 from fedmd_ray.plugins import describe
+from fedmd_ray.strategy import StrategyState
 
 Row = dict[str, Any]
 Phase = tuple[str, int, list[Row]]  # (phase, round, rows of that phase)
@@ -82,9 +84,9 @@ def run(
 
         writer = None if target is None else CheckpointWriter(target)
 
-        def save(round_: int, snapshot: Snapshot) -> None:
+        def save(round_: int, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
             if writer is not None:
-                writer.submit(Checkpoint(run_id, round_, list(rows), snapshot.parties.resolve(), snapshot.strategy))
+                writer.submit(Checkpoint(run_id, round_, list(rows), states, strategy_state))
 
         phases = iterate_phases(experiment, on_start=log.placement, resume=checkpoint, on_checkpoint=save,
                                 run_id=run_id)
@@ -113,7 +115,7 @@ def iterate_phases(
     transfer_cache: str | None = None,
     driver_in_process: bool = False,
     resume: Checkpoint | None = None,
-    on_checkpoint: Callable[[int, Snapshot], None] | None = None,
+    on_checkpoint: Callable[[int, dict[int, PartyState], StrategyState], None] | None = None,
     run_id: str | None = None,
 ) -> Iterator[Phase]:
     """Yield each phase's rows as it finishes: transfer (+ upper bound), then every round.
@@ -123,7 +125,8 @@ def iterate_phases(
     parties to reuse (see `transfer_cache.py`). With `resume`, the parties and the
     strategy get the checkpoint's states and the loop starts after its round. After
     each finished round (and once the caller has taken its rows), `on_checkpoint`
-    gets the round and the snapshot to save (party states, strategy state).
+    gets the round, every party's state (fetched here: a copy outlives the node that
+    saved it) and the strategy's state.
     """
     config = experiment.config
     specs, data = experiment.party_inputs()
@@ -140,13 +143,17 @@ def iterate_phases(
                 yield "upper_bound", 0, [r for r in rows if r["phase"] == "upper_bound"]
             _check_parties_left(rows)
             if on_checkpoint is not None:
-                on_checkpoint(0, driver.export_states())
+                on_checkpoint(0, *_fetched(driver.export_states()))
         for round_ in range((resume.round if resume else 0) + 1, config.rounds + 1):
             rows = driver.run_round(round_)
             yield "collaborate", round_, rows
             _check_parties_left(rows)
             if on_checkpoint is not None:
-                on_checkpoint(round_, driver.export_states())
+                on_checkpoint(round_, *_fetched(driver.export_states()))
+
+
+def _fetched(snapshot: Snapshot) -> tuple[dict[int, PartyState], StrategyState]:
+    return snapshot.parties.resolve(), snapshot.strategy
 
 
 def _check_parties_left(rows: list[Row]) -> None:
@@ -233,11 +240,16 @@ def read_saved_config(directory: Path) -> dict[str, Any]:
 
 
 def _saved_run(directory: Path) -> tuple[dict[str, Any], dict[str, Any], str | None]:
-    """(config, identity, fingerprint) from the `config.json` a run saved in `directory`."""
+    """(config, identity, fingerprint) from the `config.json` a run saved in `directory` (a file
+    without the identity, from before it was saved, gets it from its config)."""
     path = directory / CONFIG_FILE
     try:
         saved = json.loads(path.read_text())
-        return dict(saved["config"]), dict(saved["identity"]), saved.get("fingerprint")
+        config = dict(saved["config"])
+        identity = saved.get("identity")
+        if not isinstance(identity, dict):
+            identity = FedMDConfig.from_dict(config).identity()
+        return config, dict(identity), saved.get("fingerprint")
     except FileNotFoundError:
         if not directory.is_dir():
             raise ConfigError(f"{str(directory)!r} does not exist or is not a directory: no run to resume") from None

@@ -13,7 +13,7 @@ from ray.cluster_utils import Cluster
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 import fedmd_ray
-from fedmd_ray.data.task import build_task
+from fedmd_ray.experiment import prepare
 from fedmd_ray.runner import iterate_phases
 
 
@@ -37,7 +37,7 @@ worker = cluster.add_node(num_cpus=1)
 cluster.wait_for_nodes()
 ray.init(address=cluster.address)
 hosts, rows = [], []
-for phase, round_, phase_rows in iterate_phases(config, build_task(config), on_start=hosts.extend):
+for phase, round_, phase_rows in iterate_phases(prepare(config), on_start=hosts.extend):
     rows.extend(phase_rows)
     if phase == "collaborate" and round_ == 1:
         cluster.remove_node(worker)  # the node leaves mid-run
@@ -67,7 +67,7 @@ holders = [ray.remote(num_cpus=cpus)(Placeholder).options(scheduling_strategy=pi
 ray.get([h.ready.remote() for h in holders], timeout=60)
 
 
-def leave_after_fetch(round_: int, states: dict) -> None:
+def leave_after_fetch(round_: int, states: dict, strategy_state: dict) -> None:
     if round_ == 1:
         cluster.remove_node(worker)
         for holder in holders:
@@ -78,7 +78,7 @@ def leave_after_fetch(round_: int, states: dict) -> None:
 # not in the driver's memory.
 large = config.replace(models=("mlp-128",))
 hosts, rows = [], []
-for _, _, phase_rows in iterate_phases(large, build_task(large), on_start=hosts.extend,
+for _, _, phase_rows in iterate_phases(prepare(large), on_start=hosts.extend,
                                        on_checkpoint=leave_after_fetch):
     rows.extend(phase_rows)
 ray.shutdown()

@@ -89,7 +89,7 @@ CASES = {
     "text for int": (lambda t: ["run", "--set", "subset_size=lots"], "subset_size='lots' is not allowed: must be an integer"),
     "bool garbage": (lambda t: ["run", "--set", "upper_bound=maybe"], "upper_bound='maybe' is not allowed: must be true or false"),
     "unknown model": (lambda t: ["run", "--set", "models=cnn2-8-16,nope"], "model 'nope' is not known"),
-    "unknown source": (lambda t: ["run", "--set", "public_data=cifar-1000"], "unknown data source 'cifar-1000'"),
+    "unknown source": (lambda t: ["run", "--set", "public_data=cifar-1000"], "public_data='cifar-1000' is not a known data source"),
     "unknown aggregator": (lambda t: ["run", "--set", "aggregator=vote"], "aggregator='vote'"),
     "unknown digest loss": (lambda t: ["run", "--set", "digest_loss=hinge"], "digest_loss='hinge' is not allowed: must be one of"),
     "unknown policy": (lambda t: ["run", "--set", "on_party_failure=retry"], "on_party_failure='retry' is not allowed"),

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+import fedmd_ray
 from fedmd_ray import FedMDConfig, preset
 from fedmd_ray.config import PRESETS, parse_overrides
 from fedmd_ray.errors import ConfigError
@@ -21,22 +22,42 @@ from fedmd_ray.errors import ConfigError
         (dict(backend="spark"), "backend='spark'"),
         (dict(rounds="3"), "rounds='3'"),
         (dict(lr=0), "lr=0"),
-        (dict(private_classes=(5, 99)), "private_classes"),
-        (dict(private_classes=(4, 5)), "share classes [4]"),
         (dict(cpus_per_party=1.5), "cpus_per_party=1.5"),
         (dict(gpus_per_party=-0.5), "gpus_per_party=-0.5"),
         (dict(eval_batch_size=0), "eval_batch_size=0"),
         (dict(partition="noniid", noniid_alpha=float("inf")), "noniid_alpha=inf is not allowed: must be a finite"),
         (dict(lr=float("nan")), "lr=nan is not allowed: must be a finite"),
-        (dict(private_data="mnist-idx", private_classes=(3, 7)), "share classes [3] of the same images"),
-        (dict(public_data="cifar10", private_data="cifar100", partition="superclass", private_classes=(5, 20),
-              models=("cnn2-8-16",)), "class ids in 0..19 (the source has 20 superclasses)"),
-        (dict(models=("paper-cnn3-64-128-256",), public_data="digits", private_data="digits"), "paper-cnn3"),
+        (dict(private_classes=(5, -1)), "private_classes=(5, -1) is not allowed: must be a list of class ids >= 0"),
+        (dict(strategy="fedmdd"), "strategy 'fedmdd' is not known (did you mean 'fedmd'?)"),
+        (dict(public_data="mnsit"), "public_data='mnsit' is not a known data source (did you mean 'mnist'?)"),
+        (dict(models=(3,)), "models entry 3 is not allowed"),
     ],
 )
 def test_bad_values_name_field_value_and_rule(overrides, fragment):
+    """Static checks: no data loaded, nothing imported."""
     with pytest.raises(ConfigError) as err:
         preset("offline", **overrides)
+    assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (dict(private_classes=(5, 99)), "private_classes=[5, 99] is not allowed: must be class ids in 0..9"),
+        (dict(public_data="mnist", private_data="mnist-idx", private_classes=(3, 7)),
+         "share classes [3] of the same images"),
+        (dict(private_classes=(4, 5)), "share classes [4]"),
+        (dict(models=("paper-cnn3-64-128-256",)), "paper-cnn3"),
+        (dict(partition="writer"), "partition='writer' needs writer ids"),
+        (dict(strategy="fedmd_ray.plugins:Registry"), "not a Strategy subclass or instance"),
+        (dict(models=("no_such_module_xyz:net",)), "cannot import module 'no_such_module_xyz'"),
+        (dict(models=("fedmd_ray.models:no_such_factory",)), "has no attribute 'no_such_factory'"),
+    ],
+)
+def test_values_checked_with_the_data_and_plugins_are_refused_by_check(overrides, fragment):
+    """What needs the data or an import is refused by `check` (and by `run` before anything starts)."""
+    with pytest.raises(ConfigError) as err:
+        fedmd_ray.check(preset("quick", **overrides))
     assert fragment in str(err.value)
 
 
@@ -80,8 +101,10 @@ def test_fingerprint_ignores_where_and_how_but_not_what():
 
 
 def test_label_space_is_public_then_private():
-    assert preset("offline").n_classes == 10
-    assert preset("offline-fashion").n_classes == 16
+    from fedmd_ray.experiment import prepare
+
+    assert prepare(preset("quick")).task.n_classes == 10
+    assert prepare(preset("quick", public_classes=(0, 1, 2, 3, 4, 5, 6), private_classes=(7, 8))).task.n_classes == 9
 
 
 def test_numpy_scalars_from_samplers_are_accepted_as_python_numbers():

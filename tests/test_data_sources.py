@@ -17,7 +17,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from fedmd_ray.data import default_data_root, fetch, load_source, source_info, source_names
-from fedmd_ray.data import sources
+from fedmd_ray.data import resolve, sources
 from fedmd_ray.data.formats import read_idx
 from fedmd_ray.errors import ConfigError, DataError
 
@@ -266,7 +266,7 @@ def test_digits_split_is_fixed_stratified_and_scaled(tmp_path: Path) -> None:
     # Pinned: a failure here means a new numpy changed default_rng(0)'s stream, so the split moved.
     target = np.asarray(load_digits().target)
     assert sources.digits_test_indices(target)[:8].tolist() == [1, 5, 9, 12, 14, 16, 17, 19]
-    sources._load_cached.cache_clear()
+    resolve._load_cached.cache_clear()
     np.testing.assert_array_equal(load_source("digits", tmp_path).test.x, data.test.x)
 
 
@@ -280,7 +280,7 @@ def test_arrays_are_read_only_and_cached(tmp_path: Path) -> None:
 
 def test_unknown_source_is_config_error(tmp_path: Path) -> None:
     assert source_names() == ["mnist", "fashion-mnist", "digits", "mnist-idx", "cifar10", "cifar100", "emnist-letters"]
-    known = "known sources: mnist, fashion-mnist, digits, mnist-idx, cifar10, cifar100, emnist-letters"
+    known = "mnist, fashion-mnist, digits, mnist-idx, cifar10, cifar100, emnist-letters"
     for call in (lambda: source_info("cifar"), lambda: load_source("cifar", tmp_path),
                  lambda: fetch("cifar", tmp_path)):  # fmt: skip
         with pytest.raises(ConfigError, match=known):

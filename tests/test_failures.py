@@ -10,11 +10,11 @@ import pytest
 
 import fedmd_ray
 from fedmd_ray.checkpoint import load_checkpoint
-from fedmd_ray.data.task import build_task
 from fedmd_ray.errors import NoPartyLeft, PartyFailure
+from fedmd_ray.experiment import prepare
 from fedmd_ray.faults import DELAY_VARIABLE, VARIABLE
 from fedmd_ray.actors.backends import open_driver
-from fedmd_ray.runner import iterate_phases, party_inputs
+from fedmd_ray.runner import iterate_phases
 
 LOCAL = dict(backend="local", rounds=3, torch_threads=1)
 
@@ -46,13 +46,14 @@ def test_a_restarted_party_redoes_its_round_with_the_same_numbers(reference, mon
 def test_states_are_saved_only_when_a_restart_or_a_checkpoint_needs_them(policy, checkpoints, saved):
     """Saving every party's model and optimizers each round costs time (most on a GPU)."""
     config = fedmd_ray.preset("quick", on_party_failure=policy, **LOCAL)
-    specs, data = party_inputs(config, build_task(config))
-    with open_driver(config, specs, data, "test", save_states=checkpoints) as call:
-        call("transfer_learn", None)
-        call("run_round", 1)
-        hosts = call("usage")["hosts"]
+    experiment = prepare(config)
+    specs, data = experiment.party_inputs()
+    with open_driver(experiment.setup, specs, data, "test", save_states=checkpoints) as driver:
+        driver.transfer_learn()
+        driver.run_round(1)
+        hosts = driver.usage()["hosts"]
         assert (sum(h["state_s"] for h in hosts) > 0) == saved
-        states = call("export_states").resolve()  # a checkpoint can be written either way
+        states = driver.export_states().parties.resolve()  # a checkpoint can be written either way
     assert sorted(states) == list(range(config.n_parties))
 
 
@@ -88,7 +89,7 @@ def test_a_run_whose_every_party_is_dropped_stops_with_an_error_and_keeps_its_ro
 def test_fail_policy_stops_with_a_clear_message_and_a_resumable_checkpoint(reference, monkeypatch, tmp_path):
     monkeypatch.setenv(VARIABLE, "party=2,round=3,method=digest,action=raise")
     config = fedmd_ray.preset("quick", on_party_failure="fail", **LOCAL)
-    with pytest.raises(PartyFailure, match=r"party 2 \(cnn1-16\) failed in collaborate of round 3: raised"):
+    with pytest.raises(PartyFailure, match=r"party 2 \(cnn1-16\) failed in digest/revisit/evaluate of round 3: raised"):
         fedmd_ray.run(config, out_dir=tmp_path, verbose=False)
     assert load_checkpoint(tmp_path).round == 2
     assert max(pq.read_table(tmp_path / "results.parquet").column("round").to_pylist()) == 2
@@ -113,7 +114,7 @@ def test_a_party_actor_killed_from_outside_is_restarted(ray_cluster, reference, 
     config = fedmd_ray.preset("quick", **{**LOCAL, "backend": "ray"})
     hosts = []
     rows = []
-    for phase, round_, phase_rows in iterate_phases(config, build_task(config), on_start=hosts.extend):
+    for phase, round_, phase_rows in iterate_phases(prepare(config), on_start=hosts.extend):
         rows.extend(phase_rows)
         if phase == "collaborate" and round_ == 1:
             if kill == "sigkill":
@@ -147,7 +148,7 @@ def test_a_hanging_party_times_out_and_fail_policy_exits_2(tmp_path):
     done = _cli(tmp_path, "party=0,round=1,method=digest,action=hang", "round_timeout_s=5",
                 "on_party_failure=fail")
     assert done.returncode == 2
-    assert "party 0 (cnn2-8-16) failed in collaborate of round 1: no answer within 5 s" in done.stderr
+    assert "party 0 (cnn2-8-16) failed in digest/revisit/evaluate of round 1: no answer within 5 s" in done.stderr
     assert "Traceback" not in done.stderr.split("fedmd-ray: error:")[-1]
     assert load_checkpoint(tmp_path / "run").round == 0
 

@@ -80,15 +80,15 @@ def test_the_driver_actor_never_loads_torch(ray_cluster):
     """The driver routes indices, scores and states; torch there would cost every run ~1.2 s of
     CPU while the hosts start, and its memory for the whole run."""
     from fedmd_ray.actors.backends import open_driver
-    from fedmd_ray.data.task import build_task
-    from fedmd_ray.runner import party_inputs
+    from fedmd_ray.experiment import prepare
 
     config = fedmd_ray.preset("quick", **TINY)
-    specs, data = party_inputs(config, build_task(config))
-    with open_driver(config, specs, data, "test") as call:
-        call("transfer_learn", None)
-        call("run_round", 1)
-        states = call("export_states").resolve()
+    experiment = prepare(config)
+    specs, data = experiment.party_inputs()
+    with open_driver(experiment.setup, specs, data, "test") as driver:
+        driver.transfer_learn()
+        driver.run_round(1)
+        states = driver.export_states().parties.resolve()
         maps = {(pid, name.split(".")[0]): open(f"/proc/{pid}/maps").read() for pid, name in _actor_processes()}
     assert sorted(states) == list(range(config.n_parties))
     drivers = [m for (_, kind), m in maps.items() if kind == "ray::Driver"]

@@ -39,8 +39,10 @@ def _fake_source(name: str, groups_train: np.ndarray | None, y_train: np.ndarray
     x_train = rng.random((len(y_train), 3, 32, 32), dtype=np.float32)
     x_test = rng.random((len(y_test), 3, 32, 32), dtype=np.float32)
     n_names = int(y_train.max()) + 1  # as many class names as the labels use
-    return LabeledImages(name, Split(x_train, y_train, groups_train), Split(x_test, y_test, groups_test),
-                         tuple(str(i) for i in range(n_names)))
+    kind = {"cifar100": "superclass", "emnist-letters": "writer"}.get(name) if groups_train is not None else None
+    return LabeledImages(Split(x_train, y_train, groups_train), Split(x_test, y_test, groups_test),
+                         tuple(str(i) for i in range(n_names)), groups=kind,
+                         group_names=tuple(str(i) for i in range(20)) if kind == "superclass" else (), name=name)
 
 
 def test_cifar_superclass_task_end_to_end(monkeypatch):
@@ -50,7 +52,7 @@ def test_cifar_superclass_task_end_to_end(monkeypatch):
                            np.repeat(np.arange(10), 5).astype(np.int64))
     cifar100 = _fake_source("cifar100", coarse, fine, np.repeat(np.arange(10), 4).astype(np.int64),
                             np.repeat(np.arange(10), 4).astype(np.int64) // 5)
-    monkeypatch.setattr(task_module, "load_source", lambda name, root: cifar10 if name == "cifar10" else cifar100)
+    monkeypatch.setattr(task_module, "load_source", lambda source, root: cifar10 if source.name == "cifar10" else cifar100)
     config = preset("paper-cifar-noniid", private_classes=(1, 0), n_parties=3, samples_per_class=4, subset_size=50)
     task = task_module.build_task(config)
     assert task.n_classes == 12
@@ -67,9 +69,9 @@ def test_cifar_superclass_task_end_to_end(monkeypatch):
 
 def test_writer_partition_needs_writer_ids():
     with pytest.raises(ConfigError, match="partition='writer' needs writer ids"):
-        preset("offline", partition="writer")
-    with pytest.raises(ConfigError, match="partition='superclass' needs superclass labels"):
-        preset("paper-mnist-noniid", partition="superclass")
+        task_module.build_task(preset("quick", partition="writer"))
+    with pytest.raises(ConfigError, match="partition='superclass' needs superclass ids"):
+        task_module.build_task(preset("quick", partition="superclass"))
 
 
 def test_emnist_idx_files_without_writers_are_refused_for_writer_partition(monkeypatch):
@@ -77,6 +79,6 @@ def test_emnist_idx_files_without_writers_are_refused_for_writer_partition(monke
                          np.repeat(np.arange(10), 2).astype(np.int64))
     letters = _fake_source("emnist-letters", None, np.repeat(np.arange(26), 10).astype(np.int64),
                            np.repeat(np.arange(26), 2).astype(np.int64))
-    monkeypatch.setattr(task_module, "load_source", lambda name, root: mnist if name == "mnist" else letters)
-    with pytest.raises(ConfigError, match="use the .mat file"):
+    monkeypatch.setattr(task_module, "load_source", lambda source, root: mnist if source.name == "mnist" else letters)
+    with pytest.raises(ConfigError, match="needs writer ids .emnist-letters from its .mat file"):
         task_module.build_task(preset("paper-mnist-noniid", n_parties=2, subset_size=10, models=("cnn2-8-16",)))

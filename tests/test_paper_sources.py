@@ -15,7 +15,7 @@ import pytest
 from scipy.io import savemat
 
 from fedmd_ray.data import load_source, source_info, source_names
-from fedmd_ray.data import sources
+from fedmd_ray.data import resolve, sources
 from fedmd_ray.data.formats import read_py2_pickle
 from fedmd_ray.errors import DataError
 
@@ -265,7 +265,7 @@ def test_emnist_mat_with_wrong_structure_names_the_file(tmp_path: Path) -> None:
         load_source("emnist-letters", tmp_path)
     assert str(path.resolve()) in str(err.value)
     savemat(path, {"something_else": np.zeros(3)})
-    sources._load_cached.cache_clear()
+    resolve._load_cached.cache_clear()
     with pytest.raises(DataError, match="lacks dataset.train"):
         load_source("emnist-letters", tmp_path)
 

@@ -64,9 +64,9 @@ def test_lpt_respects_sizes():
 
 def test_costs_rank_models_by_work():
     config = fedmd_ray.preset("offline", models=("mlp-128", "cnn3-6-12-24"), n_parties=2)
-    mlp, cnn = party_costs(config, [15, 15], (1, 28, 28), 10, 1000)
+    mlp, cnn = party_costs(config, config.models, [15, 15], (1, 28, 28), 10, 1000)
     assert cnn > 5 * mlp
-    more_data = party_costs(config, [15, 300], (1, 28, 28), 10, 1000)[1]
+    more_data = party_costs(config, config.models, [15, 300], (1, 28, 28), 10, 1000)[1]
     assert more_data > cnn
 
 
@@ -91,6 +91,7 @@ def test_footprint_counts_flops_as_torch_does(name, shape):
 # --- GPU memory: estimates and the packing check (pure functions; no GPU needed) ---
 
 from fedmd_ray.actors.gpu_memory import CUDA_CONTEXT_BYTES, check_gpu_packing, estimate_hosts  # noqa: E402
+from fedmd_ray.model_names import resolve_model  # noqa: E402
 
 GIB = 2**30
 
@@ -98,7 +99,8 @@ GIB = 2**30
 def _paper_estimates(groups):
     config = fedmd_ray.preset("paper-mnist-iid", public_classes=(0, 1, 2, 3, 4), private_data="mnist",
                               private_classes=(5, 6, 7, 8, 9))
-    return estimate_hosts(config, groups, [15] * 10, (1, 28, 28), shared_bytes=200 * 2**20)
+    models = [resolve_model(m) for m in config.party_models]
+    return estimate_hosts(config, models, groups, [15] * 10, (1, 28, 28), 10, shared_bytes=200 * 2**20)
 
 
 def test_estimate_grows_with_the_model_and_counts_the_context_once_per_host():

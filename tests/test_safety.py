@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fedmd_ray"
 PROBE = """
 import socket
 import fedmd_ray
-from fedmd_ray.data.task import build_task
+from fedmd_ray.experiment import prepare
 from fedmd_ray.runner import iterate_phases
 from ray._private.authentication.authentication_utils import is_token_auth_enabled
 
@@ -22,7 +22,7 @@ def check(hosts):
     seen["token"] = is_token_auth_enabled()
     seen["dashboard_port_open"] = socket.socket().connect_ex(("127.0.0.1", 8265)) == 0
 config = fedmd_ray.preset("quick", rounds=0, upper_bound=False)
-for _ in iterate_phases(config, build_task(config), on_start=check):
+for _ in iterate_phases(prepare(config), on_start=check):
     pass
 print(seen)
 """

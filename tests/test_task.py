@@ -7,7 +7,7 @@ import pytest
 
 from fedmd_ray import preset
 from fedmd_ray.data import task as task_module
-from fedmd_ray.data.sources import LabeledImages, Split, load_source
+from fedmd_ray.data import LabeledImages, Split, load_source
 from fedmd_ray.data.task import build_task, conform_images
 from fedmd_ray.errors import ConfigError, DataError
 
@@ -20,8 +20,6 @@ def test_label_space_is_public_classes_then_private_in_list_order():
     assert task.n_classes == 4
     assert set(np.unique(task.public_y)) == {0, 1} and set(np.unique(task.test_y)) == {2, 3}
     # digit 9 -> label 2, digit 7 -> label 3: the private classes keep their list order
-    from fedmd_ray.data.sources import load_source
-
     raw = load_source("digits", "/nonexistent-root-digits-needs-none")
     nines = raw.test.x[raw.test.y == 9]
     assert np.array_equal(task.test_x[task.test_y == 2], nines)
@@ -72,7 +70,7 @@ def test_the_private_pool_holds_exactly_the_parties_images():
     assert len(task.private_x) == len(task.private_y) == 3 * 4 * 5
     assert np.array_equal(np.sort(np.concatenate(task.party_indices)), np.arange(len(task.private_y)))
     raw = load_source("digits", "/nonexistent-root-digits-needs-none").train
-    for label, digit in enumerate(cfg.private_classes, start=cfg.n_public_classes):
+    for label, digit in enumerate(cfg.private_classes, start=len(cfg.public_classes)):
         pool = {row.tobytes() for row in raw.x[raw.y == digit]}
         assert all(row.tobytes() in pool for row in task.private_x[task.private_y == label])
 
@@ -80,10 +78,12 @@ def test_the_private_pool_holds_exactly_the_parties_images():
 def _fake(name: str, y_train: np.ndarray, y_test: np.ndarray, groups_train=None, groups_test=None) -> LabeledImages:
     rng = np.random.default_rng(0)
     return LabeledImages(
-        name,
         Split(rng.random((len(y_train), 3, 32, 32), dtype=np.float32), y_train, groups_train),
         Split(rng.random((len(y_test), 3, 32, 32), dtype=np.float32), y_test, groups_test),
         tuple(str(i) for i in range(100)),
+        groups=None if groups_train is None else "superclass",
+        group_names=() if groups_train is None else tuple(str(i) for i in range(20)),
+        name=name,
     )
 
 
@@ -97,7 +97,7 @@ _TEN = np.repeat(np.arange(10), 20).astype(np.int64)
 def test_an_empty_evaluation_set_is_refused_before_training(monkeypatch, public_test, private_test, message):
     """Every party is tested on both each phase: an empty one is a data error, not a mid-run crash."""
     public, private = _fake("cifar10", _TEN, public_test), _fake("cifar100", _TEN, private_test)
-    monkeypatch.setattr(task_module, "load_source", lambda name, root: public if name == "cifar10" else private)
+    monkeypatch.setattr(task_module, "load_source", lambda source, root: public if source.name == "cifar10" else private)
     cfg = preset("paper-cifar-iid", public_classes=(0, 1), private_classes=(5, 6), n_parties=2, samples_per_class=2,
                  subset_size=10)
     with pytest.raises(DataError, match=message):
@@ -107,7 +107,7 @@ def test_an_empty_evaluation_set_is_refused_before_training(monkeypatch, public_
 def test_private_superclasses_must_not_hold_public_classes_of_the_same_source(monkeypatch):
     fine = _TEN
     cifar100 = _fake("cifar100", fine, fine, fine // 5, fine // 5)  # superclass 0 = fine 0..4, 1 = fine 5..9
-    monkeypatch.setattr(task_module, "load_source", lambda name, root: cifar100)
+    monkeypatch.setattr(task_module, "load_source", lambda source, root: cifar100)
     cfg = preset("paper-cifar-noniid", public_data="cifar100", public_classes=(6, 7), private_classes=(1,),
                  n_parties=2, samples_per_class=2, subset_size=10)
     with pytest.raises(ConfigError, match=r"superclasses \[1\] hold fine classes \[6, 7\]"):

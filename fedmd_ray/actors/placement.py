@@ -18,7 +18,7 @@ from typing import Sequence
 
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
-from fedmd_ray.model_names import ModelPlugin
+from fedmd_ray.model_names import ModelEntry, ModelPlugin
 from fedmd_ray.models import footprint
 
 
@@ -81,7 +81,7 @@ def even_cpu_share(cpus: float, parts: int) -> float:
 
 
 def party_costs(
-    config: FedMDConfig, models: Sequence[ModelPlugin], private_sizes: Sequence[int],
+    config: FedMDConfig, models: Sequence[ModelPlugin | ModelEntry], private_sizes: Sequence[int],
     input_shape: tuple[int, int, int], n_classes: int, n_test: int,
 ) -> list[float]:
     """Estimated work of each party per round: samples touched, weighted by its model's cost per sample.

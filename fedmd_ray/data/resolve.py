@@ -31,7 +31,7 @@ from typing import Any, Callable, Union
 
 from fedmd_ray.data.files import load_image_folder, load_npz
 from fedmd_ray.data.images import LabeledImages, check_images
-from fedmd_ray.data.sources import load_builtin, source_info, source_names
+from fedmd_ray.data.sources import load_builtin, resolve_data_root, source_info, source_names
 from fedmd_ray.errors import ConfigError, DataError
 from fedmd_ray.plugins import Registry, describe, is_import_path, load_object, object_identity
 
@@ -155,9 +155,11 @@ def _listing_hash(root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_source(plugin: SourcePlugin, data_root: Path) -> LabeledImages:
-    """The checked images of a resolved source (cached per process; arrays read-only)."""
-    return _load_cached(plugin, data_root)
+def load_source(source: SourcePlugin | SourceEntry, data_root: str | Path | None = None) -> LabeledImages:
+    """The checked images of a source, resolved or any entry `public_data` takes (cached per process;
+    arrays read-only). `data_root`: where the built-ins' files are (None: the default root)."""
+    plugin = source if isinstance(source, SourcePlugin) else resolve_source("source", source)
+    return _load_cached(plugin, resolve_data_root(data_root))
 
 
 @functools.lru_cache(maxsize=8)

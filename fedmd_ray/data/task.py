@@ -58,10 +58,10 @@ def build_task(config: FedMDConfig) -> FedMDTask:
     root = resolve_data_root(config.data_root)
     public_source = resolve_source("public_data", config.public_data)
     private_source = resolve_source("private_data", config.private_data)
+    _check_disjoint(config, public_source, private_source)
     public = load_source(public_source, root)
     private = load_source(private_source, root)
     _check_classes(config, public, private)
-    _check_disjoint(config, public_source, private_source)
     public_classes = (
         tuple(range(len(public.class_names))) if config.public_classes is None else config.public_classes
     )
