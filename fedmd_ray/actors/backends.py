@@ -16,6 +16,7 @@ from fedmd_ray.actors.gpu_memory import check_gpu_packing, estimate_groups
 from fedmd_ray.actors.local_pool import LocalPool
 from fedmd_ray.actors.placement import ActorResources, assign_parties, party_costs
 from fedmd_ray.actors.pool import PartyPool
+from fedmd_ray.actors.portable import Portable
 from fedmd_ray.errors import FedMDError, ResourceError
 from fedmd_ray.strategy import StrategyState
 
@@ -135,8 +136,8 @@ def _ray_driver(
         # It starts while the hosts start.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
         models = [s.model.name for s in sorted(specs, key=lambda s: s.party)]
-        actor = ray.remote(Driver).options(num_cpus=config.driver_cpus, scheduling_strategy=here).remote(
-            config, setup.strategy, models, data.public_y, pool, run_id, save_states
+        actor = ray.remote(DriverActor).options(num_cpus=config.driver_cpus, scheduling_strategy=here).remote(
+            Portable.wrap((config, setup.strategy)), models, data.public_y, pool, run_id, save_states
         )
         try:
             pool.wait_ready()
@@ -146,6 +147,14 @@ def _ray_driver(
         finally:
             ray.kill(actor)
             pool.close()
+
+
+class DriverActor(Driver):
+    """The `Driver` as a Ray actor: its config and strategy arrive packed (see `actors.portable`)."""
+
+    def __init__(self, packed: Portable, *args: Any) -> None:
+        config, strategy = packed.unwrap()
+        super().__init__(config, strategy, *args)
 
 
 class RemoteDriver:

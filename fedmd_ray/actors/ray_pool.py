@@ -17,6 +17,7 @@ import ray
 
 from fedmd_ray.actors.common import Distributed, HostSetup, PartySpec, PartyState, SharedData, failure_reason
 from fedmd_ray.actors.pool import HostFailure, PartiesFailed, SavedStates, host_parties
+from fedmd_ray.actors.portable import Portable
 from fedmd_ray.actors.remote_host import RemoteHost
 from fedmd_ray.actors.tasks import ImportState, PartyTask
 from fedmd_ray.errors import ResourceError
@@ -42,13 +43,15 @@ class RayPool:
         config = setup.config
         refs = [ray.put(getattr(data, f.name)) for f in dataclasses.fields(data)]
         self._options = dict(num_cpus=resources.cpus, num_gpus=resources.gpus, max_restarts=0)
-        self._args = (setup, resources.threads, resources.gpus, *refs)
+        self._args = (resources.threads, resources.gpus, *refs)
+        # each host's parties and the setup, pickled here: the driver actor holding this pool never
+        # unpickles the plug-ins, and the hosts do so after adding this process's import paths
+        self._packed = [Portable.wrap((group, setup)) for group in groups]
         self._fetch_timeout = config.round_timeout_s
         self._prefix = f"fedmd_ray-{uuid.uuid4().hex[:8]}"  # actor names: visible in `ray list actors`
         self._starts = 0
         self._what = f"party actors (each CPU={resources.cpus:g}, GPU={resources.gpus:g})"
         self._timeout = config.actor_start_timeout_s
-        self.specs = groups
         self.groups = [[s.party for s in group] for group in groups]
         self.hosts: list[Any] = [self._start(index) for index in range(len(groups))]
         self._data_refs = refs  # keep the shared arrays alive as long as the pool
@@ -141,7 +144,7 @@ class RayPool:
     def _start(self, index: int) -> Any:
         self._starts += 1
         name = f"{self._prefix}-host{index}-{self._starts}"
-        return _HOST_ACTOR.options(name=name, **self._options).remote(self.specs[index], *self._args)
+        return _HOST_ACTOR.options(name=name, **self._options).remote(self._packed[index], *self._args)
 
     def _kill(self, host: int) -> None:
         if self.hosts[host] is not None:

@@ -11,7 +11,8 @@ from typing import Any, Sequence, TypeVar
 
 import ray
 
-from fedmd_ray.actors.common import HostSetup, PartySpec, PartyState, SharedData
+from fedmd_ray.actors.common import PartyState, SharedData
+from fedmd_ray.actors.portable import Portable
 from fedmd_ray.actors.tasks import PartyTask
 
 R = TypeVar("R")
@@ -25,9 +26,11 @@ class RemoteHost:
     stored once per node, however many parties read it.
     """
 
-    def __init__(self, specs: list[PartySpec], setup: HostSetup, threads: int, gpus: float, *arrays: Any) -> None:
+    def __init__(self, packed: Portable, threads: int, gpus: float, *arrays: Any) -> None:
+        """`packed`: this host's `PartySpec`s and the `HostSetup` (see `actors.portable`)."""
         from fedmd_ray.actors.participant import PartyHost
 
+        specs, setup = packed.unwrap()
         self._host = PartyHost(specs, setup, SharedData(*arrays), threads=threads, gpus=gpus)
 
     def run(self, task: PartyTask[R], parties: Sequence[int]) -> dict[int, R]:

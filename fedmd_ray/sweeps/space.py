@@ -42,10 +42,21 @@ def grid_values(param_space: dict[str, Any]) -> dict[str, list[Any]]:
 
 
 def to_tune_space(param_space: dict[str, Any]) -> dict[str, Any]:
-    """Plain lists become grid searches; Tune domains pass through."""
+    """Plain lists become grid searches (plug-in objects in them packed, see `actors.portable`);
+    Tune domains pass through."""
     from ray import tune
 
-    return {k: tune.grid_search(v) if isinstance(v, list) else v for k, v in param_space.items()}
+    return {k: tune.grid_search([_packed(x) for x in v]) if isinstance(v, list) else v for k, v in param_space.items()}
+
+
+def _packed(value: Any) -> Any:
+    """Plain values as they are (Tune shows them); anything holding an object packed."""
+    plain = (str, int, float, bool, type(None))
+    if isinstance(value, plain) or (isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value)):
+        return value
+    from fedmd_ray.actors.portable import Portable
+
+    return Portable.wrap(value)
 
 
 def check_points(base: FedMDConfig, param_space: dict[str, Any]) -> list[FedMDConfig]:

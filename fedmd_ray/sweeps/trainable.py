@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from fedmd_ray.actors.portable import Portable
 from fedmd_ray.analysis.io import join_uri, write_table
 from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.config import FedMDConfig
@@ -36,22 +37,25 @@ def registered_plugins() -> dict[str, dict[str, Any]]:
 
 
 def trial_config(params: dict[str, Any]) -> FedMDConfig:
-    """The trial's config: the base with the swept values applied (the sweep's registrations first)."""
-    for kind, entries in params.get(PLUGINS, {}).items():
+    """The trial's config: the base with the swept values applied (the sweep's registrations first).
+    The base, the registrations and swept plug-in objects arrive packed (see `actors.portable`)."""
+    for kind, entries in params[PLUGINS].unwrap().items():
         _REGISTRIES[kind].install(entries)
-    swept = {k: v for k, v in params.items() if not k.startswith("_")}
-    return FedMDConfig.from_dict({**params[BASE], **swept})
+    return FedMDConfig.from_dict({**params[BASE].unwrap(), **swept_values(params)})
 
 
-def swept_columns(table: pa.Table, trial_id: str, params: dict[str, Any]) -> pa.Table:
-    """Add `trial_id` and one column per swept parameter to a trial's long table."""
+def swept_values(params: dict[str, Any]) -> dict[str, Any]:
+    """The trial's values of the swept fields, unpacked."""
+    return {k: v.unwrap() if isinstance(v, Portable) else v for k, v in params.items() if not k.startswith("_")}
+
+
+def swept_columns(table: pa.Table, trial_id: str, swept: dict[str, Any]) -> pa.Table:
+    """Add `trial_id` and one column per swept field (plug-in objects by name) to a trial's long table."""
     table = table.append_column("trial_id", pa.array([trial_id] * table.num_rows, pa.string()))
-    for key, value in params.items():
-        if not key.startswith("_"):
-            text = ",".join(map(describe, value)) if isinstance(value, (list, tuple)) else value
-            column = [text if isinstance(text, (str, int, float, bool)) or text is None else describe(text)]
-            column *= table.num_rows
-            table = table.append_column(key, pa.array(column))
+    for key, value in swept.items():
+        text = ",".join(map(describe, value)) if isinstance(value, (list, tuple)) else value
+        cell = text if isinstance(text, (str, int, float, bool)) or text is None else describe(text)
+        table = table.append_column(key, pa.array([cell] * table.num_rows))
     return table
 
 
@@ -70,6 +74,6 @@ def trainable(params: dict[str, Any]) -> None:
         accuracies = [r["test_accuracy"] for r in phase_rows if r["test_accuracy"] is not None]
         mean = sum(accuracies) / max(len(accuracies), 1)
         baseline = mean if baseline is None else baseline
-        table = swept_columns(rows_to_table(rows), trial_id, params)
+        table = swept_columns(rows_to_table(rows), trial_id, swept_values(params))
         write_table(table, join_uri(params[RESULTS], f"{trial_id}.parquet"))
         tune.report({"round": round_, "mean_accuracy": mean, "mean_gain": mean - baseline})

@@ -21,6 +21,7 @@ from ray import tune
 from fedmd_ray.actors.backends import check_gpu_memory, host_groups
 from fedmd_ray.actors.cluster import check_fits, cluster_totals, ray_session
 from fedmd_ray.actors.placement import actor_resources, actor_sizes, even_cpu_share
+from fedmd_ray.actors.portable import Portable
 from fedmd_ray.analysis.io import (
     SUMMARY_FILE, SWEEP_FILE, join_uri, list_uri, load_results, read_bytes_uri, write_bytes_uri, write_table,
 )
@@ -99,7 +100,7 @@ def sweep(
                     groups = host_groups(prepared.setup, specs, data, resources.sizes)
                     check_gpu_memory(prepared.setup, groups, data, resources)
             space = {
-                BASE: base.to_dict(), RESULTS: results_uri, PLUGINS: registered_plugins(),
+                BASE: Portable.wrap(base.to_dict()), RESULTS: results_uri, PLUGINS: Portable.wrap(registered_plugins()),
                 CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None,
                 **to_tune_space(param_space),
             }
