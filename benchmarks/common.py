@@ -21,8 +21,7 @@ import numpy as np
 import fedmd_ray
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.actors.backends import open_driver
-from fedmd_ray.data.task import build_task
-from fedmd_ray.runner import party_inputs
+from fedmd_ray.experiment import prepare
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -105,20 +104,21 @@ class PhaseTimes:
 
 def timed_run(config: FedMDConfig) -> PhaseTimes:
     """Run `config`'s phases through the real driver, timing each (data loading excluded)."""
-    specs, data = party_inputs(config, build_task(config))
+    experiment = prepare(config)
+    specs, data = experiment.party_inputs()
     times, meter = PhaseTimes(), CpuMeter()
     start = time.perf_counter()
-    with open_driver(config, specs, data, config.fingerprint()) as call:
+    with open_driver(experiment.setup, specs, data, experiment.run_id) as driver:
         times.startup = time.perf_counter() - start
         start = time.perf_counter()
-        rows = call("transfer_learn", None)
+        rows = driver.transfer_learn()
         times.transfer = time.perf_counter() - start
         meter.start()
         for round_ in range(1, config.rounds + 1):
             start = time.perf_counter()
-            rows = call("run_round", round_)
+            rows = driver.run_round(round_)
             times.rounds.append(time.perf_counter() - start)
         times.rounds_cpu = meter.stop()
-        times.usage = call("usage")
+        times.usage = driver.usage()
     times.accuracy = float(np.mean([r["test_accuracy"] for r in rows if r["phase"] != "upper_bound"]))
     return times

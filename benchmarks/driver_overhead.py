@@ -24,14 +24,13 @@ import ray
 
 import fedmd_ray
 from fedmd_ray.actors.backends import open_driver
-from fedmd_ray.aggregation import aggregate
 from fedmd_ray.analysis.io import write_table
 from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.checkpoint import Checkpoint, CheckpointWriter
 from fedmd_ray.data.sampling import sample_alignment
-from fedmd_ray.data.task import build_task
-from fedmd_ray.runner import party_inputs
+from fedmd_ray.experiment import prepare
 from fedmd_ray.seeding import rng
+from fedmd_ray.strategy import RoundInfo
 
 from common import record
 
@@ -45,9 +44,9 @@ def _ms(fn, repeat: int = 20) -> float:
     return best * 1000
 
 
-def _busy(call) -> np.ndarray:
+def _busy(driver) -> np.ndarray:
     """Each host's seconds of party work so far (snapshots and checkpoints count as overhead)."""
-    return np.array([host["busy_s"] for host in call("usage")["hosts"]])
+    return np.array([host["busy_s"] for host in driver.usage()["hosts"]])
 
 
 def main() -> None:
@@ -59,33 +58,38 @@ def main() -> None:
         "offline", public_classes=None, private_data="digits", private_classes=(0, 1, 2, 3, 4, 5), subset_size=5000,
         rounds=args.rounds, pretrain_epochs=1, private_epochs=1, upper_bound=False,
     )
-    task = build_task(config)
-    specs, data = party_inputs(config, task)
+    experiment = prepare(config)
+    task = experiment.task
+    specs, data = experiment.party_inputs()
     ray.init(include_dashboard=False)
     rounds = []
     try:
-        with open_driver(config, specs, data, config.fingerprint()) as call, tempfile.TemporaryDirectory() as tmp:
+        with open_driver(experiment.setup, specs, data, experiment.run_id) as driver, \
+                tempfile.TemporaryDirectory() as tmp:
             writer = CheckpointWriter(Path(tmp))
-            rows = call("transfer_learn", None)
+            rows = driver.transfer_learn()
             for round_ in range(1, config.rounds + 1):
-                before = _busy(call)
+                before = _busy(driver)
                 start = time.perf_counter()
-                rows += call("run_round", round_)
+                rows += driver.run_round(round_)
                 wall = time.perf_counter() - start
-                work = float(np.max(_busy(call) - before))
+                work = float(np.max(_busy(driver) - before))
                 start = time.perf_counter()  # what run() does after each round
                 write_table(rows_to_table(rows), Path(tmp) / "results.parquet")
-                writer.submit(Checkpoint(config.fingerprint(), round_, list(rows), call("export_states").resolve()))
+                snapshot = driver.export_states()
+                writer.submit(Checkpoint(experiment.run_id, round_, list(rows), snapshot.parties.resolve(),
+                                         snapshot.strategy))
                 write = time.perf_counter() - start
                 rounds.append((wall + write, work))
                 print(f"round {round_}: {wall + write:.3f} s, busiest host {work:.3f} s, "
                       f"overhead {(wall + write - work) * 1000:.0f} ms (table write + checkpoint hand-off "
                       f"{write * 1000:.1f} ms)")
             writer.close()
-        scores = np.random.default_rng(0).standard_normal((10, 5000, config.n_classes)).astype(np.float32)
+        scores = np.random.default_rng(0).standard_normal((10, 5000, task.n_classes)).astype(np.float32)
+        info = RoundInfo(1, tuple(range(10)), 10)
         steps = {
             "sample_ms": _ms(lambda: sample_alignment(rng(0, "alignment", 1), task.public_y, 5000)),
-            "aggregate_ms": _ms(lambda: aggregate("mean", scores)),
+            "aggregate_ms": _ms(lambda: experiment.strategy.aggregate(scores, info)),
             "put_consensus_ms": _ms(lambda: ray.put(scores[0])),
             "get_10_scores_ms": _ms(lambda: ray.get([ray.put(s) for s in scores], timeout=60)),
         }
@@ -94,9 +98,9 @@ def main() -> None:
     steady = rounds[1:] or rounds  # round 1 also gathers scores in a call of its own
     overhead = np.array([w - p for w, p in steady])
     walls = np.array([w for w, _ in steady])
-    print(f"\n10 parties x subset 5000 x {config.n_classes} classes, rounds 2..{config.rounds}:")
+    print(f"\n10 parties x subset 5000 x {task.n_classes} classes, rounds 2..{config.rounds}:")
     record("driver_overhead", {
-        "parties": config.n_parties, "subset": config.subset_size, "classes": config.n_classes,
+        "parties": config.n_parties, "subset": config.subset_size, "classes": task.n_classes,
         "round_s": float(walls.mean()), "overhead_ms": float(overhead.mean() * 1000),
         "overhead_share": float((overhead / walls).mean()),
         "round1_overhead_ms": (rounds[0][0] - rounds[0][1]) * 1000, **steps,

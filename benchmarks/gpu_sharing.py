@@ -21,9 +21,8 @@ import ray
 
 import fedmd_ray
 from fedmd_ray.actors.gpu_memory import estimate_groups
-from fedmd_ray.data.task import build_task
+from fedmd_ray.experiment import prepare
 from fedmd_ray.model_names import PAPER_MODELS
-from fedmd_ray.runner import party_inputs
 
 from common import PhaseTimes, record, timed_run
 
@@ -64,8 +63,9 @@ def by_party(times: PhaseTimes, key: str) -> list[float]:
 
 def estimates_mib(config: fedmd_ray.FedMDConfig) -> list[float]:
     """The run's estimate for each party alone on a host, in party order."""
-    specs, data = party_inputs(config, build_task(config))
-    return [e.bytes / 2**20 for e in estimate_groups(config, [[s] for s in specs], data)]
+    experiment = prepare(config)
+    specs, data = experiment.party_inputs()
+    return [e.bytes / 2**20 for e in estimate_groups(experiment.setup, [[s] for s in specs], data)]
 
 
 def main() -> None:

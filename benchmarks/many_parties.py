@@ -18,8 +18,7 @@ import numpy as np
 import ray
 
 import fedmd_ray
-from fedmd_ray.data.task import build_task
-from fedmd_ray.runner import party_inputs
+from fedmd_ray.experiment import prepare
 
 from common import record, timed_run
 
@@ -29,7 +28,7 @@ def measure(parties: int, rounds: int) -> dict[str, float]:
         "offline", n_parties=parties, models=("mlp-16", "mlp-32"), samples_per_class=3, public_size=2000,
         subset_size=500, pretrain_epochs=1, private_epochs=2, upper_bound=False, rounds=rounds,
     )
-    _, data = party_inputs(config, build_task(config))
+    _, data = prepare(config).party_inputs()
     shared_mib = sum(getattr(data, f).nbytes for f in data.__dataclass_fields__) / 2**20
     times = timed_run(config)
     usage = times.usage
