@@ -3,8 +3,7 @@
 `FEDMD_RAY_FAULT="party=1,round=2,method=digest,action=exit[,once=/tmp/marker]"`
 makes party 1 call `os._exit(1)` (action `exit`), raise RuntimeError (`raise`)
 or sleep for an hour (`hang`) when it enters `method` (`transfer_learn` in round
-0, `digest` or `revisit`) in `round`, the party's own count of rounds it took
-part in. With `once`,
+0, `digest` or `revisit`) in `round` (the run's round). With `once`,
 the fault fires only while the marker file does not exist and creates it, so
 a restarted party succeeds. `FEDMD_RAY_DELAY_S=0.5` makes every party sleep a
 random 0-0.5 s before each transfer, digest and revisit, so parties answer in

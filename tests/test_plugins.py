@@ -327,3 +327,15 @@ def test_a_cli_run_with_plugins_resumes_from_its_own_directory(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert _metrics(pq.read_table(tmp_path / "b" / "results.parquet")) == \
         _metrics(pq.read_table(tmp_path / "a" / "results.parquet"))
+
+
+def test_grid_and_set_take_import_paths_like_names():
+    from fedmd_ray.config import parse_overrides
+    from fedmd_ray.sweeps.space import parse_grid
+
+    grid = parse_grid(["models=plugin_fixtures:tiny_mlp,cnn2-8-16;cnn1-8", "strategy=fedmd,custom_strategy:TrimmedMean"])
+    assert grid == {"models": [("plugin_fixtures:tiny_mlp", "cnn2-8-16"), ("cnn1-8",)],
+                    "strategy": ["fedmd", "custom_strategy:TrimmedMean"]}
+    assert parse_overrides(["private_data=~/data/mine.npz"]) == {"private_data": "~/data/mine.npz"}
+    with pytest.raises(ConfigError, match="--set rounds is given twice"):
+        parse_overrides(["rounds=3", "rounds=4"])
