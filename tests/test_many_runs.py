@@ -91,7 +91,7 @@ def test_the_driver_actor_never_loads_torch(ray_cluster):
         states = driver.export_states().parties.resolve()
         maps = {(pid, name.split(".")[0]): open(f"/proc/{pid}/maps").read() for pid, name in _actor_processes()}
     assert sorted(states) == list(range(config.n_parties))
-    drivers = [m for (_, kind), m in maps.items() if kind == "ray::Driver"]
+    drivers = [m for (_, kind), m in maps.items() if kind == "ray::DriverActor"]
     hosts = [m for (_, kind), m in maps.items() if kind == "ray::RemoteHost"]
     assert len(drivers) == 1 and len(hosts) == 2
     assert "libtorch" not in drivers[0]
