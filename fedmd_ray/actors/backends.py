@@ -11,7 +11,7 @@ import contextlib
 from typing import Any, Iterator, Protocol, Sequence
 
 from fedmd_ray.actors.common import HostSetup, PartySpec, PartyState, SharedData
-from fedmd_ray.actors.driver import Driver, Row, Snapshot
+from fedmd_ray.actors.driver import Driver, DriverActor, Row, Snapshot
 from fedmd_ray.actors.gpu_memory import check_gpu_packing, estimate_groups
 from fedmd_ray.actors.local_pool import LocalPool
 from fedmd_ray.actors.placement import ActorResources, assign_parties, party_costs
@@ -147,14 +147,6 @@ def _ray_driver(
         finally:
             ray.kill(actor)
             pool.close()
-
-
-class DriverActor(Driver):
-    """The `Driver` as a Ray actor: its config and strategy arrive packed (see `actors.portable`)."""
-
-    def __init__(self, packed: Portable, *args: Any) -> None:
-        config, strategy = packed.unwrap()
-        super().__init__(config, strategy, *args)
 
 
 class RemoteDriver:

@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from fedmd_ray.actors.common import Distributed, Evaluation, PartyState, RoundResult, peak_rss_mib
 from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PartyPool, SavedStates
+from fedmd_ray.actors.portable import Portable
 from fedmd_ray.actors.tasks import (
     Communicate, DigestRevisitEvaluate, ExportState, ImportState, PartyTask, TransferLearn,
 )
@@ -279,3 +280,12 @@ class Driver:
             "test_loss": None if ev is None else ev.loss,
             "seconds": None if ev is None else ev.seconds,
         }
+
+
+class DriverActor(Driver):
+    """The `Driver` as a Ray actor: its config and strategy arrive packed (see `actors.portable`).
+    Defined here, in a module free of torch: Ray imports an actor class's module in its process."""
+
+    def __init__(self, packed: Portable, *args: Any) -> None:
+        config, strategy = packed.unwrap()
+        super().__init__(config, strategy, *args)
