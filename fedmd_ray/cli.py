@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from fedmd_ray.config import PRESETS, parse_overrides, preset
@@ -117,18 +116,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from fedmd_ray.config import FedMDConfig
     from fedmd_ray.errors import ConfigError
+    from fedmd_ray.outdir import as_path
     from fedmd_ray.runner import read_saved_config, run
 
     overrides = parse_overrides(args.overrides)
     if args.resume:
         if args.overwrite:
             raise ConfigError("--overwrite starts a new run and --resume continues one; give one of them")
-        if args.out and Path(args.out) != Path(args.resume):
+        directory = as_path(args.resume, "--resume")
+        if args.out and as_path(args.out, "--out") != directory:
             raise ConfigError(f"--resume {args.resume} and --out {args.out} name different directories; give one")
         if args.preset:
             config = preset(args.preset, **overrides)
         else:
-            config = FedMDConfig.from_dict({**read_saved_config(Path(args.resume)), **overrides})
+            config = FedMDConfig.from_dict({**read_saved_config(directory), **overrides})
         table = run(config, out_dir=args.resume, resume=True, verbose=not args.quiet)
     else:
         config = preset(args.preset or "offline", **overrides)
@@ -146,16 +147,15 @@ def _sweep(args: argparse.Namespace) -> int:
 
     config = preset(args.preset or "offline", **parse_overrides(args.overrides))
     grid = parse_grid(args.grid)
-    sweep(
+    table = sweep(
         config, grid, scheduler=args.scheduler,
         max_concurrent_trials=args.max_concurrent, storage_path=args.storage, resume=args.resume,
         out_dir=args.out, transfer_cache=not args.no_transfer_cache, verbose=not args.quiet,
     )
-    if args.quiet:  # the sweep wrote its summary; print that rather than computing it again
-        from fedmd_ray.analysis.io import SUMMARY_FILE, load_results
-        from fedmd_ray.analysis.summary import format_sweep_summary
+    if args.quiet:
+        from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 
-        print(format_sweep_summary(load_results(Path(args.out) / SUMMARY_FILE)))
+        print(format_sweep_summary(sweep_summary(table, list(grid))))
     return 0
 
 

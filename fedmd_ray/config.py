@@ -199,6 +199,8 @@ class FedMDConfig:
     down (min 1), all cores for `local`."""
     address: str | None = setting(None, role="execution")
     """Ray cluster to attach to (also $RAY_ADDRESS); None = start a local one for the run."""
+    connect_timeout_s: float = setting(30.0, role="execution", bounds=POSITIVE)
+    """Seconds to wait for the cluster at `address` to accept the connection before failing."""
     actor_start_timeout_s: float = setting(120.0, role="execution", bounds=POSITIVE)
     """Seconds to wait for actors to be scheduled before failing (Ray would wait forever)."""
     out_dir: str | None = setting(None, role="execution")

@@ -10,7 +10,6 @@ The data is loaded and checked before Ray starts; the table is written to
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import platform
@@ -21,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 
-from fedmd_ray.actors.backends import open_driver
+from fedmd_ray.actors.backends import DriverHandle, open_driver
 from fedmd_ray.actors.common import PartyState
 from fedmd_ray.actors.driver import Snapshot
 from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, write_json, write_table
@@ -31,12 +30,12 @@ from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointWriter, 
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ConfigError, NoPartyLeft
 from fedmd_ray.experiment import Experiment, prepare
+from fedmd_ray.outdir import as_path, check_out_dir, claim_out_dir
 from fedmd_ray.plugins import describe
 from fedmd_ray.strategy import StrategyState
 
 Row = dict[str, Any]
 Phase = tuple[str, int, list[Row]]  # (phase, round, rows of that phase)
-LOCK_FILE = ".fedmd_ray.lock"  # held (flock) by the run writing the directory
 
 
 def run(
@@ -57,50 +56,53 @@ def run(
     that changes results). Uses the running Ray if there is one (and leaves it
     up), else attaches to `config.address`/`RAY_ADDRESS`, else starts a local
     Ray and stops it afterwards.
+
+    Check everything, then touch the disk: the config, the output directory, the data,
+    every plug-in and the cluster (CPUs, GPUs, GPU and host memory; the party actors
+    started) are checked before any file is created, replaced or removed; a refusal
+    (ConfigError, DataError, ResourceError; TypeError for arguments of the wrong type)
+    leaves the disk as it was, and `overwrite` removes the old run only once the new one
+    has started.
     """
     if not isinstance(config, FedMDConfig):
         raise TypeError(
             f"run() takes a FedMDConfig (fedmd_ray.preset(...) or FedMDConfig(...)), got {type(config).__name__}"
         )
     if out_dir is not None:
-        config = config.replace(out_dir=str(out_dir))
-    checkpoint = _resume_point(config) if resume else None
-    if checkpoint is None:
-        _check_out_dir(config.out_dir, overwrite)
+        config = config.replace(out_dir=str(as_path(out_dir, "out_dir")))
+    target = None if config.out_dir is None else check_out_dir(config.out_dir, replace=overwrite, resume=resume)
+    checkpoint = _resume_point(config, target) if resume else None
     log = _Progress(verbose)
-    experiment = prepare(config)  # every check passes before anything is written or started
+    if checkpoint is not None and checkpoint.round >= config.rounds and target is not None:
+        return _finished(checkpoint, target, log)  # nothing left to run: no Ray, no actors
+    experiment = prepare(config)
     run_id = checkpoint.fingerprint if checkpoint else experiment.run_id
-    target = make_out_dir(config.out_dir)
-    with exclusive(target):
-        log.header(experiment)
-        if target is not None and checkpoint is None:
-            for stale in (RESULTS_FILE, CHECKPOINT_FILE):  # an overwritten run's: a resume must never find them
-                (target / stale).unlink(missing_ok=True)
-            write_json({"config": config.to_json(), "identity": config.identity(), "fingerprint": run_id,
-                        **_versions()}, target / CONFIG_FILE)
-        rows: list[Row] = list(checkpoint.rows) if checkpoint else []
-        if checkpoint is not None:
-            log.line(f"resuming {target} after round {checkpoint.round} ({len(rows)} rows kept)")
+    log.header(experiment)
+    rows: list[Row] = list(checkpoint.rows) if checkpoint else []
+    with open_run(experiment, run_id, save_states=target is not None) as driver:  # started: the run is certain
+        log.placement(driver.describe())
+        fresh = (RESULTS_FILE, CHECKPOINT_FILE) if checkpoint is None else ()  # an overwritten run's files go
+        with contextlib.nullcontext() if target is None else claim_out_dir(target, remove=fresh):
+            if target is not None and checkpoint is None:
+                write_json({"config": config.to_json(), "identity": config.identity(), "fingerprint": run_id,
+                            **_versions()}, target / CONFIG_FILE)
+            if checkpoint is not None:
+                log.line(f"resuming {target} after round {checkpoint.round} ({len(rows)} rows kept)")
+            writer = None if target is None else CheckpointWriter(target)
 
-        writer = None if target is None else CheckpointWriter(target)
+            def save(round_: int, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
+                if writer is not None:
+                    writer.submit(Checkpoint(run_id, round_, list(rows), states, strategy_state))
 
-        def save(round_: int, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
-            if writer is not None:
-                writer.submit(Checkpoint(run_id, round_, list(rows), states, strategy_state))
-
-        phases = iterate_phases(experiment, on_start=log.placement, resume=checkpoint, on_checkpoint=save,
-                                run_id=run_id)
-        try:
-            for phase, round_, phase_rows in phases:
-                rows.extend(phase_rows)
-                log.phase(phase, round_, config.rounds, phase_rows)
-                if target is not None:
-                    write_table(rows_to_table(rows), target / RESULTS_FILE)
-        finally:
-            if writer is not None:
-                writer.close()
-        if target is not None and not (target / RESULTS_FILE).exists():  # a finished run resumed: no phase left
-            write_table(rows_to_table(rows), target / RESULTS_FILE)
+            try:
+                for phase, round_, phase_rows in run_phases(driver, config, resume=checkpoint, on_checkpoint=save):
+                    rows.extend(phase_rows)
+                    log.phase(phase, round_, config.rounds, phase_rows)
+                    if target is not None:
+                        write_table(rows_to_table(rows), target / RESULTS_FILE)
+            finally:
+                if writer is not None:
+                    writer.close()
     table = rows_to_table(rows)
     log.line(format_run(table))
     if target is not None:
@@ -108,15 +110,34 @@ def run(
     return table
 
 
-def iterate_phases(
-    experiment: Experiment,
+def _finished(checkpoint: Checkpoint, target: Path, log: _Progress) -> pa.Table:
+    """A resumed run that had finished: its table, written again (it may have been deleted)."""
+    table = rows_to_table(checkpoint.rows)
+    log.line(f"{target} finished all its rounds already: nothing to resume")
+    with claim_out_dir(target):
+        write_table(table, target / RESULTS_FILE)
+    log.line(format_run(table))
+    return table
+
+
+@contextlib.contextmanager
+def open_run(
+    experiment: Experiment, run_id: str, *, driver_in_process: bool = False, save_states: bool = True
+) -> Iterator[DriverHandle]:
+    """The run's driver with its parties started (Ray started or attached, the cluster checked)."""
+    specs, data = experiment.party_inputs()
+    with open_driver(experiment.setup, specs, data, run_id, driver_in_process=driver_in_process,
+                     save_states=save_states) as driver:
+        yield driver
+
+
+def run_phases(
+    driver: DriverHandle,
+    config: FedMDConfig,
     *,
-    on_start: Callable[[list[dict[str, Any]]], None] | None = None,
     transfer_cache: str | None = None,
-    driver_in_process: bool = False,
     resume: Checkpoint | None = None,
     on_checkpoint: Callable[[int, dict[int, PartyState], StrategyState], None] | None = None,
-    run_id: str | None = None,
 ) -> Iterator[Phase]:
     """Yield each phase's rows as it finishes: transfer (+ upper bound), then every round.
 
@@ -128,28 +149,40 @@ def iterate_phases(
     gets the round, every party's state (fetched here: a copy outlives the node that
     saved it) and the strategy's state.
     """
-    config = experiment.config
-    specs, data = experiment.party_inputs()
-    with open_driver(experiment.setup, specs, data, run_id or experiment.run_id,
-                     driver_in_process=driver_in_process, save_states=on_checkpoint is not None) as driver:
+    if resume is not None:
+        driver.import_states(resume.states, resume.strategy_state)
+    else:
+        rows = driver.transfer_learn(transfer_cache)
+        yield "transfer", 0, [r for r in rows if r["phase"] == "transfer"]
+        if config.upper_bound:
+            yield "upper_bound", 0, [r for r in rows if r["phase"] == "upper_bound"]
+        _check_parties_left(rows)
+        if on_checkpoint is not None:
+            on_checkpoint(0, *_fetched(driver.export_states()))
+    for round_ in range((resume.round if resume else 0) + 1, config.rounds + 1):
+        rows = driver.run_round(round_)
+        yield "collaborate", round_, rows
+        _check_parties_left(rows)
+        if on_checkpoint is not None:
+            on_checkpoint(round_, *_fetched(driver.export_states()))
+
+
+def iterate_phases(
+    experiment: Experiment,
+    *,
+    on_start: Callable[[list[dict[str, Any]]], None] | None = None,
+    transfer_cache: str | None = None,
+    driver_in_process: bool = False,
+    resume: Checkpoint | None = None,
+    on_checkpoint: Callable[[int, dict[int, PartyState], StrategyState], None] | None = None,
+) -> Iterator[Phase]:
+    """`open_run` and `run_phases` in one: what a Tune trial and the tests iterate."""
+    with open_run(experiment, experiment.run_id, driver_in_process=driver_in_process,
+                  save_states=on_checkpoint is not None) as driver:
         if on_start is not None:
             on_start(driver.describe())
-        if resume is not None:
-            driver.import_states(resume.states, resume.strategy_state)
-        else:
-            rows = driver.transfer_learn(transfer_cache)
-            yield "transfer", 0, [r for r in rows if r["phase"] == "transfer"]
-            if config.upper_bound:
-                yield "upper_bound", 0, [r for r in rows if r["phase"] == "upper_bound"]
-            _check_parties_left(rows)
-            if on_checkpoint is not None:
-                on_checkpoint(0, *_fetched(driver.export_states()))
-        for round_ in range((resume.round if resume else 0) + 1, config.rounds + 1):
-            rows = driver.run_round(round_)
-            yield "collaborate", round_, rows
-            _check_parties_left(rows)
-            if on_checkpoint is not None:
-                on_checkpoint(round_, *_fetched(driver.export_states()))
+        yield from run_phases(driver, experiment.config, transfer_cache=transfer_cache, resume=resume,
+                              on_checkpoint=on_checkpoint)
 
 
 def _fetched(snapshot: Snapshot) -> tuple[dict[int, PartyState], StrategyState]:
@@ -165,50 +198,10 @@ def _check_parties_left(rows: list[Row]) -> None:
         )
 
 
-@contextlib.contextmanager
-def exclusive(target: Path | None) -> Iterator[None]:
-    """Hold `target` for this run (or sweep): two writing one directory would mix their files.
-    An OS lock (flock), so a killed run never leaves the directory locked."""
-    if target is None:
-        yield
-        return
-    with open(target / LOCK_FILE, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            raise ConfigError(
-                f"out_dir={str(target)!r} is in use by another run or sweep (pid {lock.read().strip() or '?'}); wait for "
-                "it to finish or choose another directory"
-            ) from None
-        lock.truncate(0)
-        lock.write(str(os.getpid()))
-        lock.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _check_out_dir(out_dir: str | None, overwrite: bool) -> None:
-    """Refuse a file, or a directory holding results, without touching the disk."""
-    if out_dir is None:
-        return
-    target = Path(out_dir).expanduser()
-    if target.exists() and not target.is_dir():
-        raise ConfigError(f"out_dir={out_dir!r} is a file, not a directory")
-    if (target / RESULTS_FILE).exists() and not overwrite:
-        raise ConfigError(
-            f"out_dir={out_dir!r} already holds a run's {RESULTS_FILE}; choose another directory "
-            "or pass --overwrite (overwrite=True) to replace it"
-        )
-
-
-def _resume_point(config: FedMDConfig) -> Checkpoint:
+def _resume_point(config: FedMDConfig, target: Path | None) -> Checkpoint:
     """The checkpoint to continue from; ConfigError when there is none or the config differs."""
-    if config.out_dir is None:
+    if target is None:
         raise ConfigError("resume needs the run's directory: pass out_dir (fedmd-ray run --resume DIR)")
-    target = Path(config.out_dir).expanduser()
     saved, saved_identity, saved_run = _saved_run(target)
     given = config.to_json()
     differ = [
@@ -256,21 +249,6 @@ def _saved_run(directory: Path) -> tuple[dict[str, Any], dict[str, Any], str | N
         raise ConfigError(f"{str(directory)!r} holds no run to resume ({CONFIG_FILE} is missing)") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path} is not a fedmd_ray run config: {exc}") from exc
-
-
-def make_out_dir(out_dir: str | None) -> Path | None:
-    """Create `out_dir` (None: no output) and check it is writable; ConfigError if not."""
-    if out_dir is None:
-        return None
-    target = Path(out_dir).expanduser()
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        probe = target / ".fedmd_ray_write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"out_dir={out_dir!r} is not writable: {exc.strerror}") from exc
-    return target
 
 
 def _versions() -> dict[str, str]:

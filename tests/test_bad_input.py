@@ -82,6 +82,36 @@ def _unwritable_dir(tmp: Path) -> list[str]:
     return ["run", *QUICK, "--out", str(tmp / "plain-file" / "run")]
 
 
+def _overwrite_refused(*sets: str):
+    """A finished run, then an --overwrite of it that the cluster refuses: the old run must survive."""
+    def argv(tmp: Path) -> list[str]:
+        return ["run", "--preset", "quick", *[a for s in sets for a in ("--set", s)], "--out", str(_finished_run(tmp)),
+                "--overwrite"]
+    return argv
+
+
+def _link_in_run(name: str):
+    """A finished run with a symbolic link planted where one of its files is written."""
+    def argv(tmp: Path) -> list[str]:
+        out = _finished_run(tmp)
+        (tmp / "victim").write_text("must never change")
+        (out / name).unlink(missing_ok=True)
+        (out / name).symlink_to(tmp / "victim")
+        return ["run", *QUICK, "--set", "rounds=1", "--out", str(out), "--overwrite"]
+    return argv
+
+
+def _wrong_types(tmp: Path) -> list[str]:
+    """A results.parquet with the right column names and the wrong types."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp / "typed").mkdir()
+    columns = ["run_id", "party", "model", "phase", "round", "status", "test_accuracy", "test_loss", "seconds"]
+    pq.write_table(pa.table({c: ["x"] for c in columns}), tmp / "typed" / "results.parquet")
+    return ["report", str(tmp / "typed")]
+
+
 CASES = {
     # --- config values -------------------------------------------------------------------
     "unknown field": (lambda t: ["run", "--set", "roundz=3"], "unknown config field 'roundz' (did you mean 'rounds'?)"),
@@ -122,7 +152,29 @@ CASES = {
     "labels of wrong length": (lambda t: _mnist_run(_npz(t, y_train=np.zeros(3, np.int64))), "labels (3,)"),
     # --- output and resume directories ------------------------------------------------------
     "out is a file": (lambda t: (t / "f").write_text("x") and ["run", *QUICK, "--out", str(t / "f")], "is a file, not a directory"),
-    "out not writable": (_unwritable_dir, "is not writable"),
+    "out below a file": (_unwritable_dir, "plain-file is a file, not a directory"),
+    "out of an unknown user": (lambda t: ["run", *QUICK, "--out", "~nosuchuser_fedmd/r"], "cannot expand '~'"),
+    "out name too long": (lambda t: ["run", *QUICK, "--out", str(t / ("x" * 300))], "bytes long; this filesystem allows"),
+    "data root of an unknown user": (lambda t: ["run", *QUICK, "--set", "data_root=~nosuchuser_fedmd/x"], "cannot expand '~'"),
+    "link at the lock file": (_link_in_run(".fedmd_ray.lock"), ".fedmd_ray.lock is a symbolic link"),
+    "link at results.parquet": (_link_in_run("results.parquet"), "results.parquet is a symbolic link"),
+    "link at checkpoint.pt": (_link_in_run("checkpoint.pt"), "checkpoint.pt is a symbolic link"),
+    "link at config.json": (_link_in_run("config.json"), "config.json is a symbolic link"),
+    "overwrite refused by CPUs": (_overwrite_refused("cpus_per_party=64"), "needs CPU="),
+    "overwrite refused by a GPU": (_overwrite_refused("gpus_per_party=0.5"), "the cluster has no GPU"),
+    "overwrite refused by memory": (_overwrite_refused("models=mlp-1000000000"), "host memory:"),
+    "new out refused by CPUs": (lambda t: ["run", "--preset", "quick", "--set", "cpus_per_party=64", "--out",
+                                           str(t / "new")], "needs CPU="),
+    "sweep refused by CPUs": (lambda t: ["sweep", "--preset", "quick", "--set", "cpus_per_party=64", "--grid",
+                                         "rounds=1,2", "--out", str(t / "sw")], "needs CPU="),
+    "a model too large for the machine": (lambda t: ["run", "--preset", "quick", "--set", "models=mlp-1000000000"],
+                                          "host memory:"),
+    "an address nobody listens on": (lambda t: ["run", *QUICK[:2], "--set", "address=127.0.0.1:1", "--set",
+                                                "connect_timeout_s=5"], "cannot reach the Ray cluster at address="),
+    "float labels": (lambda t: _mnist_run(_npz(t, y_train=(np.arange(20) % 10).astype(np.float64))),
+                     "labels must be an integer numpy array, got float64"),
+    "set twice": (lambda t: ["run", "--set", "rounds=-5", "--set", "rounds=0"], "--set rounds is given twice"),
+    "report of a table of wrong types": (_wrong_types, "column 'party' holds string"),
     "another run's results": (lambda t: ["run", *QUICK, "--out", str(_finished_run(t))], "already holds a run's results.parquet"),
     "resume with another config": (lambda t: ["run", "--resume", str(_finished_run(t)), "--set", "seed=9"], "seed (saved 0, given 9)"),
     "resume a foreign directory": (lambda t: ["run", *QUICK, "--resume", str(t)], "config.json is missing"),
@@ -136,8 +188,18 @@ CASES = {
 }
 
 
-def _tree(root: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+def _tree(root: Path) -> dict[str, str]:
+    """Every entry and every file's bytes: a link's target, a file's content hash, or 'dir'."""
+    import hashlib
+    import os
+
+    tree = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            tree[str(path.relative_to(root))] = "link:" + os.readlink(path)
+        else:
+            tree[str(path.relative_to(root))] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+    return tree
 
 
 @pytest.mark.timeout(120)
@@ -157,3 +219,39 @@ def test_bad_input(case, tmp_path, capsys):
 
 def test_the_table_is_large_enough():
     assert len(CASES) >= 30
+
+
+def test_api_arguments_of_the_wrong_type_raise_type_error_and_create_nothing(tmp_path, monkeypatch):
+    import fedmd_ray
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match="out_dir must be a path"):
+        fedmd_ray.run(fedmd_ray.preset("quick", backend="local"), out_dir=3.5)
+    with pytest.raises(fedmd_ray.errors.ConfigError, match="data_root=3.5 is not allowed"):
+        fedmd_ray.preset("quick", data_root=3.5)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(120)
+def test_a_sweep_refused_after_ray_started_leaves_no_directory(tmp_path, ray_cluster):
+    import fedmd_ray
+    from fedmd_ray.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="scheduler='nonsense' is not known"):
+        fedmd_ray.sweep(fedmd_ray.preset("quick"), {"rounds": [1]}, scheduler="nonsense", out_dir=tmp_path / "sw",
+                        verbose=False)
+    assert not (tmp_path / "sw").exists()
+
+
+def test_result_files_respect_the_umask(tmp_path):
+    """Colleagues on a shared filesystem read each other's results (mkstemp alone gives 0600)."""
+    import os
+
+    from fedmd_ray.analysis.io import atomic_write_bytes
+
+    old = os.umask(0o027)
+    try:
+        atomic_write_bytes(tmp_path / "results.parquet", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "results.parquet").stat().st_mode & 0o777 == 0o640

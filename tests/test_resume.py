@@ -17,6 +17,7 @@ from fedmd_ray import runner
 from fedmd_ray.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from fedmd_ray.cli import main
 from fedmd_ray.errors import ConfigError
+from fedmd_ray.outdir import LOCK_FILE
 
 # digest_epochs=40 makes a round last seconds, so a kill lands inside one
 SLOW = dict(backend="local", rounds=4, torch_threads=1, digest_epochs=40)
@@ -119,7 +120,7 @@ def test_overwriting_a_run_leaves_nothing_of_it_to_resume(reference, tmp_path, m
         raise RuntimeError("killed before transfer learning finished")
         yield  # a generator, like the real one
 
-    monkeypatch.setattr(runner, "iterate_phases", dies_at_start)
+    monkeypatch.setattr(runner, "run_phases", dies_at_start)
     other = fedmd_ray.preset("quick", **{**SLOW, "seed": 1})
     with pytest.raises(RuntimeError, match="killed before"):
         fedmd_ray.run(other, out_dir=out, overwrite=True, verbose=False)
@@ -142,13 +143,13 @@ def test_a_directory_in_use_by_another_run_is_refused(tmp_path):
     """Two runs writing one directory would mix their files; the second one stops before writing."""
     out = tmp_path / "busy"
     out.mkdir()
-    with open(out / runner.LOCK_FILE, "w") as held:  # what a running run holds
+    with open(out / LOCK_FILE, "w") as held:  # what a running run holds
         held.write("4242")
         held.flush()
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(ConfigError, match=r"in use by another run or sweep \(pid 4242\)"):
             fedmd_ray.run(fedmd_ray.preset("quick", **{**SLOW, "rounds": 0}), out_dir=out, verbose=False)
-    assert sorted(p.name for p in out.iterdir()) == [runner.LOCK_FILE]
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
     fedmd_ray.run(fedmd_ray.preset("quick", **{**SLOW, "rounds": 0}), out_dir=out, verbose=False)  # free again
     assert (out / "results.parquet").exists()
 

@@ -243,7 +243,7 @@ def test_a_sweep_directory_in_use_is_refused(tmp_path):
     """A second sweep (or a --resume) while one runs would restore and run the same trials twice."""
     import fcntl
 
-    from fedmd_ray.runner import LOCK_FILE
+    from fedmd_ray.outdir import LOCK_FILE
 
     with open(tmp_path / LOCK_FILE, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)

@@ -12,11 +12,12 @@ from typing import Any, Iterator, Protocol, Sequence
 
 from fedmd_ray.actors.common import HostSetup, PartySpec, PartyState, SharedData
 from fedmd_ray.actors.driver import Driver, DriverActor, Row, Snapshot
-from fedmd_ray.actors.gpu_memory import check_gpu_packing, estimate_groups
+from fedmd_ray.actors.gpu_memory import check_gpu_packing, check_host_packing, estimate_groups
 from fedmd_ray.actors.local_pool import LocalPool
 from fedmd_ray.actors.placement import ActorResources, assign_parties, party_costs
 from fedmd_ray.actors.pool import PartyPool
 from fedmd_ray.actors.portable import Portable
+from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import FedMDError, ResourceError
 from fedmd_ray.strategy import StrategyState
 
@@ -48,6 +49,9 @@ def open_driver(
     config = setup.config
     if config.backend == "local":
         _check_local_gpu(setup)
+        from fedmd_ray.actors.cluster import local_totals
+
+        check_host_memory(setup, [specs], data, local_totals())  # one process holds every party
         driver = _driver(setup, specs, data, LocalPool([specs], setup, data), run_id, save_states)
         try:
             yield driver
@@ -87,6 +91,19 @@ def host_groups(
     return [[specs[p] for p in group] for group in assign_parties(costs, sizes)]
 
 
+def check_host_memory(
+    setup: HostSetup, groups: list[list[PartySpec]], data: SharedData, totals: dict[str, float],
+    subject: str = "the run",
+) -> None:
+    """Refuse hosts that cannot fit the cluster's (or this machine's) memory, with the numbers
+    (see `actors.gpu_memory`); skipped when the cluster reports no memory."""
+    if not totals.get("memory"):
+        return
+    shared = sum(getattr(data, name).nbytes for name in data.__dataclass_fields__)
+    estimates = estimate_groups(setup, groups, data, device="cpu")
+    check_host_packing(estimates, shared, totals["memory"], totals.get("node_memory", totals["memory"]), subject)
+
+
 def check_gpu_memory(
     setup: HostSetup, groups: list[list[PartySpec]], data: SharedData, resources: ActorResources
 ) -> None:
@@ -112,10 +129,17 @@ def _ray_driver(
     from fedmd_ray.actors.ray_pool import RayPool, wait_scheduled
 
     config = setup.config
-    with ray_session(config):
-        resources = check_fits(config, cluster_totals())
+
+    def check_cluster(totals: dict[str, float]) -> tuple[ActorResources, list[list[PartySpec]]]:
+        resources = check_fits(config, totals)
         groups = host_groups(setup, specs, data, resources.sizes)
         if not in_process:  # a sweep checks its trials before they start (see sweeps.tuner)
+            check_host_memory(setup, groups, data, totals)
+        return resources, groups
+
+    with ray_session(config, precheck=check_cluster):  # checked on this machine before a local Ray starts
+        resources, groups = check_cluster(cluster_totals())
+        if not in_process:
             check_gpu_memory(setup, groups, data, resources)
         pool: PartyPool
         if in_process and resources.count == 1:
@@ -143,19 +167,31 @@ def _ray_driver(
             pool.wait_ready()
             wait_scheduled([actor.describe.remote()], config.actor_start_timeout_s,
                            f"the driver actor (CPU={config.driver_cpus:g})")
-            yield RemoteDriver(actor)
+            yield RemoteDriver(actor, _driver_call_bound(config))
         finally:
             ray.kill(actor)
             pool.close()
 
 
+def _driver_call_bound(config: FedMDConfig) -> float | None:
+    """The longest a phase can take on the driver: every party attempt (the first and each restart)
+    waits at most `round_timeout_s` and each restart at most `actor_start_timeout_s` for its actor;
+    twice that, plus a margin. None when `round_timeout_s` is None (the user's choice)."""
+    if config.round_timeout_s is None:
+        return None
+    attempts = config.max_party_restarts + 1
+    return 2 * attempts * (config.round_timeout_s + config.actor_start_timeout_s) + 300.0
+
+
 class RemoteDriver:
     """A `DriverHandle` over the driver actor. The actor bounds its own waits on parties
-    (`round_timeout_s`, per failure); an error the user can act on (a FedMDError such as
+    (`round_timeout_s`, per failure), and every call here is bounded by what those allow
+    (`_driver_call_bound`); an error the user can act on (a FedMDError such as
     PartyFailure) comes back as itself, not wrapped in Ray's traceback."""
 
-    def __init__(self, actor: Any) -> None:
+    def __init__(self, actor: Any, timeout_s: float | None) -> None:
         self._actor = actor
+        self._timeout_s = timeout_s
 
     def describe(self) -> list[dict[str, Any]]:
         return list(self._get(self._actor.describe.remote()))
@@ -176,12 +212,16 @@ class RemoteDriver:
     def usage(self) -> dict[str, Any]:
         return dict(self._get(self._actor.usage.remote()))
 
-    @staticmethod
-    def _get(ref: Any) -> Any:
+    def _get(self, ref: Any) -> Any:
         import ray
 
         try:
-            return ray.get(ref)
+            return ray.get(ref, timeout=self._timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            raise ResourceError(
+                f"the driver actor did not answer within {self._timeout_s:g} s, longer than round_timeout_s and its "
+                "restarts allow: the cluster may be overloaded or the driver's node lost"
+            ) from None
         except ray.exceptions.RayTaskError as exc:
             if isinstance(exc.cause, FedMDError):
                 raise exc.cause from None

@@ -1,14 +1,19 @@
 """Start or attach to Ray, and check a run fits before asking Ray for actors.
 
 Ray never fails an actor that no node can host: it waits forever. So the
-request is compared with the cluster's totals first and refused with numbers.
+request is compared with the cluster's totals first and refused with numbers:
+before a local Ray starts (with this machine's CPUs, GPUs and memory) and again
+with what the cluster reports. Attaching to an address waits at most
+`connect_timeout_s` (Ray itself retries for minutes).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+import socket
+import threading
+from typing import Callable, Iterator
 
 import ray
 
@@ -18,21 +23,56 @@ from fedmd_ray.errors import ResourceError
 
 
 @contextlib.contextmanager
-def ray_session(config: FedMDConfig) -> Iterator[None]:
-    """Use the running Ray (and leave it up), attach to `address`, or start one and stop it after."""
+def ray_session(
+    config: FedMDConfig, precheck: Callable[[dict[str, float]], object] | None = None
+) -> Iterator[None]:
+    """Use the running Ray (and leave it up), attach to `address`, or start one and stop it after.
+    `precheck(totals)` runs on this machine's resources before a local Ray is started (default:
+    `check_fits`): a refusal costs no Ray start."""
     if ray.is_initialized():
         yield
         return
     address = config.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=True)
+        _connect(address, config.connect_timeout_s)
     else:
-        check_fits(config, _local_totals())  # refuse before paying for a Ray start
+        (precheck or (lambda totals: check_fits(config, totals)))(local_totals())
         ray.init(include_dashboard=False, log_to_driver=True)
     try:
         yield
     finally:
         ray.shutdown()  # for an attached cluster this only disconnects
+
+
+def _connect(address: str, timeout_s: float) -> None:
+    """`ray.init(address=...)` within `timeout_s`, or ResourceError naming the address."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address != "auto" and host and port.isdigit():
+        try:
+            socket.create_connection((host, int(port)), timeout=timeout_s).close()
+        except OSError as exc:
+            raise ResourceError(
+                f"cannot reach the Ray cluster at address={address!r} within {timeout_s:g} s ({exc}); check the "
+                "address and that the head node is up (ray start --head), or raise connect_timeout_s"
+            ) from None
+    failure: list[BaseException] = []
+
+    def attach() -> None:
+        try:
+            ray.init(address=address, log_to_driver=True)
+        except BaseException as exc:  # reported to the caller below
+            failure.append(exc)
+
+    worker = threading.Thread(target=attach, name="fedmd-ray-connect", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise ResourceError(
+            f"the Ray cluster at address={address!r} did not accept a connection within {timeout_s:g} s; check the "
+            "address, the cluster's auth token (~/.ray/auth_token) and Ray versions, or raise connect_timeout_s"
+        )
+    if failure:
+        raise ResourceError(f"cannot attach to the Ray cluster at address={address!r}: {failure[0]}") from failure[0]
 
 
 def check_fits(config: FedMDConfig, totals: dict[str, float], subject: str = "the run") -> ActorResources:
@@ -58,11 +98,29 @@ def check_fits(config: FedMDConfig, totals: dict[str, float], subject: str = "th
 
 
 def cluster_totals() -> dict[str, float]:
-    return {k: float(v) for k, v in ray.cluster_resources().items()}
+    """The cluster's resources, with `node_memory`: the largest node's `memory` resource."""
+    totals = {k: float(v) for k, v in ray.cluster_resources().items()}
+    nodes = [n.get("Resources", {}).get("memory", 0.0) for n in ray.nodes() if n.get("Alive")]
+    totals["node_memory"] = float(max(nodes, default=totals.get("memory", 0.0)))
+    return totals
 
 
-def _local_totals() -> dict[str, float]:
-    """What `ray.init()` would detect on this machine."""
+def local_totals() -> dict[str, float]:
+    """What `ray.init()` would detect on this machine, and its available memory."""
     import torch
 
-    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+    memory = float(_available_memory())
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count()), "memory": memory,
+            "node_memory": memory}
+
+
+def _available_memory() -> int:
+    """Bytes available to new processes (Linux: MemAvailable), else the physical memory."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -95,7 +95,7 @@ class Distributed:
             if not isinstance(value, np.ndarray):
                 import ray  # only a RayPool makes refs
 
-                value = ray.get(value, timeout=self.timeout_s)
+                value = ray.get(value, timeout=self.timeout_s or 600.0)  # in the object store already
             self._cache.append(value)
         targets = self._cache[0]
         return targets if self.rows is None else targets[self.rows[party]]

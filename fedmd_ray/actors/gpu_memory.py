@@ -1,4 +1,4 @@
-"""Refuse, before any actor starts, a GPU packing whose parties cannot fit in memory.
+"""Refuse, before any actor starts, a packing whose parties cannot fit in GPU or host memory.
 
 Ray's fractional GPUs are a scheduling count, not a memory cap: ten actors at
 `num_gpus=0.1` all land on one GPU whatever their models need, and the run
@@ -14,6 +14,14 @@ Estimate per host (the parties of a host train one after another):
   + for the largest party: activations of its largest batch (saved for backward,
     their gradients and workspace: 3 copies).
 `benchmarks/gpu_sharing.py` prints the estimate next to the measured peak.
+
+Host memory, the same way, per host process on the CPU: torch's own resident size
+(~600 MiB measured per actor process) + for every party: the parameters 6 times (as
+above) and 10 more (two saved generations of model and optimizers, what restarts and
+checkpoints keep in the object store) and its private data + the largest party's
+activations. The shared arrays live in the object store once per node. A model whose
+parameters alone exceed the machine (`mlp-1000000000`: ~3 TB) is refused with these
+numbers before Ray starts, counted on the meta device without allocating.
 """
 
 from __future__ import annotations
@@ -31,7 +39,10 @@ from fedmd_ray.models import eval_batch, footprint
 # Per process: CUDA context + cuBLAS/cuDNN handles, what nvidia-smi shows beyond torch's
 # reserved memory (measured 750-960 MiB per process on an H100, CUDA 12).
 CUDA_CONTEXT_BYTES = 800 * 2**20
+# Per process on the CPU: Python, Ray's worker and torch, resident (docs/performance.md §5).
+TORCH_PROCESS_BYTES = 600 * 2**20
 FLOAT = 4
+SAVED_STATE_COPIES = 10  # two generations of weights + two Adam moments x two optimizers
 
 
 @dataclass(frozen=True)
@@ -65,24 +76,33 @@ def estimate_hosts(
     input_shape: tuple[int, int, int],
     n_classes: int,
     shared_bytes: int,
+    device: str = "cuda",
 ) -> list[HostEstimate]:
-    """Estimated peak GPU bytes of each host (see the module docstring); `models` per party."""
+    """Estimated peak GPU (`device="cuda"`) or host (`"cpu"`) bytes of each host (see the module
+    docstring); `models` per party."""
     estimates = []
     for group in groups:
         states = sum(party_state_bytes(models[p], input_shape, n_classes, private_sizes[p]) for p in group)
         peak = max(activation_bytes(config, models[p], input_shape, n_classes) for p in group)
-        estimates.append(HostEstimate(tuple(group), CUDA_CONTEXT_BYTES + shared_bytes + states + peak))
+        if device == "cuda":
+            fixed = CUDA_CONTEXT_BYTES + shared_bytes
+        else:
+            saved = sum(SAVED_STATE_COPIES * FLOAT * footprint(models[p], input_shape, n_classes).params for p in group)
+            fixed = TORCH_PROCESS_BYTES + saved
+        estimates.append(HostEstimate(tuple(group), fixed + states + peak))
     return estimates
 
 
-def estimate_groups(setup: HostSetup, groups: list[list[PartySpec]], data: SharedData) -> list[HostEstimate]:
+def estimate_groups(
+    setup: HostSetup, groups: list[list[PartySpec]], data: SharedData, device: str = "cuda"
+) -> list[HostEstimate]:
     """`estimate_hosts` for the hosts a pool would build from `groups` over `data`."""
     c, h, w = data.public_x.shape[1:]
     on_device = (data.public_x, data.public_y, data.public_val_x, data.public_val_y, data.test_x, data.test_y)
     specs = sorted((s for group in groups for s in group), key=lambda s: s.party)
     party_groups = [[s.party for s in group] for group in groups]
     return estimate_hosts(setup.config, [s.model for s in specs], party_groups, [len(s.private_idx) for s in specs],
-                          (c, h, w), setup.n_classes, sum(a.nbytes for a in on_device))
+                          (c, h, w), setup.n_classes, sum(a.nbytes for a in on_device), device)
 
 
 def check_gpu_packing(estimates: list[HostEstimate], gpus_per_actor: float, free_bytes: int, total_bytes: int) -> None:
@@ -99,4 +119,21 @@ def check_gpu_packing(estimates: list[HostEstimate], gpus_per_actor: float, free
             f"{biggest.bytes / gib:.2f} GiB), but the GPU has {free_bytes / gib:.1f} GiB free of "
             f"{total_bytes / gib:.1f} GiB; raise gpus_per_party so fewer parties share a GPU, lower "
             "eval_batch_size/pretrain_batch_size, or use smaller models"
+        )
+
+
+def check_host_packing(
+    estimates: list[HostEstimate], shared_bytes: int, total_bytes: float, node_bytes: float, subject: str = "the run"
+) -> None:
+    """ResourceError when the hosts (plus the shared arrays, once) need more memory than the cluster
+    has, or the largest host more than the largest node."""
+    gib = 2**30
+    need = sum(e.bytes for e in estimates) + shared_bytes
+    biggest = max(estimates, key=lambda e: e.bytes)
+    if need > total_bytes or biggest.bytes > node_bytes:
+        raise ResourceError(
+            f"host memory: {subject} needs an estimated {need / gib:.1f} GiB ({len(estimates)} host process(es), the "
+            f"largest {biggest.bytes / gib:.2f} GiB for parties {list(biggest.parties)}, plus {shared_bytes / gib:.2f} "
+            f"GiB of shared arrays) but the cluster has {total_bytes / gib:.1f} GiB for tasks, its largest node "
+            f"{node_bytes / gib:.1f} GiB; use smaller models, fewer parties per actor, or a bigger machine"
         )

@@ -1,6 +1,10 @@
 """Parquet and JSON on disk, always written whole: temporary file, then rename.
 
-A reader (or a crash) never sees a half-written `results.parquet`.
+A reader (or a crash) never sees a half-written `results.parquet`. The temporary file
+is created next to its target with `O_CREAT | O_EXCL | O_NOFOLLOW` (Python's
+`mkstemp`) and renamed over the target, so nothing is ever written through a link; a
+link at the target itself is refused. Files get the permissions the umask allows
+(colleagues on a shared filesystem can read results), not `mkstemp`'s 0600.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from fedmd_ray.analysis.schema import RESULT_SCHEMA
-from fedmd_ray.errors import DataError
+from fedmd_ray.errors import ConfigError, DataError
 
 RESULTS_FILE = "results.parquet"
 SWEEP_FILE = "sweep.parquet"
@@ -24,10 +28,28 @@ SUMMARY_FILE = "summary.parquet"
 CONFIG_FILE = "config.json"
 
 
+def file_mode() -> int:
+    """0o666 less the process's umask, read without changing it (Linux: /proc; elsewhere a set-and-restore,
+    which is not thread-safe, hence only as the fallback)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    if path.is_symlink():
+        raise ConfigError(f"{path} is a symbolic link; fedmd_ray never writes through links: remove it")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
@@ -70,12 +92,32 @@ def load_results(path: str | os.PathLike[str]) -> pa.Table:
 
 
 def _result_table(table: pa.Table, where: str) -> pa.Table:
-    """`table` if it has the result schema's columns and rows (summaries index round 0)."""
+    """`table` if it has the result schema's columns, of compatible types, and rows (summaries index
+    round 0); DataError naming the first column that is missing or of another kind."""
     missing = [name for name in RESULT_SCHEMA.names if name not in table.column_names]
     if missing or table.num_rows == 0:
         what = f"lacks the columns {missing}" if missing else "has no rows"
         raise DataError(f"{where} is not a fedmd_ray result table: it {what}")
+    for field in RESULT_SCHEMA:
+        actual = table.schema.field(field.name).type
+        if not _compatible(actual, field.type):
+            raise DataError(
+                f"{where} is not a fedmd_ray result table: column {field.name!r} holds {actual}, where a result "
+                f"table has {field.type}"
+            )
     return table
+
+
+def _compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
+    """Types a result table may have been written with (pandas writes int64; all-null columns are null)."""
+    kinds: tuple[Any, ...] = (pa.types.is_null,)
+    if pa.types.is_string(expected):
+        kinds += (pa.types.is_string, pa.types.is_large_string, pa.types.is_dictionary)
+    elif pa.types.is_integer(expected):
+        kinds += (pa.types.is_integer,)
+    else:
+        kinds += (pa.types.is_floating, pa.types.is_integer)
+    return any(bool(kind(actual)) for kind in kinds)
 
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:

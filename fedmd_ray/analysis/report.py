@@ -12,7 +12,9 @@ from fedmd_ray.errors import DataError
 
 def report(directory: str | Path) -> tuple[str, list[Path]]:
     """Write the plots into `directory`; return the summary text and the PNG paths."""
-    folder = Path(directory)
+    from fedmd_ray.outdir import as_path
+
+    folder = as_path(directory, "directory")
     if (folder / SWEEP_FILE).exists():
         table = load_results(folder / SWEEP_FILE)
         params = swept_parameters(table)

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedmd_ray.data.formats import read_idx_pair, read_mat, read_py2_pickle
-from fedmd_ray.data.images import GroupKind, LabeledImages, Split, freeze
+from fedmd_ray.data.images import GroupKind, LabeledImages, Split
 from fedmd_ray.errors import ConfigError, DataError
 
 
@@ -181,12 +181,15 @@ def source_info(name: str) -> SourceInfo:
 def default_data_root() -> Path:
     """$FEDMD_RAY_DATA_ROOT if set, else ~/.cache/fedmd_ray/data."""
     env = os.environ.get("FEDMD_RAY_DATA_ROOT")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "fedmd_ray" / "data"
+    return Path(env) if env else Path.home() / ".cache" / "fedmd_ray" / "data"
 
 
 def resolve_data_root(data_root: str | Path | None) -> Path:
-    """The absolute data root a config's `data_root` (None: the default) points at."""
-    return (default_data_root() if data_root is None else Path(data_root)).expanduser().resolve()
+    """The absolute data root a config's `data_root` (None: the default) points at; ConfigError for
+    a path that cannot be expanded ('~nosuchuser/x') or is too long."""
+    from fedmd_ray.outdir import as_path
+
+    return as_path(default_data_root() if data_root is None else data_root, "data_root").resolve()
 
 
 def load_builtin(name: str, root: Path) -> LabeledImages:
@@ -209,12 +212,13 @@ def _from_bytes(
     labels: npt.NDArray[np.integer],
     groups: npt.NDArray[np.integer] | None = None,
 ) -> Split:
-    """uint8 pixels k (n, H, W) or (n, C, H, W) -> float32 k/255 (n, C, H, W)."""
+    """uint8 pixels k (n, H, W) or (n, C, H, W) -> float32 k/255 (n, C, H, W); labels and groups as
+    read (`check_images` checks and converts them, as for every source)."""
     if images.ndim == 3:
         images = images.reshape(len(images), 1, *images.shape[1:])  # (n, 1, H, W)
     x = images.astype(np.float32)
     x /= np.float32(255)
-    return freeze(x, labels, groups)
+    return Split(x, labels, groups)
 
 
 def _load_mnist(root: Path) -> tuple[Split, Split]:
@@ -303,7 +307,7 @@ def _load_digits(root: Path) -> tuple[Split, Split]:
     y = bunch.target.astype(np.int64)
     is_test = np.zeros(len(y), dtype=bool)
     is_test[digits_test_indices(y)] = True
-    return freeze(x[~is_test], y[~is_test]), freeze(x[is_test], y[is_test])
+    return Split(x[~is_test], y[~is_test]), Split(x[is_test], y[is_test])
 
 
 def _missing(name: str, root: Path, paths: list[Path]) -> DataError:

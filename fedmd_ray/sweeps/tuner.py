@@ -8,6 +8,7 @@ settings reuse one cached transfer phase (`transfer_cache.py`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 from ray import tune
 
-from fedmd_ray.actors.backends import check_gpu_memory, host_groups
+from fedmd_ray.actors.backends import check_gpu_memory, check_host_memory, host_groups
 from fedmd_ray.actors.cluster import check_fits, cluster_totals, ray_session
 from fedmd_ray.actors.placement import actor_resources, actor_sizes, even_cpu_share
 from fedmd_ray.actors.portable import Portable
@@ -29,7 +30,7 @@ from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.experiment import prepare
-from fedmd_ray.runner import exclusive, make_out_dir
+from fedmd_ray.outdir import as_path, check_out_dir, claim_out_dir
 from fedmd_ray.sweeps.space import check_points, grid_values, to_tune_space
 from fedmd_ray.sweeps.trainable import BASE, CACHE, PLUGINS, RESULTS, registered_plugins, trainable, trial_config
 
@@ -79,50 +80,54 @@ def sweep(
         )
     if max_concurrent_trials is not None and max_concurrent_trials < 1:
         raise ConfigError(f"max_concurrent_trials={max_concurrent_trials} is not allowed: must be >= 1 or None")
-    target = make_out_dir(None if out_dir is None else str(out_dir))  # refused here, not after Ray has started
-    with exclusive(target):  # one sweep per directory, as one run per directory
-        storage = storage_path or str(Path(out_dir, "tune") if out_dir else Path("~/ray_results").expanduser())
-        if "://" not in storage:
-            storage = str(Path(storage).expanduser().resolve())
-        experiment = join_uri(storage, name)
-        results_uri = join_uri(experiment, "fedmd_results")
-        log = _log if verbose else (lambda text: None)
+    target = None if out_dir is None else check_out_dir(out_dir, replace=True)  # reads only
+    storage = storage_path or str(target / "tune" if target else as_path("~/ray_results", "storage_path"))
+    if "://" not in storage:
+        storage = str(as_path(storage, "storage_path").resolve())
+    experiment = join_uri(storage, name)
+    results_uri = join_uri(experiment, "fedmd_results")
+    tune_scheduler = _scheduler(scheduler, configs)
+    spec_uri, spec = join_uri(experiment, SPEC_FILE), _spec(base_config, param_space, num_samples)
+    log = _log if verbose else (lambda text: None)
 
-        with ray_session(base_config):
-            totals = cluster_totals()
-            base = _explicit_resources(base_config, configs, totals, max_concurrent_trials)
-            for config in configs:  # a trial bigger than the cluster would wait forever
-                trial = base.replace(**_swept(config, param_space))
-                resources = check_fits(trial, totals, subject="one trial")
-                if resources.gpus > 0:  # nor may its parties overflow the GPU's memory mid-round
-                    prepared = prepare(trial)
-                    specs, data = prepared.party_inputs()
-                    groups = host_groups(prepared.setup, specs, data, resources.sizes)
-                    check_gpu_memory(prepared.setup, groups, data, resources)
-            space = {
-                BASE: Portable.wrap(base.to_dict()), RESULTS: results_uri, PLUGINS: Portable.wrap(registered_plugins()),
-                CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None,
-                **to_tune_space(param_space),
-            }
-            resources = tune.with_resources(trainable, resources=lambda params: placement_for(trial_config(params)))
-            spec_uri, spec = join_uri(experiment, SPEC_FILE), _spec(base_config, param_space, num_samples)
+    with ray_session(base_config):
+        totals = cluster_totals()
+        base = _explicit_resources(base_config, configs, totals, max_concurrent_trials)
+        for config in configs:  # a trial bigger than the cluster would wait forever
+            trial = base.replace(**_swept(config, param_space))
+            resources = check_fits(trial, totals, subject="one trial")
+            prepared = prepare(trial)
+            specs, data = prepared.party_inputs()
+            groups = host_groups(prepared.setup, specs, data, resources.sizes)
+            check_host_memory(prepared.setup, groups, data, totals, subject="one trial")
+            if resources.gpus > 0:  # nor may its parties overflow the GPU's memory mid-round
+                check_gpu_memory(prepared.setup, groups, data, resources)
+        space = {
+            BASE: Portable.wrap(base.to_dict()), RESULTS: results_uri, PLUGINS: Portable.wrap(registered_plugins()),
+            CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None,
+            **to_tune_space(param_space),
+        }
+        resources = tune.with_resources(trainable, resources=lambda params: placement_for(trial_config(params)))
+        if resume:
+            if not tune.Tuner.can_restore(experiment):
+                raise ConfigError(f"resume: no sweep named '{name}' to resume at {experiment}")
+            _check_same_sweep(read_bytes_uri(spec_uri), spec, experiment)
+        elif read_bytes_uri(join_uri(experiment, "tuner.pkl")) is not None:
+            raise ConfigError(
+                f"a sweep named '{name}' already exists at {experiment}; pass resume=True (--resume) to "
+                "continue it, or choose another name or output directory"
+            )
+        # Everything is checked: only now is anything written (one sweep per directory, as one run).
+        with contextlib.nullcontext() if target is None else claim_out_dir(target):
             if resume:
-                if not tune.Tuner.can_restore(experiment):
-                    raise ConfigError(f"resume: no sweep named '{name}' to resume at {experiment}")
-                _check_same_sweep(read_bytes_uri(spec_uri), spec, experiment)
                 tuner = tune.Tuner.restore(experiment, trainable=resources, resume_errored=True, param_space=space)
             else:
-                if read_bytes_uri(join_uri(experiment, "tuner.pkl")) is not None:
-                    raise ConfigError(
-                        f"a sweep named '{name}' already exists at {experiment}; pass resume=True (--resume) to "
-                        "continue it, or choose another name or output directory"
-                    )
                 write_bytes_uri(spec_uri, json.dumps(spec).encode())
                 tuner = tune.Tuner(
                     resources,
                     param_space=space,
                     tune_config=tune.TuneConfig(
-                        num_samples=num_samples, scheduler=_scheduler(scheduler, configs),
+                        num_samples=num_samples, scheduler=tune_scheduler,
                         max_concurrent_trials=max_concurrent_trials, metric="mean_accuracy", mode="max",
                     ),
                     run_config=tune.RunConfig(
@@ -142,16 +147,15 @@ def sweep(
                     "--resume (resume=True)")
                 raise KeyboardInterrupt
             trial_ids = [str((grid[i].metrics or {}).get("trial_id", "")) for i in range(len(grid))]
-        table = _collect(results_uri, [t for t in trial_ids if t])
-        log(f"sweep: {len(trial_ids)} trials in {time.perf_counter() - started:.0f} s")
-        swept = list(param_space)
-        summary = sweep_summary(table, swept)
-        log(format_sweep_summary(summary))
-        if out_dir is not None:
-            write_table(table, Path(out_dir) / SWEEP_FILE)
-            write_table(summary, Path(out_dir) / SUMMARY_FILE)
-            log(f"results: {Path(out_dir) / SWEEP_FILE}")
-        return table
+            table = _collect(results_uri, [t for t in trial_ids if t])
+            log(f"sweep: {len(trial_ids)} trials in {time.perf_counter() - started:.0f} s")
+            summary = sweep_summary(table, list(param_space))
+            log(format_sweep_summary(summary))
+            if target is not None:
+                write_table(table, target / SWEEP_FILE)
+                write_table(summary, target / SUMMARY_FILE)
+                log(f"results: {target / SWEEP_FILE}")
+            return table
 
 
 def _finished_trials(experiment: str) -> int:
