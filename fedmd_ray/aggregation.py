@@ -59,6 +59,9 @@ AGGREGATORS: dict[str, Aggregator] = {
 }
 
 
+AGGREGATOR_NAMES = (*AGGREGATORS, "trimmed_mean")  # trimmed_mean takes its fraction: see strategy.FedMD
+
+
 def aggregate(name: str, scores: Scores) -> Consensus:
     """Apply the aggregator registered under `name`."""
     return AGGREGATORS[name](scores)
@@ -67,3 +70,58 @@ def aggregate(name: str, scores: Scores) -> Consensus:
 def _check(scores: Scores) -> None:
     if scores.ndim != 3 or scores.shape[0] == 0:
         raise ValueError(f"scores must be shaped (parties >= 1, n_align, classes), got {scores.shape}")
+
+
+def trimmed_mean_consensus(scores: Scores, fraction: float) -> Consensus:
+    """Cronus-style robust mean (Chang et al. 2019, arXiv 1912.11279): per sample and class, drop the
+    `fraction` of highest and of lowest scores over parties, average the rest (`fraction=0`: the mean)."""
+    _check(scores)
+    if not 0 <= fraction < 0.5:
+        raise ValueError(f"trim fraction {fraction} must lie in [0, 0.5)")
+    k = int(fraction * scores.shape[0])
+    ordered = np.sort(scores, axis=0)  # (parties, n_align, classes), sorted over parties
+    kept = ordered[k:scores.shape[0] - k]
+    return mean_consensus(kept)
+
+
+def era_consensus(probabilities: Scores, temperature: float) -> Consensus:
+    """Entropy reduction aggregation (Itahara et al. 2020, DS-FL, arXiv 2008.06180): the mean of the
+    parties' probabilities, sharpened by a softmax at `temperature` (< 1 sharpens; paper: 0.1)."""
+    mean = mean_consensus(probabilities).astype(np.float64) / temperature  # (n_align, classes)
+    mean -= mean.max(axis=1, keepdims=True)
+    sharp = np.exp(mean)
+    consensus: Consensus = (sharp / sharp.sum(axis=1, keepdims=True)).astype(np.float32)
+    return consensus
+
+
+def project_rows_to_simplex(matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Euclidean projection of each row onto the probability simplex (Duchi et al. 2008)."""
+    n = matrix.shape[1]
+    ordered = -np.sort(-matrix, axis=1)  # rows in decreasing order
+    cumulative = np.cumsum(ordered, axis=1) - 1.0
+    ranks = np.arange(1, n + 1)
+    support = ordered - cumulative / ranks > 0  # (rows, n)
+    last = n - 1 - np.argmax(support[:, ::-1], axis=1)  # the largest rank still in the support
+    theta = cumulative[np.arange(len(matrix)), last] / (last + 1)
+    projected: npt.NDArray[np.float64] = np.maximum(matrix - theta[:, None], 0.0)
+    return projected
+
+
+def knowledge_coefficient_step(
+    coefficients: npt.NDArray[np.float64], probabilities: Scores, rho: float, lr: float
+) -> npt.NDArray[np.float64]:
+    """One projected gradient step on KT-pFL's coefficient matrix (Zhang et al. 2021, arXiv 2111.02862).
+
+    Objective, for parties i with probabilities P_i on the alignment subset (n samples):
+        sum_i  mean_x KL(P_i(x) || sum_j c_ij P_j(x))  +  rho * ||c_i - 1/parties||^2
+    i.e. how well party i's personalised target explains its own predictions, pulled toward
+    equal weights; each row is then projected back onto the simplex.
+    """
+    p = probabilities.astype(np.float64)  # (parties, n, classes)
+    parties = p.shape[0]
+    mixture = np.einsum("ij,jnc->inc", coefficients, p)  # (parties, n, classes): the targets
+    ratio = p / np.maximum(mixture, 1e-12)  # P_i / target_i
+    # d/dc_ij mean_x KL(P_i || sum_k c_ik P_k) = -mean_x sum_c P_i P_j / target_i
+    grad = -np.einsum("inc,jnc->ij", ratio, p) / p.shape[1]
+    grad += 2.0 * rho * (coefficients - 1.0 / parties)
+    return project_rows_to_simplex(coefficients - lr * grad)

@@ -143,6 +143,11 @@ class FedMDConfig:
     """Batch size for private training (transfer step and upper bound)."""
     lr: float = setting(1e-3, bounds=POSITIVE)
     """Adam learning rate for transfer learning and the upper bound."""
+    precise_bn: bool = setting(False)
+    """Re-estimate every batch-norm layer's statistics on the data each training phase used (one forward
+    pass, cumulative average) after the phase. Off by default: the paper's algorithm, and the presets'
+    numbers; turn it on for short schedules or slow batch-norm momentum (the paper CNNs' Keras 0.99), which
+    the transfer health check reports (docs/methods.md)."""
 
     # --- collaboration (rounds 1..R) --------------------------------------------
     rounds: int = setting(20, role="result", bounds=NON_NEGATIVE)
@@ -153,11 +158,19 @@ class FedMDConfig:
     """The distillation method: `fedmd` (the paper; uses `aggregator`, `digest_loss`, `temperature`), a
     registered name, an import path 'pkg.mod:MyStrategy', or (Python) a Strategy (see docs/extending.md)."""
     aggregator: str = setting("mean", role="result")
-    """`fedmd`'s consensus: mean (paper), standardized_mean, median."""
+    """`fedmd`'s consensus: mean (paper), standardized_mean, median, trimmed_mean (`trim_fraction`)."""
     digest_loss: DigestLoss = setting("l1", role="result")
     """`fedmd`'s loss toward the consensus: l1 on logits (paper), mse on logits, kl at `temperature`."""
     temperature: float = setting(1.0, role="result", bounds=POSITIVE)
-    """Softmax temperature (`fedmd` with the `kl` digest loss, and strategies that take `temperature`)."""
+    """Softmax temperature T of `fedmd`'s `kl` loss, `fedmd-kl` and `kt-pfl` (parties share softmax(z / T))."""
+    trim_fraction: float = setting(0.2, role="result", bounds=Bounds(0, 0.5, high_open=True))
+    """Share of highest and of lowest scores dropped per sample and class (`cronus`, `aggregator=trimmed_mean`)."""
+    era_temperature: float = setting(0.1, role="result", bounds=POSITIVE)
+    """`ds-fl`'s entropy-reduction temperature: the mean probabilities are sharpened by softmax(p / T) (paper 0.1)."""
+    kt_rho: float = setting(0.7, role="result", bounds=NON_NEGATIVE)
+    """`kt-pfl`'s penalty rho on ||c_i - 1/n||^2, pulling each party's coefficients toward equal weights."""
+    kt_lr: float = setting(0.05, role="result", bounds=POSITIVE)
+    """`kt-pfl`'s step size for the knowledge-coefficient matrix (one projected gradient step per round)."""
     digest_epochs: int = setting(1, role="result", bounds=NON_NEGATIVE)
     """Epochs on the alignment subset per round."""
     digest_batch_size: int = setting(256, role="result", bounds=AT_LEAST_1)
@@ -307,7 +320,7 @@ class FedMDConfig:
 
     # --- validation -----------------------------------------------------------
     def _validate(self) -> None:
-        from fedmd_ray.aggregation import AGGREGATORS
+        from fedmd_ray.aggregation import AGGREGATOR_NAMES
 
         types_ = _field_types(type(self))
         for f in dataclasses.fields(self):
@@ -323,7 +336,7 @@ class FedMDConfig:
                     f"{name}={share} is not allowed: Ray accepts fractions below 1 or whole numbers"
                 )
         _require(
-            self.aggregator in AGGREGATORS, "aggregator", self.aggregator, f"one of {sorted(AGGREGATORS)}"
+            self.aggregator in AGGREGATOR_NAMES, "aggregator", self.aggregator, f"one of {sorted(AGGREGATOR_NAMES)}"
         )
         _check_class_list("public_classes", self.public_classes, allow_none=True)
         _check_class_list("private_classes", self.private_classes, allow_none=False)

@@ -26,8 +26,8 @@ from typing import Iterator
 from fedmd_ray.errors import ConfigError
 
 LOCK_FILE = ".fedmd_ray.lock"  # held (flock) by the run or sweep writing the directory
-OWNED_FILES = ("results.parquet", "checkpoint.pt", "config.json", "sweep.parquet", "summary.parquet",
-               "fedmd_sweep.json", LOCK_FILE)  # fmt: skip
+OWNED_FILES = ("results.parquet", "checkpoint.pt", "config.json", "strategy_state.parquet", "sweep.parquet",
+               "summary.parquet", "fedmd_sweep.json", LOCK_FILE)  # fmt: skip
 
 
 def as_path(value: object, what: str) -> Path:

@@ -23,8 +23,9 @@ import pyarrow as pa
 from fedmd_ray.actors.backends import DriverHandle, open_driver
 from fedmd_ray.actors.common import PartyState
 from fedmd_ray.actors.driver import Snapshot
-from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, write_json, write_table
-from fedmd_ray.analysis.schema import rows_to_table
+from fedmd_ray.analysis.metrics import gain, mean_accuracy, transfer_health
+from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, STRATEGY_STATE_FILE, write_json, write_table
+from fedmd_ray.analysis.schema import STRATEGY_STATE_SCHEMA, rows_to_table, state_rows
 from fedmd_ray.analysis.summary import format_run
 from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointWriter, load_checkpoint
 from fedmd_ray.config import FedMDConfig
@@ -36,6 +37,7 @@ from fedmd_ray.strategy import StrategyState
 
 Row = dict[str, Any]
 Phase = tuple[str, int, list[Row]]  # (phase, round, rows of that phase)
+MAX_LISTED_PARTIES = 12  # progress lines list every party up to this many
 
 
 def run(
@@ -81,7 +83,7 @@ def run(
     rows: list[Row] = list(checkpoint.rows) if checkpoint else []
     with open_run(experiment, run_id, save_states=target is not None) as driver:  # started: the run is certain
         log.placement(driver.describe())
-        fresh = (RESULTS_FILE, CHECKPOINT_FILE) if checkpoint is None else ()  # an overwritten run's files go
+        fresh = (RESULTS_FILE, CHECKPOINT_FILE, STRATEGY_STATE_FILE) if checkpoint is None else ()  # an old run's
         with contextlib.nullcontext() if target is None else claim_out_dir(target, remove=fresh):
             if target is not None and checkpoint is None:
                 write_json({"config": config.to_json(), "identity": config.identity(), "fingerprint": run_id,
@@ -90,9 +92,16 @@ def run(
                 log.line(f"resuming {target} after round {checkpoint.round} ({len(rows)} rows kept)")
             writer = None if target is None else CheckpointWriter(target)
 
+            state_history = _state_history(target, checkpoint)
+
             def save(round_: int, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
-                if writer is not None:
-                    writer.submit(Checkpoint(run_id, round_, list(rows), states, strategy_state))
+                if writer is None or target is None:
+                    return
+                writer.submit(Checkpoint(run_id, round_, list(rows), states, strategy_state))
+                if strategy_state:
+                    state_history.extend(state_rows(run_id, round_, strategy_state))
+                    write_table(pa.Table.from_pylist(state_history, schema=STRATEGY_STATE_SCHEMA),
+                                target / STRATEGY_STATE_FILE)
 
             try:
                 for phase, round_, phase_rows in run_phases(driver, config, resume=checkpoint, on_checkpoint=save):
@@ -104,10 +113,20 @@ def run(
                 if writer is not None:
                     writer.close()
     table = rows_to_table(rows)
-    log.line(format_run(table))
+    log.line(format_run(table, len(config.private_classes)))
     if target is not None:
         log.line(f"results: {target / RESULTS_FILE}")
     return table
+
+
+def _state_history(target: Path | None, checkpoint: Checkpoint | None) -> list[Row]:
+    """The strategy-state rows written so far (a resumed run keeps those up to its checkpoint)."""
+    path = None if target is None else target / STRATEGY_STATE_FILE
+    if checkpoint is None or path is None or not path.exists():
+        return []
+    import pyarrow.parquet as pq
+
+    return [r for r in pq.read_table(path).to_pylist() if r["round"] <= checkpoint.round]
 
 
 def _finished(checkpoint: Checkpoint, target: Path, log: _Progress) -> pa.Table:
@@ -269,7 +288,8 @@ class _Progress:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.start = time.perf_counter()
-        self.baseline: float | None = None
+        self.baseline_rows: list[Row] = []
+        self.private_classes = 0
 
     def line(self, text: str) -> None:
         if self.enabled:
@@ -277,6 +297,7 @@ class _Progress:
 
     def header(self, experiment: Experiment) -> None:
         config, task = experiment.config, experiment.task
+        self.private_classes = len(config.private_classes)
         publics = "all" if config.public_classes is None else ",".join(map(str, config.public_classes))
         self.line(
             f"FedMD: {config.n_parties} parties, public {describe(config.public_data)}[{publics}] "
@@ -295,22 +316,37 @@ class _Progress:
         )
 
     def phase(self, phase: str, round_: int, rounds: int, rows: list[Row]) -> None:
-        accs = [r["test_accuracy"] for r in rows if r["test_accuracy"] is not None]
+        accs = sorted((r["test_accuracy"], r["party"]) for r in rows if r["test_accuracy"] is not None)
         label = {"transfer": "round 0 (transfer)", "upper_bound": "upper bound"}.get(phase, f"round {round_}/{rounds}")
-        if not accs:
+        mean = mean_accuracy(rows)
+        if mean is None:
             self.line(f"[{self._elapsed()}] {label}: no party took part")
             return
-        mean = sum(accs) / len(accs)
-        gain = ""
+        change = ""
         if phase == "transfer":
-            self.baseline = mean
-        elif phase == "collaborate" and self.baseline is not None:
-            gain = f" ({mean - self.baseline:+.3f} vs round 0)"
+            self.baseline_rows = rows
+        elif phase == "collaborate" and self.baseline_rows:
+            moved = gain(self.baseline_rows, rows)
+            if moved.value is not None:
+                count = "" if moved.parties == len(rows) else f", {moved.parties} parties in both"
+                change = f" ({moved.value:+.3f} vs round 0{count})"
+        if len(rows) <= MAX_LISTED_PARTIES:
+            parties = "parties: " + " ".join(_cell(r) for r in rows)
+        else:  # a hundred accuracies per line help nobody: the spread and the weakest
+            quartiles = [accs[int(q * (len(accs) - 1))][0] for q in (0.25, 0.5, 0.75)]
+            parties = (f"quartiles {quartiles[0]:.3f}/{quartiles[1]:.3f}/{quartiles[2]:.3f}  weakest: "
+                       + ", ".join(f"party {p} {a:.2f}" for a, p in accs[:3]))
+        failed = [r for r in rows if r["status"] != "ok"]
+        events = "".join(f" | party {r['party']} {r['status']}" for r in failed[:MAX_LISTED_PARTIES])
+        if len(failed) > MAX_LISTED_PARTIES:
+            events += f" | {len(failed) - MAX_LISTED_PARTIES} more not ok"
         self.line(
-            f"[{self._elapsed()}] {label:<20} mean {mean:.3f}{gain}  min {min(accs):.3f}  max {max(accs):.3f}  "
-            f"parties: {' '.join(_cell(r) for r in rows)}"
-            + "".join(f" | party {r['party']} {r['status']}" for r in rows if r["status"] != "ok")
+            f"[{self._elapsed()}] {label:<20} mean {mean:.3f}{change}  min {accs[0][0]:.3f}  max {accs[-1][0]:.3f}  "
+            f"{parties}{events}"
         )
+        if phase == "transfer" and self.private_classes:
+            for warning in transfer_health(rows, self.private_classes):
+                self.line(f"warning: {warning}")
 
     def _elapsed(self) -> str:
         return f"{time.perf_counter() - self.start:7.1f}s"

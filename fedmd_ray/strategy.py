@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.aggregation import AGGREGATORS, Consensus, Scores
+from fedmd_ray.aggregation import AGGREGATOR_NAMES, AGGREGATORS, Consensus, Scores, trimmed_mean_consensus
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.plugins import Registry, describe, is_import_path, load_object, object_identity
 
@@ -99,20 +99,26 @@ class FedMD(Strategy):
     their mean, each party digests it with an L1 loss on logits.
 
     `aggregator` and `digest_loss` offer variants: `standardized_mean` (per-party standardised
-    logits: every party one vote whatever its logit scale) or `median`; `mse` on logits, or
+    logits: every party one vote whatever its logit scale), `median`, or `trimmed_mean`
+    (dropping the `trim_fraction` highest and lowest, Cronus-style); `mse` on logits, or
     `kl` between the student's and the consensus' softmax at `temperature` (scaled by T^2).
     """
 
-    def __init__(self, aggregator: str = "mean", digest_loss: str = "l1", temperature: float = 1.0) -> None:
-        if aggregator not in AGGREGATORS:
-            raise ConfigError(f"aggregator={aggregator!r} is not allowed: must be one of {sorted(AGGREGATORS)}")
+    def __init__(
+        self, aggregator: str = "mean", digest_loss: str = "l1", temperature: float = 1.0, trim_fraction: float = 0.2
+    ) -> None:
+        if aggregator not in AGGREGATOR_NAMES:
+            raise ConfigError(f"aggregator={aggregator!r} is not allowed: must be one of {sorted(AGGREGATOR_NAMES)}")
         if digest_loss not in ("l1", "mse", "kl"):
             raise ConfigError(f"digest_loss={digest_loss!r} is not allowed: must be one of 'l1', 'mse', 'kl'")
         self.aggregator = aggregator
         self.loss = digest_loss
         self.temperature = temperature
+        self.trim_fraction = trim_fraction
 
     def aggregate(self, scores: Scores, info: RoundInfo) -> Consensus:
+        if self.aggregator == "trimmed_mean":
+            return trimmed_mean_consensus(scores, self.trim_fraction)
         return AGGREGATORS[self.aggregator](scores)
 
     def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -223,3 +229,14 @@ def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
         raise
     except Exception as exc:
         raise ConfigError(f"strategy {name} failed a trial round on random scores: {type(exc).__name__}: {exc}") from exc
+
+
+def _register_the_family() -> None:
+    """The built-in methods of `fedmd_ray.methods`, registered as a user's would be."""
+    from fedmd_ray.methods import DSFL, Cronus, FedMDKL, KTpFL
+
+    for name, method in (("cronus", Cronus), ("ds-fl", DSFL), ("fedmd-kl", FedMDKL), ("kt-pfl", KTpFL)):
+        STRATEGIES.register(name, method, builtin=True)
+
+
+_register_the_family()

@@ -121,6 +121,59 @@ def digest_loss(name: str, temperature: float = 1.0) -> LossFn:
     raise ValueError(f"unknown digest loss '{name}'")
 
 
+def soft_cross_entropy(student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the student's softmax against soft targets (probabilities), mean over the batch."""
+    return -(target * F.log_softmax(student_logits, dim=1)).sum(dim=1).mean()
+
+
+def kl_to_probabilities(student_logits: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(target || softmax(student / T)) x T^2 (Hinton et al.'s scaling keeps gradients comparable across T);
+    `target` holds probabilities already."""
+    log_p = F.log_softmax(student_logits / temperature, dim=1)
+    return F.kl_div(log_p, target, reduction="batchmean") * temperature**2
+
+
+@torch.no_grad()
+def recompute_bn_statistics(model: nn.Module, x: torch.Tensor, *, batch_size: int) -> None:
+    """Precise BN (Wu & Johnson 2021, arXiv 2105.07576): replace every batch-norm layer's running
+    statistics by their exact average over `x` (cumulative moving average: momentum None), with
+    dropout off. Under short schedules and a slow momentum (Keras' 0.99) the running statistics
+    lag the weights; this makes eval mode see the data the weights were trained on."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms or len(x) == 0:
+        return
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
+    try:
+        for i in range(0, len(x), batch_size):
+            model(x[i : i + batch_size])
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        model.eval()
+
+
+@torch.no_grad()
+def batch_norm_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int) -> tuple[float, float]:
+    """(accuracy with the running statistics, accuracy with each batch's own statistics) on `x`, on a
+    copy of the model (its running statistics stay as they are). A large gap on data the model was
+    trained on means the running statistics lag the weights."""
+    import copy
+
+    eval_accuracy, _ = evaluate(model, x, y, batch_size=batch_size)
+    probe = copy.deepcopy(model).eval()
+    for module in probe.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.train()
+    correct = sum(int((probe(x[i : i + batch_size]).argmax(dim=1) == y[i : i + batch_size]).sum().item())
+                  for i in range(0, len(x), batch_size))
+    return eval_accuracy, correct / max(len(x), 1)
+
+
 @torch.no_grad()
 def class_scores(model: nn.Module, x: torch.Tensor, *, batch_size: int) -> torch.Tensor:
     """Logits on `x` in inference mode, float32 on the CPU: (n, classes)."""

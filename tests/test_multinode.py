@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # two Ray clusters started in a subprocess: ~1 min
+
 
 @pytest.fixture(scope="module")
 def two_nodes():

@@ -289,6 +289,7 @@ def test_constructor_parameters_named_like_fields_come_from_the_config():
 
 
 # --- plug-ins in sweep trials and across a CLI resume ---------------------------------------------
+@pytest.mark.slow
 def test_plugins_reach_sweep_trials_by_name_by_path_and_by_object(ray_cluster, tmp_path):
     from plugin_fixtures import tiny_mlp
 
@@ -305,6 +306,7 @@ def test_plugins_reach_sweep_trials_by_name_by_path_and_by_object(ray_cluster, t
     assert round0.iloc[0] == round0.iloc[1] == round0.iloc[2]  # one cached transfer phase for every strategy
 
 
+@pytest.mark.slow
 def test_a_cli_run_with_plugins_resumes_from_its_own_directory(tmp_path):
     import os
     import subprocess

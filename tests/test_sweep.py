@@ -214,7 +214,7 @@ def test_bad_sweep_arguments_are_refused_before_ray(tmp_path):
     with pytest.raises(TypeError, match="takes a FedMDConfig"):
         fedmd_ray.sweep("quick", GRID, out_dir=tmp_path, verbose=False)  # type: ignore[arg-type]
     (tmp_path / "a_file").write_text("")
-    with pytest.raises(ConfigError, match="is not writable"):
+    with pytest.raises(ConfigError, match="is a file, not a directory"):
         fedmd_ray.sweep(fedmd_ray.preset("quick"), GRID, out_dir=tmp_path / "a_file", verbose=False)
     with pytest.raises(TypeError, match="takes a FedMDConfig"):
         fedmd_ray.run({"rounds": 1})  # type: ignore[arg-type]

@@ -60,9 +60,13 @@ class HostSetup:
 
 @dataclass(frozen=True)
 class Evaluation:
-    accuracy: float
+    accuracy: float  # on the private task's test set
     loss: float
     seconds: float
+    # after transfer learning only: accuracy on the party's own private training data with the
+    # running batch-norm statistics, and with each batch's own (a large gap: the statistics lag)
+    train_accuracy: float | None = None
+    train_accuracy_batch_stats: float | None = None
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ class Driver:
         self.restarts = {p: 0 for p in self.models}
         self._restarted: set[int] = set()  # in the current phase
         self._prefetched: tuple[int, Scores] = (0, {})  # (round, scores sent ahead for it)
+        self._model_bytes: dict[int, int] = {}  # party -> parameter bytes, from the hosts
+        self._asked: set[int] = set()  # parties asked to communicate this round (not sent ahead)
 
     # --- round 0 --------------------------------------------------------------------
     def transfer_learn(self, cache_root: str | None = None) -> list[Row]:
@@ -93,13 +95,17 @@ class Driver:
             results = self._run(TransferLearn(), 0, self._active(), save=self._save)
             if cache is not None and not self.dropped:
                 cache.store(self._run(ExportState(include_optimizers=False), 0, self._active()), results)
+        self._model_bytes = {p: b for host in self.pool.describe() for p, b in host["model_bytes"].items()}
         rows = []
         names = ("transfer", "upper_bound") if self.config.upper_bound else ("transfer",)
         for party in self.models:
             phases: dict[str, Evaluation | None] = {n: None for n in names}  # dropped: rows without metrics
             phases.update(results.get(party, {}))
             for phase in sorted(phases, key=lambda p: p != "transfer"):  # transfer rows first
-                rows.append(self._row(party, phase, 0, phases[phase]))
+                row = self._row(party, phase, 0, phases[phase])
+                if phase == "transfer":
+                    row["model_bytes"] = self._model_bytes.get(party)
+                rows.append(row)
         return rows
 
     # --- rounds 1..R: the paper's round, one named call per step -------------------------
@@ -113,15 +119,32 @@ class Driver:
         align_idx = self.sample_alignment(round_)
         scores = self.communicate(round_, present, align_idx)
         results: dict[int, RoundResult] = {}
+        traffic: dict[int, tuple[int, int]] = {}
         if scores:
             targets = self.aggregate(round_, scores)
             distributed = self.distribute(targets, sorted(scores))
             results = self.digest_revisit_evaluate(round_, sorted(scores), align_idx, distributed)
-        return [
-            self._row(p, "collaborate", round_, results[p].evaluation if p in results else None,
-                      "absent" if p in absent and p not in self.dropped else None)
-            for p in self.models
-        ]
+            traffic = self.traffic(round_, scores, align_idx, targets)
+        rows = []
+        for p in self.models:
+            row = self._row(p, "collaborate", round_, results[p].evaluation if p in results else None,
+                            "absent" if p in absent and p not in self.dropped else None)
+            if p in results:
+                row["bytes_sent"], row["bytes_received"] = traffic[p]
+            rows.append(row)
+        return rows
+
+    def traffic(
+        self, round_: int, scores: Scores, align_idx: npt.NDArray[np.int64], targets: Targets
+    ) -> dict[int, tuple[int, int]]:
+        """(bytes sent, bytes received) per party this round, from the arrays that crossed: its scores;
+        the subset's indices (and the next one's, when pipelined) and its target."""
+        ahead = align_idx.nbytes if round_ < self.config.rounds else 0  # the next subset travels with this one
+        target_bytes = targets.nbytes if targets.ndim == 2 else targets[0].nbytes  # a consensus, or one row
+        return {
+            p: (s.nbytes, align_idx.nbytes * (1 + (p in self._asked)) + ahead + target_bytes)
+            for p, s in scores.items()
+        }
 
     def absent(self, round_: int) -> set[int]:
         """Parties that sit out `round_` (`party_dropout`), drawn from (seed, round): resumable."""
@@ -141,6 +164,7 @@ class Driver:
         scores = {p: s for p, s in prefetched.items() if p in parties} if prefetched_round == round_ else {}
         self._prefetched = (0, {})
         missing = [p for p in parties if p not in scores]
+        self._asked = set(missing)  # they received the subset's indices once more (traffic)
         if missing:
             scores.update(self._run(Communicate(align_idx), round_, missing))
         return dict(sorted(scores.items()))
@@ -279,6 +303,8 @@ class Driver:
             "test_accuracy": None if ev is None else ev.accuracy,
             "test_loss": None if ev is None else ev.loss,
             "seconds": None if ev is None else ev.seconds,
+            "train_accuracy": None if ev is None else ev.train_accuracy,
+            "train_accuracy_batch_stats": None if ev is None else ev.train_accuracy_batch_stats,
         }
 
 

@@ -83,6 +83,8 @@ class Participant:
             self.model = spec.model.build(shape, setup.n_classes).to(self.device)
         self._digest_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
         self._revisit_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
+        # what a weight-averaging method would send each way per round (communication accounting)
+        self.model_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
 
     @contextlib.contextmanager
     def _own_rng(self) -> Iterator[None]:
@@ -116,16 +118,25 @@ class Participant:
                 lr=cfg.lr, val=self.data.public_val, patience=cfg.pretrain_patience,
                 min_delta=cfg.pretrain_min_delta, eval_batch_size=self._eval_batch,
             )
+            self._precise_bn(self.data.public[0])
             if cfg.upper_bound:
                 results["upper_bound"] = self._upper_bound()
             training.fit_classifier(
                 self.model, *self._private, epochs=cfg.private_epochs,
                 batch_size=cfg.private_batch_size, lr=cfg.lr,
             )
+            self._precise_bn(self._private[0])
             transfer = self.evaluate(start)
+            fit_eval, fit_train = training.batch_norm_gap(self.model, *self._private, batch_size=self._eval_batch)
         upper_s = results["upper_bound"].seconds if "upper_bound" in results else 0.0
-        results["transfer"] = Evaluation(transfer.accuracy, transfer.loss, transfer.seconds - upper_s)
+        results["transfer"] = Evaluation(transfer.accuracy, transfer.loss, transfer.seconds - upper_s,
+                                         train_accuracy=fit_eval, train_accuracy_batch_stats=fit_train)
         return results
+
+    def _precise_bn(self, x: torch.Tensor) -> None:
+        """With `precise_bn`, the batch-norm statistics of the data the last phase trained on."""
+        if self.config.precise_bn:
+            training.recompute_bn_statistics(self.model, x, batch_size=self._eval_batch)
 
     def _upper_bound(self) -> Evaluation:
         """Train a copy of the pretrained model on all parties' private data."""
@@ -138,6 +149,7 @@ class Participant:
             self.model, x, y, epochs=self.config.upper_bound_epochs,
             batch_size=self.config.private_batch_size, lr=self.config.lr,
         )
+        self._precise_bn(x)
         evaluation = self.evaluate(start)
         self.model.load_state_dict(pretrained)
         return evaluation
@@ -180,19 +192,23 @@ class Participant:
         with self._own_rng(), self._step("digest"):
             x = self.data.public[0][torch.from_numpy(align_idx).to(self.device)]
             y = torch.tensor(target, device=self.device)  # copies the read-only view
-            return training.train_epochs(
+            loss = training.train_epochs(
                 self.model, self._digest_opt, x, y, self.strategy.digest_loss,
                 epochs=cfg.digest_epochs, batch_size=cfg.digest_batch_size,
             )
+            self._precise_bn(x)
+            return loss
 
     def revisit(self) -> float:
         """Train on the private data again (cross-entropy)."""
         cfg = self.config
         with self._own_rng(), self._step("revisit"):
-            return training.train_epochs(
+            loss = training.train_epochs(
                 self.model, self._revisit_opt, *self._private, torch.nn.functional.cross_entropy,
                 epochs=cfg.revisit_epochs, batch_size=cfg.revisit_batch_size,
             )
+            self._precise_bn(self._private[0])
+            return loss
 
     def evaluate(self, start: float) -> Evaluation:
         """Accuracy and loss on the private task's test set; seconds since `start`."""
@@ -285,6 +301,7 @@ class PartyHost:
         """Where this host runs (for logs and placement tests)."""
         return {
             "parties": sorted(self.participants),
+            "model_bytes": {pid: p.model_bytes for pid, p in self.participants.items()},
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "device": str(self.device),

@@ -26,6 +26,7 @@ RESULTS_FILE = "results.parquet"
 SWEEP_FILE = "sweep.parquet"
 SUMMARY_FILE = "summary.parquet"
 CONFIG_FILE = "config.json"
+STRATEGY_STATE_FILE = "strategy_state.parquet"
 
 
 def file_mode() -> int:

@@ -2,6 +2,19 @@
 
 `phase` is `transfer` (round 0, the baseline), `collaborate` (rounds 1..R) or
 `upper_bound` (round 0; the model trained on all parties' private data).
+
+Communication, counted from the arrays that actually cross between the driver and a
+party (numpy `nbytes`): on `collaborate` rows, `bytes_sent` is the party's shared scores
+for that round, `bytes_received` the alignment indices (and the next round's, sent with
+them when pipelined) and the party's target (one consensus, or its row of personalised
+targets). On `transfer` rows, `model_bytes` is the party's parameter bytes: what a
+weight-averaging method (FedAvg) would send each way per round. Images, data and the
+one-time setup are not counted: they are the same for every method.
+
+Transfer health, on `transfer` rows: `train_accuracy` is the party's accuracy on its own
+private training data (eval mode, running batch-norm statistics) and
+`train_accuracy_batch_stats` the same with each batch's own statistics; a large gap means
+the running statistics lag the weights (`precise_bn=true` fixes it).
 `status` is `ok`, `restarted` (its actor failed and was restarted from the
 last round's state: same numbers), `absent` (sat out the round,
 `party_dropout`) or `dropped` (failed and left out from then on); the metrics
@@ -27,6 +40,11 @@ RESULT_SCHEMA = pa.schema(
         pa.field("test_accuracy", pa.float64()),
         pa.field("test_loss", pa.float64()),
         pa.field("seconds", pa.float64()),
+        pa.field("bytes_sent", pa.int64()),
+        pa.field("bytes_received", pa.int64()),
+        pa.field("model_bytes", pa.int64()),
+        pa.field("train_accuracy", pa.float64()),
+        pa.field("train_accuracy_batch_stats", pa.float64()),
     ]
 )
 
@@ -35,4 +53,28 @@ def rows_to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
     """Rows (dicts with the schema's keys) as a table sorted by phase order, round, party."""
     order = {p: i for i, p in enumerate(PHASES)}
     ordered = sorted(rows, key=lambda r: (r["run_id"], r["round"], order[r["phase"]], r["party"]))
-    return pa.Table.from_pylist(ordered, schema=RESULT_SCHEMA)
+    return pa.Table.from_pylist([{**EMPTY_COUNTS, **r} for r in ordered], schema=RESULT_SCHEMA)
+
+
+EMPTY_COUNTS = {name: None for name in ("bytes_sent", "bytes_received", "model_bytes", "train_accuracy",
+                                        "train_accuracy_batch_stats")}  # rows of older checkpoints
+
+
+STRATEGY_STATE_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("round", pa.int32(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("shape", pa.list_(pa.int64()), nullable=False),
+        pa.field("values", pa.list_(pa.float64()), nullable=False),
+    ]
+)
+"""The strategy's state after every round (`strategy_state.parquet`), one row per named array:
+`np.reshape(values, shape)` gives it back, e.g. KT-pFL's knowledge-coefficient matrix: who
+learns from whom, round by round."""
+
+
+def state_rows(run_id: str, round_: int, state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of `STRATEGY_STATE_SCHEMA` for one round's `Strategy.state_dict()`."""
+    return [{"run_id": run_id, "round": round_, "name": name, "shape": list(array.shape),
+             "values": array.astype("float64").ravel().tolist()} for name, array in sorted(state.items())]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from fedmd_ray.analysis.metrics import Gain, Traffic, gain, mean_accuracy, traffic, transfer_health
 
 
 @dataclass(frozen=True)
@@ -17,10 +20,13 @@ class RunSummary:
     final: float | None  # mean test accuracy after the last round
     upper_bound: float | None  # mean test accuracy of the models trained on all private data
     rounds: int
+    change: Gain  # final vs round 0 over the parties present in both
+    traffic: Traffic
+    parties: int  # parties of the run
 
     @property
     def gain(self) -> float | None:
-        return None if self.final is None or self.baseline is None else self.final - self.baseline
+        return self.change.value
 
 
 def mean_accuracy_by_round(table: pa.Table, phase_filter: tuple[str, ...] = ("transfer", "collaborate")) -> pa.Table:
@@ -33,15 +39,18 @@ def mean_accuracy_by_round(table: pa.Table, phase_filter: tuple[str, ...] = ("tr
 
 
 def summarize(table: pa.Table) -> RunSummary:
-    by_round = mean_accuracy_by_round(table)
-    rounds = by_round["round"].to_pylist()
-    means = by_round["test_accuracy_mean"].to_pylist()
-    upper = table.filter(pc.equal(table["phase"], "upper_bound"))
+    rows = table.to_pylist()
+    last = max(r["round"] for r in rows if r["phase"] in ("transfer", "collaborate"))
+    transfer = [r for r in rows if r["phase"] == "transfer"]
+    final = [r for r in rows if r["phase"] in ("transfer", "collaborate") and r["round"] == last]
     return RunSummary(
-        baseline=means[0],
-        final=means[-1],
-        upper_bound=pc.mean(upper["test_accuracy"]).as_py() if upper.num_rows else None,
-        rounds=int(rounds[-1]),
+        baseline=mean_accuracy(transfer),
+        final=mean_accuracy(final),
+        upper_bound=mean_accuracy(r for r in rows if r["phase"] == "upper_bound"),
+        rounds=int(last),
+        change=gain(transfer, final),
+        traffic=traffic(rows),
+        parties=len({r["party"] for r in rows}),
     )
 
 
@@ -49,15 +58,27 @@ def format_summary(summary: RunSummary) -> str:
     def number(value: float | None, spec: str = ".4f") -> str:
         return "n/a" if value is None else format(value, spec)
 
-    return (
+    change = summary.change
+    over = "" if change.parties == summary.parties else f" over the {change.parties} parties present in both"
+    line = (
         f"mean test accuracy: baseline (round 0) {number(summary.baseline)} | final (round {summary.rounds}) "
         f"{number(summary.final)} | upper bound {number(summary.upper_bound)} | gain {number(summary.gain, '+.4f')}"
+        f"{over}"
     )
+    moved = summary.traffic
+    if moved.moved:
+        ratio = "" if moved.ratio is None else f" ({moved.ratio:.2%} of the {moved.weights / 1e6:.1f} MB that " \
+            "exchanging weights would move)"
+        line += f"\ncommunication: {moved.moved / 1e6:.1f} MB moved in the rounds{ratio}"
+    return line
 
 
-def format_run(table: pa.Table) -> str:
-    """What a finished run prints and `fedmd-ray report` repeats: the summary, then any failures."""
-    return "\n".join(filter(None, [format_summary(summarize(table)), format_events(table)]))
+def format_run(table: pa.Table, private_classes: int | None = None) -> str:
+    """What a finished run prints and `fedmd-ray report` repeats: the summary, the transfer health
+    warnings (with the number of private classes, to tell chance), then any failures."""
+    health = [] if private_classes is None else transfer_health(table.to_pylist(), private_classes)
+    warnings = "\n".join(["transfer learning health:", *health]) if health else ""
+    return "\n".join(filter(None, [format_summary(summarize(table)), warnings, format_events(table)]))
 
 
 def format_events(table: pa.Table) -> str:
@@ -83,23 +104,25 @@ def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
     `final` is the last round the trial reached (a scheduler may stop it early;
     `rounds_run` says where).
     """
-    df = table.to_pandas()
+    trials: dict[str, list[dict[str, Any]]] = {}
+    for row in table.to_pylist():
+        trials.setdefault(row["trial_id"], []).append(row)
     rows = []
-    for trial_id, trial in df.groupby("trial_id", sort=False):
-        by_round = trial[trial["phase"] != "upper_bound"].groupby("round")["test_accuracy"].mean()
-        upper = trial.loc[trial["phase"] == "upper_bound", "test_accuracy"]
-        first = trial.iloc[0]
+    for trial_id, trial in trials.items():
+        run = summarize(pa.Table.from_pylist(trial))
         rows.append({
             "trial_id": trial_id,
-            **{p: first[p] for p in params},
-            "rounds_run": int(by_round.index.max()),
-            "baseline": float(by_round.loc[0]),
-            "final": float(by_round.iloc[-1]),
-            "upper_bound": float(upper.mean()) if len(upper) else None,
-            "gain": float(by_round.iloc[-1] - by_round.loc[0]),
+            **{p: trial[0][p] for p in params},
+            "rounds_run": run.rounds,
+            "baseline": run.baseline,
+            "final": run.final,
+            "upper_bound": run.upper_bound,
+            "gain": run.gain,
+            "megabytes": run.traffic.moved / 1e6,
+            "traffic_vs_weights": run.traffic.ratio,
         })
-    rows.sort(key=lambda r: -math.inf if math.isnan(r["gain"]) else r["gain"], reverse=True)
-    return pa.Table.from_pylist(rows)  # best gain first; NaN (no party in the last round) last
+    rows.sort(key=lambda r: -math.inf if r["gain"] is None or math.isnan(r["gain"]) else r["gain"], reverse=True)
+    return pa.Table.from_pylist(rows)  # best gain first; None (no party in the last round) last
 
 
 def format_sweep_summary(summary: pa.Table) -> str:

@@ -1,0 +1,103 @@
+"""The arithmetic every report shares: a phase's mean accuracy, the gain, the traffic.
+
+One place, one rule, used by the run's progress lines and summary, `fedmd-ray report`,
+the sweep summary and what Tune trials report:
+
+- a phase's mean is over the parties that have an accuracy in it (absent, dropped and
+  failed parties have none); None when no party answered, never 0.0;
+- the gain compares the same parties: the mean of the later phase minus the mean of
+  round 0 over the parties present in both, with their count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+Row = Mapping[str, Any]
+
+
+def accuracies(rows: Iterable[Row]) -> dict[int, float]:
+    """party -> test accuracy, for the rows that have one."""
+    return {int(r["party"]): float(r["test_accuracy"]) for r in rows if r.get("test_accuracy") is not None}
+
+
+def mean_accuracy(rows: Iterable[Row]) -> float | None:
+    """Mean test accuracy over the parties that have one; None when no party answered."""
+    values = list(accuracies(rows).values())
+    return sum(values) / len(values) if values else None
+
+
+@dataclass(frozen=True)
+class Gain:
+    """`after - before` over the `parties` present in both (None when none is)."""
+
+    before: float | None
+    after: float | None
+    parties: int
+
+    @property
+    def value(self) -> float | None:
+        return None if self.before is None or self.after is None else self.after - self.before
+
+
+def gain(before_rows: Iterable[Row], after_rows: Iterable[Row]) -> Gain:
+    """The change of mean accuracy between two phases, over the parties that answered in both."""
+    before, after = accuracies(before_rows), accuracies(after_rows)
+    common = sorted(set(before) & set(after))
+    if not common:
+        return Gain(None, None, 0)
+    return Gain(sum(before[p] for p in common) / len(common), sum(after[p] for p in common) / len(common),
+                len(common))
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Bytes the parties moved in the rounds, and what exchanging weights (FedAvg) would have moved:
+    every party present in a round sends and receives its parameters once."""
+
+    moved: int
+    weights: int
+
+    @property
+    def ratio(self) -> float | None:
+        return self.moved / self.weights if self.weights else None
+
+
+def traffic(rows: Iterable[Row]) -> Traffic:
+    """From a run's rows: `bytes_sent + bytes_received` of the rounds, against 2 x `model_bytes` per
+    party per round it took part in."""
+    rows = list(rows)
+    model = {int(r["party"]): int(r["model_bytes"]) for r in rows if r.get("model_bytes") is not None}
+    moved = weights = 0
+    for r in rows:
+        if r.get("phase") == "collaborate" and r.get("bytes_sent") is not None:
+            moved += int(r["bytes_sent"]) + int(r.get("bytes_received") or 0)
+            weights += 2 * model.get(int(r["party"]), 0)
+    return Traffic(moved, weights)
+
+
+NEAR_CHANCE = 1.5  # x chance: a party below it did not learn its private classes
+BATCH_NORM_GAP = 0.25  # accuracy on its own training data, batch statistics minus running statistics
+
+
+def transfer_health(rows: Iterable[Row], private_classes: int) -> list[str]:
+    """Warnings about round 0 (one line per party): a party near chance on the private task, a party
+    whose running batch-norm statistics lag its weights."""
+    warnings = []
+    chance = 1.0 / private_classes
+    for r in sorted((r for r in rows if r.get("phase") == "transfer"), key=lambda r: r["party"]):
+        who = f"party {r['party']} ({r['model']})"
+        accuracy = r.get("test_accuracy")
+        if accuracy is not None and accuracy < NEAR_CHANCE * chance:
+            warnings.append(
+                f"{who} ended transfer learning near chance ({accuracy:.3f}; chance {chance:.3f} for {private_classes} "
+                "classes): it did not learn its private classes; give it more private_epochs or another model"
+            )
+        fit, batch = r.get("train_accuracy"), r.get("train_accuracy_batch_stats")
+        if fit is not None and batch is not None and batch - fit > BATCH_NORM_GAP:
+            warnings.append(
+                f"{who} fits its private data with batch statistics ({batch:.2f}) but not with its running "
+                f"batch-norm statistics ({fit:.2f}): they lag the weights; set precise_bn=true"
+            )
+    return warnings

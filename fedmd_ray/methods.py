@@ -1,0 +1,114 @@
+"""The FedMD family as strategies: methods that share FedMD's shape (parties score a public set, a
+consensus comes back, parties distil), each on the same `Strategy` API a user's method uses.
+
+Registered names (`strategy=...`) and the config fields that parameterise them:
+
+| name | method | shares | targets | digest loss | fields |
+|---|---|---|---|---|---|
+| `fedmd` | Li & Wang 2019 (`strategy.FedMD`) | logits | one: `aggregator` of logits | `digest_loss` | aggregator, digest_loss, temperature, trim_fraction |
+| `cronus` | Chang et al. 2019 | logits | one: trimmed mean | L1 | trim_fraction |
+| `ds-fl` | Itahara et al. 2020 | probabilities | one: entropy-reduced mean | cross-entropy | era_temperature |
+| `fedmd-kl` | FedDF (Lin et al. 2020), heterogeneous | probabilities at T | one: mean | KL x T^2 | temperature |
+| `kt-pfl` | Zhang et al. 2021 | probabilities at T | one per party: sum_j c_ij P_j | KL x T^2 | temperature, kt_rho, kt_lr |
+
+Aggregation is numpy (`fedmd_ray.aggregation`), losses torch (`fedmd_ray.training`,
+imported where a party calls them), so the driver stays free of torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fedmd_ray.aggregation import (
+    Consensus, Scores, era_consensus, knowledge_coefficient_step, mean_consensus, trimmed_mean_consensus,
+)
+from fedmd_ray.strategy import FedMD, RoundInfo, Strategy, StrategyState, Targets
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Cronus(FedMD):
+    """Robust consensus (Chang et al. 2019, "Cronus: Robust and Heterogeneous Collaborative Learning with
+    Black-Box Knowledge Transfer", arXiv 1912.11279): FedMD whose consensus is the trimmed mean of the
+    parties' logits, dropping the `trim_fraction` highest and lowest per sample and class; L1 digest."""
+
+    def __init__(self, trim_fraction: float = 0.2) -> None:
+        super().__init__(aggregator="trimmed_mean", digest_loss="l1", trim_fraction=trim_fraction)
+
+
+class DSFL(Strategy):
+    """Distillation-based semi-supervised FL (Itahara et al. 2020, arXiv 2008.06180): parties share
+    softmax probabilities; the consensus is their mean sharpened by entropy reduction aggregation
+    (a softmax at `era_temperature`, paper 0.1); each party minimises the cross-entropy to it."""
+
+    def __init__(self, era_temperature: float = 0.1) -> None:
+        self.era_temperature = era_temperature
+
+    def share(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.softmax(dim=1)
+
+    def aggregate(self, scores: Scores, info: RoundInfo) -> Consensus:
+        return era_consensus(scores, self.era_temperature)
+
+    def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from fedmd_ray.training import soft_cross_entropy
+
+        return soft_cross_entropy(student_logits, target)
+
+
+class FedMDKL(Strategy):
+    """Ensemble distillation as in FedDF (Lin et al. 2020, arXiv 2006.07242), for heterogeneous parties:
+    parties share probabilities at `temperature`, the consensus is their mean, each party minimises
+    KL(consensus || its softmax at T), scaled by T^2. Probabilities make the consensus immune to the
+    10-30x differences in logit scale between architectures that a mean of logits follows."""
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        self.temperature = temperature
+
+    def share(self, logits: torch.Tensor) -> torch.Tensor:
+        return (logits / self.temperature).softmax(dim=1)
+
+    def aggregate(self, scores: Scores, info: RoundInfo) -> Consensus:
+        return mean_consensus(scores)
+
+    def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from fedmd_ray.training import kl_to_probabilities
+
+        return kl_to_probabilities(student_logits, target, self.temperature)
+
+
+class KTpFL(FedMDKL):
+    """Parameterized knowledge transfer (Zhang et al. 2021, "Parameterized Knowledge Transfer for
+    Personalized Federated Learning", arXiv 2111.02862): a personalised target per party,
+    `target_i = sum_j c_ij softmax(z_j / T)`, with the knowledge-coefficient matrix C learned on the
+    driver: each round one projected gradient step (`kt_lr`) on the distillation objective with the
+    penalty `kt_rho * ||c_i - 1/n||^2`, rows kept on the simplex (see
+    `aggregation.knowledge_coefficient_step`), then the targets. C starts uniform; it is the
+    strategy's state (checkpointed, restored on resume, written per round to
+    `strategy_state.parquet`): who learns from whom."""
+
+    def __init__(self, temperature: float = 1.0, kt_rho: float = 0.7, kt_lr: float = 0.05) -> None:
+        super().__init__(temperature)
+        self.kt_rho = kt_rho
+        self.kt_lr = kt_lr
+        self.coefficients: np.ndarray | None = None  # (n_parties, n_parties)
+
+    def aggregate(self, scores: Scores, info: RoundInfo) -> Targets:
+        if self.coefficients is None:
+            self.coefficients = np.full((info.n_parties, info.n_parties), 1.0 / info.n_parties)
+        present = np.ix_(info.parties, info.parties)
+        block = self.coefficients[present]
+        block = block / np.maximum(block.sum(axis=1, keepdims=True), 1e-12)  # absent parties' weight shared out
+        block = knowledge_coefficient_step(block, scores, self.kt_rho, self.kt_lr)
+        self.coefficients[present] = block
+        targets: Targets = np.einsum("ij,jnc->inc", block, scores.astype(np.float64)).astype(np.float32)
+        return targets  # (parties, n_align, classes): one per party
+
+    def state_dict(self) -> StrategyState:
+        return {} if self.coefficients is None else {"coefficients": self.coefficients.copy()}
+
+    def load_state_dict(self, state: StrategyState) -> None:
+        self.coefficients = state["coefficients"].astype(np.float64) if "coefficients" in state else None

@@ -1,0 +1,173 @@
+"""The FedMD family as strategies: each on a small hand-computed example, and end to end."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+import fedmd_ray
+from fedmd_ray import RoundInfo
+from fedmd_ray.aggregation import knowledge_coefficient_step, project_rows_to_simplex, trimmed_mean_consensus
+from fedmd_ray.checkpoint import load_checkpoint
+from fedmd_ray.methods import DSFL, Cronus, FedMDKL, KTpFL
+from fedmd_ray.strategy import STRATEGIES, resolve_strategy
+
+LOCAL = dict(backend="local", rounds=2, torch_threads=1)
+INFO = RoundInfo(1, (0, 1), 2)
+
+
+def test_the_family_is_registered_like_a_users_strategy():
+    assert STRATEGIES.names()[:5] == ["fedmd", "cronus", "ds-fl", "fedmd-kl", "kt-pfl"]
+    config = fedmd_ray.preset("quick", temperature=2.0, era_temperature=0.2, kt_rho=0.3, kt_lr=0.1, trim_fraction=0.25)
+    assert resolve_strategy("ds-fl", config).era_temperature == 0.2
+    kt = resolve_strategy("kt-pfl", config)
+    assert (kt.temperature, kt.kt_rho, kt.kt_lr) == (2.0, 0.3, 0.1)
+    assert resolve_strategy("cronus", config).trim_fraction == 0.25
+
+
+def test_fedmd_is_the_mean_of_logits_with_an_l1_digest():
+    fedmd = fedmd_ray.FedMD()
+    scores = np.array([[[1.0, -2.0]], [[3.0, 4.0]]], dtype=np.float32)
+    np.testing.assert_array_equal(fedmd.aggregate(scores, INFO), [[2.0, 1.0]])
+    loss = fedmd.digest_loss(torch.tensor([[0.0, 0.0]]), torch.tensor([[2.0, 1.0]]))
+    assert loss.item() == pytest.approx(1.5)  # (|2| + |1|) / 2
+
+
+def test_cronus_trims_before_averaging():
+    scores = np.array([[[0.0]], [[1.0]], [[2.0]], [[100.0]]], dtype=np.float32)  # 4 parties, one score
+    assert Cronus(trim_fraction=0.25).aggregate(scores, RoundInfo(1, (0, 1, 2, 3), 4))[0, 0] == pytest.approx(1.5)
+    assert trimmed_mean_consensus(scores, 0.0)[0, 0] == pytest.approx(25.75)  # nothing trimmed: the mean
+
+
+def test_ds_fl_shares_probabilities_and_sharpens_their_mean():
+    dsfl = DSFL(era_temperature=0.5)
+    shared = dsfl.share(torch.tensor([[0.0, math.log(3.0)]]))
+    np.testing.assert_allclose(shared.numpy(), [[0.25, 0.75]], rtol=1e-6)
+    probs = np.array([[[0.2, 0.8]], [[0.4, 0.6]]], dtype=np.float32)  # mean (0.3, 0.7)
+    sharp = np.exp(np.array([0.3, 0.7]) / 0.5)
+    np.testing.assert_allclose(dsfl.aggregate(probs, INFO), [sharp / sharp.sum()], rtol=1e-6)
+    student = torch.tensor([[0.0, 0.0]])
+    assert dsfl.digest_loss(student, torch.tensor([[0.3, 0.7]])).item() == pytest.approx(math.log(2.0))
+
+
+def test_fedmd_kl_averages_tempered_probabilities_and_scales_kl_by_t_squared():
+    kl = FedMDKL(temperature=2.0)
+    shared = kl.share(torch.tensor([[0.0, 2.0 * math.log(3.0)]]))  # softmax(z / 2) = (0.25, 0.75)
+    np.testing.assert_allclose(shared.numpy(), [[0.25, 0.75]], rtol=1e-6)
+    probs = np.array([[[0.25, 0.75]], [[0.75, 0.25]]], dtype=np.float32)
+    np.testing.assert_allclose(kl.aggregate(probs, INFO), [[0.5, 0.5]])
+    target = torch.tensor([[0.25, 0.75]])
+    student = torch.tensor([[0.0, 0.0]])  # softmax(0 / 2) = (0.5, 0.5)
+    expected = 4.0 * (0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5))
+    assert kl.digest_loss(student, target).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_simplex_projection_and_one_knowledge_coefficient_step():
+    np.testing.assert_allclose(project_rows_to_simplex(np.array([[2.0, 0.0], [0.4, 0.4]])), [[1, 0], [0.5, 0.5]])
+    # two parties, one sample: party 0 is sure of class 0, party 1 of class 1
+    p = np.array([[[0.9, 0.1]], [[0.1, 0.9]]], dtype=np.float32)
+    c = np.full((2, 2), 0.5)
+    step = knowledge_coefficient_step(c, p, rho=0.0, lr=0.1)
+    # target_0 = (0.5, 0.5): d/dc_00 = -(0.9*0.9 + 0.1*0.1) / 0.5 = -1.64, d/dc_01 = -(0.9*0.1 + 0.1*0.9) / 0.5 = -0.36
+    # the step adds (0.164, 0.036); projection takes off the excess 0.1 each: (0.564, 0.436)
+    np.testing.assert_allclose(step[0], [0.564, 0.436], rtol=1e-6)
+    np.testing.assert_allclose(step.sum(axis=1), 1.0)
+    pulled = knowledge_coefficient_step(np.array([[1.0, 0.0], [0.0, 1.0]]), p, rho=100.0, lr=0.001)
+    assert pulled[0, 1] > 0  # the penalty pulls each row toward equal weights
+
+
+def test_kt_pfl_gives_each_party_its_own_target_and_keeps_the_matrix_as_state():
+    kt = KTpFL(temperature=1.0, kt_rho=0.0, kt_lr=0.1)
+    p = np.array([[[0.9, 0.1]], [[0.1, 0.9]]], dtype=np.float32)
+    targets = kt.aggregate(p, INFO)
+    c = kt.state_dict()["coefficients"]
+    np.testing.assert_allclose(c[0], [0.564, 0.436], rtol=1e-6)
+    np.testing.assert_allclose(targets[0, 0], c[0] @ p[:, 0, :], rtol=1e-6)  # target_0 = sum_j c_0j P_j
+    assert targets.shape == (2, 1, 2) and not np.allclose(targets[0], targets[1])
+    restored = KTpFL()
+    restored.load_state_dict(kt.state_dict())
+    np.testing.assert_array_equal(restored.coefficients, c)
+
+
+def test_an_absent_party_keeps_its_coefficients_and_gives_its_weight_to_the_others():
+    kt = KTpFL(kt_rho=0.0, kt_lr=0.1)
+    three = RoundInfo(1, (0, 1, 2), 3)
+    p3 = np.array([[[0.9, 0.1]], [[0.1, 0.9]], [[0.5, 0.5]]], dtype=np.float32)
+    kt.aggregate(p3, three)
+    before = kt.coefficients.copy()
+    kt.aggregate(p3[[0, 2]], RoundInfo(2, (0, 2), 3))  # party 1 sits out
+    assert np.array_equal(kt.coefficients[1], before[1])
+    assert kt.coefficients[0, [0, 2]].sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("strategy", ["ds-fl", "fedmd-kl", "kt-pfl", "cronus"])
+def test_each_method_runs_end_to_end_with_bytes_counted(strategy, tmp_path):
+    config = fedmd_ray.preset("quick", strategy=strategy, **LOCAL)
+    table = fedmd_ray.run(config, out_dir=tmp_path, verbose=False)
+    rows = table.to_pylist()
+    rounds = [r for r in rows if r["phase"] == "collaborate"]
+    n_classes, subset = 10, config.subset_size
+    for r in rounds:
+        assert r["bytes_sent"] == subset * n_classes * 4  # float32 scores
+        ahead = 8 * subset if r["round"] < config.rounds else 0  # the next subset's int64 indices
+        asked = 8 * subset if r["round"] == 1 else 0  # round 1's scores were asked for separately
+        target = subset * n_classes * 4  # a consensus, or its own row of personalised targets
+        assert r["bytes_received"] == 8 * subset + ahead + asked + target
+    assert all(r["model_bytes"] > 0 for r in rows if r["phase"] == "transfer")
+    if strategy == "kt-pfl":
+        history = pq.read_table(tmp_path / "strategy_state.parquet").to_pylist()
+        assert [h["round"] for h in history] == [1, 2] and history[0]["shape"] == [3, 3]
+        last = np.reshape(history[-1]["values"], history[-1]["shape"])
+        np.testing.assert_allclose(last, load_checkpoint(tmp_path).strategy_state["coefficients"])
+        np.testing.assert_allclose(last.sum(axis=1), 1.0)
+
+
+def test_the_summary_reports_megabytes_against_weight_exchange():
+    from fedmd_ray.analysis.summary import format_run, summarize
+
+    table = fedmd_ray.run(fedmd_ray.preset("quick", **LOCAL), verbose=False)
+    summary = summarize(table)
+    rows = table.to_pylist()
+    moved = sum(r["bytes_sent"] + r["bytes_received"] for r in rows if r["phase"] == "collaborate")
+    model = {r["party"]: r["model_bytes"] for r in rows if r["phase"] == "transfer"}
+    assert summary.traffic.moved == moved
+    assert summary.traffic.weights == sum(2 * model[p] * 2 for p in model)  # 2 rounds, both ways
+    assert f"communication: {moved / 1e6:.1f} MB moved" in format_run(table)
+
+
+def test_precise_bn_makes_eval_mode_see_the_training_data():
+    """A Keras-momentum model after a short schedule: running statistics lag; precise BN fixes it."""
+    from fedmd_ray import training
+    from fedmd_ray.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("paper-cnn2-16-32", (1, 8, 8), 4)
+    x = torch.rand(64, 1, 8, 8) * 0.2 + 0.7  # far from the statistics' initial 0 mean / 1 variance
+    y = torch.arange(64) % 4
+    x = x + y.view(-1, 1, 1, 1).float() * 0.05
+    training.fit_classifier(model, x, y, epochs=20, batch_size=16, lr=1e-2)
+    lagging, batch = training.batch_norm_gap(model, x, y, batch_size=64)
+    training.recompute_bn_statistics(model, x, batch_size=64)
+    precise, _ = training.batch_norm_gap(model, x, y, batch_size=64)
+    assert batch - lagging > 0.25 and precise >= batch - 0.05
+
+
+def test_transfer_health_names_a_party_near_chance_and_a_batch_norm_lag():
+    from fedmd_ray.analysis.metrics import transfer_health
+
+    rows = [
+        {"phase": "transfer", "party": 0, "model": "ok-net", "test_accuracy": 0.8, "train_accuracy": 1.0,
+         "train_accuracy_batch_stats": 1.0},
+        {"phase": "transfer", "party": 1, "model": "mlp-128", "test_accuracy": 0.195, "train_accuracy": 0.3,
+         "train_accuracy_batch_stats": 0.3},
+        {"phase": "transfer", "party": 2, "model": "paper-cnn3", "test_accuracy": 0.42, "train_accuracy": 0.43,
+         "train_accuracy_batch_stats": 1.0},
+    ]
+    warnings = transfer_health(rows, private_classes=5)
+    assert len(warnings) == 2
+    assert warnings[0].startswith("party 1 (mlp-128) ended transfer learning near chance (0.195; chance 0.200")
+    assert "party 2 (paper-cnn3)" in warnings[1] and "set precise_bn=true" in warnings[1]
