@@ -174,7 +174,7 @@ def run_phases(
         rows = driver.transfer_learn(transfer_cache)
         yield "transfer", 0, [r for r in rows if r["phase"] == "transfer"]
         if config.upper_bound:
-            yield "upper_bound", 0, [r for r in rows if r["phase"] == "upper_bound"]
+            yield "upper_bound", 0, [r for r in rows if r["phase"] == "upper_bound"]  # rows without a round
         _check_parties_left(rows)
         if on_checkpoint is not None:
             on_checkpoint(0, *_fetched(driver.export_states()))

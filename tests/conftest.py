@@ -7,6 +7,7 @@ import os
 import pytest
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.pop("RAY_ADDRESS", None)  # every test uses a Ray of its own, never another job's cluster
 
 
 @pytest.fixture(scope="session")

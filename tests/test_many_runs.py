@@ -3,6 +3,7 @@
 Runs with `pytest -s` to see the memory of every run."""
 
 import glob
+import os
 import time
 
 import pytest
@@ -20,24 +21,42 @@ def _rss_mib(pid: str = "self") -> float:
     return 0.0
 
 
-def _actor_processes() -> list[tuple[str, str]]:
-    """(pid, process title) of this machine's fedmd_ray actor processes."""
-    found = []
-    for path in glob.glob("/proc/[0-9]*/cmdline"):
+def _own_processes() -> set[str]:
+    """Pids of this test process's descendants: the Ray it started (raylet, GCS, workers). Other Ray
+    clusters on a shared machine are not ours to count."""
+    parents = {}
+    for path in glob.glob("/proc/[0-9]*/stat"):
         try:
-            name = open(path, "rb").read().split(b"\0")[0].decode(errors="replace")
+            fields = open(path).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[path.split("/")[2]] = fields[1]
+    own, frontier = set(), {str(os.getpid())}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - own
+        own |= frontier
+    return own
+
+
+def _actor_processes() -> list[tuple[str, str]]:
+    """(pid, process title) of the fedmd_ray actor processes of this test's Ray."""
+    found = []
+    for pid in _own_processes():
+        try:
+            name = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].decode(errors="replace")
         except OSError:
             continue
         if name.startswith(("ray::RemoteHost", "ray::Driver")):
-            found.append((path.split("/")[2], name))
+            found.append((pid, name))
     return found
 
 
 def _ray_processes_mib() -> dict[str, float]:
-    """Resident memory of Ray's processes on this machine: workers (where parties run) and the
-    control plane (GCS, raylet, agents)."""
+    """Resident memory of this test's Ray processes: workers (where parties run) and the control plane
+    (GCS, raylet, agents)."""
     total = {"workers": 0.0, "control": 0.0}
-    for path in glob.glob("/proc/[0-9]*/cmdline"):
+    for pid in _own_processes():
+        path = f"/proc/{pid}/cmdline"
         try:
             argv = open(path, "rb").read().decode(errors="replace").split("\0")
             if not any("ray" in a for a in argv[:3]):

@@ -33,9 +33,14 @@ def test_local_run_table_has_the_design_schema(local_table):
     # per party: round 0 (transfer) + upper bound + one row per round
     assert table.num_rows == cfg.n_parties * (2 + cfg.rounds)
     phases = table.group_by(["phase", "round"]).aggregate([("party", "count")]).to_pylist()
-    assert sorted((p["phase"], p["round"], p["party_count"]) for p in phases) == [
-        ("collaborate", 1, 3), ("collaborate", 2, 3), ("transfer", 0, 3), ("upper_bound", 0, 3)
+    assert sorted((p["phase"], p["round"], p["party_count"]) for p in phases if p["round"] is not None) == [
+        ("collaborate", 1, 3), ("collaborate", 2, 3), ("transfer", 0, 3)
     ]
+    assert [(p["phase"], p["party_count"]) for p in phases if p["round"] is None] == [("upper_bound", 3)]
+    # the upper bound belongs to no round: a per-round mean is the parties' mean, round 0 included
+    df = table.to_pandas()
+    assert df.groupby("round")["test_accuracy"].mean().loc[0] == pytest.approx(
+        df[df["phase"] == "transfer"]["test_accuracy"].mean())
     accuracies = table["test_accuracy"].to_pylist()
     assert all(0.0 <= a <= 1.0 for a in accuracies)
     assert table["model"].to_pylist()[:3] == list(cfg.party_models)

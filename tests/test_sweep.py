@@ -17,6 +17,7 @@ import pytest
 import fedmd_ray
 from fedmd_ray.analysis.schema import RESULT_SCHEMA
 from fedmd_ray.errors import ConfigError, ResourceError
+from fedmd_ray.faults import VARIABLE
 
 GRID = {"subset_size": [100, 300], "digest_epochs": [1, 2]}
 
@@ -122,34 +123,80 @@ def test_asha_stops_poor_trials_early(ray_cluster, tmp_path):
     assert rounds_run[0] < 4 and rounds_run[1] < 4
 
 
+def _past_round_one(paths) -> bool:
+    try:
+        return bool(paths) and 1 in pq.read_table(paths[0], columns=["round"])["round"].to_pylist()
+    except OSError:  # being replaced
+        return False
+
+
+def _metrics(rows):
+    return sorted((r["party"], r["phase"], r["round"] or 0, r["test_accuracy"], r["test_loss"]) for r in rows)
+
+
+def _run_alone(**overrides):
+    config = fedmd_ray.preset("quick", backend="local", torch_threads=1, **overrides)
+    return fedmd_ray.run(config, verbose=False).to_pylist()
+
+
 def test_resume_after_kill_redoes_nothing_finished(ray_cluster, tmp_path):
+    """Killed mid-trial: finished trials are not rerun, the interrupted one continues from its last
+    finished round (its transfer rows are kept, not recomputed) and ends with an uninterrupted run's table."""
     script = textwrap.dedent(
         f"""
         import ray, fedmd_ray
         ray.init(num_cpus=2, include_dashboard=False)
-        config = fedmd_ray.preset("quick", backend="local", rounds=3)
-        fedmd_ray.sweep(config, {{"subset_size": [100, 150, 200, 250]}}, max_concurrent_trials=1,
+        config = fedmd_ray.preset("quick", backend="local", rounds=4, torch_threads=1)
+        fedmd_ray.sweep(config, {{"subset_size": [100, 150, 200]}}, max_concurrent_trials=1,
                         out_dir={str(tmp_path)!r}, verbose=False)
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.DEVNULL, start_new_session=True)
-    results = tmp_path / "tune" / "fedmd_sweep" / "fedmd_results"
+    experiment = tmp_path / "tune" / "fedmd_sweep"
+    results = experiment / "fedmd_results"
     deadline = time.monotonic() + 180
-    while len(list(results.glob("*.parquet"))) < 2:  # the first trial is done once the second starts writing
+    while not _past_round_one(sorted(results.glob("*.parquet"))[1:2]):  # trial 2 finished its round 1
         assert time.monotonic() < deadline and proc.poll() is None, "the sweep did not get going"
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    finished = {p.name: p.stat().st_mtime_ns for p in sorted(results.glob("*.parquet"))[:1]}
+    first, second = sorted(results.glob("*.parquet"))[:2]
+    finished = first.stat().st_mtime_ns
+    interrupted = pq.read_table(second).to_pylist()
+    kept = [r for r in interrupted if r["phase"] != "collaborate"]
 
     table = fedmd_ray.sweep(
-        fedmd_ray.preset("quick", backend="local", rounds=3), {"subset_size": [100, 150, 200, 250]},
+        fedmd_ray.preset("quick", backend="local", rounds=4, torch_threads=1), {"subset_size": [100, 150, 200]},
         max_concurrent_trials=1, out_dir=tmp_path, resume=True, verbose=False,
     )
-    assert sorted(table.to_pandas()["subset_size"].unique()) == [100, 150, 200, 250]
-    assert table.to_pandas().groupby("trial_id")["round"].max().min() == 3
-    for name, mtime in finished.items():
-        assert (results / name).stat().st_mtime_ns == mtime  # not rerun
+    df = table.to_pandas()
+    assert sorted(df["subset_size"].unique()) == [100, 150, 200]
+    assert df.groupby("trial_id")["round"].max().min() == 4
+    assert first.stat().st_mtime_ns == finished  # not rerun
+    resumed = pq.read_table(second).to_pylist()
+    assert [r for r in resumed if r["phase"] != "collaborate"] == kept  # round 0 not recomputed (same seconds)
+    subset = resumed[0]["subset_size"]
+    assert _metrics(resumed) == _metrics(_run_alone(rounds=4, subset_size=subset))
+
+
+@pytest.mark.slow
+def test_a_failed_trial_is_retried_from_its_last_round(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import ray, fedmd_ray
+        ray.init(num_cpus=2, include_dashboard=False)
+        config = fedmd_ray.preset("quick", backend="local", rounds=3, on_party_failure="fail", torch_threads=1)
+        fedmd_ray.sweep(config, {{"seed": [0]}}, max_failures=1, out_dir={str(tmp_path)!r}, verbose=True)
+        """
+    )
+    env = {**os.environ, VARIABLE: f"party=1,round=2,method=digest,action=raise,once={tmp_path / 'fired'}"}
+    env.pop("RAY_ADDRESS", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=280,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "fired").exists()  # the fault did fire once
+    rows = pq.read_table(tmp_path / "sweep.parquet").to_pylist()
+    assert _metrics(rows) == _metrics(_run_alone(rounds=3))
 
 
 def test_a_second_sweep_into_the_same_directory_is_refused(grid_sweep):
@@ -264,3 +311,38 @@ def test_a_sweep_picks_cpu_shares_that_every_actor_size_can_ask_for(sizes):
     for config in configs:
         resources = actor_resources(config.replace(cpus_per_party=chosen.cpus_per_party), {})
         assert resources.cpus * resources.count + base.driver_cpus <= 2.0 + 1e-9
+
+
+class _Recorder:
+    """A Tune logger callback of the user's: one JSON line per result, in its own file."""
+
+    def __new__(cls, path):
+        from ray import tune
+
+        class Recorder(tune.Callback):
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                import json
+
+                keys = ["round", "mean_accuracy", "mean_gain", "parties_in_gain"]
+                keys += [k for k in result if k.startswith("party_")]
+                with open(path, "a") as out:
+                    out.write(json.dumps({k: result[k] for k in keys}) + "\n")
+
+        return Recorder()
+
+
+def test_callbacks_and_search_algorithms_reach_tune_and_see_every_party(ray_cluster, tmp_path):
+    import json
+
+    from ray.tune.search import BasicVariantGenerator
+
+    log = tmp_path / "results.jsonl"
+    fedmd_ray.sweep(fedmd_ray.preset("quick", rounds=2, cpus_per_party=0.3, torch_threads=1), {"seed": [0]},
+                    callbacks=[_Recorder(log)], search_alg=BasicVariantGenerator(max_concurrent=1),
+                    out_dir=tmp_path / "out", verbose=False)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["round"] for line in lines] == [0, 1, 2]
+    assert all(set(line) >= {"party_0_accuracy", "party_1_accuracy", "party_2_accuracy"} for line in lines)
+    assert lines[-1]["parties_in_gain"] == 3
+    mean = sum(lines[-1][f"party_{p}_accuracy"] for p in range(3)) / 3
+    assert lines[-1]["mean_accuracy"] == pytest.approx(mean)

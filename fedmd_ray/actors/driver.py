@@ -102,7 +102,7 @@ class Driver:
             phases: dict[str, Evaluation | None] = {n: None for n in names}  # dropped: rows without metrics
             phases.update(results.get(party, {}))
             for phase in sorted(phases, key=lambda p: p != "transfer"):  # transfer rows first
-                row = self._row(party, phase, 0, phases[phase])
+                row = self._row(party, phase, 0 if phase == "transfer" else None, phases[phase])
                 if phase == "transfer":
                     row["model_bytes"] = self._model_bytes.get(party)
                 rows.append(row)
@@ -290,7 +290,11 @@ class Driver:
         log.warning("%s dropped for the rest of the run", who)
         return {}
 
-    def _row(self, party: int, phase: str, round_: int, ev: Evaluation | None, status: str | None = None) -> Row:
+    def _row(
+        self, party: int, phase: str, round_: int | None, ev: Evaluation | None, status: str | None = None
+    ) -> Row:
+        """One result row; `round_` is None for the upper bound (it belongs to no round: a
+        `groupby("round")` must not mix it into round 0)."""
         if status is None:
             status = "dropped" if party in self.dropped else "restarted" if party in self._restarted else "ok"
         return {

@@ -1,7 +1,8 @@
 """The long result table: one row per (run_id, party, phase, round).
 
 `phase` is `transfer` (round 0, the baseline), `collaborate` (rounds 1..R) or
-`upper_bound` (round 0; the model trained on all parties' private data).
+`upper_bound` (the model trained on all parties' private data; its `round` is null, so
+`groupby("round")` leaves it out of round 0).
 
 Communication, counted from the arrays that actually cross between the driver and a
 party (numpy `nbytes`): on `collaborate` rows, `bytes_sent` is the party's shared scores
@@ -35,7 +36,7 @@ RESULT_SCHEMA = pa.schema(
         pa.field("party", pa.int32(), nullable=False),
         pa.field("model", pa.string(), nullable=False),
         pa.field("phase", pa.string(), nullable=False),
-        pa.field("round", pa.int32(), nullable=False),
+        pa.field("round", pa.int32()),
         pa.field("status", pa.string(), nullable=False),
         pa.field("test_accuracy", pa.float64()),
         pa.field("test_loss", pa.float64()),
@@ -52,7 +53,7 @@ RESULT_SCHEMA = pa.schema(
 def rows_to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
     """Rows (dicts with the schema's keys) as a table sorted by phase order, round, party."""
     order = {p: i for i, p in enumerate(PHASES)}
-    ordered = sorted(rows, key=lambda r: (r["run_id"], r["round"], order[r["phase"]], r["party"]))
+    ordered = sorted(rows, key=lambda r: (r["run_id"], r["round"] or 0, order[r["phase"]], r["party"]))
     return pa.Table.from_pylist([{**EMPTY_COUNTS, **r} for r in ordered], schema=RESULT_SCHEMA)
 
 

@@ -89,10 +89,10 @@ def format_events(table: pa.Table) -> str:
         own = [r for r in events if r["party"] == party]
         model = own[0]["model"]
         for status in ("restarted", "absent"):
-            rounds = sorted({r["round"] for r in own if r["status"] == status})
+            rounds = sorted({r["round"] for r in own if r["status"] == status and r["round"] is not None})
             if rounds:
                 lines.append(f"party {party} ({model}) {status} in round(s) {', '.join(map(str, rounds))}")
-        dropped = [r["round"] for r in own if r["status"] == "dropped"]
+        dropped = [r["round"] for r in own if r["status"] == "dropped" and r["round"] is not None]
         if dropped:
             lines.append(f"party {party} ({model}) dropped from round {min(dropped)}")
     return "\n".join(["failures and absences:", *lines]) if lines else ""

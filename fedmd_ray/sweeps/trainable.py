@@ -1,28 +1,41 @@
 """The Tune trainable: one trial = one FedMD run, reporting after every round.
 
-Reported metrics (for schedulers such as ASHA and for Tune's loggers):
-`round`, `mean_accuracy` (mean test accuracy over parties), `mean_gain`
-(its change since round 0). The trial's long table is written to the sweep's
-results directory before every report, so a trial that a scheduler stops keeps
-the rounds it ran.
+Reported metrics (for schedulers such as ASHA and for Tune's loggers and callbacks):
+`round`, `mean_accuracy` (mean test accuracy over the parties that answered; NaN when
+none did, never 0.0), `mean_gain` (its change since round 0 over the parties present in
+both, `parties_in_gain` of them) and `party_<id>_accuracy` for every party. The trial's
+long table is written to the sweep's results directory before every report, so a
+trial that a scheduler stops keeps the rounds it ran.
+
+Every report carries a Tune checkpoint holding the run's own checkpoint format
+(`checkpoint.pt`: rows, every party's state, the strategy's state), so a retried trial,
+or a sweep resumed after its process was killed, continues from the last finished round
+exactly as `run(..., resume=True)` does, with the table an uninterrupted trial writes.
 """
 
 from __future__ import annotations
 
+import math
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from fedmd_ray.actors.portable import Portable
+from fedmd_ray.actors.common import PartyState
 from fedmd_ray.analysis.io import join_uri, write_table
+from fedmd_ray.analysis.metrics import accuracies, gain, mean_accuracy
 from fedmd_ray.analysis.schema import rows_to_table
+from fedmd_ray.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.resolve import SOURCES
+from fedmd_ray.errors import ConfigError
 from fedmd_ray.experiment import prepare
 from fedmd_ray.model_names import MODELS
 from fedmd_ray.plugins import Registry, describe
-from fedmd_ray.runner import iterate_phases
-from fedmd_ray.strategy import STRATEGIES
+from fedmd_ray.runner import open_run, run_phases
+from fedmd_ray.strategy import STRATEGIES, StrategyState
 
 BASE = "_base"  # the base config (dict) inside Tune's param space
 RESULTS = "_results"  # directory/URI for the trials' tables
@@ -64,16 +77,47 @@ def trainable(params: dict[str, Any]) -> None:
 
     config = trial_config(params)
     trial_id = tune.get_context().get_trial_id()
-    rows: list[dict[str, Any]] = []
-    baseline = None
-    phases = iterate_phases(prepare(config), transfer_cache=params[CACHE], driver_in_process=True)
-    for phase, round_, phase_rows in phases:
-        rows.extend(phase_rows)
-        if phase == "upper_bound":
-            continue
-        accuracies = [r["test_accuracy"] for r in phase_rows if r["test_accuracy"] is not None]
-        mean = sum(accuracies) / max(len(accuracies), 1)
-        baseline = mean if baseline is None else baseline
-        table = swept_columns(rows_to_table(rows), trial_id, swept_values(params))
-        write_table(table, join_uri(params[RESULTS], f"{trial_id}.parquet"))
-        tune.report({"round": round_, "mean_accuracy": mean, "mean_gain": mean - baseline})
+    experiment = prepare(config)
+    resume = _restored(tune.get_checkpoint(), experiment.run_id)
+    rows: list[dict[str, Any]] = list(resume.rows) if resume else []
+    results_uri = join_uri(params[RESULTS], f"{trial_id}.parquet")
+
+    def report(round_: int, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
+        with tempfile.TemporaryDirectory(prefix="fedmd-trial-") as directory:
+            save_checkpoint(Path(directory), Checkpoint(experiment.run_id, round_, list(rows), states, strategy_state))
+            tune.report(round_metrics(rows, round_), checkpoint=tune.Checkpoint.from_directory(directory))
+
+    if resume is not None and resume.round >= config.rounds:  # restored after its last round: nothing to redo
+        report(resume.round, resume.states, resume.strategy_state)
+        return
+    with open_run(experiment, experiment.run_id, driver_in_process=True, save_states=True) as driver:
+        for phase, _, phase_rows in run_phases(driver, config, transfer_cache=params[CACHE], resume=resume,
+                                               on_checkpoint=report):
+            rows.extend(phase_rows)
+            write_table(swept_columns(rows_to_table(rows), trial_id, swept_values(params)), results_uri)
+
+
+def _restored(checkpoint: Any, run_id: str) -> Checkpoint | None:
+    """The run checkpoint inside a Tune checkpoint (None: the trial starts from the beginning)."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        saved = load_checkpoint(Path(directory))
+    if saved is not None and saved.fingerprint != run_id:
+        raise ConfigError(f"the trial's checkpoint belongs to run {saved.fingerprint}, not to {run_id}")
+    return saved
+
+
+def round_metrics(rows: list[dict[str, Any]], round_: int) -> dict[str, Any]:
+    """What a trial reports after `round_`: the mean (NaN when no party answered), the gain over the
+    parties present at round 0 and now, and each party's accuracy."""
+    now = [r for r in rows if r["round"] == round_ and r["phase"] in ("transfer", "collaborate")]
+    change = gain([r for r in rows if r["phase"] == "transfer"], now)
+    mean = mean_accuracy(now)
+    return {
+        "round": round_,
+        "mean_accuracy": math.nan if mean is None else mean,
+        "mean_gain": math.nan if change.value is None else change.value,
+        "parties_in_gain": change.parties,
+        **{f"party_{party}_accuracy": accuracy for party, accuracy in accuracies(now).items()},
+    }

@@ -51,6 +51,8 @@ def sweep(
     max_failures: int = 1,
     transfer_cache: bool = True,
     verbose: bool = True,
+    callbacks: list[Any] | None = None,
+    search_alg: Any | None = None,
 ) -> pa.Table:
     """Run one FedMD trial per point of `param_space`; return every trial's long table.
 
@@ -62,8 +64,13 @@ def sweep(
     stops poor trials early on `mean_accuracy`. `storage_path` (default
     `out_dir/tune`, else `~/ray_results`) may be a local directory or a URI that
     pyarrow understands; `resume=True` continues an interrupted sweep of the same
-    `name` without redoing finished trials. With `out_dir`, writes
+    `name` without redoing finished trials, and unfinished ones from their last finished
+    round (trial checkpoints). With `out_dir`, writes
     `sweep.parquet` and `summary.parquet` (one row per trial, sorted by gain).
+
+    `callbacks` (Tune callbacks: MLflow, W&B, TensorBoard, your own) and `search_alg` (a Tune
+    searcher: Optuna, HyperOpt; give it Tune domains, not lists) go to Tune as they are. Trials
+    report `round`, `mean_accuracy`, `mean_gain`, `parties_in_gain` and `party_<id>_accuracy`.
     """
     if not isinstance(base_config, FedMDConfig) or not isinstance(param_space, dict):
         raise TypeError(
@@ -127,13 +134,14 @@ def sweep(
                     resources,
                     param_space=space,
                     tune_config=tune.TuneConfig(
-                        num_samples=num_samples, scheduler=tune_scheduler,
+                        num_samples=num_samples, scheduler=tune_scheduler, search_alg=search_alg,
                         max_concurrent_trials=max_concurrent_trials, metric="mean_accuracy", mode="max",
                     ),
                     run_config=tune.RunConfig(
                         storage_path=storage, name=name, verbose=0,
                         failure_config=tune.FailureConfig(max_failures=max_failures),
-                        callbacks=[_Progress(log)],
+                        callbacks=[_Progress(log), *(callbacks or [])],
+                        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                     ),
                 )
             started = time.perf_counter()
