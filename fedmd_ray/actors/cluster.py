@@ -20,6 +20,7 @@ import ray
 from fedmd_ray.actors.placement import ActorResources, actor_resources
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
+from fedmd_ray.log import ray_logging_level
 
 
 @contextlib.contextmanager
@@ -37,7 +38,7 @@ def ray_session(
         _connect(address, config.connect_timeout_s)
     else:
         (precheck or (lambda totals: check_fits(config, totals)))(local_totals())
-        ray.init(include_dashboard=False, log_to_driver=True)
+        ray.init(include_dashboard=False, log_to_driver=True, logging_level=ray_logging_level())
     try:
         yield
     finally:
@@ -59,7 +60,7 @@ def _connect(address: str, timeout_s: float) -> None:
 
     def attach() -> None:
         try:
-            ray.init(address=address, log_to_driver=True)
+            ray.init(address=address, log_to_driver=True, logging_level=ray_logging_level())
         except BaseException as exc:  # reported to the caller below
             failure.append(exc)
 

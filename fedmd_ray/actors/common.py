@@ -67,6 +67,17 @@ class Evaluation:
     # running batch-norm statistics, and with each batch's own (a large gap: the statistics lag)
     train_accuracy: float | None = None
     train_accuracy_batch_stats: float | None = None
+    pretrain_epochs: int | None = None  # public epochs run (early stopping)
+
+
+@dataclass(frozen=True)
+class PartyProgress:
+    """A party that finished its transfer learning: what the progress lines show while the others train."""
+
+    party: int
+    accuracy: float
+    pretrain_epochs: int | None
+    seconds: float
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.actors.common import Distributed, Evaluation, PartyState, RoundResult, peak_rss_mib
+from fedmd_ray.actors.common import Distributed, Evaluation, PartyProgress, PartyState, RoundResult, peak_rss_mib
 from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PartyPool, SavedStates
 from fedmd_ray.actors.portable import Portable
 from fedmd_ray.actors.tasks import (
@@ -76,12 +76,22 @@ class Driver:
         self._asked: set[int] = set()  # parties asked to communicate this round (not sent ahead)
 
     # --- round 0 --------------------------------------------------------------------
-    def transfer_learn(self, cache_root: str | None = None) -> list[Row]:
+    def transfer_learn(
+        self, cache_root: str | None = None, on_progress: Callable[[list[PartyProgress]], None] | None = None
+    ) -> list[Row]:
         """Round 0: every party pretrains on public data, then trains on its own.
 
         With `cache_root`, parties whose transfer phase was already computed under
         the same `transfer_fingerprint` load it instead (see `transfer_cache`).
+        `on_progress` hears of parties as they finish (hosts in this process).
         """
+        self.pool.listen(on_progress)
+        try:
+            return self._transfer_learn(cache_root)
+        finally:
+            self.pool.listen(None)
+
+    def _transfer_learn(self, cache_root: str | None) -> list[Row]:
         self._restarted = set()
         cache = None
         if cache_root is not None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import traceback
-from typing import Any, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.actors.common import Distributed, HostSetup, PartySpec, PartyState, SharedData, failure_reason
+from fedmd_ray.actors.common import (
+    Distributed, HostSetup, PartyProgress, PartySpec, PartyState, SharedData, failure_reason,
+)
 from fedmd_ray.actors.participant import DeviceData, PartyHost, choose_device
 from fedmd_ray.actors.pool import HostFailure, PartiesFailed, SavedStates, host_parties
 from fedmd_ray.actors.tasks import ImportState, PartyTask
@@ -38,6 +40,7 @@ class LocalPool:
         self.specs = [[spec] for group in groups for spec in group]
         self.hosts: list[PartyHost | None] = [self._build(group) for group in self.specs]
         self._saved: dict[int, dict[int, PartyState]] = {}
+        self.listener: Callable[[list[PartyProgress]], None] | None = None  # told as each host finishes
 
     def run(
         self, task: PartyTask[R], parties: Sequence[int], *, timeout: float | None = None, save: bool = False
@@ -57,6 +60,9 @@ class LocalPool:
                     results.update(host.run(task.for_parties(own), own))
             except Exception as exc:  # a party's bug: reported with its parties, policy decides
                 failures.append(HostFailure(index, tuple(own), failure_reason(exc), traceback.format_exc()))
+            if self.listener is not None and host.finished:
+                self.listener(host.finished)
+                host.finished = []
         if failures:
             raise PartiesFailed(failures, dict(sorted(results.items())))
         return dict(sorted(results.items()))
@@ -71,6 +77,13 @@ class LocalPool:
 
     def saved(self) -> SavedStates:
         return SavedStates(tuple((tuple(s.party for s in self.specs[h]), part) for h, part in self._saved.items()))
+
+    def progress(self) -> list[PartyProgress]:
+        """Nothing to poll in-process: the listener hears of each party as its host finishes."""
+        return []
+
+    def listen(self, callback: Callable[[list[PartyProgress]], None] | None) -> None:
+        self.listener = callback
 
     def remove(self, host: int) -> None:
         self.hosts[host] = None

@@ -23,7 +23,7 @@ import torch
 
 from fedmd_ray import training
 from fedmd_ray.actors.common import (
-    Evaluation, HostSetup, PartySpec, PartyState, RoundResult, SharedData, StepError, peak_rss_mib,
+    Evaluation, HostSetup, PartyProgress, PartySpec, PartyState, RoundResult, SharedData, StepError, peak_rss_mib,
 )
 from fedmd_ray.actors.tasks import ExportState, PartyTask
 from fedmd_ray.faults import maybe_fail
@@ -113,7 +113,7 @@ class Participant:
         start = time.perf_counter()
         results = {}
         with self._own_rng(), self._step("transfer learning"):
-            training.fit_classifier(
+            epochs = training.fit_classifier(
                 self.model, *self.data.public, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size,
                 lr=cfg.lr, val=self.data.public_val, patience=cfg.pretrain_patience,
                 min_delta=cfg.pretrain_min_delta, eval_batch_size=self._eval_batch,
@@ -130,7 +130,8 @@ class Participant:
             fit_eval, fit_train = training.batch_norm_gap(self.model, *self._private, batch_size=self._eval_batch)
         upper_s = results["upper_bound"].seconds if "upper_bound" in results else 0.0
         results["transfer"] = Evaluation(transfer.accuracy, transfer.loss, transfer.seconds - upper_s,
-                                         train_accuracy=fit_eval, train_accuracy_batch_stats=fit_train)
+                                         train_accuracy=fit_eval, train_accuracy_batch_stats=fit_train,
+                                         pretrain_epochs=epochs)
         return results
 
     def _precise_bn(self, x: torch.Tensor) -> None:
@@ -265,13 +266,19 @@ class PartyHost:
         self.participants = {s.party: Participant(s, setup, on_device) for s in specs}
         self.busy_s = 0.0  # party work
         self.state_s = 0.0  # exporting and importing states (snapshots, checkpoints)
+        self.finished: list[PartyProgress] = []  # parties done with a long task, for progress lines
 
     def run(self, task: PartyTask[R], parties: Sequence[int] | None = None) -> dict[int, R]:
         """`task` on each hosted party in party order; with `parties`, only those it names
         (absent or dropped parties sit out)."""
         start = time.perf_counter()
         chosen = sorted(self.participants if parties is None else set(parties) & set(self.participants))
-        results = {pid: task.run(self.participants[pid]) for pid in chosen}
+        results = {}
+        for pid in chosen:
+            results[pid] = task.run(self.participants[pid])
+            done = task.progress(pid, results[pid])
+            if done is not None:
+                self.finished.append(done)
         elapsed = time.perf_counter() - start
         if task.is_state_transfer:
             self.state_s += elapsed
@@ -286,6 +293,10 @@ class PartyHost:
         out: the snapshot that restarts and checkpoints need travels with the answer instead of
         costing every round a second call."""
         return self.run(task, parties), self.run(ExportState())
+
+    def progress(self, since: int = 0) -> list[PartyProgress]:
+        """The parties done with a long task, from the `since`-th on (safe to call while `run` runs)."""
+        return self.finished[since:]
 
     def usage(self) -> dict[str, Any]:
         """Seconds of party work inside `run` so far (a round's time beyond it is overhead), seconds

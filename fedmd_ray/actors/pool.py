@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.actors.common import Distributed, PartyState
+from fedmd_ray.actors.common import Distributed, PartyProgress, PartyState
 from fedmd_ray.actors.tasks import PartyTask
 
 R = TypeVar("R")
@@ -104,6 +104,15 @@ class PartyPool(Protocol):
     def distribute(self, targets: npt.NDArray[np.float32], rows: dict[int, int] | None) -> Distributed:
         """Put the round's targets once where every host reads them (an object ref under Ray);
         `rows`: each party's row of personalised targets, None for one shared consensus."""
+        ...
+
+    def progress(self) -> list[PartyProgress]:
+        """Parties that finished a long task (transfer learning) since the last call (hosts in other
+        processes: the runner polls them while the driver waits)."""
+        ...
+
+    def listen(self, callback: Callable[[list[PartyProgress]], None] | None) -> None:
+        """Have `callback` told of parties as they finish a long task (hosts in this process)."""
         ...
 
     def describe(self) -> list[dict[str, Any]]:

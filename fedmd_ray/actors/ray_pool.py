@@ -9,13 +9,15 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import uuid
-from typing import TYPE_CHECKING, Any, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import ray
 
-from fedmd_ray.actors.common import Distributed, HostSetup, PartySpec, PartyState, SharedData, failure_reason
+from fedmd_ray.actors.common import (
+    Distributed, HostSetup, PartyProgress, PartySpec, PartyState, SharedData, failure_reason,
+)
 from fedmd_ray.actors.pool import HostFailure, PartiesFailed, SavedStates, host_parties
 from fedmd_ray.actors.portable import Portable
 from fedmd_ray.actors.remote_host import RemoteHost
@@ -25,7 +27,8 @@ from fedmd_ray.errors import ResourceError
 if TYPE_CHECKING:
     from fedmd_ray.actors.placement import ActorResources  # sizing imports torch
 
-_HOST_ACTOR = ray.remote(RemoteHost)  # made once; never pickled with a pool
+# made once, never pickled with a pool; `progress` answers from its own group while `run` runs
+_HOST_ACTOR = ray.remote(concurrency_groups={"progress": 1})(RemoteHost)  # type: ignore[call-overload]
 R = TypeVar("R")
 FETCH_TIMEOUT_S = 600.0  # fetching an answer that is ready (it may be large: party states)
 
@@ -56,6 +59,7 @@ class RayPool:
         self.hosts: list[Any] = [self._start(index) for index in range(len(groups))]
         self._data_refs = refs  # keep the shared arrays alive as long as the pool
         self._saved: dict[int, Any] = {}  # host -> ref to its states after its last saving call
+        self._seen: dict[int, int] = {}  # host -> progress events already reported
         self._built = [host.describe.remote() for host in self.hosts]  # answered once a host is built
         self._descriptions: list[dict[str, Any]] | None = None
 
@@ -106,6 +110,7 @@ class RayPool:
 
     def restart(self, host: int, states: dict[int, PartyState] | None) -> None:
         self._kill(host)
+        self._seen[host] = 0
         self.hosts[host] = self._start(host)
         descriptions = self.describe_all()
         descriptions[host] = wait_scheduled([self.hosts[host].describe.remote()], self._timeout, self._what)[0]
@@ -114,6 +119,27 @@ class RayPool:
 
     def saved(self) -> SavedStates:
         return SavedStates(tuple((tuple(self.groups[h]), part) for h, part in self._saved.items()))
+
+    def listen(self, callback: Callable[[list[PartyProgress]], None] | None) -> None:
+        """Hosts are elsewhere: their progress is polled (`progress`), never pushed."""
+
+    def progress(self) -> list[PartyProgress]:
+        """Parties that finished a long task since the last call, asked of every host (each answers
+        from a concurrency group of its own while it works); a host that does not answer within a
+        few seconds is asked again next time."""
+        refs = {index: host.progress.remote(self._seen.get(index, 0))
+                for index, host in enumerate(self.hosts) if host is not None}
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=5)
+        events: list[PartyProgress] = []
+        for index, ref in refs.items():
+            if ref in ready:
+                try:
+                    new = ray.get(ref, timeout=FETCH_TIMEOUT_S)
+                except ray.exceptions.RayError:  # a host that died: its failure is reported by `run`
+                    continue
+                self._seen[index] = self._seen.get(index, 0) + len(new)
+                events.extend(new)
+        return events
 
     def remove(self, host: int) -> None:
         self._kill(host)

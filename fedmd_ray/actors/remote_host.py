@@ -11,7 +11,7 @@ from typing import Any, Sequence, TypeVar
 
 import ray
 
-from fedmd_ray.actors.common import PartyState, SharedData
+from fedmd_ray.actors.common import PartyProgress, PartyState, SharedData
 from fedmd_ray.actors.portable import Portable
 from fedmd_ray.actors.tasks import PartyTask
 
@@ -38,6 +38,11 @@ class RemoteHost:
 
     def run_saving(self, task: PartyTask[R], parties: Sequence[int]) -> tuple[dict[int, R], dict[int, PartyState]]:
         return self._host.run_saving(task, parties)
+
+    @ray.method(concurrency_group="progress")
+    def progress(self, since: int) -> list[PartyProgress]:
+        """Answered while `run` runs (its own concurrency group): progress lines during long tasks."""
+        return self._host.progress(since)
 
     def usage(self) -> dict[str, Any]:
         return self._host.usage()

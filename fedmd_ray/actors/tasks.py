@@ -11,12 +11,12 @@ is also where failures are caught and retried. Nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, ClassVar, Generic, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.actors.common import Distributed, Evaluation, PartyState, RoundResult
+from fedmd_ray.actors.common import Distributed, Evaluation, PartyProgress, PartyState, RoundResult
 
 if TYPE_CHECKING:
     from fedmd_ray.actors.participant import Participant
@@ -40,6 +40,10 @@ class PartyTask(Generic[R]):
         """The part of this task for a host holding `parties` (tasks with per-party payloads trim it)."""
         return self
 
+    def progress(self, party: int, result: Any) -> PartyProgress | None:
+        """What a long task reports when one party is done (progress lines); None: nothing."""
+        return None
+
 
 @dataclass(frozen=True)
 class TransferLearn(PartyTask[dict[str, Evaluation]]):
@@ -50,6 +54,11 @@ class TransferLearn(PartyTask[dict[str, Evaluation]]):
 
     def run(self, participant: Participant) -> dict[str, Evaluation]:
         return participant.transfer_learn()
+
+    def progress(self, party: int, result: Any) -> PartyProgress | None:
+        done = result["transfer"]
+        upper = result.get("upper_bound")
+        return PartyProgress(party, done.accuracy, done.pretrain_epochs, done.seconds + (upper.seconds if upper else 0))
 
 
 @dataclass(frozen=True)

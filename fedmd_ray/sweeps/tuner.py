@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import sys
+import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 from ray import tune
@@ -30,6 +30,7 @@ from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.experiment import prepare
+from fedmd_ray.log import LOGGER, chatty, verbosity
 from fedmd_ray.outdir import as_path, check_out_dir, claim_out_dir
 from fedmd_ray.sweeps.space import check_points, grid_values, to_tune_space
 from fedmd_ray.sweeps.trainable import BASE, CACHE, PLUGINS, RESULTS, registered_plugins, trainable, trial_config
@@ -50,7 +51,7 @@ def sweep(
     name: str = "fedmd_sweep",
     max_failures: int = 1,
     transfer_cache: bool = True,
-    verbose: bool = True,
+    verbose: bool | None = None,
     callbacks: list[Any] | None = None,
     search_alg: Any | None = None,
 ) -> pa.Table:
@@ -71,7 +72,32 @@ def sweep(
     `callbacks` (Tune callbacks: MLflow, W&B, TensorBoard, your own) and `search_alg` (a Tune
     searcher: Optuna, HyperOpt; give it Tune domains, not lists) go to Tune as they are. Trials
     report `round`, `mean_accuracy`, `mean_gain`, `parties_in_gain` and `party_<id>_accuracy`.
+    Progress goes to the `fedmd_ray` logger, as for `run` (`verbose`).
     """
+    with verbosity(verbose), _quiet_tune():
+        return _sweep(base_config, param_space, num_samples, scheduler, max_concurrent_trials, storage_path, resume,
+                      out_dir, name, max_failures, transfer_cache, callbacks, search_alg)
+
+
+@contextlib.contextmanager
+def _quiet_tune() -> Iterator[None]:
+    """Tune's experiment box and TensorBoard hint only at debug level (its legacy reporter honours
+    `verbose=0`, the new one prints them regardless)."""
+    if chatty() or "RAY_AIR_NEW_OUTPUT" in os.environ:
+        yield
+        return
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+
+
+def _sweep(
+    base_config: FedMDConfig, param_space: dict[str, Any], num_samples: int, scheduler: str | Any | None,
+    max_concurrent_trials: int | None, storage_path: str | None, resume: bool, out_dir: str | Path | None,
+    name: str, max_failures: int, transfer_cache: bool, callbacks: list[Any] | None, search_alg: Any | None,
+) -> pa.Table:
     if not isinstance(base_config, FedMDConfig) or not isinstance(param_space, dict):
         raise TypeError(
             "sweep(base_config, param_space) takes a FedMDConfig (fedmd_ray.preset(...)) and a dict of field -> "
@@ -95,7 +121,7 @@ def sweep(
     results_uri = join_uri(experiment, "fedmd_results")
     tune_scheduler = _scheduler(scheduler, configs)
     spec_uri, spec = join_uri(experiment, SPEC_FILE), _spec(base_config, param_space, num_samples)
-    log = _log if verbose else (lambda text: None)
+    log = LOGGER.info
 
     with ray_session(base_config):
         totals = cluster_totals()
@@ -277,10 +303,6 @@ def _collect(results_uri: str, trial_ids: list[str]) -> pa.Table:
     if not tables:
         raise ConfigError(f"the sweep produced no results in {results_uri}")
     return pa.concat_tables(tables, promote_options="default")
-
-
-def _log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 class _Progress(tune.Callback):
