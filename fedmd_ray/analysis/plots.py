@@ -35,23 +35,31 @@ def swept_parameters(table: pa.Table) -> list[str]:
 
 
 def plot_run(table: pa.Table, path: Path) -> Path:
-    """Per-party test accuracy vs round, each party's upper bound dashed (the paper's figure style)."""
+    """Per-party test accuracy vs round (thin), their mean (thick), the round-0 mean (dotted) and the
+    mean upper bound (dashed); rounds on integer ticks."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     df = table.to_pandas()
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
     curves = df[df["phase"] != "upper_bound"].sort_values("round")
     colors = plt.cm.tab10.colors
+    many = curves["party"].nunique() > 10
     for party, rows in curves.groupby("party"):
-        color = colors[party % len(colors)]
-        ax.plot(rows["round"], rows["test_accuracy"], marker=".", color=color, label=f"{party}: {rows['model'].iloc[0]}")
-        upper = df[(df["phase"] == "upper_bound") & (df["party"] == party)]["test_accuracy"]
-        if len(upper):
-            ax.axhline(float(upper.iloc[0]), color=color, linestyle="--", linewidth=0.8, alpha=0.6)
+        label = None if many else f"{party}: {rows['model'].iloc[0]}"
+        ax.plot(rows["round"], rows["test_accuracy"], marker="." if not many else None, linewidth=0.8,
+                alpha=0.35 if many else 0.8, color=colors[party % len(colors)], label=label)
     mean = curves.groupby("round")["test_accuracy"].mean()
     ax.plot(mean.index, mean.values, color="black", linewidth=2.5, label="mean")
+    if 0 in mean.index:
+        ax.axhline(float(mean.loc[0]), color="black", linestyle=":", linewidth=1.2, label="mean at round 0")
+    upper = df.loc[df["phase"] == "upper_bound", "test_accuracy"].mean()
+    if upper == upper:  # not NaN: the run computed the upper bound
+        ax.axhline(float(upper), color="black", linestyle="--", linewidth=1.2, label="mean upper bound")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round (0 = transfer learning only)")
     ax.set_ylabel("test accuracy on the private task")
-    ax.set_title("FedMD: accuracy per party by round (dashed: upper bound on pooled private data)")
+    ax.set_title("FedMD: accuracy by round (thin: parties; dashed: upper bound on pooled private data)")
     ax.legend(fontsize=7, ncol=2, loc="lower right")
     ax.grid(alpha=0.3)
     return _save(fig, path)
@@ -77,27 +85,38 @@ def plot_sweep(summary: pa.Table, params: list[str], out_dir: Path) -> list[Path
         for key, rows in groups:
             rows = rows.sort_values(param)
             label = ", ".join(f"{o}={v}" for o, v in zip(others, key if isinstance(key, tuple) else (key,)))
-            ax.plot(rows[param].astype(str), rows["gain"], marker="o", label=label or "gain")
+            ax.plot(rows[param].astype(str), 100 * rows["gain"].astype(float), marker="o", label=label or "gain")
+        ax.axhline(0.0, color="black", linewidth=0.8)
         ax.set_xlabel(param)
-        ax.set_ylabel("mean accuracy gain over round 0")
+        ax.set_ylabel("mean accuracy gain over round 0 (points)")
         ax.set_title(f"FedMD sweep: gain from collaboration vs {param}")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         paths.append(_save(fig, out_dir / f"gain_vs_{param}.png"))
     if len(params) == 2:
         rows_param, cols_param = params
-        grid = df.pivot_table(index=rows_param, columns=cols_param, values="gain", aggfunc="mean", observed=True)
+        from matplotlib.colors import TwoSlopeNorm
+
+        df = df.assign(points=100 * df["gain"].astype(float))
+        grid = df.pivot_table(index=rows_param, columns=cols_param, values="points", aggfunc="mean", observed=True)
         fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
-        image = ax.imshow(grid.values, cmap="viridis", aspect="auto")
+        reach = max(float(abs(grid.values[grid.values == grid.values]).max(initial=0.0)), 1e-6)
+        norm = TwoSlopeNorm(vcenter=0.0, vmin=-reach, vmax=reach)  # white = no gain, blue up, red down
+        cmap = plt.get_cmap("RdBu")
+        image = ax.imshow(grid.values, cmap=cmap, norm=norm, aspect="auto")
         ax.set_xticks(range(len(grid.columns)), [str(c) for c in grid.columns])
         ax.set_yticks(range(len(grid.index)), [str(i) for i in grid.index])
         for i in range(grid.shape[0]):
             for j in range(grid.shape[1]):
-                ax.text(j, i, f"{grid.values[i, j]:+.3f}", ha="center", va="center", color="white", fontsize=9)
+                value = grid.values[i, j]
+                red, green, blue, _ = cmap(norm(value))
+                dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # text that reads on its cell
+                ax.text(j, i, f"{value:+.1f}", ha="center", va="center", color="white" if dark else "black",
+                        fontsize=9)
         ax.set_xlabel(cols_param)
         ax.set_ylabel(rows_param)
-        ax.set_title("FedMD sweep: mean accuracy gain over round 0")
-        fig.colorbar(image, ax=ax, label="gain")
+        ax.set_title("FedMD sweep: mean accuracy gain over round 0 (points)")
+        fig.colorbar(image, ax=ax, label="gain (points)")
         paths.append(_save(fig, out_dir / "gain_heatmap.png"))
     return paths
 
