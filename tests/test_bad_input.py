@@ -106,9 +106,10 @@ def _wrong_types(tmp: Path) -> list[str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from fedmd_ray.analysis.schema import RESULT_SCHEMA
+
     (tmp / "typed").mkdir()
-    columns = ["run_id", "party", "model", "phase", "round", "status", "test_accuracy", "test_loss", "seconds"]
-    pq.write_table(pa.table({c: ["x"] for c in columns}), tmp / "typed" / "results.parquet")
+    pq.write_table(pa.table({c: ["x"] for c in RESULT_SCHEMA.names}), tmp / "typed" / "results.parquet")
     return ["report", str(tmp / "typed")]
 
 

@@ -223,7 +223,7 @@ def test_a_failing_trial_is_retried_and_the_sweep_goes_on(ray_cluster, tmp_path,
     # Tune's storage is given as a URI (pyarrow filesystems) rather than a plain path.
     table = fedmd_ray.sweep(
         fedmd_ray.preset("quick", rounds=1, cpus_per_party=0.6), {"actor_start_timeout_s": [0.001, 120.0]},
-        max_failures=1, storage_path=f"file://{tmp_path}/store", out_dir=tmp_path / "out",
+        max_failures=1, storage_path=f"file://{tmp_path}/store", out_dir=tmp_path / "out", verbose=True,
     )
     assert table.to_pandas()["actor_start_timeout_s"].unique().tolist() == [120.0]
     assert "a trial failed after 1 retries" in capsys.readouterr().err
