@@ -61,6 +61,17 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub table (no tabulate dependency)."""
+    def cell(value: object) -> str:
+        return f"{value:+.3f}" if isinstance(value, float) else str(value)
+
+    header = ["strategy", *table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join([str(index), *map(cell, row)]) + " |" for index, row in zip(table.index, table.values)]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("settings", nargs="+", help="sweep output directories, one per setting")
@@ -73,7 +84,7 @@ def main() -> None:
         df.attrs["private_classes"] = (args.classes or [5] * len(args.settings))[i]
         trials = per_trial(df)
         print(f"\n## {Path(directory).name}\n")
-        print(summarise(trials).to_markdown())
+        print(markdown(summarise(trials)))
         learn = df[df["phase"] != "upper_bound"]
         curves[Path(directory).name] = learn.groupby(["strategy", "round"])["test_accuracy"].mean().unstack(0)
     if args.plot:
