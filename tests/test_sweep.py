@@ -123,6 +123,17 @@ def test_asha_stops_poor_trials_early(ray_cluster, tmp_path):
     assert rounds_run[0] < 4 and rounds_run[1] < 4
 
 
+def _latest(results: Path) -> list[Path]:
+    """Each trial's latest attempt's table, in trial order."""
+    from fedmd_ray.sweeps.trainable import attempt_of
+
+    latest: dict[str, tuple[int, Path]] = {}
+    for path in results.glob("*.parquet"):
+        trial, attempt = attempt_of(path.name)
+        latest[trial] = max(latest.get(trial, (-1, path)), (attempt, path))
+    return [latest[t][1] for t in sorted(latest)]
+
+
 def _past_round_one(paths) -> bool:
     try:
         return bool(paths) and 1 in pq.read_table(paths[0], columns=["round"])["round"].to_pylist()
@@ -155,12 +166,12 @@ def test_resume_after_kill_redoes_nothing_finished(ray_cluster, tmp_path):
     experiment = tmp_path / "tune" / "fedmd_sweep"
     results = experiment / "fedmd_results"
     deadline = time.monotonic() + 180
-    while not _past_round_one(sorted(results.glob("*.parquet"))[1:2]):  # trial 2 finished its round 1
+    while not _past_round_one(_latest(results)[1:2]):  # trial 2 finished its round 1
         assert time.monotonic() < deadline and proc.poll() is None, "the sweep did not get going"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    first, second = sorted(results.glob("*.parquet"))[:2]
+    first, second = _latest(results)[:2]
     finished = first.stat().st_mtime_ns
     interrupted = pq.read_table(second).to_pylist()
     kept = [r for r in interrupted if r["phase"] != "collaborate"]
@@ -172,8 +183,8 @@ def test_resume_after_kill_redoes_nothing_finished(ray_cluster, tmp_path):
     df = table.to_pandas()
     assert sorted(df["subset_size"].unique()) == [100, 150, 200]
     assert df.groupby("trial_id")["round"].max().min() == 4
-    assert first.stat().st_mtime_ns == finished  # not rerun
-    resumed = pq.read_table(second).to_pylist()
+    assert _latest(results)[0] == first and first.stat().st_mtime_ns == finished  # not rerun
+    resumed = pq.read_table(_latest(results)[1]).to_pylist()
     assert [r for r in resumed if r["phase"] != "collaborate"] == kept  # round 0 not recomputed (same seconds)
     subset = resumed[0]["subset_size"]
     assert _metrics(resumed) == _metrics(_run_alone(rounds=4, subset_size=subset))

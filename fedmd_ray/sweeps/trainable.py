@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,9 @@ def trainable(params: dict[str, Any]) -> None:
     experiment = prepare(config)
     resume = _restored(tune.get_checkpoint(), experiment.run_id)
     rows: list[dict[str, Any]] = list(resume.rows) if resume else []
-    results_uri = join_uri(params[RESULTS], f"{trial_id}.parquet")
+    # One file per attempt, named by when it started: the process of an attempt that a killed sweep
+    # left behind may still write once after the sweep resumed, and must not replace the new table.
+    results_uri = join_uri(params[RESULTS], f"{trial_id}.{time.time_ns()}.parquet")
 
     def report(round_: int, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
         with tempfile.TemporaryDirectory(prefix="fedmd-trial-") as directory:
@@ -88,13 +91,20 @@ def trainable(params: dict[str, Any]) -> None:
             tune.report(round_metrics(rows, round_), checkpoint=tune.Checkpoint.from_directory(directory))
 
     if resume is not None and resume.round >= config.rounds:  # restored after its last round: nothing to redo
-        report(resume.round, resume.states, resume.strategy_state)
+        report(resume.round, resume.states, resume.strategy_state)  # its table was written before that checkpoint
         return
     with open_run(experiment, experiment.run_id, driver_in_process=True, save_states=True) as driver:
         for phase, _, phase_rows in run_phases(driver, config, transfer_cache=params[CACHE], resume=resume,
                                                on_checkpoint=report):
             rows.extend(phase_rows)
             write_table(swept_columns(rows_to_table(rows), trial_id, swept_values(params)), results_uri)
+
+
+def attempt_of(name: str) -> tuple[str, int]:
+    """(trial id, attempt start in ns) of a results file name `<trial_id>.<ns>.parquet`."""
+    stem = name.removesuffix(".parquet")
+    trial_id, _, attempt = stem.rpartition(".")
+    return (trial_id, int(attempt)) if attempt.isdigit() else (stem, 0)
 
 
 def _restored(checkpoint: Any, run_id: str) -> Checkpoint | None:

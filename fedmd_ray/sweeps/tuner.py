@@ -33,7 +33,9 @@ from fedmd_ray.experiment import prepare
 from fedmd_ray.log import LOGGER, chatty, verbosity
 from fedmd_ray.outdir import as_path, check_out_dir, claim_out_dir
 from fedmd_ray.sweeps.space import check_points, grid_values, to_tune_space
-from fedmd_ray.sweeps.trainable import BASE, CACHE, PLUGINS, RESULTS, registered_plugins, trainable, trial_config
+from fedmd_ray.sweeps.trainable import (
+    BASE, CACHE, PLUGINS, RESULTS, attempt_of, registered_plugins, trainable, trial_config,
+)
 
 SPEC_FILE = "fedmd_sweep.json"  # what the sweep was started with (see `_check_same_sweep`)
 
@@ -297,9 +299,14 @@ def _scheduler(scheduler: str | Any | None, configs: list[FedMDConfig]) -> Any:
 
 
 def _collect(results_uri: str, trial_ids: list[str]) -> pa.Table:
-    """Concatenate the finished trials' tables (files of other trials are ignored)."""
-    wanted = {join_uri(results_uri, f"{t}.parquet") for t in trial_ids}
-    tables = [load_results(uri) for uri in list_uri(results_uri, ".parquet") if uri in wanted]
+    """Concatenate the finished trials' tables: per trial, its latest attempt's file (files of other
+    trials, and those of attempts a resumed sweep replaced, are ignored)."""
+    latest: dict[str, tuple[int, str]] = {}
+    for uri in list_uri(results_uri, ".parquet"):
+        trial_id, attempt = attempt_of(uri.rsplit("/", 1)[-1])
+        if trial_id in trial_ids and attempt >= latest.get(trial_id, (-1, ""))[0]:
+            latest[trial_id] = (attempt, uri)
+    tables = [load_results(uri) for _, uri in sorted(latest.values(), key=lambda a: a[1])]
     if not tables:
         raise ConfigError(f"the sweep produced no results in {results_uri}")
     return pa.concat_tables(tables, promote_options="default")
