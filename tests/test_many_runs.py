@@ -68,6 +68,7 @@ def _ray_processes_mib() -> dict[str, float]:
     return total
 
 
+@pytest.mark.slow  # ~2-3 min: CI runs it with the slow set
 @pytest.mark.timeout(600)
 def test_twenty_runs_leave_no_actors_and_flat_memory(ray_cluster):
     ray = ray_cluster

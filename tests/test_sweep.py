@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -125,13 +126,9 @@ def test_asha_stops_poor_trials_early(ray_cluster, tmp_path):
 
 def _latest(results: Path) -> list[Path]:
     """Each trial's latest attempt's table, in trial order."""
-    from fedmd_ray.sweeps.trainable import attempt_of
+    from fedmd_ray.sweeps.trainable import latest_attempts
 
-    latest: dict[str, tuple[int, Path]] = {}
-    for path in results.glob("*.parquet"):
-        trial, attempt = attempt_of(path.name)
-        latest[trial] = max(latest.get(trial, (-1, path)), (attempt, path))
-    return [latest[t][1] for t in sorted(latest)]
+    return [Path(uri) for _, uri in sorted(latest_attempts(str(results)).items())]
 
 
 def _past_round_one(paths) -> bool:
@@ -188,6 +185,25 @@ def test_resume_after_kill_redoes_nothing_finished(ray_cluster, tmp_path):
     assert [r for r in resumed if r["phase"] != "collaborate"] == kept  # round 0 not recomputed (same seconds)
     subset = resumed[0]["subset_size"]
     assert _metrics(resumed) == _metrics(_run_alone(rounds=4, subset_size=subset))
+
+
+def test_a_trial_whose_latest_table_holds_the_whole_run_is_not_run_again(tmp_path):
+    """Tune saves its experiment state on a timer: killed after a trial ended and before that save, a
+    resumed sweep restores the trial from an earlier checkpoint. Its own table says it is done."""
+    from fedmd_ray.sweeps.trainable import _finished_rows
+
+    config = fedmd_ray.preset("quick", backend="local", rounds=2, torch_threads=1)
+    fedmd_ray.run(config, out_dir=tmp_path / "run", verbose=False)
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "t1.5.parquet").write_bytes((tmp_path / "run" / "results.parquet").read_bytes())
+    done = _finished_rows(str(results), "t1", config)
+    assert done is not None and max(r["round"] or 0 for r in done) == 2
+    assert _finished_rows(str(results), "t1", config.replace(rounds=3)) is None  # a longer run is not done
+    assert _finished_rows(str(results), "t2", config) is None  # another trial has no table yet
+    whole = pq.read_table(results / "t1.5.parquet")
+    pq.write_table(whole.filter(pc.equal(whole["phase"], "transfer")), results / "t1.9.parquet")
+    assert _finished_rows(str(results), "t1", config) is None  # the latest attempt counts: it stopped early
 
 
 @pytest.mark.slow

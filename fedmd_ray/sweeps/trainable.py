@@ -15,6 +15,7 @@ exactly as `run(..., resume=True)` does, with the table an uninterrupted trial w
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 import time
@@ -25,7 +26,7 @@ import pyarrow as pa
 
 from fedmd_ray.actors.portable import Portable
 from fedmd_ray.actors.common import PartyState
-from fedmd_ray.analysis.io import join_uri, write_table
+from fedmd_ray.analysis.io import join_uri, list_uri, load_results, write_table
 from fedmd_ray.analysis.metrics import accuracies, gain, mean_accuracy
 from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -42,6 +43,7 @@ BASE = "_base"  # the base config (dict) inside Tune's param space
 RESULTS = "_results"  # directory/URI for the trials' tables
 CACHE = "_transfer_cache"  # directory/URI of the transfer cache, or None
 PLUGINS = "_plugins"  # what the user registered in the sweep's process (registries are per process)
+CHATTY = "_chatty"  # whether Ray's own INFO lines (e.g. every checkpoint Tune stores) should show
 _REGISTRIES: dict[str, Registry[Any]] = {"models": MODELS, "sources": SOURCES, "strategies": STRATEGIES}
 
 
@@ -76,6 +78,8 @@ def swept_columns(table: pa.Table, trial_id: str, swept: dict[str, Any]) -> pa.T
 def trainable(params: dict[str, Any]) -> None:
     from ray import tune
 
+    if not params.get(CHATTY):
+        logging.getLogger("ray.train").setLevel(logging.WARNING)  # "Checkpoint successfully created" per round
     config = trial_config(params)
     trial_id = tune.get_context().get_trial_id()
     experiment = prepare(config)
@@ -93,6 +97,10 @@ def trainable(params: dict[str, Any]) -> None:
     if resume is not None and resume.round >= config.rounds:  # restored after its last round: nothing to redo
         report(resume.round, resume.states, resume.strategy_state)  # its table was written before that checkpoint
         return
+    finished = _finished_rows(params[RESULTS], trial_id, config)
+    if finished is not None:  # Tune's state lagged the trial's end (killed in between): its table stands
+        tune.report(round_metrics(finished, config.rounds))
+        return
     with open_run(experiment, experiment.run_id, driver_in_process=True, save_states=True) as driver:
         for phase, _, phase_rows in run_phases(driver, config, transfer_cache=params[CACHE], resume=resume,
                                                on_checkpoint=report):
@@ -105,6 +113,29 @@ def attempt_of(name: str) -> tuple[str, int]:
     stem = name.removesuffix(".parquet")
     trial_id, _, attempt = stem.rpartition(".")
     return (trial_id, int(attempt)) if attempt.isdigit() else (stem, 0)
+
+
+def latest_attempts(results_uri: str) -> dict[str, str]:
+    """Each trial's latest results file (trial id -> URI): the attempts a resumed sweep replaced are ignored."""
+    latest: dict[str, tuple[int, str]] = {}
+    for uri in list_uri(results_uri, ".parquet"):
+        trial_id, attempt = attempt_of(uri.rsplit("/", 1)[-1])
+        if attempt >= latest.get(trial_id, (-1, ""))[0]:
+            latest[trial_id] = (attempt, uri)
+    return {trial_id: uri for trial_id, (_, uri) in latest.items()}
+
+
+def _finished_rows(results_uri: str, trial_id: str, config: FedMDConfig) -> list[dict[str, Any]] | None:
+    """The rows of the trial's latest table if it holds the whole run, else None. Tune saves its
+    experiment state on a timer: a sweep killed after a trial ended but before that save restores
+    the trial from an earlier checkpoint, and it would run its last rounds again."""
+    uri = latest_attempts(results_uri).get(trial_id)
+    if uri is None:
+        return None
+    rows = load_results(uri).to_pylist()
+    last = ("collaborate", config.rounds) if config.rounds else (
+        ("upper_bound", None) if config.upper_bound else ("transfer", 0))
+    return rows if any((r["phase"], r["round"]) == last for r in rows) else None
 
 
 def _restored(checkpoint: Any, run_id: str) -> Checkpoint | None:

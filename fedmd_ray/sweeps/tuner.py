@@ -24,7 +24,7 @@ from fedmd_ray.actors.cluster import check_fits, cluster_totals, ray_session
 from fedmd_ray.actors.placement import actor_resources, actor_sizes, even_cpu_share
 from fedmd_ray.actors.portable import Portable
 from fedmd_ray.analysis.io import (
-    SUMMARY_FILE, SWEEP_FILE, join_uri, list_uri, load_results, read_bytes_uri, write_bytes_uri, write_table,
+    SUMMARY_FILE, SWEEP_FILE, join_uri, load_results, read_bytes_uri, write_bytes_uri, write_table,
 )
 from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 from fedmd_ray.config import FedMDConfig
@@ -34,7 +34,7 @@ from fedmd_ray.log import LOGGER, chatty, verbosity
 from fedmd_ray.outdir import as_path, check_out_dir, claim_out_dir
 from fedmd_ray.sweeps.space import check_points, grid_values, to_tune_space
 from fedmd_ray.sweeps.trainable import (
-    BASE, CACHE, PLUGINS, RESULTS, attempt_of, registered_plugins, trainable, trial_config,
+    BASE, CACHE, CHATTY, PLUGINS, RESULTS, latest_attempts, registered_plugins, trainable, trial_config,
 )
 
 SPEC_FILE = "fedmd_sweep.json"  # what the sweep was started with (see `_check_same_sweep`)
@@ -139,7 +139,7 @@ def _sweep(
                 check_gpu_memory(prepared.setup, groups, data, resources)
         space = {
             BASE: Portable.wrap(base.to_dict()), RESULTS: results_uri, PLUGINS: Portable.wrap(registered_plugins()),
-            CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None,
+            CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None, CHATTY: chatty(),
             **to_tune_space(param_space),
         }
         resources = tune.with_resources(trainable, resources=lambda params: placement_for(trial_config(params)))
@@ -301,12 +301,8 @@ def _scheduler(scheduler: str | Any | None, configs: list[FedMDConfig]) -> Any:
 def _collect(results_uri: str, trial_ids: list[str]) -> pa.Table:
     """Concatenate the finished trials' tables: per trial, its latest attempt's file (files of other
     trials, and those of attempts a resumed sweep replaced, are ignored)."""
-    latest: dict[str, tuple[int, str]] = {}
-    for uri in list_uri(results_uri, ".parquet"):
-        trial_id, attempt = attempt_of(uri.rsplit("/", 1)[-1])
-        if trial_id in trial_ids and attempt >= latest.get(trial_id, (-1, ""))[0]:
-            latest[trial_id] = (attempt, uri)
-    tables = [load_results(uri) for _, uri in sorted(latest.values(), key=lambda a: a[1])]
+    latest = latest_attempts(results_uri)
+    tables = [load_results(latest[trial_id]) for trial_id in sorted(latest) if trial_id in trial_ids]
     if not tables:
         raise ConfigError(f"the sweep produced no results in {results_uri}")
     return pa.concat_tables(tables, promote_options="default")
