@@ -21,8 +21,8 @@ import pandas as pd
 import fedmd_ray
 
 
-def per_trial(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per trial (strategy, seed) with the study's figures."""
+def per_trial(df: pd.DataFrame, classes: int) -> pd.DataFrame:
+    """One row per trial (strategy, seed) with the study's figures (`classes`: private classes)."""
     rows = []
     for (strategy, seed), trial in df.groupby(["strategy", "seed"]):
         learn = trial[trial["phase"] != "upper_bound"]
@@ -30,6 +30,7 @@ def per_trial(df: pd.DataFrame) -> pd.DataFrame:
         base = learn[learn["round"] == 0].set_index("party")["test_accuracy"]
         last = learn[learn["round"] == by_round.index.max()].set_index("party")["test_accuracy"]
         rounds = trial[trial["phase"] == "collaborate"]
+        weights = trial[trial["phase"] == "transfer"].set_index("party")["model_bytes"]
         rows.append({
             "strategy": strategy, "seed": seed,
             "round0": by_round.loc[0], "best": by_round.loc[1:].max(), "best_round": int(by_round.loc[1:].idxmax()),
@@ -37,16 +38,12 @@ def per_trial(df: pd.DataFrame) -> pd.DataFrame:
             "gain": by_round.iloc[-1] - by_round.loc[0],
             "worst_round_change": (by_round.loc[1:] - by_round.loc[0]).min(),
             "worst_party_change": (last - base).min(),
-            "near_chance": int((base < 1.5 / trial_classes(trial)).sum()),
-            "mb": (rounds["bytes_sent"].sum() + rounds["bytes_received"].sum()) / 1e6,
+            "near_chance": int((base < 1.5 / classes).sum()),
+            "mb": (moved := rounds["bytes_sent"].sum() + rounds["bytes_received"].sum()) / 1e6,
+            # what weight exchange (FedAvg) would move: each party's parameters both ways, every round it was in
+            "vs_weights": moved / (2 * rounds["party"].map(weights).sum()),
         })
     return pd.DataFrame(rows)
-
-
-def trial_classes(trial: pd.DataFrame) -> int:
-    """Private classes of a trial: the private labels its test set holds are not in the table; the
-    study's settings all have 5 or 6 (offline-fashion), recorded by the sweep's base config."""
-    return int(trial.attrs.get("private_classes", 5))
 
 
 def summarise(trials: pd.DataFrame) -> pd.DataFrame:
@@ -57,18 +54,22 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
         round0=("round0", spread), best=("best", spread), final=("final", spread), upper=("upper", spread),
         gain=("gain", spread), worst_round=("worst_round_change", "min"),
         worst_party=("worst_party_change", "min"), near_chance=("near_chance", "sum"), mb=("mb", "mean"),
+        vs_weights=("vs_weights", "mean"),
     )
     return out
 
 
 def markdown(table: pd.DataFrame) -> str:
     """A GitHub table (no tabulate dependency)."""
-    def cell(value: object) -> str:
-        return f"{value:+.3f}" if isinstance(value, float) else str(value)
+    def cell(column: str, value: object) -> str:
+        if not isinstance(value, float):
+            return str(value)
+        return {"mb": f"{value:.0f}", "vs_weights": f"{value:.2f}x"}.get(column, f"{value:+.3f}")
 
     header = ["strategy", *table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join([str(index), *map(cell, row)]) + " |" for index, row in zip(table.index, table.values)]
+    lines += ["| " + " | ".join([str(index), *(cell(c, v) for c, v in zip(table.columns, row))]) + " |"
+              for index, row in zip(table.index, table.values)]
     return "\n".join(lines)
 
 
@@ -81,8 +82,7 @@ def main() -> None:
     curves = {}
     for i, directory in enumerate(args.settings):
         df = fedmd_ray.load_results(Path(directory) / "sweep.parquet").to_pandas()
-        df.attrs["private_classes"] = (args.classes or [5] * len(args.settings))[i]
-        trials = per_trial(df)
+        trials = per_trial(df, (args.classes or [5] * len(args.settings))[i])
         print(f"\n## {Path(directory).name}\n")
         print(markdown(summarise(trials)))
         learn = df[df["phase"] != "upper_bound"]
