@@ -71,7 +71,7 @@ def main() -> None:
             "quick", public_data="clean-digits", public_classes=(0, 1, 2, 3, 4),
             private_data=str(npz), private_classes=(5, 6, 7, 8, 9), rounds=args.rounds,
         )
-        fedmd_ray.run(config)
+        fedmd_ray.run(config, verbose=True)  # progress on stderr
 
 
 if __name__ == "__main__":

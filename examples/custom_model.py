@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     # Party 0 gets the ResNet (by registered name); the others keep built-in specs.
     config = fedmd_ray.preset(args.preset, models=("resnet8", "cnn2-8-16", "mlp-128"), rounds=args.rounds)
-    table = fedmd_ray.run(config, out_dir=args.out, overwrite=True)
+    table = fedmd_ray.run(config, out_dir=args.out, overwrite=True, verbose=True)  # progress on stderr
     df = table.to_pandas()
     print(df[df.phase != "upper_bound"].pivot_table(index="round", columns="model", values="test_accuracy"))
 

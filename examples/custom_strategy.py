@@ -91,7 +91,7 @@ def main() -> None:
         print(f"--- {type(strategy).__name__}")
         config = fedmd_ray.preset("quick", n_parties=4, models=("cnn2-8-16", "mlp-64", "cnn1-16", "mlp-128"),
                                   rounds=args.rounds, strategy=strategy)
-        fedmd_ray.run(config)
+        fedmd_ray.run(config, verbose=True)  # progress on stderr
 
 
 if __name__ == "__main__":

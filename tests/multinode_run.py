@@ -7,6 +7,7 @@ tables, and how a CLI run attached to the cluster.
 import json
 import subprocess
 import sys
+import tempfile
 
 import ray
 from ray.cluster_utils import Cluster
@@ -50,9 +51,9 @@ result.update(
 cli = subprocess.run(
     [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", "--set", "rounds=1",
      "--set", f"address={cluster.address}", "--set", "cpus_per_party=0.3"],
-    capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL,
+    capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL, cwd=tempfile.mkdtemp(),  # its runs/
 )
-result.update(cli_rc=cli.returncode, cli_err=cli.stderr[-3000:])
+result.update(cli_rc=cli.returncode, cli_err=cli.stderr)
 cluster.shutdown()
 
 # 2. The worker node leaves after the runner fetched round 1's states (as run() does for its

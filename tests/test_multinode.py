@@ -55,4 +55,4 @@ def test_parties_of_a_lost_node_restart_from_the_states_the_runner_fetched(two_n
 def test_cli_attaches_to_the_cluster_instead_of_starting_one(two_nodes):
     assert two_nodes["cli_rc"] == 0, two_nodes["cli_err"]
     assert "Started a local Ray instance" not in two_nodes["cli_err"]
-    assert "Connecting to existing Ray cluster" in two_nodes["cli_err"]
+    assert "Ray: attached to the cluster at " in two_nodes["cli_err"]
