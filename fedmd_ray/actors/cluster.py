@@ -31,24 +31,25 @@ def ray_session(
     `precheck(totals)` runs on this machine's resources before a local Ray is started (default:
     `check_fits`): a refusal costs no Ray start."""
     if ray.is_initialized():
-        LOGGER.info("Ray: the running session (%s)", _describe(cluster_totals()))
+        LOGGER.info("Ray: the running session (%s)", _describe())
         yield
         return
     address = config.address or os.environ.get("RAY_ADDRESS")
     if address:
         _connect(address, config.connect_timeout_s)
-        LOGGER.info("Ray: attached to the cluster at %s (%s)", address, _describe(cluster_totals()))
+        LOGGER.info("Ray: attached to the cluster at %s (%s)", address, _describe())
     else:
         (precheck or (lambda totals: check_fits(config, totals)))(local_totals())
         ray.init(include_dashboard=False, log_to_driver=True, logging_level=ray_logging_level())
-        LOGGER.info("Ray: started a local instance for this command (%s)", _describe(cluster_totals()))
+        LOGGER.info("Ray: started a local instance for this command (%s)", _describe())
     try:
         yield
     finally:
         ray.shutdown()  # for an attached cluster this only disconnects
 
 
-def _describe(totals: dict[str, float]) -> str:
+def _describe() -> str:
+    totals = ray.cluster_resources()
     return f"{totals.get('CPU', 0):g} CPU, {totals.get('GPU', 0):g} GPU"
 
 
