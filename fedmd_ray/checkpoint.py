@@ -41,7 +41,8 @@ class Checkpoint:
 
 def _pack(state: StrategyState) -> torch.Tensor:
     buffer = io.BytesIO()
-    np.savez(buffer, **state)  # type: ignore[arg-type]  # numpy's stub types **kwds like allow_pickle
+    arrays: dict[str, Any] = dict(state)  # numpy 2's stub would let **kwds reach `allow_pickle: bool`
+    np.savez(buffer, **arrays)
     return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
 
 

@@ -488,13 +488,14 @@ def _field_types(cls: type[FedMDConfig]) -> dict[str, Any]:
     checked by `_coerce_plugin`, and their annotations name torch types only for type checkers)."""
     if cls in _FIELD_TYPES:
         return _FIELD_TYPES[cls]
-    types_ = {}
+    types_: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.metadata.get("plugin"):
             types_[f.name] = tuple[str, ...] if f.metadata["plugin"] == "model" else str
         else:
             owner = next(c for c in cls.__mro__ if f.name in c.__dict__.get("__annotations__", {}))
-            types_[f.name] = eval(f.type, vars(sys.modules[owner.__module__])) if isinstance(f.type, str) else f.type
+            annotation: Any = f.type  # a string under `from __future__ import annotations`
+            types_[f.name] = eval(annotation, vars(sys.modules[owner.__module__])) if isinstance(annotation, str) else annotation
     _FIELD_TYPES[cls] = types_
     return types_
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from fedmd_ray.aggregation import (
     Consensus, Scores, era_consensus, knowledge_coefficient_step, mean_consensus, trimmed_mean_consensus,
@@ -94,7 +95,7 @@ class KTpFL(FedMDKL):
         super().__init__(temperature)
         self.kt_rho = kt_rho
         self.kt_lr = kt_lr
-        self.coefficients: np.ndarray | None = None  # (n_parties, n_parties)
+        self.coefficients: npt.NDArray[np.float64] | None = None  # (n_parties, n_parties)
 
     def aggregate(self, scores: Scores, info: RoundInfo) -> Targets:
         if self.coefficients is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +21,7 @@ Array = npt.NDArray[np.float32]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def as_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
+def as_tensor(x: npt.NDArray[Any], device: torch.device) -> torch.Tensor:
     """Wrap a (possibly read-only, object-store backed) array without copying on CPU.
 
     Ray hands actors read-only views of the object store; torch warns about

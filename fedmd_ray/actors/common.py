@@ -113,7 +113,10 @@ class Distributed:
                 value = ray.get(value, timeout=self.timeout_s or 600.0)  # in the object store already
             self._cache.append(value)
         targets = self._cache[0]
-        return targets if self.rows is None else targets[self.rows[party]]
+        if self.rows is None:
+            return targets
+        row: npt.NDArray[np.float32] = targets[self.rows[party]]
+        return row
 
     def __getstate__(self) -> dict[str, Any]:
         return {"value": self.value, "rows": self.rows, "timeout_s": self.timeout_s, "_cache": []}

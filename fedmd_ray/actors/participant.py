@@ -51,7 +51,7 @@ class DeviceData:
 
     @classmethod
     def place(cls, data: SharedData, device: torch.device) -> "DeviceData":
-        def pair(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        def pair(x: npt.NDArray[Any], y: npt.NDArray[Any]) -> tuple[torch.Tensor, torch.Tensor]:
             return training.as_tensor(x, device), training.as_tensor(y, device)
 
         return cls(

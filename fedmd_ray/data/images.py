@@ -24,11 +24,12 @@ GroupKind = Literal["writer", "superclass"]
 
 @dataclass(frozen=True)
 class Split:
-    """One split of a source; arrays are read-only once checked and may be shared."""
+    """One split of a source. A loader may give any numeric arrays; `check_images` checks them and
+    returns float32 images and int64 labels and groups, C-contiguous and read-only (they may be shared)."""
 
-    x: np.ndarray  # (n, C, H, W) float32 in [0, 1], C-contiguous
-    y: np.ndarray  # (n,) int64, class ids 0..len(class_names)-1
-    groups: np.ndarray | None = None  # (n,) int64 group id per image, or None
+    x: npt.NDArray[Any]  # (n, C, H, W) float32 in [0, 1], C-contiguous
+    y: npt.NDArray[Any]  # (n,) int64, class ids 0..len(class_names)-1
+    groups: npt.NDArray[Any] | None = None  # (n,) int64 group id per image, or None
 
 
 @dataclass(frozen=True)

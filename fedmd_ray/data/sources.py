@@ -209,8 +209,8 @@ def load_builtin(name: str, root: Path) -> LabeledImages:
 
 def _from_bytes(
     images: npt.NDArray[np.uint8],
-    labels: npt.NDArray[np.integer],
-    groups: npt.NDArray[np.integer] | None = None,
+    labels: npt.NDArray[np.integer[Any]],
+    groups: npt.NDArray[np.integer[Any]] | None = None,
 ) -> Split:
     """uint8 pixels k (n, H, W) or (n, C, H, W) -> float32 k/255 (n, C, H, W); labels and groups as
     read (`check_images` checks and converts them, as for every source)."""
@@ -285,7 +285,7 @@ def _load_mnist_idx(root: Path) -> tuple[Split, Split]:
     return _load_idx_dirs("mnist-idx", [root / MNIST_IDX_DIR], root)
 
 
-def digits_test_indices(target: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
+def digits_test_indices(target: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int64]:
     """Fixed stratified test split: 40 per class drawn by default_rng(0), sorted.
 
     Seeded rather than 'last 40 of each class' so the test set mixes writers.

@@ -142,7 +142,7 @@ def _sweep(
             CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None, CHATTY: chatty(),
             **to_tune_space(param_space),
         }
-        resources = tune.with_resources(trainable, resources=lambda params: placement_for(trial_config(params)))
+        placed = tune.with_resources(trainable, resources=lambda params: placement_for(trial_config(params)))
         if resume:
             if not tune.Tuner.can_restore(experiment):
                 raise ConfigError(f"resume: no sweep named '{name}' to resume at {experiment}")
@@ -155,11 +155,11 @@ def _sweep(
         # Everything is checked: only now is anything written (one sweep per directory, as one run).
         with contextlib.nullcontext() if target is None else claim_out_dir(target):
             if resume:
-                tuner = tune.Tuner.restore(experiment, trainable=resources, resume_errored=True, param_space=space)
+                tuner = tune.Tuner.restore(experiment, trainable=placed, resume_errored=True, param_space=space)
             else:
                 write_bytes_uri(spec_uri, json.dumps(spec).encode())
                 tuner = tune.Tuner(
-                    resources,
+                    placed,
                     param_space=space,
                     tune_config=tune.TuneConfig(
                         num_samples=num_samples, scheduler=tune_scheduler, search_alg=search_alg,
