@@ -3,7 +3,7 @@
 # On 2 CPU cores: ~35 min for `offline` (20 rounds), ~20 min for each other setting at
 # ROUNDS=10 (transfer learning once per seed, shared by the strategies).
 #   benchmarks/methods_study.sh [OUT] [SETTING ...]
-# Environment: ROUNDS (10), STRATEGIES (all five), SET (extra `--set` arguments, e.g.
+# Environment: ROUNDS (10), STRATEGIES (all five), SEEDS (0,1,2), SET (extra `--set` arguments, e.g.
 # "--set revisit_epochs=8"), CACHE_FROM (a finished study's OUT: its transfer learning is
 # reused instead of recomputed, for schedules that change only the rounds).
 set -euo pipefail
@@ -13,7 +13,7 @@ SETTINGS=("${@:-offline noniid offline-fashion fashion-to-digits fashion-split}"
 ROUNDS=${ROUNDS:-10}
 STRATEGIES=${STRATEGIES:-fedmd,ds-fl,fedmd-kl,kt-pfl,cronus}
 read -r -a EXTRA <<< "${SET:-}"
-GRID=(--grid strategy="$STRATEGIES" --grid seed=0,1,2)
+GRID=(--grid strategy="$STRATEGIES" --grid seed="${SEEDS:-0,1,2}")
 run() {
   local name=$1; shift
   if [ -n "${CACHE_FROM:-}" ] && [ -d "$CACHE_FROM/$name/tune/transfer_cache" ]; then

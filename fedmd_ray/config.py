@@ -141,6 +141,11 @@ class FedMDConfig:
     """Epochs on the party's private data after public pretraining."""
     private_batch_size: int = setting(5, bounds=AT_LEAST_1)
     """Batch size for private training (transfer step and upper bound)."""
+    head_epochs: int = setting(0, bounds=NON_NEGATIVE)
+    """Epochs that train the output layer alone (features frozen) before `private_epochs` train the whole
+    model, in private training and the upper bound: linear probing, then fine-tuning (Kumar et al. 2022).
+    Public pretraining only ever pushed the private classes' logits down; fitting them through the whole
+    model at once can kill an MLP's ReLU units and leave it at chance (docs/methods.md). 0: the paper."""
     lr: float = setting(1e-3, bounds=POSITIVE)
     """Adam learning rate for transfer learning and the upper bound."""
     precise_bn: bool = setting(False)

@@ -52,7 +52,7 @@ def prepare(config: FedMDConfig) -> Experiment:
     task = build_task(config)
     models = resolve_models(config.party_models)
     for model in dict.fromkeys(models):  # each distinct model once
-        check_model(model, task.image_shape, task.n_classes)
+        check_model(model, task.image_shape, task.n_classes, head=config.head_epochs > 0)
     strategy = resolve_strategy(config.strategy, config)
     probe_strategy(strategy, config.n_parties, task.n_classes)
     return Experiment(config, task, models, strategy, config.fingerprint())

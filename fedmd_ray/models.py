@@ -237,12 +237,35 @@ def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int) ->
     return model
 
 
-def check_model(model: ModelPlugin | ModelEntry, input_shape: tuple[int, int, int], n_classes: int) -> None:
+def check_model(
+    model: ModelPlugin | ModelEntry, input_shape: tuple[int, int, int], n_classes: int, *, head: bool = False
+) -> None:
     """Fail fast, before Ray starts: build the model and run one forward pass of two images (see
     `_probe`); ConfigError naming the entry and the shapes when the factory raises, returns no
-    `nn.Module`, or maps `(2, C, H, W)` to anything but `(2, n_classes)` logits."""
+    `nn.Module`, or maps `(2, C, H, W)` to anything but `(2, n_classes)` logits; with `head`, also
+    when `output_layer` cannot find its output layer (`head_epochs` trains it alone)."""
     _check_sizes(input_shape, n_classes)
-    _check_plugin(as_plugin(model), input_shape, n_classes)
+    plugin = as_plugin(model)
+    _check_plugin(plugin, input_shape, n_classes)
+    if head:
+        output_layer(_probe(lambda: plugin.build(input_shape, n_classes), input_shape, 2)[0], n_classes, plugin.name)
+
+
+def output_layer(model: nn.Module, n_classes: int, name: str = "") -> nn.Module:
+    """The layer that maps features to the `n_classes` logits, which `head_epochs` trains alone: the
+    model's `output_layer` attribute (the built-ins'; a plug-in may name its head so), else its last
+    `nn.Linear` with `n_classes` outputs. ConfigError when it has neither."""
+    named = getattr(model, "output_layer", None)
+    if isinstance(named, nn.Module) and any(True for _ in named.parameters()):
+        return named
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == n_classes]
+    if linears:
+        return linears[-1]
+    raise ConfigError(
+        f"head_epochs > 0 trains the output layer alone, but model {name or type(model).__name__!r} has no "
+        f"`output_layer` attribute and no nn.Linear with {n_classes} outputs; name its head `output_layer` "
+        "or set head_epochs=0"
+    )
 
 
 @functools.cache  # a sweep checks every grid point: each model once per shape (failures are not cached)

@@ -39,6 +39,21 @@ def test_digest_moves_every_party_toward_the_consensus(setup):
         assert np.abs(after[party] - consensus).mean() < np.abs(before[party] - consensus).mean()
 
 
+@pytest.mark.parametrize("head_epochs", [0, 3])
+def test_head_epochs_train_the_output_layer_alone(head_epochs):
+    """No pretraining, no whole-model epochs: only `head_epochs` may change a weight, and only the head's."""
+    config = preset("quick", pretrain_epochs=0, private_epochs=0, head_epochs=head_epochs, upper_bound=False,
+                    torch_threads=1)
+    experiment = prepare(config)
+    specs, data = experiment.party_inputs()
+    host = PartyHost(specs[:1], experiment.setup, data, threads=1, gpus=0)
+    model = host.participants[0].model
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    host.run(TransferLearn())
+    changed = {name for name, p in model.named_parameters() if not np.array_equal(p.detach(), before[name])}
+    assert changed == ({"output_layer.weight"} if head_epochs else set())
+
+
 def test_scores_are_float32_logits_over_all_classes(setup):
     config, task, data, specs = setup
     host = PartyHost(specs[:1], config, data, threads=1, gpus=0)

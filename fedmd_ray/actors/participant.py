@@ -27,7 +27,7 @@ from fedmd_ray.actors.common import (
 )
 from fedmd_ray.actors.tasks import ExportState, PartyTask
 from fedmd_ray.faults import maybe_fail
-from fedmd_ray.models import eval_batch
+from fedmd_ray.models import eval_batch, output_layer
 from fedmd_ray.seeding import derive_seed
 
 R = TypeVar("R")
@@ -81,6 +81,7 @@ class Participant:
         )
         with self._own_rng(), self._step("building the model"):
             self.model = spec.model.build(shape, setup.n_classes).to(self.device)
+        self._head = output_layer(self.model, setup.n_classes, spec.model.name) if config.head_epochs else None
         self._digest_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
         self._revisit_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
         # what a weight-averaging method would send each way per round (communication accounting)
@@ -121,11 +122,7 @@ class Participant:
             self._precise_bn(self.data.public[0])
             if cfg.upper_bound:
                 results["upper_bound"] = self._upper_bound()
-            training.fit_classifier(
-                self.model, *self._private, epochs=cfg.private_epochs,
-                batch_size=cfg.private_batch_size, lr=cfg.lr,
-            )
-            self._precise_bn(self._private[0])
+            self._fit_private(*self._private)
             transfer = self.evaluate(start)
             fit_eval, fit_train = training.batch_norm_gap(self.model, *self._private, batch_size=self._eval_batch)
         upper_s = results["upper_bound"].seconds if "upper_bound" in results else 0.0
@@ -133,6 +130,21 @@ class Participant:
                                          train_accuracy=fit_eval, train_accuracy_batch_stats=fit_train,
                                          pretrain_epochs=epochs)
         return results
+
+    def _fit_private(self, x: torch.Tensor, y: torch.Tensor, epochs: int | None = None) -> None:
+        """Supervised training on private images: the output layer alone for `head_epochs`, then the
+        whole model for `epochs` (default `private_epochs`)."""
+        cfg = self.config
+        if self._head is not None:
+            training.train_epochs(
+                self.model, torch.optim.Adam(self._head.parameters(), lr=cfg.lr), x, y,
+                torch.nn.functional.cross_entropy, epochs=cfg.head_epochs, batch_size=cfg.private_batch_size,
+            )
+        training.fit_classifier(
+            self.model, x, y, epochs=cfg.private_epochs if epochs is None else epochs,
+            batch_size=cfg.private_batch_size, lr=cfg.lr,
+        )
+        self._precise_bn(x)
 
     def _precise_bn(self, x: torch.Tensor) -> None:
         """With `precise_bn`, the batch-norm statistics of the data the last phase trained on."""
@@ -146,11 +158,7 @@ class Participant:
         idx = self.data.union_idx
         x = torch.from_numpy(self.data.pool_x[idx]).to(self.device)
         y = torch.from_numpy(self.data.pool_y[idx]).to(self.device)
-        training.fit_classifier(
-            self.model, x, y, epochs=self.config.upper_bound_epochs,
-            batch_size=self.config.private_batch_size, lr=self.config.lr,
-        )
-        self._precise_bn(x)
+        self._fit_private(x, y, epochs=self.config.upper_bound_epochs)
         evaluation = self.evaluate(start)
         self.model.load_state_dict(pretrained)
         return evaluation
