@@ -42,7 +42,7 @@ def main() -> None:
     base = fedmd_ray.preset(args.preset, **overrides)
     cores = os.cpu_count() or 1
 
-    ray.init(include_dashboard=False)  # started once: Ray start is not what this compares
+    ray.init(address="local", include_dashboard=False)  # started once: Ray start is not what this compares
     try:
         ray_times = timed_run(base.replace(backend="ray"))
     finally:

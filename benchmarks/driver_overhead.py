@@ -61,7 +61,7 @@ def main() -> None:
     experiment = prepare(config)
     task = experiment.task
     specs, data = experiment.party_inputs()
-    ray.init(include_dashboard=False)
+    ray.init(address="local", include_dashboard=False)
     rounds = []
     try:
         with open_driver(experiment.setup, specs, data, experiment.run_id) as driver, \

@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--paper", action="store_true")
     args = parser.parse_args()
     base = fedmd_ray.preset("offline", rounds=args.rounds, gpus_per_party=0.1, parties_per_actor=1)
-    ray.init(include_dashboard=False)
+    ray.init(address="local", include_dashboard=False)
     try:
         shared, shared_util, shared_mem = sampled_run(base.replace(backend="ray"))
         paper = None

@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--parties", type=int, nargs="+", default=[100, 300, 1000])
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
-    ray.init(include_dashboard=False)
+    ray.init(address="local", include_dashboard=False)
     try:
         rows = []
         for parties in args.parties:

@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     config = fedmd_ray.preset(args.preset, n_parties=3, rounds=args.rounds)
     grid = {"digest_epochs": [1, 2], "subset_size": [200, 300]}
-    ray.init(include_dashboard=False)
+    ray.init(address="local", include_dashboard=False)
     try:
         one_s, one_cpu, one_most = timed_sweep(config, grid, 1)
         packed_s, packed_cpu, packed_most = timed_sweep(config, grid, 4)

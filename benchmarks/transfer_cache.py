@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     config = fedmd_ray.preset(args.preset, rounds=args.rounds, subset_size=args.subset_size)
     grid = {"digest_epochs": [1, 2, 3]}
-    ray.init(include_dashboard=False)
+    ray.init(address="local", include_dashboard=False)
     try:
         with tempfile.TemporaryDirectory() as cold, tempfile.TemporaryDirectory() as warm:
             without = timed_sweep(config, grid, cache=False, out=cold)

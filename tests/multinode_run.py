@@ -27,8 +27,10 @@ def statuses(rows: list[dict]) -> list[list]:
     return [[r["party"], r["round"], r["phase"], r["status"]] for r in rows]
 
 
+# actor_start_timeout_s: how long a restart waits for room before its party is dropped (scenario 1 drops
+# one); an actor process that imports torch can take tens of seconds to start on a loaded machine
 config = fedmd_ray.preset("quick", rounds=3, parties_per_actor=1, cpus_per_party=0.45, torch_threads=1,
-                          actor_start_timeout_s=15)
+                          actor_start_timeout_s=60)
 result = {}
 
 # 1. 3 actors x 0.45 CPU + 0.05 for the driver cannot fit one 1-CPU node: Ray must use both.

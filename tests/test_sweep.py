@@ -153,7 +153,7 @@ def test_resume_after_kill_redoes_nothing_finished(ray_cluster, tmp_path):
     script = textwrap.dedent(
         f"""
         import ray, fedmd_ray
-        ray.init(num_cpus=2, include_dashboard=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False)
         config = fedmd_ray.preset("quick", backend="local", rounds=4, torch_threads=1)
         fedmd_ray.sweep(config, {{"subset_size": [100, 150, 200]}}, max_concurrent_trials=1,
                         out_dir={str(tmp_path)!r}, verbose=False)
@@ -211,7 +211,7 @@ def test_a_failed_trial_is_retried_from_its_last_round(tmp_path):
     script = textwrap.dedent(
         f"""
         import ray, fedmd_ray
-        ray.init(num_cpus=2, include_dashboard=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False)
         config = fedmd_ray.preset("quick", backend="local", rounds=3, on_party_failure="fail", torch_threads=1)
         fedmd_ray.sweep(config, {{"seed": [0]}}, max_failures=1, out_dir={str(tmp_path)!r}, verbose=True)
         """

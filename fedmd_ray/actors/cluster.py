@@ -40,7 +40,8 @@ def ray_session(
         LOGGER.info("Ray: attached to the cluster at %s (%s)", address, _describe())
     else:
         (precheck or (lambda totals: check_fits(config, totals)))(local_totals())
-        ray.init(include_dashboard=False, log_to_driver=True, logging_level=ray_logging_level())
+        # "local": a new instance even where `ray start` left an address in /tmp/ray (Ray would attach to it)
+        ray.init(address="local", include_dashboard=False, log_to_driver=True, logging_level=ray_logging_level())
         LOGGER.info("Ray: started a local instance for this command (%s)", _describe())
     try:
         yield
