@@ -216,7 +216,8 @@ class FedMDConfig:
     """Torch threads per actor (they change the last bits of results); None = its CPU share rounded
     down (min 1), all cores for `local`."""
     address: str | None = setting(None, role="execution")
-    """Ray cluster to attach to (also $RAY_ADDRESS); None = start a local one for the run."""
+    """Ray cluster to attach to (also $RAY_ADDRESS; `auto`: the one `ray start` set up on this machine);
+    None = start a local one for the run, even where a `ray start` cluster runs."""
     connect_timeout_s: float = setting(30.0, role="execution", bounds=POSITIVE)
     """Seconds to wait for the cluster at `address` to accept the connection before failing."""
     actor_start_timeout_s: float = setting(120.0, role="execution", bounds=POSITIVE)
