@@ -20,6 +20,8 @@ Each field declares its role once, in its `setting(...)`:
 and its allowed range (`Bounds`). The fingerprint, the cache key, the fields a resume
 may change and the range checks are all derived from these declarations, so a new field
 that changes results is in the fingerprint and the cache key unless it says otherwise.
+A new field's default must keep the behaviour from before it existed: runs and sweeps saved
+without it then resume with it at its default (`changed_fields`).
 """
 
 from __future__ import annotations
@@ -352,6 +354,14 @@ def role_of(f: dataclasses.Field[Any]) -> Role:
     """A field's declared role (fields declared without `setting` count as `transfer`)."""
     role: Role = f.metadata.get("role", "transfer")
     return role
+
+
+def changed_fields(saved: dict[str, Any], given: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
+    """The fields of `given` whose value differs from the one `saved` (a run's or a sweep's). A field
+    that `saved` lacks was added to fedmd_ray after it was saved and counts as its value in `defaults`:
+    the rule for adding a field is that its default keeps the behaviour from before it existed, so
+    a run started before an upgrade resumes after it."""
+    return [name for name, value in given.items() if saved.get(name, defaults.get(name)) != value]
 
 
 def resumable_fields(cls: type[FedMDConfig] = FedMDConfig) -> tuple[str, ...]:

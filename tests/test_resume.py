@@ -96,6 +96,20 @@ def test_cli_resume_reads_the_saved_config_and_refuses_changes(reference, capsys
     assert "seed (saved 0, given 3)" in capsys.readouterr().err
 
 
+def test_a_run_saved_before_a_field_existed_resumes_with_the_field_at_its_default(reference, tmp_path, capsys):
+    """Upgrading fedmd_ray adds fields; a run saved without one did what its default does."""
+    _, out = reference
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    saved = json.loads((old / "config.json").read_text())
+    for part in ("config", "identity"):
+        del saved[part]["head_epochs"]
+    (old / "config.json").write_text(json.dumps(saved))
+    assert main(["run", "--resume", str(old), "--quiet"]) == 0
+    assert main(["run", "--resume", str(old), "--set", "head_epochs=3"]) == 2
+    assert "head_epochs (saved None, given 3)" in capsys.readouterr().err
+
+
 def test_resume_without_a_run_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="config.json is missing"):
         fedmd_ray.run(fedmd_ray.preset("quick", backend="local"), out_dir=tmp_path, resume=True)

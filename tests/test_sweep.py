@@ -373,3 +373,18 @@ def test_callbacks_and_search_algorithms_reach_tune_and_see_every_party(ray_clus
     assert lines[-1]["parties_in_gain"] == 3
     mean = sum(lines[-1][f"party_{p}_accuracy"] for p in range(3)) / 3
     assert lines[-1]["mean_accuracy"] == pytest.approx(mean)
+
+
+def test_a_sweep_saved_before_a_field_existed_resumes_with_the_field_at_its_default():
+    """The resume check of a sweep reads a saved spec without a newer field as that field's default."""
+    import json
+
+    from fedmd_ray.sweeps.tuner import _check_same_sweep, _spec
+
+    base = fedmd_ray.preset("quick")
+    spec = _spec(base, {"seed": [0, 1]}, 1)
+    old = json.loads(json.dumps(spec))
+    del old["base"]["head_epochs"]
+    _check_same_sweep(json.dumps(old).encode(), spec, "exp")  # the same sweep
+    with pytest.raises(ConfigError, match=r"head_epochs \(saved None, given 3\)"):
+        _check_same_sweep(json.dumps(old).encode(), _spec(base.replace(head_epochs=3), {"seed": [0, 1]}, 1), "exp")

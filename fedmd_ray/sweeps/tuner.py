@@ -27,7 +27,7 @@ from fedmd_ray.analysis.io import (
     SUMMARY_FILE, SWEEP_FILE, join_uri, load_results, read_bytes_uri, write_bytes_uri, write_table,
 )
 from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
-from fedmd_ray.config import FedMDConfig
+from fedmd_ray.config import FedMDConfig, changed_fields
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.experiment import prepare
 from fedmd_ray.log import LOGGER, chatty, verbosity
@@ -227,8 +227,8 @@ def _check_same_sweep(saved: bytes | None, spec: dict[str, Any], experiment: str
     if saved is None:  # a sweep from before this file existed
         return
     before = json.loads(saved)
-    differ = [f"{k} (saved {before['base'].get(k)!r}, given {v!r})"
-              for k, v in spec["base"].items() if before["base"].get(k) != v]
+    differ = [f"{k} (saved {before['base'].get(k)!r}, given {spec['base'][k]!r})"
+              for k in changed_fields(before["base"], spec["base"], FedMDConfig().to_json())]
     differ += [f"{part} (saved {before[part]!r}, given {spec[part]!r})"
                for part in ("space", "num_samples") if before.get(part) != spec[part]]
     if differ:
