@@ -245,10 +245,7 @@ def check_model(
     `nn.Module`, or maps `(2, C, H, W)` to anything but `(2, n_classes)` logits; with `head`, also
     when `output_layer` cannot find its output layer (`head_epochs` trains it alone)."""
     _check_sizes(input_shape, n_classes)
-    plugin = as_plugin(model)
-    _check_plugin(plugin, input_shape, n_classes)
-    if head:
-        output_layer(_probe(lambda: plugin.build(input_shape, n_classes), input_shape, 2)[0], n_classes, plugin.name)
+    _check_plugin(as_plugin(model), input_shape, n_classes, head)
 
 
 def output_layer(model: nn.Module, n_classes: int, name: str = "") -> nn.Module:
@@ -269,9 +266,9 @@ def output_layer(model: nn.Module, n_classes: int, name: str = "") -> nn.Module:
 
 
 @functools.cache  # a sweep checks every grid point: each model once per shape (failures are not cached)
-def _check_plugin(model: ModelPlugin, input_shape: tuple[int, int, int], n_classes: int) -> None:
+def _check_plugin(model: ModelPlugin, input_shape: tuple[int, int, int], n_classes: int, head: bool) -> None:
     try:
-        out = _probe(lambda: model.build(input_shape, n_classes), input_shape, 2)[1]
+        module, out = _probe(lambda: model.build(input_shape, n_classes), input_shape, 2)
     except ConfigError:
         raise
     except Exception as exc:
@@ -285,6 +282,8 @@ def _check_plugin(model: ModelPlugin, input_shape: tuple[int, int, int], n_class
             f"model {model.name!r} maps input (2, {', '.join(map(str, input_shape))}) to {got}; expected float "
             f"logits of shape (2, {n_classes}) (one score per class of the public + private label space)"
         )
+    if head:
+        output_layer(module, n_classes, model.name)  # on the module just probed: no second build
 
 
 @dataclass(frozen=True)
