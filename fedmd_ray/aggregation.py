@@ -84,6 +84,40 @@ def trimmed_mean_consensus(scores: Scores, fraction: float) -> Consensus:
     return mean_consensus(kept)
 
 
+def information_weights(probabilities: Scores) -> npt.NDArray[np.float64]:
+    """Each party's share of the information its predictions carry about the alignment images:
+    I_i = H(mean_x p_i(x)) - mean_x H(p_i(x)), the mutual information between image and predicted
+    class (the objective of Krause et al. 2010, "Discriminative clustering by regularized information
+    maximization"), normalised to sum to 1; equal weights when no party carries any.
+
+    Why: a party that answers the same for every image (one that saw a single private class) or
+    answers at random has I = 0 and no say; parties that tell the images apart share the vote by
+    how well they do. Computed from the shared scores alone: nothing else crosses."""
+    p = probabilities.astype(np.float64)  # (parties, n, classes)
+    _check(p)
+
+    def entropy(q: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        result: npt.NDArray[np.float64] = -(q * np.log(np.clip(q, 1e-12, None))).sum(axis=-1)
+        return result
+
+    information = np.clip(entropy(p.mean(axis=1)) - entropy(p).mean(axis=1), 0.0, None)
+    total = information.sum()
+    if total <= 0:
+        return np.full(p.shape[0], 1.0 / p.shape[0])
+    weights: npt.NDArray[np.float64] = information / total
+    return weights
+
+
+def weighted_mean_consensus(scores: Scores, weights: npt.NDArray[np.float64]) -> Consensus:
+    """sum_i weights_i * scores_i (weights summing to 1), in party order."""
+    _check(scores)
+    total = np.zeros(scores.shape[1:], dtype=np.float64)
+    for weight, party_scores in zip(weights, scores):
+        total += weight * party_scores
+    consensus: Consensus = total.astype(np.float32)
+    return consensus
+
+
 def era_consensus(probabilities: Scores, temperature: float) -> Consensus:
     """Entropy reduction aggregation (Itahara et al. 2020, DS-FL, arXiv 2008.06180): the mean of the
     parties' probabilities, sharpened by a softmax at `temperature` (< 1 sharpens; paper: 0.1)."""

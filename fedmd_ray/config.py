@@ -45,6 +45,7 @@ from fedmd_ray.strategy import Strategy
 Backend = Literal["ray", "local"]
 Partition = Literal["iid", "noniid", "writer", "superclass"]
 DigestLoss = Literal["l1", "mse", "kl"]
+PartyWeights = Literal["equal", "information"]
 FailurePolicy = Literal["restart", "drop", "fail"]
 Role = Literal["transfer", "result", "execution"]
 SourceEntry = Union[str, typing.Callable[..., Any]]
@@ -148,6 +149,12 @@ class FedMDConfig:
     model, in private training and the upper bound: linear probing, then fine-tuning (Kumar et al. 2022).
     Public pretraining only ever pushed the private classes' logits down; fitting them through the whole
     model at once can kill an MLP's ReLU units and leave it at chance (docs/methods.md). 0: the paper."""
+    refit_head_epochs: int = setting(10, bounds=NON_NEGATIVE)
+    """A private fit (transfer, upper bound) that ends stuck, fitting its own data less than 1.5x as well as
+    always answering its most common class would, is redone from the same start with this many epochs of
+    the output layer alone first, and the better of the two fits (on that data) is kept. Healthy fits are
+    untouched, so the paper's numbers are too; 0: never refit. Models without a findable output layer
+    (`models.output_layer`) are not refitted."""
     lr: float = setting(1e-3, bounds=POSITIVE)
     """Adam learning rate for transfer learning and the upper bound."""
     precise_bn: bool = setting(False)
@@ -170,6 +177,10 @@ class FedMDConfig:
     """`fedmd`'s loss toward the consensus: l1 on logits (paper), mse on logits, kl at `temperature`."""
     temperature: float = setting(1.0, role="result", bounds=POSITIVE)
     """Softmax temperature T of `fedmd`'s `kl` loss, `fedmd-kl` and `kt-pfl` (parties share softmax(z / T))."""
+    party_weights: PartyWeights = setting("equal", role="result")
+    """`fedmd-kl`'s vote per party in the consensus: `equal` (FedDF's mean), or `information`: by the mutual
+    information between the alignment images and the party's predictions, so that a party that answers
+    the same for every image (one private class) has no say (`aggregation.information_weights`)."""
     trim_fraction: float = setting(0.2, role="result", bounds=Bounds(0, 0.5, high_open=True))
     """Share of highest and of lowest scores dropped per sample and class (`cronus`, `aggregator=trimmed_mean`)."""
     era_temperature: float = setting(0.1, role="result", bounds=POSITIVE)

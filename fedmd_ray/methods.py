@@ -8,7 +8,7 @@ Registered names (`strategy=...`) and the config fields that parameterise them:
 | `fedmd` | Li & Wang 2019 (`strategy.FedMD`) | logits | one: `aggregator` of logits | `digest_loss` | aggregator, digest_loss, temperature, trim_fraction |
 | `cronus` | Chang et al. 2019 | logits | one: trimmed mean | L1 | trim_fraction |
 | `ds-fl` | Itahara et al. 2020 | probabilities | one: entropy-reduced mean | cross-entropy | era_temperature |
-| `fedmd-kl` | FedDF (Lin et al. 2020), heterogeneous | probabilities at T | one: mean | KL x T^2 | temperature |
+| `fedmd-kl` | FedDF (Lin et al. 2020), heterogeneous | probabilities at T | one: mean (`party_weights`) | KL x T^2 | temperature, party_weights |
 | `kt-pfl` | Zhang et al. 2021 | probabilities at T | one per party: sum_j c_ij P_j | KL x T^2 | temperature, kt_rho, kt_lr |
 
 Aggregation is numpy (`fedmd_ray.aggregation`), losses torch (`fedmd_ray.training`,
@@ -23,8 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from fedmd_ray.aggregation import (
-    Consensus, Scores, era_consensus, knowledge_coefficient_step, mean_consensus, trimmed_mean_consensus,
+    Consensus, Scores, era_consensus, information_weights, knowledge_coefficient_step, mean_consensus,
+    trimmed_mean_consensus, weighted_mean_consensus,
 )
+from fedmd_ray.errors import ConfigError
 from fedmd_ray.strategy import FedMD, RoundInfo, Strategy, StrategyState, Targets
 
 if TYPE_CHECKING:
@@ -66,13 +68,18 @@ class FedMDKL(Strategy):
     KL(consensus || its softmax at T), scaled by T^2. Probabilities make the consensus immune to the
     10-30x differences in logit scale between architectures that a mean of logits follows."""
 
-    def __init__(self, temperature: float = 1.0) -> None:
+    def __init__(self, temperature: float = 1.0, party_weights: str = "equal") -> None:
+        if party_weights not in ("equal", "information"):
+            raise ConfigError(f"party_weights={party_weights!r} is not allowed: must be 'equal' or 'information'")
         self.temperature = temperature
+        self.party_weights = party_weights
 
     def share(self, logits: torch.Tensor) -> torch.Tensor:
         return (logits / self.temperature).softmax(dim=1)
 
     def aggregate(self, scores: Scores, info: RoundInfo) -> Consensus:
+        if self.party_weights == "information":
+            return weighted_mean_consensus(scores, information_weights(scores))
         return mean_consensus(scores)
 
     def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -157,6 +157,17 @@ def recompute_bn_statistics(model: nn.Module, x: torch.Tensor, *, batch_size: in
         model.eval()
 
 
+STUCK = 1.5  # x the majority share: a fit below it learnt no more than the most common class
+
+
+def fit_is_stuck(train_accuracy: float, y: torch.Tensor) -> bool:
+    """A fit that scores on its own training labels `y` less than 1.5x what always answering their
+    most common class scores (a fit stuck on one class scores exactly that; a single-class set is
+    never stuck; where 1.5x that exceeds 1, any imperfect fit counts)."""
+    majority = torch.bincount(y.cpu()).max().item() / max(len(y), 1)
+    return train_accuracy < min(STUCK * majority, 1.0)
+
+
 @torch.no_grad()
 def batch_norm_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int) -> tuple[float, float]:
     """(accuracy with the running statistics, accuracy with each batch's own statistics) on `x`, on a

@@ -11,8 +11,11 @@ import torch
 
 import fedmd_ray
 from fedmd_ray import RoundInfo
-from fedmd_ray.aggregation import knowledge_coefficient_step, project_rows_to_simplex, trimmed_mean_consensus
+from fedmd_ray.aggregation import (
+    information_weights, knowledge_coefficient_step, project_rows_to_simplex, trimmed_mean_consensus,
+)
 from fedmd_ray.checkpoint import load_checkpoint
+from fedmd_ray.errors import ConfigError
 from fedmd_ray.methods import DSFL, Cronus, FedMDKL, KTpFL
 from fedmd_ray.strategy import STRATEGIES, resolve_strategy
 
@@ -64,6 +67,27 @@ def test_fedmd_kl_averages_tempered_probabilities_and_scales_kl_by_t_squared():
     student = torch.tensor([[0.0, 0.0]])  # softmax(0 / 2) = (0.5, 0.5)
     expected = 4.0 * (0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5))
     assert kl.digest_loss(student, target).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_information_weights_silence_a_party_that_answers_the_same_for_every_image():
+    one_class = [[1.0, 0.0], [1.0, 0.0]]  # the same answer for both images: I = 0
+    telling = [[1.0, 0.0], [0.0, 1.0]]  # tells the two images apart: I = log 2
+    half = [[0.9, 0.1], [0.1, 0.9]]  # the same, less sure: I = log 2 - H(0.9, 0.1)
+    probs = np.array([one_class, telling, half], dtype=np.float32)
+    h = -(0.9 * math.log(0.9) + 0.1 * math.log(0.1))
+    expected = np.array([0.0, math.log(2), math.log(2) - h]) / (2 * math.log(2) - h)
+    np.testing.assert_allclose(information_weights(probs), expected, atol=1e-6)
+    np.testing.assert_allclose(information_weights(probs[:1]), [1.0])  # nobody informative: equal weights
+    kl = FedMDKL(party_weights="information")
+    consensus = kl.aggregate(probs[:2], INFO)
+    np.testing.assert_allclose(consensus, telling, atol=1e-6)  # the one-class party has no say
+    np.testing.assert_allclose(FedMDKL().aggregate(probs[:2], INFO), [[1.0, 0.0], [0.5, 0.5]])
+    with pytest.raises(ConfigError, match="party_weights='votes' is not allowed"):
+        FedMDKL(party_weights="votes")
+    config = fedmd_ray.preset("quick", party_weights="information")
+    assert resolve_strategy("fedmd-kl", config).party_weights == "information"
+    with pytest.raises(ConfigError, match="party_weights"):
+        fedmd_ray.preset("quick", party_weights="votes")
 
 
 def test_simplex_projection_and_one_knowledge_coefficient_step():
@@ -171,3 +195,6 @@ def test_transfer_health_names_a_party_near_chance_and_a_batch_norm_lag():
     assert len(warnings) == 2
     assert warnings[0].startswith("party 1 (mlp-128) ended transfer learning near chance (0.195; chance 0.200")
     assert "party 2 (paper-cnn3)" in warnings[1] and "set precise_bn=true" in warnings[1]
+    rows[1] = {**rows[1], "test_accuracy": 0.49, "train_accuracy": 1.0, "private_refit": True}
+    warnings = transfer_health(rows, private_classes=5)
+    assert len(warnings) == 2 and warnings[0].startswith("party 1 (mlp-128) got stuck on its private data")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from fedmd_ray import preset
+from fedmd_ray import preset, training
 from fedmd_ray.actors.common import Distributed, SharedData
 from fedmd_ray.actors.participant import PartyHost
 from fedmd_ray.actors.tasks import Communicate, DigestRevisitEvaluate, ImportState, TransferLearn
@@ -43,7 +44,7 @@ def test_digest_moves_every_party_toward_the_consensus(setup):
 def test_head_epochs_train_the_output_layer_alone(head_epochs):
     """No pretraining, no whole-model epochs: only `head_epochs` may change a weight, and only the head's."""
     config = preset("quick", pretrain_epochs=0, private_epochs=0, head_epochs=head_epochs, upper_bound=False,
-                    torch_threads=1)
+                    refit_head_epochs=0, torch_threads=1)
     experiment = prepare(config)
     specs, data = experiment.party_inputs()
     host = PartyHost(specs[:1], experiment.setup, data, threads=1, gpus=0)
@@ -52,6 +53,30 @@ def test_head_epochs_train_the_output_layer_alone(head_epochs):
     host.run(TransferLearn())
     changed = {name for name, p in model.named_parameters() if not np.array_equal(p.detach(), before[name])}
     assert changed == ({"output_layer.weight"} if head_epochs else set())
+
+
+def test_a_stuck_private_fit_is_redone_with_the_output_layer_first_and_kept_when_it_fits_better():
+    """An untrained model (no epochs at all) fits its private data no better than one class: with
+    `refit_head_epochs` it is fitted again, output layer first, and that fit is kept; without, not."""
+    outcomes = {}
+    for refit_epochs in (0, 10):
+        config = preset("quick", pretrain_epochs=0, private_epochs=0, upper_bound=False,
+                        refit_head_epochs=refit_epochs, torch_threads=1)
+        experiment = prepare(config)
+        specs, data = experiment.party_inputs()
+        host = PartyHost(specs[:1], experiment.setup, data, threads=1, gpus=0)
+        outcomes[refit_epochs] = host.run(TransferLearn())[0]["transfer"]
+    assert outcomes[0].refit is False
+    assert outcomes[10].refit is True
+    assert outcomes[10].train_accuracy > outcomes[0].train_accuracy
+
+
+def test_fit_is_stuck_compares_with_always_answering_the_most_common_class():
+    labels = torch.tensor([3, 3, 3, 4, 5, 6])  # most common class: half of them
+    assert training.fit_is_stuck(0.5, labels)  # exactly the majority answer
+    assert training.fit_is_stuck(0.7, labels)  # below 1.5 x 0.5
+    assert not training.fit_is_stuck(0.75, labels)
+    assert not training.fit_is_stuck(1.0, torch.tensor([2, 2, 2]))  # one class: a perfect fit is no stall
 
 
 def test_scores_are_float32_logits_over_all_classes(setup):

@@ -68,6 +68,7 @@ class Evaluation:
     train_accuracy: float | None = None
     train_accuracy_batch_stats: float | None = None
     pretrain_epochs: int | None = None  # public epochs run (early stopping)
+    refit: bool | None = None  # private training was stuck and its second fit was kept (refit_head_epochs)
 
 
 @dataclass(frozen=True)

@@ -319,6 +319,7 @@ class Driver:
             "seconds": None if ev is None else ev.seconds,
             "train_accuracy": None if ev is None else ev.train_accuracy,
             "train_accuracy_batch_stats": None if ev is None else ev.train_accuracy_batch_stats,
+            "private_refit": None if ev is None else ev.refit,
         }
 
 

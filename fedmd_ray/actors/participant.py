@@ -10,6 +10,7 @@ turns into a Ray actor and `actors.local_pool.LocalPool` calls in-process.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import socket
@@ -26,6 +27,7 @@ from fedmd_ray.actors.common import (
     Evaluation, HostSetup, PartyProgress, PartySpec, PartyState, RoundResult, SharedData, StepError, peak_rss_mib,
 )
 from fedmd_ray.actors.tasks import ExportState, PartyTask
+from fedmd_ray.errors import ConfigError
 from fedmd_ray.faults import maybe_fail
 from fedmd_ray.models import eval_batch, output_layer
 from fedmd_ray.seeding import derive_seed
@@ -82,6 +84,9 @@ class Participant:
         with self._own_rng(), self._step("building the model"):
             self.model = spec.model.build(shape, setup.n_classes).to(self.device)
         self._head = output_layer(self.model, setup.n_classes, spec.model.name) if config.head_epochs else None
+        if self._head is None and config.refit_head_epochs:
+            with contextlib.suppress(ConfigError):  # a model without a findable output layer is not refitted
+                self._head = output_layer(self.model, setup.n_classes, spec.model.name)
         self._digest_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
         self._revisit_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
         # what a weight-averaging method would send each way per round (communication accounting)
@@ -122,23 +127,46 @@ class Participant:
             self._precise_bn(self.data.public[0])
             if cfg.upper_bound:
                 results["upper_bound"] = self._upper_bound()
-            self._fit_private(*self._private)
+            refit = self._fit_private(*self._private)
             transfer = self.evaluate(start)
             fit_eval, fit_train = training.batch_norm_gap(self.model, *self._private, batch_size=self._eval_batch)
         upper_s = results["upper_bound"].seconds if "upper_bound" in results else 0.0
         results["transfer"] = Evaluation(transfer.accuracy, transfer.loss, transfer.seconds - upper_s,
                                          train_accuracy=fit_eval, train_accuracy_batch_stats=fit_train,
-                                         pretrain_epochs=epochs)
+                                         pretrain_epochs=epochs, refit=refit)
         return results
 
-    def _fit_private(self, x: torch.Tensor, y: torch.Tensor, epochs: int | None = None) -> None:
-        """Supervised training on private images: the output layer alone for `head_epochs`, then the
-        whole model for `epochs` (default `private_epochs`)."""
+    def _fit_private(self, x: torch.Tensor, y: torch.Tensor, epochs: int | None = None) -> bool:
+        """Supervised training on private images (`_fit_once`). A fit that ends no better than always
+        answering the most common class (`training.fit_is_stuck`) is tried once more from the same start
+        with `refit_head_epochs` of the output layer alone first, and the better fit of the two is kept
+        (ties: the first), judged on `x` itself: no test data decides. True when the second is kept."""
         cfg = self.config
-        if self._head is not None:
+        if not cfg.refit_head_epochs or self._head is None:
+            self._fit_once(x, y, epochs, cfg.head_epochs)
+            return False
+        start = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self._fit_once(x, y, epochs, cfg.head_epochs)
+        first, _ = training.evaluate(self.model, x, y, batch_size=self._eval_batch)
+        if not training.fit_is_stuck(first, y):
+            return False
+        first_fit = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(start)
+        self._fit_once(x, y, epochs, max(cfg.head_epochs, cfg.refit_head_epochs))
+        second, _ = training.evaluate(self.model, x, y, batch_size=self._eval_batch)
+        if second <= first:
+            self.model.load_state_dict(first_fit)
+            return False
+        return True
+
+    def _fit_once(self, x: torch.Tensor, y: torch.Tensor, epochs: int | None, head_epochs: int) -> None:
+        """The output layer alone for `head_epochs`, then the whole model for `epochs` (default
+        `private_epochs`)."""
+        cfg = self.config
+        if head_epochs and self._head is not None:
             training.train_epochs(
                 self.model, torch.optim.Adam(self._head.parameters(), lr=cfg.lr), x, y,
-                torch.nn.functional.cross_entropy, epochs=cfg.head_epochs, batch_size=cfg.private_batch_size,
+                torch.nn.functional.cross_entropy, epochs=head_epochs, batch_size=cfg.private_batch_size,
             )
         training.fit_classifier(
             self.model, x, y, epochs=cfg.private_epochs if epochs is None else epochs,
@@ -158,8 +186,8 @@ class Participant:
         idx = self.data.union_idx
         x = torch.from_numpy(self.data.pool_x[idx]).to(self.device)
         y = torch.from_numpy(self.data.pool_y[idx]).to(self.device)
-        self._fit_private(x, y, epochs=self.config.upper_bound_epochs)
-        evaluation = self.evaluate(start)
+        refit = self._fit_private(x, y, epochs=self.config.upper_bound_epochs)
+        evaluation = dataclasses.replace(self.evaluate(start), refit=refit)
         self.model.load_state_dict(pretrained)
         return evaluation
 

@@ -82,8 +82,9 @@ BATCH_NORM_GAP = 0.25  # accuracy on its own training data, batch statistics min
 
 
 def transfer_health(rows: Iterable[Row], private_classes: int) -> list[str]:
-    """Warnings about round 0 (one line per party): a party near chance on the private task, a party
-    whose running batch-norm statistics lag its weights."""
+    """Warnings about round 0 (one line per party and finding): a party near chance on the private task,
+    one whose private fit got stuck and was redone, one whose running batch-norm statistics lag its
+    weights."""
     warnings = []
     chance = 1.0 / private_classes
     for r in sorted((r for r in rows if r.get("phase") == "transfer"), key=lambda r: r["party"]):
@@ -93,6 +94,11 @@ def transfer_health(rows: Iterable[Row], private_classes: int) -> list[str]:
             warnings.append(
                 f"{who} ended transfer learning near chance ({accuracy:.3f}; chance {chance:.3f} for {private_classes} "
                 "classes): it did not learn its private classes; give it more private_epochs or another model"
+            )
+        if r.get("private_refit"):
+            warnings.append(
+                f"{who} got stuck on its private data (no better than its most common class) and was fitted "
+                "again with its output layer first (refit_head_epochs)"
             )
         fit, batch = r.get("train_accuracy"), r.get("train_accuracy_batch_stats")
         if fit is not None and batch is not None and batch - fit > BATCH_NORM_GAP:

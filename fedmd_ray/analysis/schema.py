@@ -15,7 +15,10 @@ one-time setup are not counted: they are the same for every method.
 Transfer health, on `transfer` rows: `train_accuracy` is the party's accuracy on its own
 private training data (eval mode, running batch-norm statistics) and
 `train_accuracy_batch_stats` the same with each batch's own statistics; a large gap means
-the running statistics lag the weights (`precise_bn=true` fixes it).
+the running statistics lag the weights (`precise_bn=true` fixes it). `private_refit` (transfer
+and upper-bound rows) is true when the first private fit ended stuck (no better than always
+answering the most common class) and a second one, output layer first (`refit_head_epochs`),
+was kept instead.
 `status` is `ok`, `restarted` (its actor failed and was restarted from the
 last round's state: same numbers), `absent` (sat out the round,
 `party_dropout`) or `dropped` (failed and left out from then on); the metrics
@@ -46,6 +49,7 @@ RESULT_SCHEMA = pa.schema(
         pa.field("model_bytes", pa.int64()),
         pa.field("train_accuracy", pa.float64()),
         pa.field("train_accuracy_batch_stats", pa.float64()),
+        pa.field("private_refit", pa.bool_()),
     ]
 )
 
@@ -58,7 +62,7 @@ def rows_to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
 
 
 EMPTY_COUNTS = {name: None for name in ("bytes_sent", "bytes_received", "model_bytes", "train_accuracy",
-                                        "train_accuracy_batch_stats")}  # rows of older checkpoints
+                                        "train_accuracy_batch_stats", "private_refit")}  # rows of older checkpoints
 
 
 STRATEGY_STATE_SCHEMA = pa.schema(
