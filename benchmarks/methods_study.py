@@ -19,12 +19,24 @@ import numpy as np
 import pandas as pd
 
 import fedmd_ray
+from fedmd_ray.analysis.schema import RESULT_SCHEMA
+
+
+def with_method(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with a `method` column: the strategy, plus every other swept field but the seed that takes
+    more than one value (e.g. `fedmd-kl party_weights=information`), so variants get their own rows."""
+    swept = [c for c in df.columns if c not in RESULT_SCHEMA.names and c not in ("trial_id", "seed", "strategy")]
+    varying = [c for c in swept if df[c].nunique(dropna=False) > 1]
+    labels = df["strategy"].astype(str)
+    for column in varying:
+        labels = labels + f" {column}=" + df[column].astype(str)
+    return df.assign(method=labels)
 
 
 def per_trial(df: pd.DataFrame, classes: int) -> pd.DataFrame:
-    """One row per trial (strategy, seed) with the study's figures (`classes`: private classes)."""
+    """One row per trial (method, seed) with the study's figures (`classes`: private classes)."""
     rows = []
-    for (strategy, seed), trial in df.groupby(["strategy", "seed"]):
+    for (strategy, seed), trial in with_method(df).groupby(["method", "seed"]):
         learn = trial[trial["phase"] != "upper_bound"]
         by_round = learn.groupby("round")["test_accuracy"].mean()
         base = learn[learn["round"] == 0].set_index("party")["test_accuracy"]
@@ -86,7 +98,7 @@ def main() -> None:
         print(f"\n## {Path(directory).name}\n")
         print(markdown(summarise(trials)))
         learn = df[df["phase"] != "upper_bound"]
-        curves[Path(directory).name] = learn.groupby(["strategy", "round"])["test_accuracy"].mean().unstack(0)
+        curves[Path(directory).name] = with_method(learn).groupby(["method", "round"])["test_accuracy"].mean().unstack(0)
     if args.plot:
         import matplotlib.pyplot as plt
 

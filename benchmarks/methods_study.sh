@@ -5,7 +5,8 @@
 #   benchmarks/methods_study.sh [OUT] [SETTING ...]
 # Environment: ROUNDS (10), STRATEGIES (all five), SEEDS (0,1,2), SET (extra `--set` arguments, e.g.
 # "--set revisit_epochs=8"), CACHE_FROM (a finished study's OUT: its transfer learning is
-# reused instead of recomputed, for schedules that change only the rounds).
+# reused instead of recomputed, for schedules that change only the rounds), RESUME=1 (continue an
+# interrupted study: finished trials are kept).
 set -euo pipefail
 OUT=${1:-runs/study}
 shift || true
@@ -19,7 +20,7 @@ run() {
   if [ -n "${CACHE_FROM:-}" ] && [ -d "$CACHE_FROM/$name/tune/transfer_cache" ]; then
     mkdir -p "$OUT/$name/tune" && cp -r "$CACHE_FROM/$name/tune/transfer_cache" "$OUT/$name/tune/"
   fi
-  fedmd-ray sweep --preset offline "$@" "${EXTRA[@]}" "${GRID[@]}" --out "$OUT/$name" -q
+  fedmd-ray sweep --preset offline "$@" "${EXTRA[@]}" "${GRID[@]}" --out "$OUT/$name" -q ${RESUME:+--resume}
 }
 for setting in ${SETTINGS[*]}; do
   case $setting in

@@ -35,3 +35,21 @@ def test_sweep_plots_show_a_field_swept_to_none(tmp_path):
     assert sorted(p.name for p in paths) == ["gain_heatmap.png", "gain_vs_collab_lr.png", "gain_vs_subset_size.png"]
     for path in paths:
         assert Image.open(path).size == (800, 500)
+
+
+def test_a_table_from_before_a_column_was_added_loads_with_nulls_there_and_bools_load(tmp_path):
+    """Columns added since the first release (`ADDED_COLUMNS`) may be missing from older tables; a
+    current table's boolean column (`private_refit`) is its own type, not a foreign one."""
+    import pyarrow.parquet as pq
+
+    from fedmd_ray.analysis.io import load_results
+    from fedmd_ray.analysis.schema import ADDED_COLUMNS, rows_to_table
+
+    rows = [dict(r, private_refit=r["round"] == 0) for r in _trial("a", None, [0.5, 0.6])]
+    current = rows_to_table([{k: v for k, v in r.items() if k not in ("trial_id", "collab_lr")} for r in rows])
+    pq.write_table(current, tmp_path / "now.parquet")
+    assert load_results(tmp_path / "now.parquet").column("private_refit").to_pylist() == [True, False]
+    pq.write_table(current.drop(list(ADDED_COLUMNS)), tmp_path / "older.parquet")
+    older = load_results(tmp_path / "older.parquet")
+    assert all(older.column(name).null_count == 2 for name in ADDED_COLUMNS)
+    assert older.column("test_accuracy").to_pylist() == [0.5, 0.6]

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from fedmd_ray.analysis.schema import RESULT_SCHEMA
+from fedmd_ray.analysis.schema import ADDED_COLUMNS, RESULT_SCHEMA
 from fedmd_ray.errors import ConfigError, DataError
 
 RESULTS_FILE = "results.parquet"
@@ -94,7 +94,11 @@ def load_results(path: str | os.PathLike[str]) -> pa.Table:
 
 def _result_table(table: pa.Table, where: str) -> pa.Table:
     """`table` if it has the result schema's columns, of compatible types, and rows (summaries index
-    round 0); DataError naming the first column that is missing or of another kind."""
+    round 0); DataError naming the first column that is missing or of another kind. Columns added
+    since the first release (`schema.ADDED_COLUMNS`) come back as nulls when an older table lacks them."""
+    for name in ADDED_COLUMNS:
+        if name not in table.column_names:
+            table = table.append_column(RESULT_SCHEMA.field(name), pa.nulls(table.num_rows, RESULT_SCHEMA.field(name).type))
     missing = [name for name in RESULT_SCHEMA.names if name not in table.column_names]
     if missing or table.num_rows == 0:
         what = f"lacks the columns {missing}" if missing else "has no rows"
@@ -116,6 +120,8 @@ def _compatible(actual: pa.DataType, expected: pa.DataType) -> bool:
         kinds += (pa.types.is_string, pa.types.is_large_string, pa.types.is_dictionary)
     elif pa.types.is_integer(expected):
         kinds += (pa.types.is_integer,)
+    elif pa.types.is_boolean(expected):
+        kinds += (pa.types.is_boolean,)
     else:
         kinds += (pa.types.is_floating, pa.types.is_integer)
     return any(bool(kind(actual)) for kind in kinds)

@@ -58,11 +58,12 @@ def rows_to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
     """Rows (dicts with the schema's keys) as a table sorted by phase order, round, party."""
     order = {p: i for i, p in enumerate(PHASES)}
     ordered = sorted(rows, key=lambda r: (r["run_id"], r["round"] or 0, order[r["phase"]], r["party"]))
-    return pa.Table.from_pylist([{**EMPTY_COUNTS, **r} for r in ordered], schema=RESULT_SCHEMA)
+    return pa.Table.from_pylist([{**ADDED_COLUMNS, **r} for r in ordered], schema=RESULT_SCHEMA)
 
 
-EMPTY_COUNTS = {name: None for name in ("bytes_sent", "bytes_received", "model_bytes", "train_accuracy",
-                                        "train_accuracy_batch_stats", "private_refit")}  # rows of older checkpoints
+# columns added since the first release: null in older checkpoints' rows and older tables
+ADDED_COLUMNS = {name: None for name in ("bytes_sent", "bytes_received", "model_bytes", "train_accuracy",
+                                         "train_accuracy_batch_stats", "private_refit")}
 
 
 STRATEGY_STATE_SCHEMA = pa.schema(
