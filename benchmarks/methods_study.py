@@ -4,7 +4,8 @@ Each setting is one `fedmd-ray sweep --grid strategy=... --grid seed=0,1,2` (the
 are in docs/methods.md); this script reads their `sweep.parquet` files and prints, per
 setting and strategy, mean ± spread over seeds of round 0, best round, final, upper
 bound, gain and MB moved, the worst round's change against round 0 and the worst party's
-final change against its own round 0 ("collaboration must not hurt"), and draws mean
+final change against its own round 0 ("collaboration must not hurt"), parties near chance at
+round 0 and parties whose stuck private fit was redone (`refits`), and draws mean
 accuracy by round per strategy.
 
     python benchmarks/methods_study.py runs/study/offline runs/study/noniid ... [--plot docs/img/methods.png]
@@ -49,8 +50,10 @@ def per_trial(df: pd.DataFrame, classes: int) -> pd.DataFrame:
             "final": by_round.iloc[-1], "upper": trial.loc[trial["phase"] == "upper_bound", "test_accuracy"].mean(),
             "gain": by_round.iloc[-1] - by_round.loc[0],
             "worst_round_change": (by_round.loc[1:] - by_round.loc[0]).min(),
+            "change_by_round": by_round.loc[1:] - by_round.loc[0],
             "worst_party_change": (last - base).min(),
             "near_chance": int((base < 1.5 / classes).sum()),
+            "refits": int(learn.loc[learn["phase"] == "transfer", "private_refit"].fillna(False).astype(bool).sum()),
             "mb": (moved := rounds["bytes_sent"].sum() + rounds["bytes_received"].sum()) / 1e6,
             # what weight exchange (FedAvg) would move: each party's parameters both ways, every round it was in
             "vs_weights": moved / (2 * rounds["party"].map(weights).sum()),
@@ -62,10 +65,15 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
     def spread(values: pd.Series) -> str:
         return f"{values.mean():.3f} ± {values.std(ddof=0):.3f}"
 
+    def worst_of_mean(changes: pd.Series) -> float:
+        """The lowest round of the seeds' mean curve (change against round 0)."""
+        return float(pd.concat(list(changes), axis=1).mean(axis=1).min())
+
     out = trials.groupby("strategy").agg(
         round0=("round0", spread), best=("best", spread), final=("final", spread), upper=("upper", spread),
         gain=("gain", spread), worst_round=("worst_round_change", "min"),
-        worst_party=("worst_party_change", "min"), near_chance=("near_chance", "sum"), mb=("mb", "mean"),
+        worst_mean_round=("change_by_round", worst_of_mean),
+        worst_party=("worst_party_change", "min"), near_chance=("near_chance", "sum"), refits=("refits", "sum"), mb=("mb", "mean"),
         vs_weights=("vs_weights", "mean"),
     )
     return out
