@@ -98,10 +98,14 @@ def main() -> None:
     parser.add_argument("settings", nargs="+", help="sweep output directories, one per setting")
     parser.add_argument("--plot", help="write the mean-accuracy-by-round plot here")
     parser.add_argument("--classes", type=int, nargs="*", help="private classes per setting (default 5)")
+    parser.add_argument("--until", type=int, help="only rounds up to this one: what a shorter run of the same trials "
+                        "reports (a round does not depend on how many follow it)")
     args = parser.parse_args()
     curves = {}
     for i, directory in enumerate(args.settings):
         df = fedmd_ray.load_results(Path(directory) / "sweep.parquet").to_pandas()
+        if args.until is not None:
+            df = df[df["round"].isna() | (df["round"] <= args.until)]
         trials = per_trial(df, (args.classes or [5] * len(args.settings))[i])
         print(f"\n## {Path(directory).name}\n")
         print(markdown(summarise(trials)))

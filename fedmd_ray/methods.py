@@ -73,14 +73,26 @@ class FedMDKL(Strategy):
             raise ConfigError(f"party_weights={party_weights!r} is not allowed: must be 'equal' or 'information'")
         self.temperature = temperature
         self.party_weights = party_weights
+        self.weights: npt.NDArray[np.float64] | None = None  # the last round's, by party id (absent: 0)
 
     def share(self, logits: torch.Tensor) -> torch.Tensor:
         return (logits / self.temperature).softmax(dim=1)
 
     def aggregate(self, scores: Scores, info: RoundInfo) -> Consensus:
         if self.party_weights == "information":
-            return weighted_mean_consensus(scores, information_weights(scores))
+            weights = information_weights(scores)
+            self.weights = np.zeros(info.n_parties)
+            self.weights[list(info.parties)] = weights
+            return weighted_mean_consensus(scores, weights)
         return mean_consensus(scores)
+
+    def state_dict(self) -> StrategyState:
+        """With `party_weights=information`, each round's weights (`strategy_state.parquet`: who had a
+        say); they are recomputed every round, so a resume needs them only to report them."""
+        return {} if self.weights is None else {"party_weights": self.weights.copy()}
+
+    def load_state_dict(self, state: StrategyState) -> None:
+        self.weights = state["party_weights"].astype(np.float64) if "party_weights" in state else None
 
     def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from fedmd_ray.training import kl_to_probabilities

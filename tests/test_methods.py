@@ -81,6 +81,12 @@ def test_information_weights_silence_a_party_that_answers_the_same_for_every_ima
     kl = FedMDKL(party_weights="information")
     consensus = kl.aggregate(probs[:2], INFO)
     np.testing.assert_allclose(consensus, telling, atol=1e-6)  # the one-class party has no say
+    kl.aggregate(probs[[2, 0]], RoundInfo(2, (2, 0), 3))  # party 1 sat the round out: no say
+    np.testing.assert_allclose(kl.state_dict()["party_weights"], [0.0, 0.0, 1.0], atol=1e-6)
+    restored = FedMDKL(party_weights="information")
+    restored.load_state_dict(kl.state_dict())
+    np.testing.assert_array_equal(restored.state_dict()["party_weights"], kl.state_dict()["party_weights"])
+    assert FedMDKL().state_dict() == {}
     np.testing.assert_allclose(FedMDKL().aggregate(probs[:2], INFO), [[1.0, 0.0], [0.5, 0.5]])
     with pytest.raises(ConfigError, match="party_weights='votes' is not allowed"):
         FedMDKL(party_weights="votes")
@@ -130,7 +136,8 @@ def test_an_absent_party_keeps_its_coefficients_and_gives_its_weight_to_the_othe
 
 @pytest.mark.parametrize("strategy", ["ds-fl", "fedmd-kl", "kt-pfl", "cronus"])
 def test_each_method_runs_end_to_end_with_bytes_counted(strategy, tmp_path):
-    config = fedmd_ray.preset("quick", strategy=strategy, **LOCAL)
+    extra = {"party_weights": "information"} if strategy == "fedmd-kl" else {}  # `equal`: the unit test's
+    config = fedmd_ray.preset("quick", strategy=strategy, **extra, **LOCAL)
     table = fedmd_ray.run(config, out_dir=tmp_path, verbose=False)
     rows = table.to_pylist()
     rounds = [r for r in rows if r["phase"] == "collaborate"]
@@ -148,6 +155,10 @@ def test_each_method_runs_end_to_end_with_bytes_counted(strategy, tmp_path):
         last = np.reshape(history[-1]["values"], history[-1]["shape"])
         np.testing.assert_allclose(last, load_checkpoint(tmp_path).strategy_state["coefficients"])
         np.testing.assert_allclose(last.sum(axis=1), 1.0)
+    if strategy == "fedmd-kl":  # who had a say, round by round
+        history = pq.read_table(tmp_path / "strategy_state.parquet").to_pylist()
+        assert [(h["round"], h["name"], h["shape"]) for h in history] == [(r, "party_weights", [3]) for r in (1, 2)]
+        assert all(sum(h["values"]) == pytest.approx(1.0) and min(h["values"]) >= 0 for h in history)
 
 
 def test_the_summary_reports_megabytes_against_weight_exchange():
