@@ -93,8 +93,8 @@ def information_weights(probabilities: Scores) -> npt.NDArray[np.float64]:
     Why: a party that answers the same for every image (one that saw a single private class) or
     answers at random has I = 0 and no say; parties that tell the images apart share the vote by
     how well they do. Computed from the shared scores alone: nothing else crosses."""
+    _check(probabilities)
     p = probabilities.astype(np.float64)  # (parties, n, classes)
-    _check(p)
 
     def entropy(q: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         result: npt.NDArray[np.float64] = -(q * np.log(np.clip(q, 1e-12, None))).sum(axis=-1)

@@ -98,7 +98,8 @@ def _result_table(table: pa.Table, where: str) -> pa.Table:
     since the first release (`schema.ADDED_COLUMNS`) come back as nulls when an older table lacks them."""
     for name in ADDED_COLUMNS:
         if name not in table.column_names:
-            table = table.append_column(RESULT_SCHEMA.field(name), pa.nulls(table.num_rows, RESULT_SCHEMA.field(name).type))
+            field = RESULT_SCHEMA.field(name)
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
     missing = [name for name in RESULT_SCHEMA.names if name not in table.column_names]
     if missing or table.num_rows == 0:
         what = f"lacks the columns {missing}" if missing else "has no rows"

@@ -93,7 +93,8 @@ def transfer_health(rows: Iterable[Row], private_classes: int) -> list[str]:
         if accuracy is not None and accuracy < NEAR_CHANCE * chance:
             warnings.append(
                 f"{who} ended transfer learning near chance ({accuracy:.3f}; chance {chance:.3f} for {private_classes} "
-                "classes): it did not learn its private classes; give it more private_epochs or another model"
+                "classes): it did not learn its private classes, or its share holds (almost) only one of them "
+                "(partition=noniid); for the former give it more private_epochs, head_epochs or another model"
             )
         if r.get("private_refit"):
             warnings.append(
