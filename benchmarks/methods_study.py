@@ -73,7 +73,8 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
         round0=("round0", spread), best=("best", spread), final=("final", spread), upper=("upper", spread),
         gain=("gain", spread), worst_round=("worst_round_change", "min"),
         worst_mean_round=("change_by_round", worst_of_mean),
-        worst_party=("worst_party_change", "min"), near_chance=("near_chance", "sum"), refits=("refits", "sum"), mb=("mb", "mean"),
+        worst_party=("worst_party_change", "min"), near_chance=("near_chance", "sum"), refits=("refits", "sum"),
+        mb=("mb", "mean"),
         vs_weights=("vs_weights", "mean"),
     )
     return out
@@ -110,7 +111,8 @@ def main() -> None:
         print(f"\n## {Path(directory).name}\n")
         print(markdown(summarise(trials)))
         learn = df[df["phase"] != "upper_bound"]
-        curves[Path(directory).name] = with_method(learn).groupby(["method", "round"])["test_accuracy"].mean().unstack(0)
+        by_method = with_method(learn).groupby(["method", "round"])["test_accuracy"]
+        curves[Path(directory).name] = by_method.mean().unstack(0)
     if args.plot:
         import matplotlib.pyplot as plt
 

@@ -17,12 +17,18 @@ Consensus = npt.NDArray[np.float32]  # (n_align, classes)
 Aggregator = Callable[[Scores], Consensus]
 
 
-def mean_consensus(scores: Scores) -> Consensus:
-    """The paper's rule: the plain mean of the parties' logits."""
+def _ordered_sum(scores: Scores, weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """sum_i weights_i * scores_i in float64, in party order (fixed order => bit-identical sums)."""
     _check(scores)
     total = np.zeros(scores.shape[1:], dtype=np.float64)
-    for party_scores in scores:  # fixed party order => bit-identical sums
-        total += party_scores
+    for weight, party_scores in zip(weights, scores):
+        total += weight * party_scores
+    return total
+
+
+def mean_consensus(scores: Scores) -> Consensus:
+    """The paper's rule: the plain mean of the parties' logits."""
+    total = _ordered_sum(scores, np.ones(len(scores)))
     consensus: Consensus = (total / scores.shape[0]).astype(np.float32)
     return consensus
 
@@ -110,11 +116,7 @@ def information_weights(probabilities: Scores) -> npt.NDArray[np.float64]:
 
 def weighted_mean_consensus(scores: Scores, weights: npt.NDArray[np.float64]) -> Consensus:
     """sum_i weights_i * scores_i (weights summing to 1), in party order."""
-    _check(scores)
-    total = np.zeros(scores.shape[1:], dtype=np.float64)
-    for weight, party_scores in zip(weights, scores):
-        total += weight * party_scores
-    consensus: Consensus = total.astype(np.float32)
+    consensus: Consensus = _ordered_sum(scores, weights).astype(np.float32)
     return consensus
 
 

@@ -145,12 +145,12 @@ class Participant:
         if not cfg.refit_head_epochs or self._head is None:
             self._fit_once(x, y, epochs, cfg.head_epochs)
             return False
-        start = {k: v.clone() for k, v in self.model.state_dict().items()}
+        start = self._weights()
         self._fit_once(x, y, epochs, cfg.head_epochs)
         first, _ = training.evaluate(self.model, x, y, batch_size=self._eval_batch)
         if not training.fit_is_stuck(first, y):
             return False
-        first_fit = {k: v.clone() for k, v in self.model.state_dict().items()}
+        first_fit = self._weights()
         self.model.load_state_dict(start)
         self._fit_once(x, y, epochs, max(cfg.head_epochs, cfg.refit_head_epochs))
         second, _ = training.evaluate(self.model, x, y, batch_size=self._eval_batch)
@@ -158,6 +158,10 @@ class Participant:
             self.model.load_state_dict(first_fit)
             return False
         return True
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        """A copy of the model's state, to return to with `load_state_dict`."""
+        return {k: v.clone() for k, v in self.model.state_dict().items()}
 
     def _fit_once(self, x: torch.Tensor, y: torch.Tensor, epochs: int | None, head_epochs: int) -> None:
         """The output layer alone for `head_epochs`, then the whole model for `epochs` (default
@@ -182,7 +186,7 @@ class Participant:
     def _upper_bound(self) -> Evaluation:
         """Train a copy of the pretrained model on all parties' private data."""
         start = time.perf_counter()
-        pretrained = {k: v.clone() for k, v in self.model.state_dict().items()}
+        pretrained = self._weights()
         idx = self.data.union_idx
         x = torch.from_numpy(self.data.pool_x[idx]).to(self.device)
         y = torch.from_numpy(self.data.pool_y[idx]).to(self.device)
