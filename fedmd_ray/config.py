@@ -170,7 +170,8 @@ class FedMDConfig:
     """Alignment subset size, redrawn from the public set every round (stratified)."""
     strategy: StrategyEntry = setting("fedmd", role="result", plugin="strategy")
     """The distillation method: `fedmd` (the paper; uses `aggregator`, `digest_loss`, `temperature`), a
-    registered name, an import path 'pkg.mod:MyStrategy', or (Python) a Strategy (see docs/extending.md)."""
+    registered name (`fedmd_ray/methods.py`; `local`: the no-collaboration control), an import path
+    'pkg.mod:MyStrategy', or (Python) a Strategy (see docs/extending.md)."""
     aggregator: str = setting("mean", role="result")
     """`fedmd`'s consensus: mean (paper), standardized_mean, median, trimmed_mean (`trim_fraction`)."""
     digest_loss: DigestLoss = setting("l1", role="result")
@@ -190,7 +191,7 @@ class FedMDConfig:
     kt_lr: float = setting(0.05, role="result", bounds=POSITIVE)
     """`kt-pfl`'s step size for the knowledge-coefficient matrix (one projected gradient step per round)."""
     digest_epochs: int = setting(1, role="result", bounds=NON_NEGATIVE)
-    """Epochs on the alignment subset per round."""
+    """Epochs on the alignment subset per round (0: no collaboration, like `strategy=local`)."""
     digest_batch_size: int = setting(256, role="result", bounds=AT_LEAST_1)
     """Batch size of the digest step (paper: 256)."""
     revisit_epochs: int = setting(2, role="result", bounds=NON_NEGATIVE)

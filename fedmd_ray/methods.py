@@ -10,6 +10,7 @@ Registered names (`strategy=...`) and the config fields that parameterise them:
 | `ds-fl` | Itahara et al. 2020 | probabilities | one: entropy-reduced mean | cross-entropy | era_temperature |
 | `fedmd-kl` | FedDF (Lin et al. 2020), heterogeneous | probabilities at T | one: mean (`party_weights`) | KL x T^2 | temperature, party_weights |
 | `kt-pfl` | Zhang et al. 2021 | probabilities at T | one per party: sum_j c_ij P_j | KL x T^2 | temperature, kt_rho, kt_lr |
+| `local` | no collaboration (the control) | nothing | none | none | |
 
 Aggregation is numpy (`fedmd_ray.aggregation`), losses torch (`fedmd_ray.training`,
 imported where a party calls them), so the driver stays free of torch.
@@ -132,3 +133,13 @@ class KTpFL(FedMDKL):
 
     def load_state_dict(self, state: StrategyState) -> None:
         self.coefficients = state["coefficients"].astype(np.float64) if "coefficients" in state else None
+
+
+class Local(Strategy):
+    """The no-collaboration control ("local training" in FL benchmarks, e.g. FL-bench's Local-Only):
+    every round each party only revisits its private data (`revisit_epochs`) and is evaluated;
+    nothing is shared or digested, no bytes cross. Beside a method in one sweep
+    (`--grid strategy=fedmd,local`) it separates what collaboration adds from what the rounds'
+    extra private training adds on its own: the method's gain over round 0 holds both."""
+
+    collaborates = False

@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +64,11 @@ class Strategy:
     `load_state_dict` when they need to. Constructor parameters named like config
     fields (e.g. `temperature`) are filled from the config by `from_config`.
     """
+
+    # False: a round shares nothing and digests nothing, parties only revisit their private data
+    # (the no-collaboration control, `methods.Local`); `share`, `aggregate` and `digest_loss` are
+    # never called. A run with `digest_epochs=0` rounds the same way.
+    collaborates: ClassVar[bool] = True
 
     def share(self, logits: torch.Tensor) -> torch.Tensor:
         """What a party sends for its alignment subset: `(n_align, classes)`; default its logits."""
@@ -205,6 +210,8 @@ def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
     probe must not change its state)."""
     import torch
 
+    if not strategy.collaborates:
+        return  # nothing of it runs
     trial = copy.deepcopy(strategy)
     name = type(strategy).__name__
     generator = torch.Generator().manual_seed(0)
@@ -233,9 +240,10 @@ def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
 
 def _register_the_family() -> None:
     """The built-in methods of `fedmd_ray.methods`, registered as a user's would be."""
-    from fedmd_ray.methods import DSFL, Cronus, FedMDKL, KTpFL
+    from fedmd_ray.methods import DSFL, Cronus, FedMDKL, KTpFL, Local
 
-    for name, method in (("cronus", Cronus), ("ds-fl", DSFL), ("fedmd-kl", FedMDKL), ("kt-pfl", KTpFL)):
+    for name, method in (("cronus", Cronus), ("ds-fl", DSFL), ("fedmd-kl", FedMDKL), ("kt-pfl", KTpFL),
+                         ("local", Local)):
         STRATEGIES.register(name, method, builtin=True)
 
 

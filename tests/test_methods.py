@@ -16,6 +16,7 @@ from fedmd_ray.aggregation import (
 )
 from fedmd_ray.checkpoint import load_checkpoint
 from fedmd_ray.errors import ConfigError
+from fedmd_ray.actors.participant import Participant
 from fedmd_ray.methods import DSFL, Cronus, FedMDKL, KTpFL
 from fedmd_ray.strategy import STRATEGIES, resolve_strategy
 
@@ -24,7 +25,7 @@ INFO = RoundInfo(1, (0, 1), 2)
 
 
 def test_the_family_is_registered_like_a_users_strategy():
-    assert STRATEGIES.names()[:5] == ["fedmd", "cronus", "ds-fl", "fedmd-kl", "kt-pfl"]
+    assert STRATEGIES.names()[:6] == ["fedmd", "cronus", "ds-fl", "fedmd-kl", "kt-pfl", "local"]
     config = fedmd_ray.preset("quick", temperature=2.0, era_temperature=0.2, kt_rho=0.3, kt_lr=0.1, trim_fraction=0.25)
     assert resolve_strategy("ds-fl", config).era_temperature == 0.2
     kt = resolve_strategy("kt-pfl", config)
@@ -159,6 +160,31 @@ def test_each_method_runs_end_to_end_with_bytes_counted(strategy, tmp_path):
         history = pq.read_table(tmp_path / "strategy_state.parquet").to_pylist()
         assert [(h["round"], h["name"], h["shape"]) for h in history] == [(r, "party_weights", [3]) for r in (1, 2)]
         assert all(sum(h["values"]) == pytest.approx(1.0) and min(h["values"]) >= 0 for h in history)
+
+
+def test_local_is_the_no_collaboration_control(monkeypatch):
+    """`strategy=local`: parties only revisit, nothing is scored or digested, 0 bytes cross; the same
+    run as a method with `digest_epochs=0`, which rounds the same way."""
+    from fedmd_ray.analysis.summary import format_run
+
+    revisits = []
+    monkeypatch.setattr(Participant, "revisit", lambda self, _real=Participant.revisit: revisits.append(1) or _real(self))
+    table = fedmd_ray.run(fedmd_ray.preset("quick", strategy="local", **LOCAL), verbose=False)
+    assert len(revisits) == 3 * 2  # every party, every round
+    rounds = [r for r in table.to_pylist() if r["phase"] == "collaborate"]
+    assert len(rounds) == 6 and all(r["bytes_sent"] == r["bytes_received"] == 0 for r in rounds)
+    assert "communication: 0.0 MB moved in the rounds (0.00% of the" in format_run(table)
+
+    def never(self, *args):
+        raise AssertionError("a round without collaboration scored or digested")
+
+    monkeypatch.setattr(Participant, "communicate", never)
+    monkeypatch.setattr(Participant, "digest", never)
+    same = fedmd_ray.run(fedmd_ray.preset("quick", strategy="local", **LOCAL), verbose=False)
+    no_digest = fedmd_ray.run(fedmd_ray.preset("quick", digest_epochs=0, **LOCAL), verbose=False)
+    accuracy = [r["test_accuracy"] for r in table.to_pylist()]
+    assert [r["test_accuracy"] for r in same.to_pylist()] == accuracy
+    assert [r["test_accuracy"] for r in no_digest.to_pylist()] == accuracy
 
 
 def test_the_summary_reports_megabytes_against_weight_exchange():

@@ -122,19 +122,39 @@ class Driver:
     def run_round(self, round_: int) -> list[Row]:
         """sample the alignment subset -> communicate -> aggregate -> distribute -> digest ->
         revisit -> evaluate (the last three in one call to each party, which also scores the
-        next round's subset: pipelining)."""
+        next round's subset: pipelining). Without collaboration (`collaborates`) parties only revisit
+        and are evaluated."""
         self._restarted = set()
         absent = self.absent(round_)
         present = [p for p in self._active() if p not in absent]
+        if not self.collaborates:
+            results = self.revisit_evaluate(round_, present)
+            return self._round_rows(round_, absent, results, dict.fromkeys(results, (0, 0)))
         align_idx = self.sample_alignment(round_)
         scores = self.communicate(round_, present, align_idx)
-        results: dict[int, RoundResult] = {}
+        results = {}
         traffic: dict[int, tuple[int, int]] = {}
         if scores:
             targets = self.aggregate(round_, scores)
             distributed = self.distribute(targets, sorted(scores))
             results = self.digest_revisit_evaluate(round_, sorted(scores), align_idx, distributed)
             traffic = self.traffic(round_, scores, align_idx, targets)
+        return self._round_rows(round_, absent, results, traffic)
+
+    @property
+    def collaborates(self) -> bool:
+        """False for the no-collaboration control (`Strategy.collaborates`, or `digest_epochs=0`): a
+        round then samples, shares and aggregates nothing."""
+        return self.strategy.collaborates and self.config.digest_epochs > 0
+
+    def revisit_evaluate(self, round_: int, parties: list[int]) -> dict[int, RoundResult]:
+        """A round without collaboration: each party revisits its private data and is evaluated."""
+        return self._run(DigestRevisitEvaluate(round_, None, None, None), round_, parties, save=self._save)
+
+    def _round_rows(
+        self, round_: int, absent: set[int], results: dict[int, RoundResult], traffic: dict[int, tuple[int, int]]
+    ) -> list[Row]:
+        """One row per party of the run: the present ones' results and bytes, the others' status."""
         rows = []
         for p in self.models:
             row = self._row(p, "collaborate", round_, results[p].evaluation if p in results else None,

@@ -209,17 +209,19 @@ class Participant:
     def collaborate(
         self,
         round_: int,
-        align_idx: npt.NDArray[np.int64],
-        target: npt.NDArray[np.float32],
+        align_idx: npt.NDArray[np.int64] | None,
+        target: npt.NDArray[np.float32] | None,
         next_align_idx: npt.NDArray[np.int64] | None = None,
     ) -> RoundResult:
         """This party's part of round `round_`, in the paper's order: digest its target, revisit
         its private data, evaluate; then, with `next_align_idx`, score the next round's subset
-        (the model will not change before then: it saves a call and a wait per party per round)."""
+        (the model will not change before then: it saves a call and a wait per party per round).
+        Without a target (no collaboration) it revisits and is evaluated."""
         start = time.perf_counter()
         self.round = round_
         maybe_fail(self.party, self.round, "digest")
-        self.digest(align_idx, target)
+        if align_idx is not None and target is not None:
+            self.digest(align_idx, target)
         maybe_fail(self.party, self.round, "revisit")
         self.revisit()
         with self._step("evaluate"):

@@ -75,15 +75,18 @@ class Communicate(PartyTask[npt.NDArray[np.float32]]):
 @dataclass(frozen=True)
 class DigestRevisitEvaluate(PartyTask[RoundResult]):
     """The party's half of a round: digest its target, revisit its private data, evaluate; with
-    `next_align_idx`, also score the next round's subset (pipelining)."""
+    `next_align_idx`, also score the next round's subset (pipelining). Without targets (a round
+    without collaboration) the party only revisits and is evaluated."""
 
     round: int
-    align_idx: Indices
-    targets: Distributed
+    align_idx: Indices | None
+    targets: Distributed | None
     next_align_idx: Indices | None
     phase: ClassVar[str] = "digest/revisit/evaluate"
 
     def run(self, participant: Participant) -> RoundResult:
+        if self.targets is None or self.align_idx is None:
+            return participant.collaborate(self.round, None, None, self.next_align_idx)
         target = self.targets.for_party(participant.party)
         return participant.collaborate(self.round, self.align_idx, target, self.next_align_idx)
 

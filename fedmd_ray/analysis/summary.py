@@ -66,7 +66,7 @@ def format_summary(summary: RunSummary) -> str:
         f"{over}"
     )
     moved = summary.traffic
-    if moved.moved:
+    if moved.moved or moved.weights:  # a control run (`strategy=local`) moves 0 MB
         ratio = "" if moved.ratio is None else f" ({moved.ratio:.2%} of the {moved.weights / 1e6:.1f} MB that " \
             "exchanging weights would move)"
         line += f"\ncommunication: {moved.moved / 1e6:.1f} MB moved in the rounds{ratio}"
