@@ -6,7 +6,10 @@ setting and strategy, mean ± spread over seeds of round 0, best round, final, u
 bound, gain and MB moved, the worst round's change against round 0 and the worst party's
 final change against its own round 0 ("collaboration must not hurt"), parties near chance at
 round 0 and parties whose stuck private fit was redone (`refits`), and draws mean
-accuracy by round per strategy.
+accuracy by round per strategy. With a no-collaboration control (`strategy=local` in the same
+sweep, or `--control` sweeps), `vs_control` is each method's final accuracy minus the control's
+for the same seed (what collaboration adds beyond the rounds' extra private training), and
+`worst_party_vs_control` the worst party's final against its own in the control.
 
     python benchmarks/methods_study.py runs/study/offline runs/study/noniid ... [--plot docs/img/methods.png]
 """
@@ -34,8 +37,16 @@ def with_method(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(method=labels)
 
 
-def per_trial(df: pd.DataFrame, classes: int) -> pd.DataFrame:
-    """One row per trial (method, seed) with the study's figures (`classes`: private classes)."""
+def final_by_party(df: pd.DataFrame) -> pd.Series:
+    """Accuracy of the last round, per (seed, party)."""
+    learn = df[df["phase"] != "upper_bound"]
+    return learn[learn["round"] == learn["round"].max()].set_index(["seed", "party"])["test_accuracy"]
+
+
+def per_trial(df: pd.DataFrame, classes: int, control: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per trial (method, seed) with the study's figures (`classes`: private classes; `control`:
+    the no-collaboration control's trials, for `vs_control`)."""
+    control_final = None if control is None else final_by_party(control)
     rows = []
     for (strategy, seed), trial in with_method(df).groupby(["method", "seed"]):
         learn = trial[trial["phase"] != "upper_bound"]
@@ -58,6 +69,9 @@ def per_trial(df: pd.DataFrame, classes: int) -> pd.DataFrame:
             # what weight exchange (FedAvg) would move: each party's parameters both ways, every round it was in
             "vs_weights": moved / (2 * rounds["party"].map(weights).sum()),
         })
+        if control_final is not None:  # each party against itself in the control (same seed)
+            against = last - control_final.xs(seed).reindex(last.index)
+            rows[-1].update(vs_control=against.mean(), worst_party_vs_control=against.min())
     return pd.DataFrame(rows)
 
 
@@ -69,15 +83,16 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
         """The lowest round of the seeds' mean curve (change against round 0)."""
         return float(pd.concat(list(changes), axis=1).mean(axis=1).min())
 
-    out = trials.groupby("strategy").agg(
+    control = {"vs_control": ("vs_control", spread), "worst_party_vs_control": ("worst_party_vs_control", "min")} \
+        if "vs_control" in trials else {}
+    return trials.groupby("strategy").agg(
         round0=("round0", spread), best=("best", spread), final=("final", spread), upper=("upper", spread),
-        gain=("gain", spread), worst_round=("worst_round_change", "min"),
+        gain=("gain", spread), **control, worst_round=("worst_round_change", "min"),
         worst_mean_round=("change_by_round", worst_of_mean),
         worst_party=("worst_party_change", "min"), near_chance=("near_chance", "sum"), refits=("refits", "sum"),
         mb=("mb", "mean"),
         vs_weights=("vs_weights", "mean"),
     )
-    return out
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -94,20 +109,28 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def load(directory: str, until: int | None) -> pd.DataFrame:
+    """A sweep's results; with `until`, only rounds up to it."""
+    df = fedmd_ray.load_results(Path(directory) / "sweep.parquet").to_pandas()
+    return df if until is None else df[df["round"].isna() | (df["round"] <= until)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("settings", nargs="+", help="sweep output directories, one per setting")
     parser.add_argument("--plot", help="write the mean-accuracy-by-round plot here")
     parser.add_argument("--classes", type=int, nargs="*", help="private classes per setting (default 5)")
+    parser.add_argument("--control", nargs="*", help="per setting, a sweep of the no-collaboration control "
+                        "(`strategy=local`, or `digest_epochs=0`) to compare finals with (default: the setting's "
+                        "own `local` trials, if any)")
     parser.add_argument("--until", type=int, help="only rounds up to this one: what a shorter run of the same trials "
                         "reports (a round does not depend on how many follow it)")
     args = parser.parse_args()
     curves = {}
     for i, directory in enumerate(args.settings):
-        df = fedmd_ray.load_results(Path(directory) / "sweep.parquet").to_pandas()
-        if args.until is not None:
-            df = df[df["round"].isna() | (df["round"] <= args.until)]
-        trials = per_trial(df, (args.classes or [5] * len(args.settings))[i])
+        df = load(directory, args.until)
+        control = load(args.control[i], args.until) if args.control else df[df["strategy"] == "local"]
+        trials = per_trial(df, (args.classes or [5] * len(args.settings))[i], None if control.empty else control)
         print(f"\n## {Path(directory).name}\n")
         print(markdown(summarise(trials)))
         learn = df[df["phase"] != "upper_bound"]
