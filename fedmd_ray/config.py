@@ -200,6 +200,13 @@ class FedMDConfig:
     """Batch size of the revisit step."""
     collab_lr: float | None = setting(None, role="result", bounds=POSITIVE)
     """Adam learning rate for digest and revisit; None = `lr`."""
+    swa: bool = setting(False, role="result")
+    """Stochastic weight averaging over rounds (Izmailov et al. 2018, arXiv 1803.05407): each party's
+    model is the running average of its weights after every round (batch-norm statistics averaged
+    alike); that average is what is evaluated and reported (and saved in checkpoints), while the
+    party keeps training, scoring and collaborating with its own weights. A model that a few more
+    epochs on 15 private images move by a point either way ends at the average of where the rounds
+    took it. Off by default: the paper's algorithm; on in the recommended recipe (docs/methods.md)."""
 
     # --- references ---------------------------------------------------------
     upper_bound: bool = setting(True)

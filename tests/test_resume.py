@@ -175,3 +175,22 @@ def test_resuming_a_finished_run_writes_its_table_again(reference, tmp_path):
     (out / "results.parquet").unlink()
     resumed = fedmd_ray.run(fedmd_ray.preset("quick", **SLOW), out_dir=out, resume=True, verbose=False)
     assert _metrics(pq.read_table(out / "results.parquet")) == _metrics(resumed) == _metrics(table)
+
+
+def test_a_resumed_swa_run_continues_from_the_saved_average(tmp_path, monkeypatch):
+    """`swa`: the running average is party state; a run stopped in round 3 resumes to the same table."""
+    from fedmd_ray.errors import PartyFailure
+    from fedmd_ray.faults import VARIABLE
+
+    config = fedmd_ray.preset("quick", swa=True, on_party_failure="fail", backend="local", rounds=3, torch_threads=1)
+    straight = fedmd_ray.run(config, out_dir=tmp_path / "straight", verbose=False)
+    monkeypatch.setenv(VARIABLE, "party=1,round=3,method=digest,action=raise")
+    with pytest.raises(PartyFailure):
+        fedmd_ray.run(config, out_dir=tmp_path / "resumed", verbose=False)
+    assert load_checkpoint(tmp_path / "resumed").round == 2
+    monkeypatch.delenv(VARIABLE)
+    resumed = fedmd_ray.run(config, out_dir=tmp_path / "resumed", resume=True, verbose=False)
+    assert _metrics(resumed) == _metrics(straight)
+    plain = fedmd_ray.run(config.replace(swa=False), verbose=False)
+    assert [r["test_loss"] for r in _metrics(plain) if r["round"] == 3] != \
+        [r["test_loss"] for r in _metrics(straight) if r["round"] == 3]

@@ -10,6 +10,7 @@ turns into a Ray actor and `actors.local_pool.LocalPool` calls in-process.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import io
 import os
@@ -87,6 +88,9 @@ class Participant:
         if self._head is None and config.refit_head_epochs:
             with contextlib.suppress(ConfigError):  # a model without a findable output layer is not refitted
                 self._head = output_layer(self.model, setup.n_classes, spec.model.name)
+        self._average: dict[str, torch.Tensor] = {}  # with `swa`: the running average of the rounds' weights
+        self._averaged = 0  # rounds in it
+        self._average_model: torch.nn.Module | None = None  # evaluates the average
         self._digest_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
         self._revisit_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
         # what a weight-averaging method would send each way per round (communication accounting)
@@ -225,7 +229,7 @@ class Participant:
         maybe_fail(self.party, self.round, "revisit")
         self.revisit()
         with self._step("evaluate"):
-            evaluation = self.evaluate(start)
+            evaluation = self.evaluate(start, self._update_average() if self.config.swa else self.model)
         next_scores = None if next_align_idx is None else self.communicate(next_align_idx)
         return RoundResult(evaluation, next_scores)
 
@@ -253,15 +257,35 @@ class Participant:
             self._precise_bn(self._private[0])
             return loss
 
-    def evaluate(self, start: float) -> Evaluation:
-        """Accuracy and loss on the private task's test set; seconds since `start`."""
-        accuracy, loss = training.evaluate(self.model, *self.data.test, batch_size=self._eval_batch)
+    def _update_average(self) -> torch.nn.Module:
+        """Add this round's weights to their running average (`swa`; float64, integer buffers as they
+        are now) and return a model holding the average."""
+        self._averaged += 1
+        for name, value in self.model.state_dict().items():
+            if not value.is_floating_point() or name not in self._average:
+                self._average[name] = value.detach().to(torch.float64 if value.is_floating_point() else value.dtype,
+                                                        copy=True)
+            else:
+                self._average[name] += (value.detach().double() - self._average[name]) / self._averaged
+        if self._average_model is None:
+            self._average_model = copy.deepcopy(self.model)
+        state = self.model.state_dict()
+        self._average_model.load_state_dict({k: v.to(state[k].dtype) for k, v in self._average.items()})
+        return self._average_model
+
+    def evaluate(self, start: float, model: torch.nn.Module | None = None) -> Evaluation:
+        """Accuracy and loss of `model` (default: the party's) on the private task's test set; seconds
+        since `start`."""
+        model = self.model if model is None else model
+        accuracy, loss = training.evaluate(model, *self.data.test, batch_size=self._eval_batch)
         return Evaluation(accuracy, loss, time.perf_counter() - start)
 
     # --- state (transfer cache, checkpoints) ----------------------------------------
     def export_state(self, include_optimizers: bool = True) -> PartyState:
         """Model (+ optimizers) and RNG stream, serialized; read back with `import_state`."""
         state: dict[str, Any] = {"model": self.model.state_dict(), "rng": self._rng_state, "round": self.round}
+        if self._averaged:
+            state["average"], state["averaged"] = self._average, self._averaged
         if include_optimizers:
             state["digest_opt"] = self._digest_opt.state_dict()
             state["revisit_opt"] = self._revisit_opt.state_dict()
@@ -275,6 +299,7 @@ class Participant:
         self.model.load_state_dict(state["model"])
         self._rng_state = state["rng"].cpu()
         self.round = int(state.get("round", 0))
+        self._average, self._averaged = state.get("average", {}), int(state.get("averaged", 0))
         if "digest_opt" in state:
             self._digest_opt.load_state_dict(state["digest_opt"])
             self._revisit_opt.load_state_dict(state["revisit_opt"])
