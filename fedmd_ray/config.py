@@ -201,12 +201,14 @@ class FedMDConfig:
     collab_lr: float | None = setting(None, role="result", bounds=POSITIVE)
     """Adam learning rate for digest and revisit; None = `lr`."""
     swa: bool = setting(False, role="result")
-    """Stochastic weight averaging over rounds (Izmailov et al. 2018, arXiv 1803.05407): each party's
-    model is the running average of its weights after every round (batch-norm statistics averaged
-    alike); that average is what is evaluated and reported (and saved in checkpoints), while the
-    party keeps training, scoring and collaborating with its own weights. A model that a few more
-    epochs on 15 private images move by a point either way ends at the average of where the rounds
-    took it. Off by default: the paper's algorithm; on in the recommended recipe (docs/methods.md)."""
+    """Stochastic weight averaging over the last half of the rounds (tail averaging; Izmailov et al.
+    2018, arXiv 1803.05407): from round `rounds // 2 + 1` on, each party's reported model is the
+    running average of its weights after each of those rounds (batch-norm statistics averaged
+    alike), kept in its state (checkpoints, restarts); the party keeps training, scoring and
+    collaborating with its own weights. Where a party's accuracy swings from round to round, the
+    run ends at the average of the swings instead of the last one. Off by default: the paper's
+    algorithm (docs/methods.md measures it). Rounds before the window report the party's own weights,
+    so a round's value depends on `rounds`."""
 
     # --- references ---------------------------------------------------------
     upper_bound: bool = setting(True)

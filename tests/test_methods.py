@@ -168,7 +168,8 @@ def test_local_is_the_no_collaboration_control(monkeypatch):
     from fedmd_ray.analysis.summary import format_run
 
     revisits = []
-    monkeypatch.setattr(Participant, "revisit", lambda self, _real=Participant.revisit: revisits.append(1) or _real(self))
+    real = Participant.revisit
+    monkeypatch.setattr(Participant, "revisit", lambda self: revisits.append(1) or real(self))
     table = fedmd_ray.run(fedmd_ray.preset("quick", strategy="local", **LOCAL), verbose=False)
     assert len(revisits) == 3 * 2  # every party, every round
     rounds = [r for r in table.to_pylist() if r["phase"] == "collaborate"]

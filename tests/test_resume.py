@@ -183,6 +183,7 @@ def test_a_resumed_swa_run_continues_from_the_saved_average(tmp_path, monkeypatc
     from fedmd_ray.faults import VARIABLE
 
     config = fedmd_ray.preset("quick", swa=True, on_party_failure="fail", backend="local", rounds=3, torch_threads=1)
+    # 3 rounds: the average starts at round 2, so round 3 needs round 2's weights from the checkpoint
     straight = fedmd_ray.run(config, out_dir=tmp_path / "straight", verbose=False)
     monkeypatch.setenv(VARIABLE, "party=1,round=3,method=digest,action=raise")
     with pytest.raises(PartyFailure):

@@ -88,7 +88,7 @@ class Participant:
         if self._head is None and config.refit_head_epochs:
             with contextlib.suppress(ConfigError):  # a model without a findable output layer is not refitted
                 self._head = output_layer(self.model, setup.n_classes, spec.model.name)
-        self._average: dict[str, torch.Tensor] = {}  # with `swa`: the running average of the rounds' weights
+        self._average: dict[str, torch.Tensor] = {}  # with `swa`: the running average of the last rounds' weights
         self._averaged = 0  # rounds in it
         self._average_model: torch.nn.Module | None = None  # evaluates the average
         self._digest_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
@@ -229,7 +229,8 @@ class Participant:
         maybe_fail(self.party, self.round, "revisit")
         self.revisit()
         with self._step("evaluate"):
-            evaluation = self.evaluate(start, self._update_average() if self.config.swa else self.model)
+            averaging = self.config.swa and round_ > self.config.rounds // 2
+            evaluation = self.evaluate(start, self._update_average() if averaging else self.model)
         next_scores = None if next_align_idx is None else self.communicate(next_align_idx)
         return RoundResult(evaluation, next_scores)
 
