@@ -22,3 +22,25 @@ def ray_cluster():
         yield ray
     finally:
         ray.shutdown()
+
+
+@pytest.fixture
+def stopped_and_resumed(tmp_path, monkeypatch):
+    """`(config) -> (straight, resumed)`: the run uninterrupted, and the same run stopped by a party
+    failure in its last round (`on_party_failure=fail`, checkpoint of the round before), then resumed."""
+    import fedmd_ray
+    from fedmd_ray.checkpoint import load_checkpoint
+    from fedmd_ray.errors import PartyFailure
+    from fedmd_ray.faults import VARIABLE
+
+    def run(config):
+        config = config.replace(on_party_failure="fail")
+        straight = fedmd_ray.run(config, out_dir=tmp_path / "straight", verbose=False)
+        monkeypatch.setenv(VARIABLE, f"party=1,round={config.rounds},method=digest,action=raise")
+        with pytest.raises(PartyFailure):
+            fedmd_ray.run(config, out_dir=tmp_path / "resumed", verbose=False)
+        assert load_checkpoint(tmp_path / "resumed").round == config.rounds - 1
+        monkeypatch.delenv(VARIABLE)
+        return straight, fedmd_ray.run(config, out_dir=tmp_path / "resumed", resume=True, verbose=False)
+
+    return run

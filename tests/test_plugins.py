@@ -228,18 +228,11 @@ def test_a_stateful_personalised_strategy_gives_local_and_ray_the_same_numbers(r
     assert _metrics(fedmd_ray.run(config, verbose=False)) == _metrics(local)  # and the caller's object is unchanged
 
 
-def test_strategy_state_is_checkpointed_and_a_resume_continues_bit_identically(tmp_path, monkeypatch):
-    config = fedmd_ray.preset("quick", strategy="custom_strategy:AgreementWeighted", on_party_failure="fail",
-                              **{**LOCAL, "rounds": 3})
-    straight = fedmd_ray.run(config, out_dir=tmp_path / "straight", verbose=False)
-    agreement = load_checkpoint(tmp_path / "straight").strategy_state["agreement"]
+def test_strategy_state_is_checkpointed_and_a_resume_continues_bit_identically(stopped_and_resumed, tmp_path):
+    config = fedmd_ray.preset("quick", strategy="custom_strategy:AgreementWeighted", **{**LOCAL, "rounds": 3})
+    straight, resumed = stopped_and_resumed(config)
+    agreement = load_checkpoint(tmp_path / "straight").strategy_state["agreement"]  # the fixture's directories
     assert agreement.shape == (3, 3) and not np.allclose(agreement, 1)
-    monkeypatch.setenv(VARIABLE, "party=1,round=3,method=digest,action=raise")
-    with pytest.raises(PartyFailure):
-        fedmd_ray.run(config, out_dir=tmp_path / "resumed", verbose=False)
-    assert load_checkpoint(tmp_path / "resumed").round == 2
-    monkeypatch.delenv(VARIABLE)
-    resumed = fedmd_ray.run(config, out_dir=tmp_path / "resumed", resume=True, verbose=False)
     assert _metrics(resumed) == _metrics(straight)  # round 3 needs the agreement matrix of round 2
 
 
