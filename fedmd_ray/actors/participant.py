@@ -261,16 +261,16 @@ class Participant:
     def _update_average(self) -> torch.nn.Module:
         """Add this round's weights to their running average (`swa`; float64, integer buffers as they
         are now) and return a model holding the average."""
+        state = self.model.state_dict()
         self._averaged += 1
-        for name, value in self.model.state_dict().items():
-            if not value.is_floating_point() or name not in self._average:
-                self._average[name] = value.detach().to(torch.float64 if value.is_floating_point() else value.dtype,
-                                                        copy=True)
+        for name, value in state.items():
+            if value.is_floating_point() and name in self._average:
+                self._average[name] += (value.double() - self._average[name]) / self._averaged
             else:
-                self._average[name] += (value.detach().double() - self._average[name]) / self._averaged
+                copied = value.detach().clone()  # never a view of the weights (a float64 model)
+                self._average[name] = copied.double() if copied.is_floating_point() else copied
         if self._average_model is None:
             self._average_model = copy.deepcopy(self.model)
-        state = self.model.state_dict()
         self._average_model.load_state_dict({k: v.to(state[k].dtype) for k, v in self._average.items()})
         return self._average_model
 
