@@ -85,9 +85,7 @@ class DigestRevisitEvaluate(PartyTask[RoundResult]):
     phase: ClassVar[str] = "digest/revisit/evaluate"
 
     def run(self, participant: Participant) -> RoundResult:
-        if self.targets is None or self.align_idx is None:
-            return participant.collaborate(self.round, None, None, self.next_align_idx)
-        target = self.targets.for_party(participant.party)
+        target = None if self.targets is None else self.targets.for_party(participant.party)
         return participant.collaborate(self.round, self.align_idx, target, self.next_align_idx)
 
 
