@@ -27,7 +27,8 @@ def ray_cluster():
 @pytest.fixture
 def stopped_and_resumed(tmp_path, monkeypatch):
     """`(config) -> (straight, resumed)`: the run uninterrupted, and the same run stopped by a party
-    failure in its last round (`on_party_failure=fail`, checkpoint of the round before), then resumed."""
+    failure in its last round (`on_party_failure=fail`, checkpoint of the round before), then resumed;
+    written to `tmp_path / "straight"` and `tmp_path / "resumed"`, where a test may read their checkpoints."""
     import fedmd_ray
     from fedmd_ray.checkpoint import load_checkpoint
     from fedmd_ray.errors import PartyFailure
