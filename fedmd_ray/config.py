@@ -586,9 +586,11 @@ def _coerce_plugin(name: str, value: Any, kind: str) -> Any:
 
 def _object_marker_message(name: str, marker: str) -> str:
     return (
-        f"{name}={marker}: the run used a Python object that has no import path (defined in a script or "
-        "inside a function), so it cannot be rebuilt from a file; pass the object itself (Python API), or "
-        "define it in an importable module and use 'package.module:name'"
+        f"{name}={marker}: the run used a Python object that a file cannot rebuild (an instance, a "
+        "functools.partial, or something defined in a script or inside a function); resume it from Python "
+        "with the same object (fedmd_ray.run(config, out_dir=..., resume=True)), or start runs you want to "
+        "resume from the CLI with an import path 'package.module:name' (a class or factory, its "
+        "parameters from config fields)"
     )
 
 

@@ -37,9 +37,10 @@ SMALL_MODELS (listed in `model_names`), seconds for one epoch of 30000 random
     mlp-512-256-128   568192      3.3       6.0
 """
 
+import copy
 import functools
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -158,28 +159,41 @@ def _probe(
     build: Callable[[], nn.Module], input_shape: tuple[int, int, int], batch: int, hook: Callable[..., None] | None = None
 ) -> tuple[nn.Module, torch.Tensor]:
     """`build()` and a forward pass of `batch` zero images through it (values meaningless), with
-    `hook` on every leaf module; torch's RNG is left as it was. A module that cannot be built on
-    the meta device (custom initialisation reading values) is built on the CPU."""
+    `hook` on every leaf module; torch's RNG is left as it was. A module that cannot be built or run
+    on the meta device (custom initialisation or a forward that reads values) runs on the CPU."""
     with torch.random.fork_rng(devices=[]):
         try:
             with torch.device("meta"):
                 module = build()
-            device = "cpu" if isinstance(module, nn.Module) and _small(module, input_shape) else "meta"
+            if isinstance(module, nn.Module) and not _small(module, input_shape):
+                return module, _forward(module, "meta", input_shape, batch, hook)
         except Exception:
-            device = "cpu"
-        if device == "cpu":
-            with torch.device("cpu"):  # also inside a caller's meta-device context
-                module = build()
+            pass  # measured on the CPU below
+        with torch.device("cpu"):  # also inside a caller's meta-device context
+            module = build()
         if not isinstance(module, nn.Module):
             raise TypeError(f"returned {type(module).__name__}, not a torch.nn.Module")
-        handles = [m.register_forward_hook(hook) for m in module.modules() if hook and not list(m.children())]
-        try:
-            with torch.device(device), torch.no_grad():
-                out = module.eval()(torch.zeros(batch, *input_shape))
-        finally:
-            for handle in handles:
-                handle.remove()
-    return module, out
+        return module, _forward(module, "cpu", input_shape, batch, hook)
+
+
+def _forward(
+    module: nn.Module, device: str, input_shape: tuple[int, int, int], batch: int, hook: Callable[..., None] | None
+) -> Any:
+    """An eval-mode forward pass of zeros (what the module returns, checked by the callers); `hook` sees every leaf module's call once the pass succeeded
+    (a pass that fails on the meta device must not leave half a count behind)."""
+    calls: list[tuple[Any, ...]] = []
+    handles = [m.register_forward_hook(lambda *call: calls.append(call))
+               for m in module.modules() if hook and not list(m.children())]
+    try:
+        with torch.device(device), torch.no_grad():
+            out = module.eval()(torch.zeros(batch, *input_shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+    if hook is not None:
+        for call in calls:
+            hook(*call)
+    return out
 
 
 def _small(module: nn.Module, input_shape: tuple[int, int, int]) -> bool:
@@ -282,8 +296,36 @@ def _check_plugin(model: ModelPlugin, input_shape: tuple[int, int, int], n_class
             f"model {model.name!r} maps input (2, {', '.join(map(str, input_shape))}) to {got}; expected float "
             f"logits of shape (2, {n_classes}) (one score per class of the public + private label space)"
         )
+    _check_trainable(model.name, module, input_shape, n_classes)
     if head:
         output_layer(module, n_classes, model.name)  # on the module just probed: no second build
+
+
+def _check_trainable(name: str, module: nn.Module, input_shape: tuple[int, int, int], n_classes: int) -> None:
+    """What training needs beyond an eval-mode forward: parameters to optimise, a train-mode forward
+    that gives logits too, and a deep copy (weight averaging and the batch-norm check copy models)."""
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    if not parameters:
+        raise ConfigError(
+            f"model {name!r} has no trainable parameters (layers kept in a plain list or dict are not registered: "
+            "use nn.ModuleList / nn.ModuleDict)"
+        )
+    try:
+        copy.deepcopy(module)
+    except Exception as exc:
+        raise ConfigError(
+            f"model {name!r} cannot be copied ({type(exc).__name__}: {exc}): parties copy their models (`swa`, "
+            "the batch-norm check); keep objects such as locks, open files or clients out of its attributes"
+        ) from exc
+    shape = ", ".join(map(str, input_shape))
+    with torch.random.fork_rng(devices=[]), torch.device(parameters[0].device), torch.no_grad():
+        try:
+            out = module.train()(torch.zeros(2, *input_shape))
+        except Exception as exc:
+            raise ConfigError(f"model {name!r} in train mode, input (2, {shape}): {type(exc).__name__}: {exc}") from exc
+    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if got != (2, n_classes):
+        raise ConfigError(f"model {name!r} in train mode maps input (2, {shape}) to {got}; expected logits (2, {n_classes})")
 
 
 @dataclass(frozen=True)

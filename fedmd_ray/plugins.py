@@ -17,7 +17,8 @@ names exist only in the process that registered them; sweeps hand a snapshot of 
 registries to their trials.
 
 Identity: `object_identity` names an object by its import path plus a hash of its
-source code where `inspect` can read it. It enters the run's fingerprint, so changing
+source code where `inspect` can read it (a `functools.partial`: its function's identity
+and its bound arguments; an instance: its class's and its attributes). It enters the run's fingerprint, so changing
 a factory's own code changes the run id (a resume refuses it, a transfer cache misses).
 It cannot see code the object calls, global values it reads, closures' captured
 values, or compiled extensions: change one of those and the fingerprint stays the same.
@@ -26,6 +27,7 @@ values, or compiled extensions: change one of those and the fingerprint stays th
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import importlib
 import inspect
@@ -95,14 +97,13 @@ def import_path_of(obj: Any) -> str | None:
 
 def object_identity(obj: Any) -> str:
     """What names `obj` in a fingerprint: its import path (or module and qualified name) and a hash
-    of its source; an instance adds a hash of its attributes (e.g. a strategy's parameters)."""
+    of its source; a `functools.partial` its function's identity and a hash of the bound arguments;
+    an instance adds a hash of its attributes (e.g. a strategy's parameters)."""
+    if isinstance(obj, functools.partial):
+        return f"partial({object_identity(obj.func)})#{_hash_of((obj.args, sorted(obj.keywords.items())))}"
     if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)):
-        cls = type(obj)
-        try:
-            attributes = hashlib.sha256(pickle.dumps(sorted(vars(obj).items()))).hexdigest()[:12]
-        except Exception:  # unpicklable attributes: the class alone names it
-            attributes = "?"
-        return f"{object_identity(cls)}#{attributes}"
+        attributes = _hash_of(sorted(vars(obj).items())) if hasattr(obj, "__dict__") else "?"
+        return f"{object_identity(type(obj))}#{attributes}"
     name = import_path_of(obj) or f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
     try:
         source = inspect.getsource(obj)
@@ -111,15 +112,38 @@ def object_identity(obj: Any) -> str:
     return f"{name}@{hashlib.sha256(source.encode()).hexdigest()[:12]}"
 
 
+def _hash_of(values: Any) -> str:
+    """A short hash of picklable values; "?" when they are not (the class alone then names the object)."""
+    try:
+        return hashlib.sha256(pickle.dumps(values)).hexdigest()[:12]
+    except Exception:
+        return "?"
+
+
 def describe(obj: Any) -> str:
-    """A short human name of an object entry, for messages and the `model` column."""
+    """A short human name of an object entry, for messages, the `model` column and sweep tables: its
+    import path or name, with its bound arguments (a partial) or plain attributes (an instance)
+    so that two grid points of one class read differently: `Rho(rho=0.1)`, `mlp(width=8)`."""
     if isinstance(obj, str):
         return obj
+    if isinstance(obj, functools.partial):
+        return _with_arguments(describe(obj.func), obj.args, obj.keywords)
     path = import_path_of(obj)
     if path:
         return path
-    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
-    return str(name)
+    name = getattr(obj, "__qualname__", None)
+    if name is not None:
+        return str(name)
+    attributes = {k: v for k, v in getattr(obj, "__dict__", {}).items() if not k.startswith("_")}
+    return _with_arguments(type(obj).__qualname__, (), attributes)
+
+
+def _with_arguments(name: str, args: tuple[Any, ...], keywords: dict[str, Any]) -> str:
+    """`name(1, k=2)` with the values that read well (numbers, strings, ...); `name` alone when none do."""
+    plain = (bool, int, float, str, type(None))
+    shown = [repr(a) for a in args if isinstance(a, plain)]
+    shown += [f"{k}={v!r}" for k, v in keywords.items() if isinstance(v, plain)]
+    return f"{name}({', '.join(shown)})" if shown else name
 
 
 class Registry(Generic[T]):

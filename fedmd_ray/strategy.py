@@ -179,7 +179,7 @@ def resolve_strategy(entry: Any, config: FedMDConfig) -> Strategy:
         if target is None:
             target = load_object(entry, what)
     if isinstance(target, Strategy):
-        return copy.deepcopy(target)
+        return copied(target)
     if inspect.isclass(target) and issubclass(target, Strategy):
         try:
             return target.from_config(config)
@@ -188,6 +188,18 @@ def resolve_strategy(entry: Any, config: FedMDConfig) -> Strategy:
         except Exception as exc:
             raise ConfigError(f"{what}: building it from the config raised {type(exc).__name__}: {exc}") from exc
     raise ConfigError(f"{what} is {type(target).__name__}, not a Strategy subclass or instance")
+
+
+def copied(strategy: Strategy) -> Strategy:
+    """A deep copy of a strategy instance, or ConfigError naming it (a run copies the instance, so
+    it never changes the caller's object; an attribute such as a lock or an open file cannot be copied)."""
+    try:
+        return copy.deepcopy(strategy)
+    except Exception as exc:
+        raise ConfigError(
+            f"strategy {describe(strategy)!r} cannot be copied ({type(exc).__name__}: {exc}): a run works on its own "
+            "copy of the instance; keep objects such as locks, open files or clients out of its attributes"
+        ) from exc
 
 
 def check_targets(targets: Any, n_parties: int, shape: tuple[int, int], strategy: Strategy) -> Targets:
@@ -212,16 +224,12 @@ def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
 
     if not strategy.collaborates:
         return  # nothing of it runs
-    trial = copy.deepcopy(strategy)
+    trial = copied(strategy)
     name = type(strategy).__name__
     generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(4, n_classes, generator=generator)
     try:
-        shared = trial.share(logits)
-        if not isinstance(shared, torch.Tensor) or tuple(shared.shape) != (4, n_classes):
-            got = tuple(shared.shape) if isinstance(shared, torch.Tensor) else type(shared).__name__
-            raise ConfigError(f"strategy {name}.share returned {got} for logits (4, {n_classes}); expected the same shape")
-        scores = np.stack([shared.detach().numpy().astype(np.float32)] * n_parties)
+        scores = np.stack([_probe_share(trial, torch.randn(4, n_classes, generator=generator), name)
+                           for _ in range(n_parties)])  # parties disagree, as they do in a round
         targets = check_targets(trial.aggregate(scores, RoundInfo(1, tuple(range(n_parties)), n_parties)),
                                 n_parties, (4, n_classes), trial)
         student = torch.randn(4, n_classes, generator=generator, requires_grad=True)
@@ -230,12 +238,25 @@ def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
             raise ConfigError(f"strategy {name}.digest_loss must return a scalar tensor that depends on the logits")
         state = trial.state_dict()
-        if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
-            raise ConfigError(f"strategy {name}.state_dict must return a dict of numpy arrays")
+        if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray)
+                                                  and v.dtype.kind in "biuf" for k, v in state.items()):
+            raise ConfigError(f"strategy {name}.state_dict must return a dict of str -> numeric numpy arrays "
+                              "(bool, int or float: they are saved in checkpoints and in strategy_state.parquet)")
     except ConfigError:
         raise
     except Exception as exc:
         raise ConfigError(f"strategy {name} failed a trial round on random scores: {type(exc).__name__}: {exc}") from exc
+
+
+def _probe_share(strategy: Strategy, logits: torch.Tensor, name: str) -> npt.NDArray[np.float32]:
+    """One party's `share` in the probe, checked for shape."""
+    import torch
+
+    shared = strategy.share(logits)
+    if not isinstance(shared, torch.Tensor) or shared.shape != logits.shape:
+        got = tuple(shared.shape) if isinstance(shared, torch.Tensor) else type(shared).__name__
+        raise ConfigError(f"strategy {name}.share returned {got} for logits {tuple(logits.shape)}; expected the same shape")
+    return shared.detach().numpy().astype(np.float32)
 
 
 def _register_the_family() -> None:

@@ -33,6 +33,40 @@ def no_arguments() -> nn.Module:
     return nn.Linear(1, 1)
 
 
+def unregistered_layers(input_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """The plain-list mistake: the Linear is not a submodule, so the model has no parameters."""
+    c, h, w = input_shape
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = [nn.Linear(c * h * w, n_classes)]
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.layers[0](x.flatten(1))
+
+    return Net()
+
+
+def holds_a_lock(input_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    import threading
+
+    model = tiny_mlp(input_shape, n_classes)
+    model.lock = threading.Lock()  # type: ignore[assignment]
+    return model
+
+
+class _TupleWhenTraining(nn.Sequential):
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        out = super().forward(x)
+        return (out, out) if self.training else out
+
+
+def tuple_when_training(input_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    c, h, w = input_shape
+    return _TupleWhenTraining(nn.Flatten(), nn.Linear(c * h * w, n_classes))
+
+
 NOT_CALLABLE = 3
 
 
@@ -76,3 +110,27 @@ class BadShare(FailsInRoundTwo):
 class ScalarlessLoss(FailsInRoundTwo):
     def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (student_logits - target).abs()
+
+
+class SharesState(FailsInRoundTwo):
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"names": np.array(["a", "bb"])}
+
+
+class InverseDeviation(Strategy):
+    """Weights each party by 1 / its distance to the median: finite whenever parties disagree."""
+
+    def aggregate(self, scores: np.ndarray, info: RoundInfo) -> np.ndarray:
+        deviation = np.abs(scores - np.median(scores, axis=0)).mean(axis=(1, 2))
+        weights = (1 / deviation) / (1 / deviation).sum()
+        return np.einsum("p,pnc->nc", weights, scores).astype(np.float32)
+
+    def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (student_logits - target).abs().mean()
+
+
+class HoldsALock(FailsInRoundTwo):
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()

@@ -174,7 +174,7 @@ def test_local_is_the_no_collaboration_control(monkeypatch):
     assert len(revisits) == 3 * 2  # every party, every round
     rounds = [r for r in table.to_pylist() if r["phase"] == "collaborate"]
     assert len(rounds) == 6 and all(r["bytes_sent"] == r["bytes_received"] == 0 for r in rounds)
-    assert "communication: 0.0 MB moved in the rounds (0.00% of the" in format_run(table)
+    assert "communication: 0 B moved in the rounds (0.00% of the" in format_run(table)
 
     def never(self, *args):
         raise AssertionError("a round without collaboration scored or digested")
@@ -188,8 +188,8 @@ def test_local_is_the_no_collaboration_control(monkeypatch):
     assert [r["test_accuracy"] for r in no_digest.to_pylist()] == accuracy
 
 
-def test_the_summary_reports_megabytes_against_weight_exchange():
-    from fedmd_ray.analysis.summary import format_run, summarize
+def test_the_summary_reports_bytes_moved_against_weight_exchange():
+    from fedmd_ray.analysis.summary import byte_size, format_run, summarize
 
     table = fedmd_ray.run(fedmd_ray.preset("quick", **LOCAL), verbose=False)
     summary = summarize(table)
@@ -198,7 +198,9 @@ def test_the_summary_reports_megabytes_against_weight_exchange():
     model = {r["party"]: r["model_bytes"] for r in rows if r["phase"] == "transfer"}
     assert summary.traffic.moved == moved
     assert summary.traffic.weights == sum(2 * model[p] * 2 for p in model)  # 2 rounds, both ways
-    assert f"communication: {moved / 1e6:.1f} MB moved" in format_run(table)
+    assert f"communication: {byte_size(moved)} moved" in format_run(table)
+    assert [byte_size(n) for n in (0, 999, 1000, 28_870, 3_500_000, 2 * 10**9)] == [
+        "0 B", "999 B", "1.0 kB", "28.9 kB", "3.5 MB", "2.0 GB"]
 
 
 def test_precise_bn_makes_eval_mode_see_the_training_data():

@@ -147,11 +147,33 @@ def test_head_epochs_refuse_a_model_whose_output_layer_cannot_be_found() -> None
 def test_check_model_is_cheap_even_for_a_model_too_large_to_allocate() -> None:
     huge = ("paper-cnn2-100000-100000", (3, 1024, 1024), 1000)  # ~10^14 weights: meta device only
     check_model(*huge)  # the meta device's first use in a process imports sympy (~1 s), once
+    small = ("paper-cnn2-256-512-d0.4", (3, 32, 32), 100)  # small enough to run on the CPU
     start = time.process_time()  # this process's CPU seconds: other jobs on a loaded machine do not count
-    check_model("paper-cnn2-256-512-d0.4", (3, 32, 32), 100)  # small enough to run on the CPU
-    check_model(*huge)
-    assert time.process_time() - start < 0.5
+    with torch.no_grad():
+        build_model(*small).eval()(torch.zeros(2, *small[1]))
+    build_and_forward = time.process_time() - start
+    start = time.process_time()
+    check_model(*small)  # builds it, runs it in eval and in train mode, copies it
+    checked = time.process_time() - start
+    start = time.process_time()
+    check_model(*huge[:2], 999)  # not cached: another class count
+    assert time.process_time() - start < 0.2
+    assert checked < 3 * build_and_forward
 
+
+
+class _ChecksForNaN(nn.Sequential):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.isnan(x).any():  # reads values: impossible on the meta device
+            raise ValueError("NaN input")
+        return super().forward(x)
+
+
+def test_a_large_model_whose_forward_reads_values_is_checked_on_the_cpu(monkeypatch) -> None:
+    import fedmd_ray.models as models
+
+    monkeypatch.setattr(models, "CPU_PROBE_ELEMENTS", 0)  # every model "large": measured on the meta device first
+    check_model(lambda shape, n: _ChecksForNaN(nn.Flatten(), nn.Linear(64, n)), (1, 8, 8), 10)
 
 @pytest.mark.parametrize("name, cpu", [
     ("cnn2-8-16", 256), ("cnn2-4-8", 512), ("mlp-16", 1024), ("mlp-512-256-128", 1024),

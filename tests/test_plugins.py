@@ -95,6 +95,25 @@ def test_the_fingerprint_covers_the_models_identity():
     assert by_path.to_json()["models"] == ["plugin_fixtures:tiny_mlp"]
 
 
+
+def test_partials_and_instances_are_told_apart_by_their_arguments():
+    """Two grid points of one factory or one strategy class are two runs with two labels."""
+    import functools
+
+    from fedmd_ray.plugins import describe
+    from plugin_fixtures import tiny_mlp, wrong_output
+
+    def fingerprint(model):
+        return fedmd_ray.preset("quick", models=(model,)).fingerprint()
+
+    narrow, wide = functools.partial(tiny_mlp), functools.partial(tiny_mlp, n_classes=10)
+    assert len({fingerprint(narrow), fingerprint(wide), fingerprint(functools.partial(wrong_output))}) == 3
+    assert fingerprint(functools.partial(tiny_mlp, n_classes=10)) == fingerprint(wide)
+    assert describe(wide) == "plugin_fixtures:tiny_mlp(n_classes=10)"
+    strategies = [TrimmedMean(), TrimmedMean(trim=0.4)]
+    assert describe(strategies[0]) != describe(strategies[1])
+    assert describe(strategies[1]).startswith("TrimmedMean(") and "0.4" in describe(strategies[1])
+
 def test_a_model_defined_in_a_function_travels_by_value_to_ray_actors_with_the_numbers_of_local(ray_cluster):
     def local_net(input_shape, n_classes):  # no import path: Ray's cloudpickle copies it
         c, h, w = input_shape
@@ -115,6 +134,9 @@ def test_a_model_defined_in_a_function_travels_by_value_to_ray_actors_with_the_n
     ("plugin_fixtures:not_a_module", "returned str, not a torch.nn.Module"),
     ("plugin_fixtures:wrong_output", "maps input (2, 1, 8, 8) to (2, 11); expected float logits of shape (2, 10)"),
     ("plugin_fixtures:no_arguments", "TypeError"),
+    ("plugin_fixtures:unregistered_layers", "has no trainable parameters (layers kept in a plain list"),
+    ("plugin_fixtures:holds_a_lock", "'plugin_fixtures:holds_a_lock' cannot be copied (TypeError"),
+    ("plugin_fixtures:tuple_when_training", "in train mode maps input (2, 1, 8, 8) to tuple; expected logits"),
     ("my-net", "model 'my-net' is not known"),
 ])
 def test_a_bad_model_entry_exits_2_before_ray_starts_and_writes_nothing(entry, message, tmp_path, capsys,
@@ -181,6 +203,21 @@ def test_bad_arrays_are_refused_with_what_is_wrong(overrides, message, tmp_path)
         fedmd_ray.check(fedmd_ray.preset("quick", private_data=str(npz)))
     assert message in str(err.value) and str(npz) in str(err.value)
 
+
+
+def test_npz_labels_and_class_names_are_checked_whether_or_not_names_are_given(tmp_path):
+    digits = load_source("digits")
+    arrays = dict(x_train=digits.train.x, x_test=digits.test.x, y_test=digits.test.y)
+    np.savez(tmp_path / "float.npz", **arrays, y_train=digits.train.y.astype(np.float64))  # no class_names
+    np.savez(tmp_path / "flat.npz", **arrays, y_train=digits.train.y, class_names=np.array([list("0123456789")]))
+    np.savez(tmp_path / "rgba.npz", x_train=np.repeat(digits.train.x, 4, axis=1),
+             x_test=np.repeat(digits.test.x, 4, axis=1), y_train=digits.train.y, y_test=digits.test.y)
+    for name, message in (("float", "labels must be an integer numpy array, got float64"),
+                          ("flat", "class_names is shaped (1, 10); expected a 1-D array of names"),
+                          ("rgba", "4 channels cannot become 1 (only grayscale <-> colour is converted)")):
+        with pytest.raises(DataError) as err:
+            fedmd_ray.check(fedmd_ray.preset("quick", private_data=str(tmp_path / f"{name}.npz")))
+        assert message in str(err.value) and name in str(err.value)
 
 def test_a_loader_that_raises_or_returns_something_else_is_named(tmp_path):
     def broken():
@@ -261,6 +298,7 @@ def test_a_strategy_failing_on_the_driver_stops_the_run_naming_it_and_the_round(
     ("plugin_fixtures:BadShare", "share returned (4, 2) for logits (4, 10); expected the same shape"),
     ("plugin_fixtures:ScalarlessLoss", "digest_loss must return a scalar tensor"),
     ("plugin_fixtures:tiny_mlp", "is function, not a Strategy subclass or instance"),
+    ("plugin_fixtures:SharesState", "state_dict must return a dict of str -> numeric numpy arrays"),
     ("no_such_strategy", "strategy 'no_such_strategy' is not known"),
 ])
 def test_a_bad_strategy_is_refused_before_ray_starts(entry, message, tmp_path, capsys, monkeypatch):
@@ -280,6 +318,17 @@ def test_constructor_parameters_named_like_fields_come_from_the_config():
     logits = torch.tensor([[2.0, 0.0]])
     assert fedmd.digest_loss(logits, logits).item() == pytest.approx(0.0, abs=1e-7)
 
+
+
+def test_the_trial_round_gives_parties_different_scores_and_names_an_uncopyable_instance():
+    """A strategy that divides by the parties' disagreement is valid: the trial round must not
+    feed every party the same scores. An instance a run cannot copy is refused by name."""
+    from fedmd_ray.strategy import probe_strategy, resolve_strategy
+    from plugin_fixtures import HoldsALock, InverseDeviation
+
+    probe_strategy(InverseDeviation(), n_parties=3, n_classes=10)
+    with pytest.raises(ConfigError, match="strategy 'HoldsALock' cannot be copied .*locks, open files"):
+        resolve_strategy(HoldsALock(), fedmd_ray.preset("quick"))
 
 # --- plug-ins in sweep trials and across a CLI resume ---------------------------------------------
 @pytest.mark.slow

@@ -96,6 +96,15 @@ def test_gpu_without_gpu_is_refused(ray_cluster):
         fedmd_ray.run(fedmd_ray.preset("quick", gpus_per_party=0.5), verbose=False)
 
 
+
+def test_an_address_other_than_the_running_sessions_is_refused(ray_cluster, tmp_path):
+    running = ray_cluster.get_runtime_context().gcs_address
+    with pytest.raises(ResourceError, match=r"already running in this process, attached to .*address='127.0.0.1:1'"):
+        fedmd_ray.run(fedmd_ray.preset("quick", address="127.0.0.1:1"), out_dir=tmp_path / "r", verbose=False)
+    assert not (tmp_path / "r").exists()
+    table = fedmd_ray.run(fedmd_ray.preset("quick", address=running, rounds=0, upper_bound=False), verbose=False)
+    assert table.num_rows == 3
+
 def test_busy_cluster_times_out_instead_of_hanging(ray_cluster):
     ray = ray_cluster
 

@@ -31,6 +31,7 @@ def ray_session(
     `precheck(totals)` runs on this machine's resources before a local Ray is started (default:
     `check_fits`): a refusal costs no Ray start."""
     if ray.is_initialized():
+        _check_running_session(config.address)
         LOGGER.info("Ray: the running session (%s)", _describe())
         yield
         return
@@ -47,6 +48,28 @@ def ray_session(
         yield
     finally:
         ray.shutdown()  # for an attached cluster this only disconnects
+
+
+def _check_running_session(address: str | None) -> None:
+    """A config that names a cluster (`address` host:port) must not silently run on the different
+    one this process is already attached to: ResourceError naming both."""
+    if not address or address == "auto" or address.startswith("ray://"):
+        return  # "auto" means whatever runs; a client address is not the GCS address Ray reports
+    running = ray.get_runtime_context().gcs_address
+    if _endpoint(address) != _endpoint(running):
+        raise ResourceError(
+            f"Ray is already running in this process, attached to {running}, not to address={address!r}; "
+            "call ray.shutdown() first, or drop `address` to use the running session"
+        )
+
+
+def _endpoint(address: str) -> tuple[str, str]:
+    """(IP, port) of "host:port" (names resolved where they can be)."""
+    host, _, port = address.rpartition(":")
+    try:
+        return socket.gethostbyname(host), port
+    except OSError:
+        return host, port
 
 
 def _describe() -> str:

@@ -9,7 +9,8 @@ party (numpy `nbytes`): on `collaborate` rows, `bytes_sent` is the party's share
 for that round, `bytes_received` the alignment indices (and the next round's, sent with
 them when pipelined) and the party's target (one consensus, or its row of personalised
 targets). On `transfer` rows, `model_bytes` is the party's parameter bytes: what a
-weight-averaging method (FedAvg) would send each way per round. Images, data and the
+weight-averaging method (FedAvg) would send each way per round (batch-norm running statistics,
+buffers rather than parameters, are not counted: a few hundred bytes for the built-ins). Images, data and the
 one-time setup are not counted: they are the same for every method.
 
 Transfer health, on `transfer` rows: `train_accuracy` is the party's accuracy on its own

@@ -66,11 +66,21 @@ def format_summary(summary: RunSummary) -> str:
         f"{over}"
     )
     moved = summary.traffic
-    if moved.moved or moved.weights:  # a control run (`strategy=local`) moves 0 MB
-        ratio = "" if moved.ratio is None else f" ({moved.ratio:.2%} of the {moved.weights / 1e6:.1f} MB that " \
+    if moved.moved or moved.weights:  # a control run (`strategy=local`) moves 0 bytes
+        ratio = "" if moved.ratio is None else f" ({moved.ratio:.2%} of the {byte_size(moved.weights)} that " \
             "exchanging weights would move)"
-        line += f"\ncommunication: {moved.moved / 1e6:.1f} MB moved in the rounds{ratio}"
+        line += f"\ncommunication: {byte_size(moved.moved)} moved in the rounds{ratio}"
     return line
+
+
+def byte_size(n: int) -> str:
+    """`n` bytes in the largest decimal unit that keeps it at least 1 (B, kB, MB, GB, TB)."""
+    value, unit = float(n), "B"
+    for larger in ("kB", "MB", "GB", "TB"):
+        if value < 1000:
+            break
+        value, unit = value / 1000, larger
+    return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
 def format_run(table: pa.Table, private_classes: int | None = None) -> str:

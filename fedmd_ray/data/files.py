@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.data.images import LabeledImages, Split
+from fedmd_ray.data.images import LabeledImages, Split, check_ids
 from fedmd_ray.errors import DataError
 
 log = logging.getLogger("fedmd_ray")
@@ -52,13 +52,23 @@ def load_npz(path: Path) -> LabeledImages:
         raise DataError(f"{path} lacks the key(s) {missing}; an .npz source needs {', '.join(NPZ_REQUIRED)}")
     train = Split(_images(arrays["x_train"], path), arrays["y_train"], arrays.get("groups_train"))
     test = Split(_images(arrays["x_test"], path), arrays["y_test"], arrays.get("groups_test"))
-    labels = [a for a in (train.y, test.y) if isinstance(a, np.ndarray) and a.size and a.dtype.kind in "iu"]
-    default_names = [str(i) for i in range(max((int(a.max()) for a in labels), default=-1) + 1)]
-    names = [str(n) for n in arrays["class_names"].tolist()] if "class_names" in arrays else default_names
+    names = _class_names(arrays, train, test, path)
     with_groups = train.groups is not None or test.groups is not None
     kind = str(arrays["group_kind"]) if "group_kind" in arrays else "writer" if with_groups else None
     group_names = tuple(str(n) for n in arrays["group_names"].tolist()) if "group_names" in arrays else ()
     return LabeledImages(train, test, tuple(names), kind, group_names, str(path))  # type: ignore[arg-type]
+
+
+def _class_names(arrays: dict[str, npt.NDArray[Any]], train: Split, test: Split, path: Path) -> list[str]:
+    """The archive's `class_names` (a 1-D array), or "0".."K-1" from its (integer) labels."""
+    if "class_names" in arrays:
+        names = arrays["class_names"]
+        if names.ndim != 1:
+            raise DataError(f"{path}: class_names is shaped {names.shape}; expected a 1-D array of names, one per class")
+        return [str(n) for n in names.tolist()]
+    labels = [check_ids(split.y, len(split.x), f"{path} ({part} split): labels")
+              for part, split in (("train", train), ("test", test))]
+    return [str(i) for i in range(max((int(y.max()) for y in labels if y.size), default=-1) + 1)]
 
 
 def _images(x: npt.NDArray[Any], path: Path) -> npt.NDArray[Any]:

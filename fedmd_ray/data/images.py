@@ -106,7 +106,7 @@ def _check_split(split: Any, n_classes: int, with_groups: bool, what: str) -> Sp
     low, high = float(x.min()), float(x.max())
     if low < 0 or high > 1:
         raise DataError(f"{what}: image values lie in [{low:g}, {high:g}]; they must lie in [0, 1]")
-    y = _check_ids(y, len(x), f"{what}: labels")
+    y = check_ids(y, len(x), f"{what}: labels")
     if y.size and not 0 <= y.min() <= y.max() < n_classes:
         raise DataError(
             f"{what}: labels lie in {y.min()}..{y.max()} but there are {n_classes} class names (ids 0..{n_classes - 1})"
@@ -114,10 +114,10 @@ def _check_split(split: Any, n_classes: int, with_groups: bool, what: str) -> Sp
     groups = split.groups
     if with_groups != (groups is not None):
         raise DataError(f"{what}: group ids must be given for both splits when `groups` is set, and only then")
-    return freeze(x, y, None if groups is None else _check_ids(groups, len(x), f"{what}: group ids"))
+    return freeze(x, y, None if groups is None else check_ids(groups, len(x), f"{what}: group ids"))
 
 
-def _check_ids(ids: Any, n: int, what: str) -> npt.NDArray[np.int64]:
+def check_ids(ids: Any, n: int, what: str) -> npt.NDArray[np.int64]:
     """Integer ids, one per image: a float array is refused even when its values are whole (a float
     label file is more often a mistake, e.g. one-hot or scaled labels, than a convenience)."""
     if not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu":

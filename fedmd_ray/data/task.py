@@ -277,8 +277,8 @@ def _grouped_partition(config: FedMDConfig, pool: Split, seed_rng: np.random.Gen
 
 def _check_convertible(public: tuple[int, ...], private: tuple[int, ...], config: FedMDConfig) -> None:
     """Private images are resized to the public shape (any size) and recoloured only between
-    grayscale and colour: 4 channels into 3 has no meaning."""
-    if public[0] != private[0] and 1 not in (public[0], private[0]):
+    grayscale and colour (1 <-> 3 channels): 4 channels into 3 or 1 has no one meaning (alpha? infrared?)."""
+    if public[0] != private[0] and {public[0], private[0]} != {1, 3}:
         raise DataError(
             f"public images are {tuple(public)} and private images {tuple(private)} (C, H, W): {private[0]} channels "
             f"cannot become {public[0]} (only grayscale <-> colour is converted); convert "
