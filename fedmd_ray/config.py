@@ -659,10 +659,12 @@ def _parse_text(name: str, raw: str, tp: Any) -> Any:
     optional, inner = _is_optional(tp)
     if optional and raw.lower() in ("none", "null", ""):
         return None
+    if typing.get_origin(inner) is tuple:
+        parts = [part.strip() for part in raw.split(",")]
+        if not all(parts):  # `--set models=` or `a,,b`: an empty item is a typo, not "the default"
+            raise ConfigError(f"{name}={raw!r} is not allowed: a comma-separated list with an empty item")
+        return tuple(_parse_text(name, part, typing.get_args(inner)[0]) for part in parts)
     try:
-        if typing.get_origin(inner) is tuple:
-            item_type = typing.get_args(inner)[0]
-            return tuple(_parse_text(name, part.strip(), item_type) for part in raw.split(",") if part.strip())
         if inner is bool:
             lowered = raw.lower()
             if lowered not in ("true", "false", "1", "0", "yes", "no"):

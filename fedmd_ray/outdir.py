@@ -69,9 +69,12 @@ def _existing_ancestor(path: Path) -> Path:
     return Path("/")
 
 
-def check_out_dir(out_dir: object, *, replace: bool, resume: bool = False, what: str = "out_dir") -> Path:
-    """The directory as an absolute path if a run may write it, else ConfigError; reads only.
-    `replace`: results already there may be replaced (`--overwrite`); `resume`: they are continued."""
+def check_out_dir(
+    out_dir: object, *, replace: bool, resume: bool = False, what: str = "out_dir", sweep: bool = False
+) -> Path:
+    """The directory as an absolute path if a run (a sweep, with `sweep`) may write it, else ConfigError;
+    reads only. `replace`: results already there may be replaced (`--overwrite`); `resume`: they are
+    continued. A run's and a sweep's results never share a directory (`report` reads one of them)."""
     path = as_path(out_dir, what)
     ancestor = _existing_ancestor(path)
     if ancestor == path and not path.is_dir():
@@ -93,6 +96,12 @@ def check_out_dir(out_dir: object, *, replace: bool, resume: bool = False, what:
         raise ConfigError(
             f"{what}={str(out_dir)!r} is in use by another run or sweep (pid {holder}); wait for it to finish or "
             "choose another directory"
+        )
+    other = "results.parquet" if sweep else "sweep.parquet"
+    if (path / other).exists():
+        raise ConfigError(
+            f"{what}={str(out_dir)!r} holds a {'run' if sweep else 'sweep'}'s {other}; a "
+            f"{'sweep' if sweep else 'run'} needs a directory of its own: choose another one"
         )
     if (path / "results.parquet").exists() and not (replace or resume):
         raise ConfigError(

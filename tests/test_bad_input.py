@@ -32,6 +32,13 @@ def _mnist_run(root: str) -> list[str]:
     return ["run", "--preset", "offline", "--set", f"data_root={root}"]
 
 
+def _touched(path: Path) -> Path:
+    """An empty file at `path` (its parents created); returns what a command should be given."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    return path
+
+
 def _truncated(tmp: Path) -> list[str]:
     root = _npz(tmp)
     path = Path(root) / "mnist" / "mnist.npz"
@@ -159,7 +166,8 @@ CASES = {
     "report of an empty directory": (lambda t: ["report", str(t)], "holds neither results.parquet"),
     "report of a foreign table": (lambda t: ["report", str(_foreign_results(t))], "lacks the columns"),
     # --- data files ------------------------------------------------------------------------
-    "missing data": (lambda t: _mnist_run(str(t / "empty")), "MNIST not found"),
+    "missing data": (lambda t: _mnist_run(str(t / "empty")), "MNIST not found at "),
+    "missing data in a root of one's own": (lambda t: _mnist_run(str(t / "empty")), "data fetch mnist --root "),
     "truncated file": (_truncated, "is corrupt"),
     "not an npz": (_not_a_zip, "is corrupt"),
     "pickled arrays": (_pickled_npz, "is corrupt"),
@@ -189,12 +197,27 @@ CASES = {
                                                 "connect_timeout_s=5"], "address='127.0.0.1:1'"),  # unreachable, or not the running session's
     "float labels": (lambda t: _mnist_run(_npz(t, y_train=(np.arange(20) % 10).astype(np.float64))),
                      "labels must be an integer numpy array, got float64"),
+    "a field both set and swept": (lambda t: ["sweep", *QUICK, "--set", "rounds=1", "--grid", "rounds=1,2"],
+                                   "rounds is given with --set and with --grid"),
+    "a grid value listed twice": (lambda t: ["sweep", *QUICK, "--grid", "rounds=1,1"], "lists rounds=1 twice"),
+    "a swept out_dir": (lambda t: ["sweep", *QUICK, "--grid", f"out_dir={t / 'a'},{t / 'b'}"], "out_dir cannot be swept"),
+    "an empty list item": (lambda t: ["run", *QUICK, "--set", "models=cnn2-8-16,,mlp-64"], "an empty item"),
+    "no models at all": (lambda t: ["run", *QUICK, "--set", "models="], "models='' is not allowed"),
+    "an empty --out": (lambda t: ["run", *QUICK, "--out", ""], "out_dir='' is not a usable path"),
     "set twice": (lambda t: ["run", "--set", "rounds=-5", "--set", "rounds=0"], "--set rounds is given twice"),
     "report of a table of wrong types": (_wrong_types, "column 'party' holds string"),
     "another run's results": (lambda t: ["run", *QUICK, "--out", str(_finished_run(t))], "already holds a run's results.parquet"),
     "resume with another config": (lambda t: ["run", "--resume", str(_finished_run(t)), "--set", "seed=9"], "seed (saved 0, given 9)"),
     "resume a foreign directory": (lambda t: ["run", *QUICK, "--resume", str(t)], "config.json is missing"),
     "resume a different run's config": (_other_config_json, "cannot resume"),
+    "a sweep into a run's directory": (lambda t: ["sweep", *QUICK, "--grid", "rounds=1,2", "--out",
+                                                  str(_finished_run(t))], "holds a run's results.parquet"),
+    "a run into a sweep's directory": (lambda t: ["run", *QUICK, "--out", str(_touched(t / "sw" / "sweep.parquet").parent)],
+                                       "holds a sweep's sweep.parquet"),
+    "sweep storage under a file": (lambda t: ["sweep", *QUICK, "--grid", "rounds=1,2", "--storage",
+                                              str(_touched(t / "f") / "x")], "storage_path="),
+    "sweep storage of no known filesystem": (lambda t: ["sweep", *QUICK, "--grid", "rounds=1,2", "--storage",
+                                                        "nosuchfs://bucket"], "Unrecognized filesystem type"),
     # --- resources -------------------------------------------------------------------------
     "more CPUs than the machine": (lambda t: ["run", "--preset", "quick", "--set", "cpus_per_party=64"], "needs CPU="),
     "GPU without a GPU": (lambda t: ["run", "--preset", "quick", "--set", "gpus_per_party=0.5"], "the cluster has no GPU"),

@@ -25,6 +25,9 @@ def test_argparse_errors_exit_2(capsys):
         main(["run", "--preset", "nope"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "-q", "-v"])
+    assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
 def test_presets_lists_names_sources_and_models(capsys):

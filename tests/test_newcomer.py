@@ -56,6 +56,7 @@ def test_the_cli_is_quiet_about_ray_and_prints_progress_and_where_results_went(t
     assert f"{tmp_path}/runs/quick-" in written and Path(written.split(" ", 1)[1]).exists()
     quiet = _cli("run", *TINY, "--out", str(tmp_path / "q"), env={"FEDMD_RAY_LOG_LEVEL": "WARNING"})
     assert quiet.returncode == 0 and "round 1/1" not in quiet.stderr
+    assert "mean test accuracy: baseline (round 0)" in quiet.stdout  # as with -q: the summary stays
 
 
 def test_result_files_are_readable_by_colleagues(tmp_path):

@@ -58,11 +58,15 @@ def killed(tmp_path_factory):
     return out
 
 
-def test_results_are_readable_after_sigkill(killed):
+def test_results_are_readable_after_sigkill(killed, capsys):
     table = pq.read_table(killed / "results.parquet")
     rounds = set(table.column("round").to_pylist())
     assert {0, 1} <= rounds and 4 not in rounds
     assert load_checkpoint(killed).round in (1, 2)
+    assert main(["report", str(killed)]) == 0  # says the run is unfinished and how to continue it
+    done = max(r for r in rounds if r is not None)
+    assert f"the run stopped after round {done} of 4; continue it with `fedmd-ray run --resume {killed}`" in (
+        capsys.readouterr().out)
 
 
 def test_resume_after_sigkill_gives_the_uninterrupted_table(killed, reference):

@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pyarrow as pa
+
 from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, SWEEP_FILE, load_results
 from fedmd_ray.analysis.plots import plot_run, plot_sweep, swept_parameters
 from fedmd_ray.analysis.summary import format_run, format_sweep_summary, sweep_summary
@@ -27,17 +29,29 @@ def report(directory: str | Path) -> tuple[str, list[Path]]:
         return format_sweep_summary(summary) + hint, plot_sweep(summary, params, folder) if plots else []
     if (folder / RESULTS_FILE).exists():
         table = load_results(folder / RESULTS_FILE)
-        text = format_run(table, _private_classes(folder)) + hint
+        classes = _saved_field(folder, "private_classes")
+        text = format_run(table, len(classes) if isinstance(classes, list) else None)
+        text += _unfinished(table, _saved_field(folder, "rounds"), folder) + hint
         return text, [plot_run(table, folder / "accuracy_by_round.png")] if plots else []
     if not folder.is_dir():
         raise DataError(f"{folder} does not exist or is not a directory")
-    raise DataError(f"{folder} holds neither {RESULTS_FILE} (a run) nor {SWEEP_FILE} (a sweep)")
+    started = "; a sweep was started here: continue it with `fedmd-ray sweep --resume`" if (
+        folder / "tune").is_dir() else ""
+    raise DataError(f"{folder} holds neither {RESULTS_FILE} (a run) nor {SWEEP_FILE} (a sweep){started}")
 
 
-def _private_classes(folder: Path) -> int | None:
-    """How many private classes the run had (config.json), to tell chance in the health check."""
+def _saved_field(folder: Path, name: str) -> object:
+    """A field of the run's saved config (config.json), or None where it cannot be read: the number
+    of private classes tells chance in the health check, `rounds` an unfinished run."""
     try:
-        classes = json.loads((folder / CONFIG_FILE).read_text())["config"]["private_classes"]
-        return len(classes) if isinstance(classes, list) else None
+        return json.loads((folder / CONFIG_FILE).read_text())["config"][name]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _unfinished(table: pa.Table, rounds: object, folder: Path) -> str:
+    """A line saying the run stopped before its last round (interrupted, or stopped by a failure)."""
+    done = max((r for r in table.column("round").to_pylist() if r is not None), default=0)
+    if not isinstance(rounds, int) or done >= rounds:
+        return ""
+    return f"\nunfinished: the run stopped after round {done} of {rounds}; continue it with `fedmd-ray run --resume {folder}`"

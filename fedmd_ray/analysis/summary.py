@@ -59,7 +59,7 @@ def format_summary(summary: RunSummary) -> str:
         return "n/a" if value is None else format(value, spec)
 
     change = summary.change
-    over = "" if change.parties == summary.parties else f" over the {change.parties} parties present in both"
+    over = "" if change.parties == summary.parties else f" over the {change.parties} {'party' if change.parties == 1 else 'parties'} present in both"
     line = (
         f"mean test accuracy: baseline (round 0) {number(summary.baseline)} | final (round {summary.rounds}) "
         f"{number(summary.final)} | upper bound {number(summary.upper_bound)} | gain {number(summary.gain, '+.4f')}"

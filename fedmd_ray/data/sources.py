@@ -221,25 +221,32 @@ def _from_bytes(
     return Split(x, labels, groups)
 
 
+def _fetch_mnist_into(root: Path) -> str:
+    """The fetch command for this data root (`--root` unless it is the default one)."""
+    if root == resolve_data_root(None):
+        return _MNIST_FETCH
+    return _MNIST_FETCH.replace("fetch mnist`", f"fetch mnist --root {root}`")
+
+
 def _load_mnist(root: Path) -> tuple[Split, Split]:
     """Read the npz that `fetch("mnist")` writes (pixel bytes k, i.e. wheel value k/256)."""
     path = root / MNIST_NPZ
     if not path.is_file():
-        raise DataError(f"MNIST not found at {path}; run {_MNIST_FETCH}")
+        raise DataError(f"MNIST not found at {path}; run {_fetch_mnist_into(root)}")
     keys = ("x_train", "y_train", "x_test", "y_test")
     try:
         with np.load(path, allow_pickle=False) as npz:
             x_tr, y_tr, x_te, y_te = (npz[k] for k in keys)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(
-            f"MNIST file {path} is corrupt ({exc}); delete it and run {_MNIST_FETCH}"
+            f"MNIST file {path} is corrupt ({exc}); delete it and run {_fetch_mnist_into(root)}"
         ) from exc
     for x, y in ((x_tr, y_tr), (x_te, y_te)):
         ok_labels = y.shape == (len(x),) and (y.size == 0 or 0 <= y.min() <= y.max() <= 9)
         if x.dtype != np.uint8 or x.shape[1:] != (28, 28) or not ok_labels:
             raise DataError(
                 f"MNIST file {path} is corrupt (images {x.shape} {x.dtype}, labels {y.shape}); "
-                f"delete it and run {_MNIST_FETCH}"
+                f"delete it and run {_fetch_mnist_into(root)}"
             )
     return _from_bytes(x_tr, y_tr), _from_bytes(x_te, y_te)
 

@@ -49,10 +49,15 @@ def to_tune_space(param_space: dict[str, Any]) -> dict[str, Any]:
     return {k: tune.grid_search([_packed(x) for x in v]) if isinstance(v, list) else v for k, v in param_space.items()}
 
 
+def _is_plain(value: Any) -> bool:
+    """A value Tune can show and compare as it is: a number, string, bool, None, or a list of them."""
+    plain = (str, int, float, bool, type(None))
+    return isinstance(value, plain) or (isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value))
+
+
 def _packed(value: Any) -> Any:
     """Plain values as they are (Tune shows them); anything holding an object packed."""
-    plain = (str, int, float, bool, type(None))
-    if isinstance(value, plain) or (isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value)):
+    if _is_plain(value):
         return value
     from fedmd_ray.actors.portable import Portable
 
@@ -68,6 +73,14 @@ def check_points(base: FedMDConfig, param_space: dict[str, Any]) -> list[FedMDCo
     empty = [k for k, v in grid.items() if not v]
     if empty:
         raise ConfigError(f"the sweep gives {empty[0]} no values; list at least one")
+    if "out_dir" in param_space:
+        raise ConfigError("out_dir cannot be swept: a sweep writes every trial's table under its own output "
+                          "directory (--out / out_dir of sweep())")
+    for key, values in grid.items():
+        repeated = next((v for i, v in enumerate(values) if _is_plain(v) and v in values[:i]), None)
+        if repeated is not None:
+            raise ConfigError(f"the sweep lists {key}={repeated!r} twice: two identical trials; list each value once "
+                              "(repeat a point with different seeds: --grid seed=0,1,2)")
     configs = []
     for combo in itertools.product(*grid.values()):
         config = base.replace(**dict(zip(grid, combo)))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 from ray import tune
 
 from fedmd_ray.actors.backends import check_gpu_memory, check_host_memory, host_groups
@@ -115,15 +116,15 @@ def _sweep(
         )
     if max_concurrent_trials is not None and max_concurrent_trials < 1:
         raise ConfigError(f"max_concurrent_trials={max_concurrent_trials} is not allowed: must be >= 1 or None")
-    target = None if out_dir is None else check_out_dir(out_dir, replace=True)  # reads only
-    storage = storage_path or str(target / "tune" if target else as_path("~/ray_results", "storage_path"))
-    if "://" not in storage:
-        storage = str(as_path(storage, "storage_path").resolve())
+    target = None if out_dir is None else check_out_dir(out_dir, replace=True, sweep=True)  # reads only
+    storage = _storage(storage_path, target)
     experiment = join_uri(storage, name)
     results_uri = join_uri(experiment, "fedmd_results")
     tune_scheduler = _scheduler(scheduler, configs)
     spec_uri, spec = join_uri(experiment, SPEC_FILE), _spec(base_config, param_space, num_samples)
     log = LOGGER.info
+    _check_resumable(experiment, name, resume, spec_uri, spec)
+    expected = num_samples * math.prod(len(values) for values in grid_values(param_space).values())
 
     with ray_session(base_config):
         totals = cluster_totals()
@@ -143,15 +144,6 @@ def _sweep(
             **to_tune_space(param_space),
         }
         placed = tune.with_resources(trainable, resources=lambda params: placement_for(trial_config(params)))
-        if resume:
-            if not tune.Tuner.can_restore(experiment):
-                raise ConfigError(f"resume: no sweep named '{name}' to resume at {experiment}")
-            _check_same_sweep(read_bytes_uri(spec_uri), spec, experiment)
-        elif read_bytes_uri(join_uri(experiment, "tuner.pkl")) is not None:
-            raise ConfigError(
-                f"a sweep named '{name}' already exists at {experiment}; pass resume=True (--resume) to "
-                "continue it, or choose another name or output directory"
-            )
         # Everything is checked: only now is anything written (one sweep per directory, as one run).
         with contextlib.nullcontext() if target is None else claim_out_dir(target):
             if resume:
@@ -168,7 +160,7 @@ def _sweep(
                     run_config=tune.RunConfig(
                         storage_path=storage, name=name, verbose=0,
                         failure_config=tune.FailureConfig(max_failures=max_failures),
-                        callbacks=[_Progress(log), *(callbacks or [])],
+                        callbacks=[_Progress(log, expected), *(callbacks or [])],
                         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                     ),
                 )
@@ -176,7 +168,6 @@ def _sweep(
             grid = tuner.fit()
             for error in grid.errors:
                 log(f"a trial failed after {max_failures} retries: {error}")
-            expected = num_samples * math.prod(len(values) for values in grid_values(param_space).values())
             unfinished = expected - _finished_trials(experiment)
             if unfinished > 0:  # Tune catches Ctrl-C and returns what it has: not a finished sweep
                 log(f"sweep interrupted with {unfinished} of {expected} trials unfinished; continue it with "
@@ -192,6 +183,33 @@ def _sweep(
                 write_table(summary, target / SUMMARY_FILE)
                 log(f"results: {target / SWEEP_FILE}")
             return table
+
+
+def _storage(storage_path: str | None, target: Path | None) -> str:
+    """Where Tune keeps the sweep: `storage_path` (a directory or a pyarrow URI), else the output
+    directory's `tune/`, else ~/ray_results; ConfigError for a path no sweep can write or an unknown URI."""
+    if storage_path is not None and "://" in storage_path:
+        try:
+            pafs.FileSystem.from_uri(storage_path)
+        except Exception as exc:
+            raise ConfigError(f"storage_path={storage_path!r}: {exc}") from None
+        return storage_path
+    local = as_path(storage_path, "storage_path") if storage_path else (
+        target / "tune" if target else as_path("~/ray_results", "storage_path"))
+    return str(check_out_dir(local.resolve(), replace=True, what="storage_path"))
+
+
+def _check_resumable(experiment: str, name: str, resume: bool, spec_uri: str, spec: dict[str, Any]) -> None:
+    """`resume` needs the same sweep saved at `experiment`; a new sweep needs none there (reads only)."""
+    if resume:
+        if not tune.Tuner.can_restore(experiment):
+            raise ConfigError(f"resume: no sweep named '{name}' to resume at {experiment}")
+        _check_same_sweep(read_bytes_uri(spec_uri), spec, experiment)
+    elif read_bytes_uri(join_uri(experiment, "tuner.pkl")) is not None:
+        raise ConfigError(
+            f"a sweep named '{name}' already exists at {experiment}; pass resume=True (--resume) to "
+            "continue it, or choose another name or output directory"
+        )
 
 
 def _finished_trials(experiment: str) -> int:
@@ -309,11 +327,12 @@ def _collect(results_uri: str, trial_ids: list[str]) -> pa.Table:
 
 
 class _Progress(tune.Callback):
-    """Prints trials running/finished and the best gain so far."""
+    """Prints trials running/finished (of all `expected`: Tune creates trials lazily) and the best gain
+    among every finished trial (those a resumed sweep finished before included)."""
 
-    def __init__(self, log: Any) -> None:
+    def __init__(self, log: Any, expected: int) -> None:
         self.log = log
-        self.best: tuple[float, str] | None = None
+        self.expected = expected
         self.started = time.perf_counter()
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -322,12 +341,13 @@ class _Progress(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
         gain = result.get("mean_gain", float("nan"))
-        if self.best is None or gain > self.best[0]:
-            self.best = (gain, f"{trial.trial_id} {_params(trial.config)}")
+        finished = [t for t in trials if t.status == "TERMINATED" or t.trial_id == trial.trial_id]
+        gains = [((t.last_result or {}).get("mean_gain", float("nan")), t) for t in finished]
+        best_gain, best = max(((g, t) for g, t in gains if g == g), key=lambda pair: pair[0], default=(gain, trial))
         self.log(
             self._status(trials, trial, "TERMINATED") + f" | finished {trial.trial_id}: round {result.get('round')} mean accuracy "
             f"{result.get('mean_accuracy', float('nan')):.3f}, gain {gain:+.3f} | best so far "
-            f"{self.best[0]:+.3f} ({self.best[1]})"
+            f"{best_gain:+.3f} ({best.trial_id} {_params(best.config)})"
         )
 
     def _status(self, trials: list[Any], current: Any, status: str) -> str:
@@ -335,7 +355,8 @@ class _Progress(tune.Callback):
         statuses = [status if t.trial_id == current.trial_id else t.status for t in trials]
         done = sum(s in ("TERMINATED", "ERROR") for s in statuses)
         running = statuses.count("RUNNING")
-        return f"[{time.perf_counter() - self.started:7.1f}s] trials: {running} running, {done}/{len(trials)} done"
+        total = max(self.expected, len(trials))
+        return f"[{time.perf_counter() - self.started:7.1f}s] trials: {running} running, {done}/{total} done"
 
 
 def _params(config: dict[str, Any]) -> dict[str, Any]:
