@@ -15,6 +15,7 @@ from fedmd_ray.config import PRESETS, parse_overrides, preset
 from fedmd_ray.config_file import config_from
 from fedmd_ray.errors import FedMDError
 from fedmd_ray.log import configured, level_from
+from fedmd_ray.signals import terminate_as_interrupt
 
 EXIT_USAGE = 2
 
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_cwd_importable()  # --set models=mypkg.nets:resnet8 finds ./mypkg, as `python -m` would
     try:
         args.level = level_from(args.verbose, args.quiet)
-        with configured(args.level):
+        with configured(args.level), terminate_as_interrupt():
             return _command(args)
     except FedMDError as exc:
         print(f"fedmd-ray: error: {exc}", file=sys.stderr)

@@ -21,7 +21,6 @@ from fedmd_ray.outdir import LOCK_FILE
 
 # digest_epochs=40 makes a round last seconds, so a kill lands inside one
 SLOW = dict(backend="local", rounds=4, torch_threads=1, digest_epochs=40)
-SETS = [a for k, v in SLOW.items() for a in ("--set", f"{k}={v}")]
 
 
 def _metrics(table):
@@ -34,13 +33,13 @@ def reference(tmp_path_factory):
     return fedmd_ray.run(fedmd_ray.preset("quick", **SLOW), out_dir=out, verbose=False), out
 
 
-@pytest.fixture(scope="module")
-def killed(tmp_path_factory):
-    """A CLI run SIGKILLed inside round 2 (after round 1's checkpoint)."""
-    out = tmp_path_factory.mktemp("killed") / "run"
+def _stop_in_round_two(out, signum, **fields):
+    """Start a CLI run of `SLOW` (with `fields` changed) into `out` and send it `signum` inside round 2
+    (after round 1's checkpoint); returns its exit code and stderr."""
+    sets = [a for k, v in {**SLOW, **fields}.items() for a in ("--set", f"{k}={v}")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", *SETS, "--out", str(out), "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", *sets, "--out", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
     )
     deadline = time.monotonic() + 240
     try:
@@ -48,14 +47,35 @@ def killed(tmp_path_factory):
             checkpoint = load_checkpoint(out) if (out / CHECKPOINT_FILE).exists() else None
             if checkpoint is not None and checkpoint.round >= 1:
                 break
-            assert proc.poll() is None, "the run ended before it could be killed"
+            assert proc.poll() is None, "the run ended before it could be stopped"
             time.sleep(0.05)
         time.sleep(0.5)  # well inside the next round (a round takes seconds)
-        os.kill(proc.pid, signal.SIGKILL)
+        os.kill(proc.pid, signum)
+        _, err = proc.communicate(timeout=120)  # a clean stop saves and exits within bounds
     finally:
         proc.kill()
         proc.wait(timeout=30)
+    return proc.returncode, err
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory):
+    """A CLI run SIGKILLed inside round 2 (after round 1's checkpoint)."""
+    out = tmp_path_factory.mktemp("killed") / "run"
+    _stop_in_round_two(out, signal.SIGKILL)
     return out
+
+
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_it_resumes(backend, tmp_path, reference):
+    """`kill`, `timeout` or a batch scheduler: exit 130 with one line, no abort, the checkpoint kept."""
+    code, err = _stop_in_round_two(tmp_path / "run", signal.SIGTERM, backend=backend)
+    assert code == 130 and "fedmd-ray: interrupted" in err, err
+    assert "SIGTERM received" not in err and "Traceback" not in err
+    assert load_checkpoint(tmp_path / "run").round in (1, 2)
+    if backend == "local":  # the reference's backend: the same numbers
+        resumed = fedmd_ray.run(fedmd_ray.preset("quick", **SLOW), out_dir=tmp_path / "run", resume=True, verbose=False)
+        assert _metrics(resumed) == _metrics(reference[0])
 
 
 def test_results_are_readable_after_sigkill(killed, capsys):

@@ -21,6 +21,7 @@ from fedmd_ray.actors.placement import ActorResources, actor_resources
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
 from fedmd_ray.log import LOGGER, ray_logging_level
+from fedmd_ray.signals import terminate_as_interrupt
 
 
 @contextlib.contextmanager
@@ -45,7 +46,8 @@ def ray_session(
         ray.init(address="local", include_dashboard=False, log_to_driver=True, logging_level=ray_logging_level())
         LOGGER.info("Ray: started a local instance for this command (%s)", _describe())
     try:
-        yield
+        with terminate_as_interrupt():  # again: ray.init replaced the handler
+            yield
     finally:
         ray.shutdown()  # for an attached cluster this only disconnects
 
