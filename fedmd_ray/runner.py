@@ -91,7 +91,7 @@ def _run(config: FedMDConfig, out_dir: str | os.PathLike[str] | None, overwrite:
     log.header(experiment)
     rows: list[Row] = list(checkpoint.rows) if checkpoint else []
     with open_run(experiment, run_id, save_states=target is not None) as driver:  # started: the run is certain
-        log.placement(driver.describe())
+        log.placement(driver.describe(), then="" if checkpoint else "; transfer learning...")
         fresh = (RESULTS_FILE, CHECKPOINT_FILE, STRATEGY_STATE_FILE) if checkpoint is None else ()  # an old run's
         with contextlib.nullcontext() if target is None else claim_out_dir(target, remove=fresh):
             if target is not None and checkpoint is None:  # resolved: the models that ran, not () for the default
@@ -100,6 +100,7 @@ def _run(config: FedMDConfig, out_dir: str | os.PathLike[str] | None, overwrite:
                             **_versions()}, target / CONFIG_FILE)
             if checkpoint is not None:
                 log.line(f"resuming {target} after round {checkpoint.round} ({len(rows)} rows kept)")
+                log.baseline_rows = [r for r in rows if r["phase"] == "transfer"]  # "(+x vs round 0)" goes on
             writer = None if target is None else CheckpointWriter(target)
 
             state_history = _state_history(target, checkpoint)
@@ -338,13 +339,13 @@ class _Progress:
             f"subset {config.subset_size}, strategy {describe(config.strategy)}, backend {config.backend}"
         )
 
-    def placement(self, hosts: list[dict[str, Any]]) -> None:
+    def placement(self, hosts: list[dict[str, Any]], then: str = "; transfer learning...") -> None:
         self.transfer_start = time.perf_counter()
         devices = sorted({h["device"] for h in hosts})
         nodes = {h.get("node", h["host"]) for h in hosts}
         self.line(
             f"[{self._elapsed()}] {len(hosts)} workers ready on {len(nodes)} node(s), device {'/'.join(devices)}, "
-            f"{hosts[0]['torch_threads']} torch thread(s) each; transfer learning..."
+            f"{hosts[0]['torch_threads']} torch thread(s) each{then}"
         )
 
     def phase(self, phase: str, round_: int, rounds: int, rows: list[Row]) -> None:
