@@ -69,21 +69,28 @@ def _existing_ancestor(path: Path) -> Path:
     return Path("/")
 
 
+def check_writable_dir(directory: object, what: str) -> Path:
+    """The directory as an absolute path if it is one, or can be created, and is writable; else
+    ConfigError. Reads only."""
+    path = as_path(directory, what)
+    ancestor = _existing_ancestor(path)
+    if ancestor == path and not path.is_dir():
+        raise ConfigError(f"{what}={str(directory)!r} is a file, not a directory")
+    if ancestor != path and not ancestor.is_dir():
+        raise ConfigError(f"{what}={str(directory)!r}: {ancestor} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what}={str(directory)!r} is not writable: no write permission on {ancestor}")
+    return path
+
+
 def check_out_dir(
     out_dir: object, *, replace: bool, resume: bool = False, what: str = "out_dir", sweep: bool = False
 ) -> Path:
     """The directory as an absolute path if a run (a sweep, with `sweep`) may write it, else ConfigError;
     reads only. `replace`: results already there may be replaced (`--overwrite`); `resume`: they are
     continued. A run's and a sweep's results never share a directory (`report` reads one of them)."""
-    path = as_path(out_dir, what)
-    ancestor = _existing_ancestor(path)
-    if ancestor == path and not path.is_dir():
-        raise ConfigError(f"{what}={str(out_dir)!r} is a file, not a directory")
-    if ancestor != path and not ancestor.is_dir():
-        raise ConfigError(f"{what}={str(out_dir)!r}: {ancestor} is a file, not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ConfigError(f"{what}={str(out_dir)!r} is not writable: no write permission on {ancestor}")
-    if ancestor != path:
+    path = check_writable_dir(out_dir, what)
+    if not os.path.lexists(path):
         return path  # nothing there yet: nothing to refuse
     for name in OWNED_FILES:
         if (path / name).is_symlink():

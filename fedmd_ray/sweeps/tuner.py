@@ -32,7 +32,7 @@ from fedmd_ray.config import FedMDConfig, changed_fields
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.experiment import prepare
 from fedmd_ray.log import LOGGER, chatty, verbosity
-from fedmd_ray.outdir import as_path, check_out_dir, claim_out_dir
+from fedmd_ray.outdir import as_path, check_out_dir, check_writable_dir, claim_out_dir
 from fedmd_ray.sweeps.space import check_points, grid_values, to_tune_space
 from fedmd_ray.sweeps.trainable import (
     BASE, CACHE, CHATTY, PLUGINS, RESULTS, latest_attempts, registered_plugins, trainable, trial_config,
@@ -196,7 +196,7 @@ def _storage(storage_path: str | None, target: Path | None) -> str:
         return storage_path
     local = as_path(storage_path, "storage_path") if storage_path else (
         target / "tune" if target else as_path("~/ray_results", "storage_path"))
-    return str(check_out_dir(local.resolve(), replace=True, what="storage_path"))
+    return str(check_writable_dir(local.resolve(), "storage_path"))
 
 
 def _check_resumable(experiment: str, name: str, resume: bool, spec_uri: str, spec: dict[str, Any]) -> None:
