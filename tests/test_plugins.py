@@ -341,7 +341,7 @@ def test_plugins_reach_sweep_trials_by_name_by_path_and_by_object(ray_cluster, t
     grid = {"strategy": ["fedmd", TrimmedMean(trim=0.25), "custom_strategy:AgreementWeighted"]}
     table = fedmd_ray.sweep(config, grid, out_dir=tmp_path, verbose=False)
     df = table.to_pandas()
-    assert sorted(df["strategy"].unique()) == ["TrimmedMean", "custom_strategy:AgreementWeighted", "fedmd"]
+    assert sorted(df["strategy"].unique()) == ["TrimmedMean(trim=0.25)", "custom_strategy:AgreementWeighted", "fedmd"]
     assert set(df["model"]) == {"tiny-for-sweeps", "cnn2-8-16"}
     assert df.groupby("strategy").size().tolist() == [3 * 3] * 3  # 3 parties x (transfer, upper bound, round 1)
     round0 = df[df["round"] == 0].groupby("strategy")["test_accuracy"].apply(list)
