@@ -179,8 +179,9 @@ def _probe(
 def _forward(
     module: nn.Module, device: str, input_shape: tuple[int, int, int], batch: int, hook: Callable[..., None] | None
 ) -> Any:
-    """An eval-mode forward pass of zeros (what the module returns, checked by the callers); `hook` sees every leaf module's call once the pass succeeded
-    (a pass that fails on the meta device must not leave half a count behind)."""
+    """An eval-mode forward pass of zeros (what the module returns, checked by the callers); `hook`
+    sees every leaf module's call once the pass succeeded (a pass that fails on the meta device must
+    not leave half a count behind)."""
     calls: list[tuple[Any, ...]] = []
     handles = [m.register_forward_hook(lambda *call: calls.append(call))
                for m in module.modules() if hook and not list(m.children())]

