@@ -391,3 +391,30 @@ def test_fetch_uses_torchvision_download_and_reports_a_failure(tmp_path: Path, m
     _write_cifar10(tmp_path)  # once the files are there, nothing is downloaded
     assert fetch("cifar10", tmp_path, log=lambda _: None) == tmp_path.resolve()
     assert calls == [True]
+
+
+def test_a_failed_download_leaves_no_new_empty_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision makes its root and folders before it fails; a failed fetch removes them."""
+    import urllib.error
+
+    import torchvision.datasets
+
+    from fedmd_ray.data.fetch import fetch
+
+    def offline(root: str, train: bool, download: bool) -> None:
+        (Path(root) / "cifar-10-batches-py").mkdir(parents=True)
+        (Path(root) / "partial").mkdir()
+        (Path(root) / "partial" / "cifar-10-python.tar.gz").write_bytes(b"half")
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(DataError, match="download failed"):
+        fetch("cifar10", tmp_path / "new" / "root", log=lambda _: None)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [
+        "cifar-10-python.tar.gz", "mine", "new", "partial", "root"]  # fmt: skip
+    (tmp_path / "new" / "root" / "partial" / "cifar-10-python.tar.gz").unlink()
+    with pytest.raises(DataError, match="download failed"):
+        fetch("cifar10", tmp_path / "new" / "root", log=lambda _: None)
+    # the partial/ folder existed before this attempt and is kept; nothing else was made
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["mine", "new", "partial", "root"]

