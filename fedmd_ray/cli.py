@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   parents=[output_options])
     presets.add_argument("--fields", action="store_true",
                          help="also list every config field with its default (presets override some)")
-    presets.add_argument("show", nargs="?", metavar="show", choices=["show"], help="print a preset's resolved config")
+    presets.add_argument("show", nargs="?", metavar="show", help="print a preset's resolved config")
     presets.add_argument("name", nargs="?", metavar="NAME", help="the preset `show` prints (as TOML for --config)")
     presets.add_argument("--json", action="store_true", help="with show: JSON instead of TOML")
 
@@ -210,6 +210,7 @@ def _presets(args: argparse.Namespace) -> int:
     from fedmd_ray.model_names import PAPER_MODELS, SMALL_MODELS
     from fedmd_ray.strategy import STRATEGIES
 
+    _check_presets_arguments(args)
     if args.show:
         return _show_preset(args)
     print("presets:")
@@ -228,6 +229,20 @@ def _presets(args: argparse.Namespace) -> int:
         for field, value in FedMDConfig().to_dict().items():
             print(f"  {field:<22} {value!r}")
     return 0
+
+
+def _check_presets_arguments(args: argparse.Namespace) -> None:
+    """Refuse flag combinations `presets` would otherwise ignore, naming what to type instead."""
+    from fedmd_ray.errors import ConfigError
+
+    if args.show not in (None, "show"):
+        hint = f"; to print that preset: `fedmd-ray presets show {args.show}`" if args.show in PRESETS else ""
+        raise ConfigError(f"presets: unknown argument {args.show!r} (expected `show NAME`){hint}")
+    if args.json and not args.show:
+        raise ConfigError("presets: --json only applies to `fedmd-ray presets show NAME --json`")
+    if args.fields and args.show:
+        raise ConfigError("presets: --fields lists the defaults beside the presets; `presets show NAME` already "
+                          "prints every field of that preset")
 
 
 def _show_preset(args: argparse.Namespace) -> int:

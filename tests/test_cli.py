@@ -37,6 +37,17 @@ def test_presets_lists_names_sources_and_models(capsys):
         assert name in out
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["offline"], "to print that preset: `fedmd-ray presets show offline`"),
+    (["--json"], "--json only applies to `fedmd-ray presets show NAME --json`"),
+    (["show", "quick", "--fields"], "`presets show NAME` already prints every field"),
+])
+def test_presets_refuses_flags_it_would_ignore(argv, message, capsys):
+    assert main(["presets", *argv]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+
+
 def test_console_entry_point_on_bad_input_has_no_traceback(tmp_path):
     env = {**os.environ, "FEDMD_RAY_DATA_ROOT": str(tmp_path / "empty")}
     proc = subprocess.run(
