@@ -142,6 +142,15 @@ def test_an_actor_that_exits_inside_digest_is_restarted(tmp_path):
     table = pq.read_table(tmp_path / "run" / "results.parquet")
     assert _status(table, 1)[2] == "restarted"
     assert "its actor died" in done.stderr and "party 1 (mlp-64) restarted in round(s) 2" in done.stderr
+    assert "Unhandled error" not in done.stderr
+
+
+def test_a_raising_party_under_fail_policy_prints_its_traceback_once(tmp_path):
+    done = _cli(tmp_path, "party=1,round=1,method=digest,action=raise", "on_party_failure=fail")
+    assert done.returncode == 2
+    assert done.stderr.count("RuntimeError: injected fault in party 1, round 1, digest\n") == 1, done.stderr
+    assert "Unhandled error" not in done.stderr
+    assert "fedmd-ray: error: party 1 (mlp-64)" in done.stderr
 
 
 def test_a_hanging_party_times_out_and_fail_policy_exits_2(tmp_path):

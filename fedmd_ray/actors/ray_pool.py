@@ -6,6 +6,8 @@ A copy of the pool lives in the driver actor, which never imports torch (see
 
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import subprocess
 import uuid
@@ -98,8 +100,10 @@ class RayPool:
                     self._saved[index] = states[index]
             except ray.exceptions.RayTaskError as exc:  # the party raised: its traceback is in `exc`
                 failures.append(HostFailure(index, tuple(self.groups[index]), failure_reason(exc.cause), str(exc)))
+                _read_failed(states.get(index))
             except ray.exceptions.RayActorError as exc:  # the process died (os._exit, OOM kill, ray.kill, node loss)
                 failures.append(HostFailure(index, tuple(self.groups[index]), "its actor died", str(exc)))
+                _read_failed(states.get(index))
         for ref in late:
             index = pending[ref]
             ray.kill(self.hosts[index])  # a hung host must not answer later
@@ -175,6 +179,14 @@ class RayPool:
     def _kill(self, host: int) -> None:
         if self.hosts[host] is not None:
             ray.kill(self.hosts[host], no_restart=True)
+
+
+def _read_failed(ref: Any) -> None:
+    """Read the failed task's second return (its states) once: Ray prints an errored ref that is
+    dropped unread as an "Unhandled error", which repeated the party's traceback."""
+    if ref is not None:
+        with contextlib.suppress(ray.exceptions.RayError):
+            ray.get(ref, timeout=FETCH_TIMEOUT_S)
 
 
 def wait_scheduled(refs: list[Any], timeout_s: float, what: str) -> list[dict[str, Any]]:
