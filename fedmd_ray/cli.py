@@ -155,6 +155,8 @@ def _run(args: argparse.Namespace) -> int:
         table = run(config, out_dir=args.resume, resume=True)
     else:
         config = config_from(args.config, args.preset, overrides)
+        if args.out is None and config.out_dir and args.config and not args.overwrite:
+            _check_config_out_dir_is_free(args.config, config.out_dir)
         out = args.out if args.out is not None else config.out_dir or _default_out(args.preset)
         table = run(config, out_dir=out, overwrite=args.overwrite)
     if args.level > logging.INFO:  # the log hides the summary: print it
@@ -185,6 +187,21 @@ def _sweep(args: argparse.Namespace) -> int:
 
         print(format_sweep_summary(sweep_summary(table, list(grid))))
     return 0
+
+
+def _check_config_out_dir_is_free(config_path: str, out_dir: str) -> None:
+    """A run's saved config.json names that run's directory: rerunning it without --out would
+    meet that run's results. Say so, with the three ways on."""
+    from pathlib import Path
+
+    from fedmd_ray.errors import ConfigError
+
+    if (Path(out_dir).expanduser() / "results.parquet").exists():
+        raise ConfigError(
+            f"--config {config_path} sets out_dir={out_dir!r}, which already holds a run's results.parquet: "
+            "pass --out DIR to run this config into another directory, --overwrite to replace that run, "
+            f"or `fedmd-ray run --resume {out_dir}` to continue it if it did not finish"
+        )
 
 
 def _default_out(preset_name: str | None) -> str:

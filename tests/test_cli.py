@@ -48,6 +48,17 @@ def test_presets_refuses_flags_it_would_ignore(argv, message, capsys):
     assert message in captured.err and captured.out == ""
 
 
+def test_rerunning_a_saved_config_without_out_says_how(tmp_path, capsys):
+    """A run's config.json names its own directory: rerun without --out meets those results."""
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "results.parquet").write_bytes(b"")
+    (done / "config.json").write_text(f'{{"preset": "quick", "out_dir": "{done}"}}')
+    assert main(["run", "--config", str(done / "config.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"sets out_dir='{done}'" in err and "pass --out DIR" in err and f"--resume {done}" in err
+
+
 def test_console_entry_point_on_bad_input_has_no_traceback(tmp_path):
     env = {**os.environ, "FEDMD_RAY_DATA_ROOT": str(tmp_path / "empty")}
     proc = subprocess.run(
