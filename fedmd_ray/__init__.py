@@ -14,7 +14,7 @@ from fedmd_ray.config import FedMDConfig, preset, preset_names
 from fedmd_ray.data.images import LabeledImages, Split
 from fedmd_ray.data.resolve import register_source
 from fedmd_ray.errors import (
-    ConfigError, DataError, FedMDError, NoPartyLeft, PartyFailure, PluginError, ResourceError,
+    ConfigError, DataError, FedMDError, NoPartyLeft, PartyFailure, PluginError, ResourceError, TrialsFailed,
 )
 from fedmd_ray.model_names import register_model
 from fedmd_ray.strategy import FedMD, RoundInfo, Strategy, register_strategy
@@ -31,7 +31,7 @@ __all__ = [
     "FedMDConfig", "preset", "preset_names", "run", "sweep", "check", "load_results",
     "register_model", "register_source", "register_strategy", "Strategy", "FedMD", "RoundInfo",
     "LabeledImages", "Split", "__version__",
-    "FedMDError", "ConfigError", "DataError", "ResourceError", "PartyFailure", "NoPartyLeft", "PluginError",
+    "FedMDError", "ConfigError", "DataError", "ResourceError", "PartyFailure", "NoPartyLeft", "PluginError", "TrialsFailed",
 ]
 
 

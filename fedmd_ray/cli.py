@@ -9,13 +9,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from fedmd_ray.config import PRESETS, parse_overrides, preset
 from fedmd_ray.config_file import config_from
 from fedmd_ray.errors import FedMDError
 from fedmd_ray.log import configured, level_from
 from fedmd_ray.signals import terminate_as_interrupt
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 EXIT_USAGE = 2
 
@@ -167,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from fedmd_ray.errors import ConfigError
+    from fedmd_ray.errors import ConfigError, TrialsFailed
     from fedmd_ray.sweeps import sweep
     from fedmd_ray.sweeps.space import parse_grid
 
@@ -177,16 +180,25 @@ def _sweep(args: argparse.Namespace) -> int:
     if both:
         raise ConfigError(f"{both[0]} is given with --set and with --grid; the grid would win: give it once")
     config = config_from(args.config, args.preset, overrides)
-    table = sweep(
-        config, grid, scheduler=args.scheduler,
-        max_concurrent_trials=args.max_concurrent, storage_path=args.storage, resume=args.resume,
-        out_dir=args.out, transfer_cache=not args.no_transfer_cache,
-    )
-    if args.level > logging.INFO:  # the log hides the summary: print it
+    try:
+        table = sweep(
+            config, grid, scheduler=args.scheduler,
+            max_concurrent_trials=args.max_concurrent, storage_path=args.storage, resume=args.resume,
+            out_dir=args.out, transfer_cache=not args.no_transfer_cache,
+        )
+    except TrialsFailed as failed:  # the other trials' rows are still worth a summary
+        _print_sweep_summary(args, failed.table, list(grid))
+        raise
+    _print_sweep_summary(args, table, list(grid))
+    return 0
+
+
+def _print_sweep_summary(args: argparse.Namespace, table: pa.Table | None, params: list[str]) -> None:
+    """The summary on stdout when the log hides it (-q, FEDMD_RAY_LOG_LEVEL=WARNING)."""
+    if args.level > logging.INFO and table is not None:
         from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 
-        print(format_sweep_summary(sweep_summary(table, list(grid))))
-    return 0
+        print(format_sweep_summary(sweep_summary(table, params)))
 
 
 def _check_config_out_dir_is_free(config_path: str, out_dir: str) -> None:

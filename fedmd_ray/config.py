@@ -385,6 +385,14 @@ def changed_fields(saved: dict[str, Any], given: dict[str, Any], defaults: dict[
     return [name for name, value in given.items() if saved.get(name, defaults.get(name)) != value]
 
 
+def describe_change(name: str, saved: Any, given: Any) -> str:
+    """One changed field for a refusal to resume: both values, or, where they read the same (an import
+    path, a data file), that what they name changed (plug-in code and data files are fingerprinted)."""
+    if saved == given:
+        return f"{name} ({given!r} reads the same, but its code or data changed since it was saved)"
+    return f"{name} (saved {saved!r}, given {given!r})"
+
+
 def resumable_fields(cls: type[FedMDConfig] = FedMDConfig) -> tuple[str, ...]:
     """Fields that may differ when resuming: the `execution` ones."""
     return tuple(f.name for f in dataclasses.fields(cls) if role_of(f) == "execution")

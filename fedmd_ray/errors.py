@@ -5,6 +5,10 @@ raises a subclass of :class:`FedMDError`; anything else is a bug and keeps
 its traceback.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 
 class FedMDError(Exception):
     """Base class of the errors a user can fix."""
@@ -30,6 +34,18 @@ class NoPartyLeft(FedMDError):
     """Every party failed and was dropped: the run stops with the rows it has."""
 
 
+class TrialsFailed(FedMDError):
+    """Trials of a sweep failed: raised once every trial has ended and the tables are written, so a
+    failure never looks like a finished sweep. `table` holds every trial's rows (`trial_status` says
+    which failed; None when no trial wrote any), `failed` the failed trials' ids."""
+
+    def __init__(self, message: str, table: Any, failed: list[str]) -> None:
+        super().__init__(message)
+        self.table = table
+        self.failed = failed
+
+
 class PluginError(FedMDError):
     """A plug-in (a model, data source or strategy) failed during a run; the message names it and the
-    round. The run stops with its checkpoint: fix the plug-in and resume."""
+    round. The run stops with its checkpoint; a fixed plug-in is a new run (its code is part of the
+    run's identity), so it starts again."""

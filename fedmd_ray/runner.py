@@ -27,7 +27,7 @@ from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, STRATEGY_STATE_FILE
 from fedmd_ray.analysis.schema import STRATEGY_STATE_SCHEMA, rows_to_table, state_rows
 from fedmd_ray.analysis.summary import format_run
 from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointWriter, load_checkpoint
-from fedmd_ray.config import FedMDConfig, changed_fields
+from fedmd_ray.config import FedMDConfig, changed_fields, describe_change
 from fedmd_ray.errors import ConfigError, NoPartyLeft
 from fedmd_ray.experiment import Experiment, prepare
 from fedmd_ray.log import LOGGER, verbosity
@@ -238,7 +238,7 @@ def _resume_point(config: FedMDConfig, target: Path | None) -> Checkpoint:
     saved, saved_identity, saved_run = _saved_run(target)
     given = config.to_json()
     differ = [
-        f"{k} (saved {saved.get(k)!r}, given {given[k]!r})"
+        describe_change(k, saved.get(k), given[k])
         for k in changed_fields(saved_identity, config.identity(), FedMDConfig().identity())
     ]
     if differ:

@@ -290,7 +290,7 @@ def test_a_strategy_failing_on_the_driver_stops_the_run_naming_it_and_the_round(
     with pytest.raises(PluginError) as err:
         fedmd_ray.run(config, out_dir=tmp_path, verbose=False)
     assert message in str(err.value)
-    assert load_checkpoint(tmp_path).round == 1  # round 1 is kept: fix the strategy and resume
+    assert load_checkpoint(tmp_path).round == 1  # round 1 is kept (a resume after an unchanged rerun)
     assert max(r for r in pq.read_table(tmp_path / "results.parquet")["round"].to_pylist() if r is not None) == 1
 
 

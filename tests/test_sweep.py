@@ -17,7 +17,7 @@ import pytest
 
 import fedmd_ray
 from fedmd_ray.analysis.schema import RESULT_SCHEMA
-from fedmd_ray.errors import ConfigError, ResourceError
+from fedmd_ray.errors import ConfigError, ResourceError, TrialsFailed
 from fedmd_ray.faults import VARIABLE
 
 GRID = {"subset_size": [100, 300], "digest_epochs": [1, 2]}
@@ -55,7 +55,8 @@ def grid_sweep(ray_cluster, tmp_path_factory):
 
 def test_sweep_table_has_one_row_set_per_trial_and_param_columns(grid_sweep):
     table, out, _ = grid_sweep
-    assert table.column_names == RESULT_SCHEMA.names + ["trial_id", "subset_size", "digest_epochs"]
+    assert table.column_names == RESULT_SCHEMA.names + ["trial_id", "subset_size", "digest_epochs", "trial_status"]
+    assert set(table["trial_status"].to_pylist()) == {"finished"}
     df = table.to_pandas()
     per_trial = df.groupby("trial_id").size()
     assert len(per_trial) == 4 and set(per_trial) == {3 * (2 + 2)}  # 3 parties x (transfer, upper bound, 2 rounds)
@@ -69,7 +70,7 @@ def test_sweep_table_has_one_row_set_per_trial_and_param_columns(grid_sweep):
 def test_sweep_summary_is_sorted_by_gain(grid_sweep):
     _, out, _ = grid_sweep
     summary = pq.read_table(out / "summary.parquet").to_pandas()
-    assert len(summary) == 4
+    assert len(summary) == 4 and set(summary["status"]) == {"finished"}
     assert summary["gain"].is_monotonic_decreasing
     assert (summary["final"] - summary["baseline"] - summary["gain"]).abs().max() < 1e-12
 
@@ -122,6 +123,8 @@ def test_asha_stops_poor_trials_early(ray_cluster, tmp_path):
     rounds_run = table.to_pandas().groupby("private_epochs")["round"].max().to_dict()
     assert rounds_run[40] == 4
     assert rounds_run[0] < 4 and rounds_run[1] < 4
+    status = table.to_pandas().groupby("private_epochs")["trial_status"].first().to_dict()
+    assert status == {40: "finished", 0: "stopped", 1: "stopped"}
 
 
 def _latest(results: Path) -> list[Path]:
@@ -243,18 +246,25 @@ def test_trials_larger_than_the_cluster_are_refused(ray_cluster, tmp_path):
         fedmd_ray.sweep(fedmd_ray.preset("quick", cpus_per_party=1.0), {"rounds": [1]}, out_dir=tmp_path, verbose=False)
 
 
-def test_a_failing_trial_is_retried_and_the_sweep_goes_on(ray_cluster, tmp_path, capsys):
+def test_a_failing_trial_is_retried_the_sweep_goes_on_and_then_raises(ray_cluster, tmp_path, capsys):
     # actor_start_timeout_s=0.001 passes validation but no actor starts that fast: the trial
-    # raises ResourceError, is retried once, fails again; the other trial still finishes.
+    # raises ResourceError, is retried once, fails again; the other trial still finishes, the
+    # tables are written, and only then does the sweep raise: a failure never looks finished.
     # (cpus_per_party=0.6: 1.8 CPUs make two party actors, not parties inside the trial.)
     # Tune's storage is given as a URI (pyarrow filesystems) rather than a plain path.
-    table = fedmd_ray.sweep(
-        fedmd_ray.preset("quick", rounds=1, cpus_per_party=0.6), {"actor_start_timeout_s": [0.001, 120.0]},
-        max_failures=1, storage_path=f"file://{tmp_path}/store", out_dir=tmp_path / "out", verbose=True,
-    )
+    with pytest.raises(TrialsFailed, match=r"1 of 2 trials failed") as failed:
+        fedmd_ray.sweep(
+            fedmd_ray.preset("quick", rounds=1, cpus_per_party=0.6), {"actor_start_timeout_s": [0.001, 120.0]},
+            max_failures=1, storage_path=f"file://{tmp_path}/store", out_dir=tmp_path / "out", verbose=True,
+        )
+    table = failed.value.table
     assert table.to_pandas()["actor_start_timeout_s"].unique().tolist() == [120.0]
-    assert "a trial failed after 1 retries" in capsys.readouterr().err
-    assert (tmp_path / "out" / "sweep.parquet").exists()
+    assert len(failed.value.failed) == 1 and failed.value.failed[0] not in table["trial_id"].to_pylist()
+    err = capsys.readouterr().err
+    assert f"trial {failed.value.failed[0]} {{'actor_start_timeout_s': 0.001}} failed (after 1 retries)" in err
+    assert "ResourceError: " in err and "error.txt" in err
+    assert "Trial task failed" not in err  # Tune's own report of it only with debug output
+    assert pq.read_table(tmp_path / "out" / "sweep.parquet").num_rows == table.num_rows
 
 
 def test_tune_search_domains_and_samples(ray_cluster, tmp_path):
@@ -382,9 +392,29 @@ def test_a_sweep_saved_before_a_field_existed_resumes_with_the_field_at_its_defa
     from fedmd_ray.sweeps.tuner import _check_same_sweep, _spec
 
     base = fedmd_ray.preset("quick")
-    spec = _spec(base, {"seed": [0, 1]}, 1)
+    points = [base.replace(seed=0), base.replace(seed=1)]
+    spec = _spec(base, {"seed": [0, 1]}, 1, points)
     old = json.loads(json.dumps(spec))
     del old["base"]["head_epochs"]
     _check_same_sweep(json.dumps(old).encode(), spec, "exp")  # the same sweep
     with pytest.raises(ConfigError, match=r"head_epochs \(saved None, given 3\)"):
-        _check_same_sweep(json.dumps(old).encode(), _spec(base.replace(head_epochs=3), {"seed": [0, 1]}, 1), "exp")
+        _check_same_sweep(json.dumps(old).encode(), _spec(base.replace(head_epochs=3), {"seed": [0, 1]}, 1, points),
+                          "exp")
+
+
+def test_resuming_a_sweep_whose_plug_in_code_changed_is_refused():
+    """The same import path with other code is another sweep: its trials' checkpoints would not match."""
+    import json
+
+    from fedmd_ray.sweeps.tuner import _check_same_sweep, _spec
+
+    base = fedmd_ray.preset("quick")
+    space = {"strategy": ["fedmd", "plugin_fixtures:InverseDeviation"]}
+    points = [base.replace(strategy=s) for s in space["strategy"]]
+    spec = _spec(base, space, 1, points)
+    saved = json.loads(json.dumps(spec))
+    _check_same_sweep(json.dumps(saved).encode(), spec, "exp")
+    saved["identities"][1]["strategy"] += "0"  # what an edit of the class's source does to its identity
+    with pytest.raises(ConfigError, match=r"strategy \(\['fedmd', 'plugin_fixtures:InverseDeviation'\] reads the "
+                                          r"same, but its code or data changed"):
+        _check_same_sweep(json.dumps(saved).encode(), spec, "exp")

@@ -212,8 +212,8 @@ class Driver:
         except Exception as exc:
             raise PluginError(
                 f"strategy {name} raised in aggregate of round {round_}: {type(exc).__name__}: {exc}. The run "
-                "stopped; its checkpoint holds the last finished round: fix the strategy, then fedmd-ray run "
-                "--resume DIR"
+                "stopped. A fixed strategy is a new run (its code is part of the run's identity, so --resume "
+                "refuses it): start it again with --overwrite or another --out"
             ) from exc
 
     def distribute(self, targets: Targets, parties: list[int]) -> Distributed:
@@ -290,7 +290,8 @@ class Driver:
         if policy == "fail":
             raise PartyFailure(
                 f"{who} failed {where}: {failure.reason}. The run stopped (on_party_failure=fail); its checkpoint "
-                "holds the last finished round: fedmd-ray run --resume DIR"
+                "holds the last finished round: continue with --resume (fedmd-ray run --resume DIR; in a sweep, its "
+                "command with --resume)"
             )
         # The failed host's saved states are still those after the last finished phase: its failed
         # task (and the save that goes with it) is redone from them.

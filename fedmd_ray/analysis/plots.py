@@ -30,8 +30,8 @@ def _pyplot() -> Any:
 
 
 def swept_parameters(table: pa.Table) -> list[str]:
-    """The columns a sweep added besides the run schema and `trial_id`."""
-    return [c for c in table.column_names if c not in RESULT_SCHEMA.names and c != "trial_id"]
+    """The columns a sweep added besides the run schema, `trial_id` and `trial_status`."""
+    return [c for c in table.column_names if c not in RESULT_SCHEMA.names and c not in ("trial_id", "trial_status")]
 
 
 def plot_run(table: pa.Table, path: Path) -> Path:

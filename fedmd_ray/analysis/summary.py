@@ -109,10 +109,10 @@ def format_events(table: pa.Table) -> str:
 
 
 def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
-    """One row per trial: swept parameters, baseline, final, upper bound, gain; best gain first.
+    """One row per trial: swept parameters, status, baseline, final, upper bound, gain; best gain first.
 
-    `final` is the last round the trial reached (a scheduler may stop it early;
-    `rounds_run` says where).
+    `final` is the last round the trial reached (a scheduler may stop it early, a failure end it;
+    `rounds_run` says where, `status` why: finished, stopped or failed).
     """
     trials: dict[str, list[dict[str, Any]]] = {}
     for row in table.to_pylist():
@@ -123,6 +123,7 @@ def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
         rows.append({
             "trial_id": trial_id,
             **{p: trial[0][p] for p in params},
+            **({"status": trial[0]["trial_status"]} if "trial_status" in trial[0] else {}),  # older sweeps lack it
             "rounds_run": run.rounds,
             "baseline": run.baseline,
             "final": run.final,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import time
@@ -28,8 +29,8 @@ from fedmd_ray.analysis.io import (
     SUMMARY_FILE, SWEEP_FILE, join_uri, load_results, read_bytes_uri, write_bytes_uri, write_table,
 )
 from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
-from fedmd_ray.config import FedMDConfig, changed_fields
-from fedmd_ray.errors import ConfigError
+from fedmd_ray.config import FedMDConfig, changed_fields, describe_change
+from fedmd_ray.errors import ConfigError, TrialsFailed
 from fedmd_ray.experiment import prepare
 from fedmd_ray.log import LOGGER, chatty, verbosity
 from fedmd_ray.outdir import as_path, check_out_dir, check_writable_dir, claim_out_dir
@@ -71,6 +72,8 @@ def sweep(
     `name` without redoing finished trials, and unfinished ones from their last finished
     round (trial checkpoints). With `out_dir`, writes
     `sweep.parquet` and `summary.parquet` (one row per trial, sorted by gain).
+    A failed trial (after `max_failures` retries) leaves the others running; once all have
+    ended and the tables are written, `TrialsFailed` is raised (its `.table` holds the rows).
 
     `callbacks` (Tune callbacks: MLflow, W&B, TensorBoard, your own) and `search_alg` (a Tune
     searcher: Optuna, HyperOpt; give it Tune domains, not lists) go to Tune as they are. Trials
@@ -84,16 +87,23 @@ def sweep(
 
 @contextlib.contextmanager
 def _quiet_tune() -> Iterator[None]:
-    """Tune's experiment box and TensorBoard hint only at debug level (its legacy reporter honours
-    `verbose=0`, the new one prints them regardless)."""
-    if chatty() or "RAY_AIR_NEW_OUTPUT" in os.environ:
+    """Tune's experiment box, TensorBoard hint and its own log of failed trials only at debug level:
+    its legacy reporter honours `verbose=0`, the new one prints them regardless, and a failed trial
+    is reported once, by `_trial_statuses` (Tune logs its traceback two or three times)."""
+    if chatty():
         yield
         return
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    tune_logger = logging.getLogger("ray.tune")
+    level, new_output = tune_logger.level, "RAY_AIR_NEW_OUTPUT" not in os.environ
+    tune_logger.setLevel(logging.CRITICAL)
+    if new_output:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     try:
         yield
     finally:
-        os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        tune_logger.setLevel(level)
+        if new_output:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
 
 
 def _sweep(
@@ -121,7 +131,7 @@ def _sweep(
     experiment = join_uri(storage, name)
     results_uri = join_uri(experiment, "fedmd_results")
     tune_scheduler = _scheduler(scheduler, configs)
-    spec_uri, spec = join_uri(experiment, SPEC_FILE), _spec(base_config, param_space, num_samples)
+    spec_uri, spec = join_uri(experiment, SPEC_FILE), _spec(base_config, param_space, num_samples, configs)
     log = LOGGER.info
     _check_resumable(experiment, name, resume, spec_uri, spec)
     expected = num_samples * math.prod(len(values) for values in grid_values(param_space).values())
@@ -166,23 +176,36 @@ def _sweep(
                 )
             started = time.perf_counter()
             grid = tuner.fit()
-            for error in grid.errors:
-                log(f"a trial failed after {max_failures} retries: {error}")
             unfinished = expected - _finished_trials(experiment)
             if unfinished > 0:  # Tune catches Ctrl-C and returns what it has: not a finished sweep
                 log(f"sweep interrupted with {unfinished} of {expected} trials unfinished; continue it with "
                     "--resume (resume=True)")
                 raise KeyboardInterrupt
-            trial_ids = [str((grid[i].metrics or {}).get("trial_id", "")) for i in range(len(grid))]
-            table = _collect(results_uri, [t for t in trial_ids if t])
-            log(f"sweep: {len(trial_ids)} trials in {time.perf_counter() - started:.0f} s")
+            statuses = _trial_statuses(grid, max_failures)
+            failed = sorted(trial for trial, status in statuses.items() if status == "failed")
+            table = _collect(results_uri, statuses)
+            if table is None:
+                raise TrialsFailed(_failed_message(failed, statuses), None, failed) if failed else ConfigError(
+                    f"the sweep produced no results in {results_uri}")
+            log(f"sweep: {len(grid)} trials in {time.perf_counter() - started:.0f} s")
             summary = sweep_summary(table, list(param_space))
             log(format_sweep_summary(summary))
             if target is not None:
                 write_table(table, target / SWEEP_FILE)
                 write_table(summary, target / SUMMARY_FILE)
                 log(f"results: {target / SWEEP_FILE}")
+            if failed:
+                raise TrialsFailed(_failed_message(failed, statuses), table, failed)
             return table
+
+
+def _failed_message(failed: list[str], statuses: dict[str, str]) -> str:
+    return (
+        f"{len(failed)} of {len(statuses)} trials failed ({', '.join(failed)}; the warnings above say why); the "
+        "tables hold every trial's rounds so far (trial_status). After a passing cause (a lost node, a timeout), "
+        "continue them: the same sweep with --resume (resume=True). A fixed plug-in makes a new sweep: give it "
+        "another output directory"
+    )
 
 
 def _storage(storage_path: str | None, target: Path | None) -> str:
@@ -220,9 +243,12 @@ def _finished_trials(experiment: str) -> int:
     return sum(trial.status in ("TERMINATED", "ERROR") for trial in trials)
 
 
-def _spec(base: FedMDConfig, param_space: dict[str, Any], num_samples: int) -> dict[str, Any]:
+def _spec(
+    base: FedMDConfig, param_space: dict[str, Any], num_samples: int, points: list[FedMDConfig]
+) -> dict[str, Any]:
     """What a resumed sweep must repeat, as JSON: the base config's result-changing fields, the
-    space (Tune domains by kind and bounds) and the sample count."""
+    space (Tune domains by kind and bounds), the sample count, and each grid point's identity (a
+    plug-in's code and a data file's contents, which the same names can hide)."""
     def describe(values: Any) -> Any:
         if isinstance(values, (list, tuple)):
             return [describe(v) for v in values]
@@ -233,11 +259,13 @@ def _spec(base: FedMDConfig, param_space: dict[str, Any], num_samples: int) -> d
         return {"domain": type(values).__name__,
                 **{a: str(getattr(values, a)) for a in ("lower", "upper", "categories") if hasattr(values, a)}}
 
-    return {
+    spec = {
         "base": {k: v for k, v in base.to_json().items() if k in base.identity()},
         "space": {k: describe(v) for k, v in param_space.items()},
         "num_samples": num_samples,
+        "identities": [point.identity() for point in points],
     }
+    return dict(json.loads(json.dumps(spec)))  # as it reads back: tuples become lists
 
 
 def _check_same_sweep(saved: bytes | None, spec: dict[str, Any], experiment: str) -> None:
@@ -245,10 +273,15 @@ def _check_same_sweep(saved: bytes | None, spec: dict[str, Any], experiment: str
     if saved is None:  # a sweep from before this file existed
         return
     before = json.loads(saved)
-    differ = [f"{k} (saved {before['base'].get(k)!r}, given {spec['base'][k]!r})"
+    differ = [describe_change(k, before["base"].get(k), spec["base"][k])
               for k in changed_fields(before["base"], spec["base"], FedMDConfig().to_json())]
     differ += [f"{part} (saved {before[part]!r}, given {spec[part]!r})"
                for part in ("space", "num_samples") if before.get(part) != spec[part]]
+    if not differ and "identities" in before:  # same names: did what they name change?
+        changed = {name: given[name] for saved, given in zip(before["identities"], spec["identities"])
+                   for name in given if name in saved and saved[name] != given[name]}
+        values = {**spec["base"], **spec["space"]}
+        differ += [describe_change(name, values.get(name), values.get(name)) for name in sorted(changed)]
     if differ:
         raise ConfigError(
             f"cannot resume the sweep at {experiment} with different settings: {'; '.join(differ)}. Resume it as it "
@@ -316,14 +349,42 @@ def _scheduler(scheduler: str | Any | None, configs: list[FedMDConfig]) -> Any:
     return scheduler
 
 
-def _collect(results_uri: str, trial_ids: list[str]) -> pa.Table:
-    """Concatenate the finished trials' tables: per trial, its latest attempt's file (files of other
-    trials, and those of attempts a resumed sweep replaced, are ignored)."""
+def _trial_statuses(grid: Any, max_failures: int) -> dict[str, str]:
+    """Each trial's `trial_status`: `finished` (its last round), `stopped` (a scheduler stopped it
+    early) or `failed` (it raised, after `max_failures` retries; logged as a warning with the cause
+    and where Tune kept the traceback)."""
+    statuses = {}
+    for result in grid:
+        trial_id = str(result.metrics.get("trial_id") or Path(result.path).name)
+        reached = result.metrics.get("round")
+        if result.error is not None:
+            statuses[trial_id] = "failed"
+            LOGGER.warning("trial %s %s failed (after %d retries) at round %s: %s; traceback: %s", trial_id,
+                           _params(result.config), max_failures, "0" if reached is None else reached + 1,
+                           short_error(result.error), join_uri(result.path, "error.txt"))
+        else:
+            statuses[trial_id] = "stopped" if reached is not None and reached < trial_config(
+                result.config).rounds else "finished"
+    return statuses
+
+
+def short_error(error: BaseException) -> str:
+    """The exception a trial raised, in one line: Ray wraps it (with the remote traceback) as `cause`."""
+    cause = getattr(error, "cause", None) or error
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"
+
+
+def _collect(results_uri: str, statuses: dict[str, str]) -> pa.Table | None:
+    """Concatenate the trials' tables, each with its `trial_status` (None: no trial wrote one): per
+    trial, its latest attempt's file (files of other trials, and those of attempts a resumed sweep
+    replaced, are ignored)."""
     latest = latest_attempts(results_uri)
-    tables = [load_results(latest[trial_id]) for trial_id in sorted(latest) if trial_id in trial_ids]
-    if not tables:
-        raise ConfigError(f"the sweep produced no results in {results_uri}")
-    return pa.concat_tables(tables, promote_options="default")
+    tables = []
+    for trial_id in sorted(set(latest) & set(statuses)):
+        table = load_results(latest[trial_id])
+        tables.append(table.append_column("trial_status", pa.array([statuses[trial_id]] * table.num_rows)))
+    return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
 class _Progress(tune.Callback):
@@ -334,6 +395,14 @@ class _Progress(tune.Callback):
         self.log = log
         self.expected = expected
         self.started = time.perf_counter()
+
+    def setup(self, *args: Any, **info: Any) -> None:
+        """The clock starts with each `fit()`: a resumed sweep unpickles this callback from the run that
+        started it, whose `perf_counter` means nothing in this process."""
+        self.started = time.perf_counter()
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.log(self._status(trials, trial, "ERROR") + f" | failed {trial.trial_id} {_params(trial.config)}")
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.log(self._status(trials, trial, "RUNNING") + f" | started {trial.trial_id} {_params(trial.config)}")
