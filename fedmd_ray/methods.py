@@ -109,7 +109,10 @@ class KTpFL(FedMDKL):
     penalty `kt_rho * ||c_i - 1/n||^2`, rows kept on the simplex (see
     `aggregation.knowledge_coefficient_step`), then the targets. C starts uniform; it is the
     strategy's state (checkpointed, restored on resume, written per round to
-    `strategy_state.parquet`): who learns from whom."""
+    `strategy_state.parquet`): who learns from whom. With parties absent in a round
+    (`party_dropout`, failures) the step and the targets use each present row renormalised over
+    the present parties; the saved rows stay on the simplex, the share on an absent party held
+    for its return."""
 
     def __init__(self, temperature: float = 1.0, kt_rho: float = 0.7, kt_lr: float = 0.05) -> None:
         super().__init__(temperature)
@@ -120,11 +123,16 @@ class KTpFL(FedMDKL):
     def aggregate(self, scores: Scores, info: RoundInfo) -> Targets:
         if self.coefficients is None:
             self.coefficients = np.full((info.n_parties, info.n_parties), 1.0 / info.n_parties)
-        present = np.ix_(info.parties, info.parties)
-        block = self.coefficients[present]
-        block = block / np.maximum(block.sum(axis=1, keepdims=True), 1e-12)  # absent parties' weight shared out
+        parties = list(info.parties)
+        present = np.ix_(parties, parties)
+        held = self.coefficients[present].sum(axis=1, keepdims=True)  # each row's share on the present parties
+        block = np.where(held > 0, self.coefficients[present] / np.where(held > 0, held, 1.0), 1.0 / len(parties))
         block = knowledge_coefficient_step(block, scores, self.kt_rho, self.kt_lr)
-        self.coefficients[present] = block
+        # Rows stay on the simplex: the share on absent parties is held for their return; a row
+        # whose whole share was on absent parties gives it up to the present ones.
+        absent = [p for p in range(info.n_parties) if p not in info.parties]
+        self.coefficients[np.ix_(parties, absent)] *= held > 0
+        self.coefficients[present] = np.where(held > 0, block * held, block)
         targets: Targets = np.einsum("ij,jnc->inc", block, scores.astype(np.float64)).astype(np.float32)
         return targets  # (parties, n_align, classes): one per party
 

@@ -124,15 +124,21 @@ def test_kt_pfl_gives_each_party_its_own_target_and_keeps_the_matrix_as_state():
     np.testing.assert_array_equal(restored.coefficients, c)
 
 
-def test_an_absent_party_keeps_its_coefficients_and_gives_its_weight_to_the_others():
+def test_an_absent_party_keeps_its_coefficients_and_the_saved_rows_stay_on_the_simplex():
     kt = KTpFL(kt_rho=0.0, kt_lr=0.1)
     three = RoundInfo(1, (0, 1, 2), 3)
     p3 = np.array([[[0.9, 0.1]], [[0.1, 0.9]], [[0.5, 0.5]]], dtype=np.float32)
     kt.aggregate(p3, three)
     before = kt.coefficients.copy()
-    kt.aggregate(p3[[0, 2]], RoundInfo(2, (0, 2), 3))  # party 1 sits out
-    assert np.array_equal(kt.coefficients[1], before[1])
-    assert kt.coefficients[0, [0, 2]].sum() == pytest.approx(1.0)
+    targets = kt.aggregate(p3[[0, 2]], RoundInfo(2, (0, 2), 3))  # party 1 sits out
+    assert np.array_equal(kt.coefficients[1], before[1])  # its own row waits for its return
+    np.testing.assert_allclose(kt.coefficients.sum(axis=1), 1.0)  # what strategy_state.parquet shows
+    assert kt.coefficients[0, 1] == before[0, 1]  # the others' weight on it is held for its return
+    used = kt.coefficients[0, [0, 2]] / kt.coefficients[0, [0, 2]].sum()  # the round's weights: present only
+    np.testing.assert_allclose(targets[0, 0], used @ p3[[0, 2], 0, :], rtol=1e-6)
+    kt.coefficients[0] = [0.0, 1.0, 0.0]  # a row whose whole share is on the absent party ...
+    kt.aggregate(p3[[0, 2]], RoundInfo(3, (0, 2), 3))
+    assert kt.coefficients[0, 1] == 0.0 and kt.coefficients[0].sum() == pytest.approx(1.0)  # ... gives it up
 
 
 @pytest.mark.parametrize("strategy", ["ds-fl", "fedmd-kl", "kt-pfl", "cronus"])
