@@ -665,7 +665,10 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
 def _parse_text(name: str, raw: str, tp: Any) -> Any:
     """Parse command-line text by the field's type (plug-in fields stay text: names, paths)."""
     optional, inner = _is_optional(tp)
-    if optional and raw.lower() in ("none", "null", ""):
+    if not raw:  # `--set public_classes=`: a value went missing; "the default" is spelt out
+        hint = " (or none)" if optional else ""
+        raise ConfigError(f"{name}= has no value: give one{hint}")
+    if optional and raw.lower() in ("none", "null"):
         return None
     if typing.get_origin(inner) is tuple:
         parts = [part.strip() for part in raw.split(",")]

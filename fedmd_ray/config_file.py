@@ -27,7 +27,7 @@ def read_config_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
         raise ConfigError(f"--config {path}: cannot read it ({exc.strerror})") from None
     try:
         if file.suffix == ".json":
-            values = json.loads(text)
+            values = json.loads(text, object_pairs_hook=_unique_keys)
         else:
             values = _toml().loads(text)
     except ValueError as exc:  # json.JSONDecodeError and tomllib.TOMLDecodeError are ValueErrors
@@ -42,6 +42,16 @@ def read_config_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
     texts = {k: v for k, v in values.items() if isinstance(v, str)}
     parsed = parse_overrides([f"{k}={v}" for k, v in texts.items()]) if texts else {}
     return name, {**values, **parsed}
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object without repeated keys: which value wins is not obvious (TOML and --set refuse too)."""
+    values: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in values:
+            raise ValueError(f"{key!r} is given twice")
+        values[key] = value
+    return values
 
 
 def config_from(path: str | Path | None, preset_name: str | None, overrides: dict[str, Any]) -> FedMDConfig:

@@ -86,6 +86,12 @@ def test_a_preset_shown_as_toml_and_a_runs_config_json_reproduce_the_run(tmp_pat
     assert first["test_accuracy"].tolist() == second["test_accuracy"].tolist()
 
 
+def test_a_json_config_with_a_key_given_twice_is_refused(tmp_path, capsys):
+    (tmp_path / "dup.json").write_text('{"rounds": 1, "rounds": 2}')
+    assert main(["run", "--config", str(tmp_path / "dup.json")]) == 2
+    assert "is not valid JSON: 'rounds' is given twice" in capsys.readouterr().err
+
+
 def test_presets_fields_say_they_are_defaults(capsys):
     assert main(["presets", "--fields"]) == 0
     assert "config fields and their defaults (a preset overrides some" in capsys.readouterr().out
