@@ -247,6 +247,11 @@ def _resume_point(config: FedMDConfig, target: Path | None) -> Checkpoint:
             "saved config (fedmd-ray run --resume DIR reads it) or start a new run in another directory"
         )
     checkpoint = load_checkpoint(target)
+    if checkpoint is None and (target / RESULTS_FILE).exists():
+        raise ConfigError(
+            f"{config.out_dir!r} has no {CHECKPOINT_FILE} (it was removed), so its rounds cannot be continued; "
+            "start the run again: the same fedmd-ray run command with --out DIR --overwrite instead of --resume"
+        )
     if checkpoint is None:
         raise ConfigError(
             f"{config.out_dir!r} has no {CHECKPOINT_FILE}: the run stopped before transfer learning finished; "

@@ -164,6 +164,8 @@ CASES = {
     "resume and out differ": (lambda t: ["run", "--resume", str(t / "a"), "--out", str(t / "b")], "name different directories"),
     "report of nothing": (lambda t: ["report", str(t / "nothing")], "nothing does not exist"),
     "report of an empty directory": (lambda t: ["report", str(t)], "holds neither results.parquet"),
+    "report of a file": (lambda t: ["report", str(_touched(t / "results.parquet"))],
+                         "results.parquet is a file; report takes the directory of a run or sweep"),
     "report of a foreign table": (lambda t: ["report", str(_foreign_results(t))], "lacks the columns"),
     # --- data files ------------------------------------------------------------------------
     "missing data": (lambda t: _mnist_run(str(t / "empty")), "MNIST not found at "),

@@ -146,6 +146,10 @@ def test_a_corrupt_checkpoint_is_refused(reference, tmp_path):
     (tmp_path / CHECKPOINT_FILE).write_bytes((out / CHECKPOINT_FILE).read_bytes()[:100])
     with pytest.raises(ConfigError, match="not a readable fedmd_ray checkpoint"):
         fedmd_ray.run(fedmd_ray.preset("quick", **SLOW), out_dir=tmp_path, resume=True)
+    (tmp_path / CHECKPOINT_FILE).unlink()  # what that message says to do; the results stay
+    (tmp_path / "results.parquet").write_bytes((out / "results.parquet").read_bytes())
+    with pytest.raises(ConfigError, match=r"no checkpoint.pt \(it was removed\).*--out DIR --overwrite"):
+        fedmd_ray.run(fedmd_ray.preset("quick", **SLOW), out_dir=tmp_path, resume=True)
 
 
 def test_overwriting_a_run_leaves_nothing_of_it_to_resume(reference, tmp_path, monkeypatch):

@@ -35,6 +35,8 @@ def report(directory: str | Path) -> tuple[str, list[Path]]:
         text = format_run(table, len(classes) if isinstance(classes, list) else None)
         text += _unfinished(table, saved.get("rounds"), folder) + hint
         return text, [plot_run(table, folder / "accuracy_by_round.png")] if plots else []
+    if folder.is_file():
+        raise DataError(f"{folder} is a file; report takes the directory of a run or sweep: {folder.parent}")
     if not folder.is_dir():
         raise DataError(f"{folder} does not exist or is not a directory")
     started = "; a sweep was started here: continue it with `fedmd-ray sweep --resume`" if (
