@@ -168,6 +168,23 @@ def test_each_method_runs_end_to_end_with_bytes_counted(strategy, tmp_path):
         assert all(sum(h["values"]) == pytest.approx(1.0) and min(h["values"]) >= 0 for h in history)
 
 
+def test_with_absent_parties_bytes_count_what_crossed_and_kt_pfl_rows_stay_on_the_simplex(tmp_path):
+    """A party absent next round is not sent the next subset (its scores would be thrown away)."""
+    config = fedmd_ray.preset("quick", strategy="kt-pfl", party_dropout=0.4, **{**LOCAL, "rounds": 4})
+    rows = [r for r in fedmd_ray.run(config, out_dir=tmp_path, verbose=False).to_pylist() if r["phase"] == "collaborate"]
+    absent = {(r["party"], r["round"]) for r in rows if r["status"] == "absent"}
+    subset, n_classes = config.subset_size, 10
+    cases = set()
+    for r in (r for r in rows if r["status"] != "absent"):
+        asked = r["round"] == 1 or (r["party"], r["round"] - 1) in absent
+        ahead = r["round"] < config.rounds and (r["party"], r["round"] + 1) not in absent
+        cases.add((asked, ahead))
+        assert r["bytes_received"] == 8 * subset * (1 + asked + ahead) + subset * n_classes * 4, r
+    assert (False, False) in cases and (True, True) in cases  # absent next round; back after an absence
+    for h in pq.read_table(tmp_path / "strategy_state.parquet").to_pylist():
+        np.testing.assert_allclose(np.reshape(h["values"], h["shape"]).sum(axis=1), 1.0)
+
+
 def test_local_is_the_no_collaboration_control(monkeypatch):
     """`strategy=local`: parties only revisit, nothing is scored or digested, 0 bytes cross; the same
     run as a method with `digest_epochs=0`, which rounds the same way."""

@@ -169,12 +169,20 @@ class Driver:
     ) -> dict[int, tuple[int, int]]:
         """(bytes sent, bytes received) per party this round, from the arrays that crossed: its scores;
         the subset's indices (and the next one's, when pipelined) and its target."""
-        ahead = align_idx.nbytes if round_ < self.config.rounds else 0  # the next subset travels with this one
+        ahead = set(self._scores_ahead(round_, list(scores)))  # the next subset travels with this one
         target_bytes = targets.nbytes if targets.ndim == 2 else targets[0].nbytes  # a consensus, or one row
         return {
-            p: (s.nbytes, align_idx.nbytes * (1 + (p in self._asked)) + ahead + target_bytes)
+            p: (s.nbytes, align_idx.nbytes * (1 + (p in self._asked) + (p in ahead)) + target_bytes)
             for p, s in scores.items()
         }
+
+    def _scores_ahead(self, round_: int, parties: list[int]) -> list[int]:
+        """The parties that score the next round's subset with this round's answer: those present in
+        it (an absent party's scores would be thrown away); none after the last round."""
+        if round_ >= self.config.rounds:
+            return []
+        absent = self.absent(round_ + 1)
+        return [p for p in parties if p not in absent]
 
     def absent(self, round_: int) -> set[int]:
         """Parties that sit out `round_` (`party_dropout`), drawn from (seed, round): resumable."""
@@ -225,9 +233,10 @@ class Driver:
         self, round_: int, parties: list[int], align_idx: npt.NDArray[np.int64], targets: Distributed
     ) -> dict[int, RoundResult]:
         """Each party digests its target, revisits its private data and is evaluated; before the last
-        round it also scores the next round's subset, kept for `communicate`."""
+        round, each party present in the next one also scores its subset, kept for `communicate`."""
         next_idx = self.sample_alignment(round_ + 1) if round_ < self.config.rounds else None
-        results = self._run(DigestRevisitEvaluate(round_, align_idx, targets, next_idx), round_, parties,
+        ahead = frozenset(self._scores_ahead(round_, parties))
+        results = self._run(DigestRevisitEvaluate(round_, align_idx, targets, next_idx, ahead), round_, parties,
                             save=self._save)
         if next_idx is not None:
             self._prefetched = (round_ + 1, {p: r.next_scores for p, r in results.items() if r.next_scores is not None})

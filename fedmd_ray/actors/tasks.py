@@ -75,18 +75,27 @@ class Communicate(PartyTask[npt.NDArray[np.float32]]):
 @dataclass(frozen=True)
 class DigestRevisitEvaluate(PartyTask[RoundResult]):
     """The party's half of a round: digest its target, revisit its private data, evaluate; with
-    `next_align_idx`, also score the next round's subset (pipelining). Without targets (a round
-    without collaboration) the party only revisits and is evaluated."""
+    `next_align_idx`, the parties in `scores_ahead` (default: all; the driver names those present
+    next round) also score the next round's subset (pipelining). Without targets (a round without
+    collaboration) the party only revisits and is evaluated."""
 
     round: int
     align_idx: Indices | None
     targets: Distributed | None
     next_align_idx: Indices | None
+    scores_ahead: frozenset[int] | None = None
     phase: ClassVar[str] = "digest/revisit/evaluate"
+
+    def for_parties(self, parties: Sequence[int]) -> DigestRevisitEvaluate:
+        """A host none of whose parties scores ahead is not sent the next subset."""
+        if self.scores_ahead is None or self.scores_ahead & set(parties):
+            return self
+        return replace(self, next_align_idx=None)
 
     def run(self, participant: Participant) -> RoundResult:
         target = None if self.targets is None else self.targets.for_party(participant.party)
-        return participant.collaborate(self.round, self.align_idx, target, self.next_align_idx)
+        ahead = self.scores_ahead is None or participant.party in self.scores_ahead
+        return participant.collaborate(self.round, self.align_idx, target, self.next_align_idx if ahead else None)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@
 Communication, counted from the arrays that actually cross between the driver and a
 party (numpy `nbytes`): on `collaborate` rows, `bytes_sent` is the party's shared scores
 for that round, `bytes_received` the alignment indices (and the next round's, sent with
-them when pipelined) and the party's target (one consensus, or its row of personalised
+them when pipelined to a party that takes part in it) and the party's target (one consensus, or its row of personalised
 targets). On `transfer` rows, `model_bytes` is the party's parameter bytes: what a
 weight-averaging method (FedAvg) would send each way per round (batch-norm running statistics,
 buffers rather than parameters, are not counted: a few hundred bytes for the built-ins). Images, data and the
