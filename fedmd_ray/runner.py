@@ -85,7 +85,7 @@ def _run(config: FedMDConfig, out_dir: str | os.PathLike[str] | None, overwrite:
     checkpoint = _resume_point(config, target) if resume else None
     log = _Progress()
     if checkpoint is not None and checkpoint.round >= config.rounds and target is not None:
-        return _finished(checkpoint, target, log)  # nothing left to run: no Ray, no actors
+        return _finished(checkpoint, target, log, len(config.private_classes))  # nothing left to run: no Ray
     experiment = prepare(config)
     run_id = checkpoint.fingerprint if checkpoint else experiment.run_id
     log.header(experiment)
@@ -141,13 +141,13 @@ def _state_history(target: Path | None, checkpoint: Checkpoint | None) -> list[R
     return [r for r in pq.read_table(path).to_pylist() if r["round"] <= checkpoint.round]
 
 
-def _finished(checkpoint: Checkpoint, target: Path, log: _Progress) -> pa.Table:
+def _finished(checkpoint: Checkpoint, target: Path, log: _Progress, private_classes: int) -> pa.Table:
     """A resumed run that had finished: its table, written again (it may have been deleted)."""
     table = rows_to_table(checkpoint.rows)
     log.line(f"{target} finished all its rounds already: nothing to resume")
     with claim_out_dir(target):
         write_table(table, target / RESULTS_FILE)
-    log.line(format_run(table))
+    log.line(format_run(table, private_classes))
     return table
 
 

@@ -81,16 +81,16 @@ NEAR_CHANCE = 1.5  # x chance: a party below it did not learn its private classe
 BATCH_NORM_GAP = 0.25  # accuracy on its own training data, batch statistics minus running statistics
 
 
-def transfer_health(rows: Iterable[Row], private_classes: int) -> list[str]:
-    """Warnings about round 0 (one line per party and finding): a party near chance on the private task,
-    one whose private fit got stuck and was redone, one whose running batch-norm statistics lag its
-    weights."""
+def transfer_health(rows: Iterable[Row], private_classes: int | None) -> list[str]:
+    """Warnings about round 0 (one line per party and finding): a party near chance on the private task
+    (only with `private_classes`, which says what chance is), one whose private fit got stuck and was
+    redone, one whose running batch-norm statistics lag its weights."""
     warnings = []
-    chance = 1.0 / private_classes
+    chance = None if private_classes is None else 1.0 / private_classes
     for r in sorted((r for r in rows if r.get("phase") == "transfer"), key=lambda r: r["party"]):
         who = f"party {r['party']} ({r['model']})"
         accuracy = r.get("test_accuracy")
-        if accuracy is not None and accuracy < NEAR_CHANCE * chance:
+        if accuracy is not None and chance is not None and accuracy < NEAR_CHANCE * chance:
             warnings.append(
                 f"{who} ended transfer learning near chance ({accuracy:.3f}; chance {chance:.3f} for {private_classes} "
                 "classes): it did not learn its private classes, or its share holds (almost) only one of them "

@@ -33,6 +33,8 @@ def report(directory: str | Path) -> tuple[str, list[Path]]:
         saved = _saved_config(folder)
         classes = saved.get("private_classes")
         text = format_run(table, len(classes) if isinstance(classes, list) else None)
+        if not isinstance(classes, list):
+            text += f"\n(no near-chance check: {folder / CONFIG_FILE} is missing or unreadable, so chance is unknown)"
         text += _unfinished(table, saved.get("rounds"), folder) + hint
         return text, [plot_run(table, folder / "accuracy_by_round.png")] if plots else []
     if folder.is_file():

@@ -85,8 +85,9 @@ def byte_size(n: int) -> str:
 
 def format_run(table: pa.Table, private_classes: int | None = None) -> str:
     """What a finished run prints and `fedmd-ray report` repeats: the summary, the transfer health
-    warnings (with the number of private classes, to tell chance), then any failures."""
-    health = [] if private_classes is None else transfer_health(table.to_pylist(), private_classes)
+    warnings (near chance only with the number of private classes, which says what chance is), then
+    any failures."""
+    health = transfer_health(table.to_pylist(), private_classes)
     warnings = "\n".join(["transfer learning health:", *health]) if health else ""
     return "\n".join(filter(None, [format_summary(summarize(table)), warnings, format_events(table)]))
 
