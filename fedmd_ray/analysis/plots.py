@@ -59,8 +59,8 @@ def plot_run(table: pa.Table, path: Path) -> Path:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round (0 = transfer learning only)")
     ax.set_ylabel("test accuracy on the private task")
-    ax.set_title("FedMD: accuracy by round (thin: parties; dashed: upper bound on pooled private data)")
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.set_title("FedMD: accuracy by round (thin: parties; upper bound: pooled private data)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it hides no point
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
