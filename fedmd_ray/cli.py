@@ -256,7 +256,8 @@ def _presets(args: argparse.Namespace) -> int:
     if args.fields:
         print("config fields and their defaults (a preset overrides some: `fedmd-ray presets show NAME`):")
         for field, value in FedMDConfig().to_dict().items():
-            print(f"  {field:<22} {value!r}")
+            meaning = "  (the small set above)" if field == "models" and not value else ""
+            print(f"  {field:<22} {value!r}{meaning}")
     return 0
 
 
@@ -291,6 +292,7 @@ def _show_preset(args: argparse.Namespace) -> int:
 
 def _data(args: argparse.Namespace) -> int:
     from fedmd_ray.data.fetch import fetch
+    from fedmd_ray.errors import ConfigError
     from fedmd_ray.data.sources import default_data_root, source_info, source_names
 
     if args.data_command == "list":
@@ -298,6 +300,8 @@ def _data(args: argparse.Namespace) -> int:
             info = source_info(name)
             print(f"{name:<16} {info.image_shape} {len(info.class_names)} classes  {info.description}")
         return 0
+    if args.root is not None and not args.root.strip():
+        raise ConfigError("--root '' is not a usable path; leave it out for the default data root")
     root = args.root or default_data_root()
     for name in args.names:  # every name checked before anything is fetched
         source_info(name)

@@ -122,12 +122,15 @@ def check_fits(config: FedMDConfig, totals: dict[str, float], subject: str = "th
             f"gpus_per_party={config.gpus_per_party:g} but the cluster has no GPU; set gpus_per_party=0 "
             "or attach to a cluster with GPUs (--set address=...)"
         )
-    if need_cpu > have_cpu + 1e-9 or need_gpu > have_gpu + 1e-9:
+    short_cpu, short_gpu = need_cpu > have_cpu + 1e-9, need_gpu > have_gpu + 1e-9
+    if short_cpu or short_gpu:
+        knobs = [name for name, short in (("cpus_per_party", short_cpu and res.cpus > 0),
+                                          ("driver_cpus", short_cpu and config.driver_cpus > 0),
+                                          ("gpus_per_party", short_gpu)) if short]
         raise ResourceError(
             f"{subject} needs CPU={need_cpu:g}, GPU={need_gpu:g} ({res.count} actors x "
             f"CPU={res.cpus:g}, GPU={res.gpus:g}, plus CPU={config.driver_cpus:g} for the driver) but the "
-            f"cluster has CPU={have_cpu:g}, GPU={have_gpu:g}; lower cpus_per_party/gpus_per_party, "
-            "raise parties_per_actor, or use a bigger cluster"
+            f"cluster has CPU={have_cpu:g}, GPU={have_gpu:g}; lower {' or '.join(knobs)}, or use a bigger cluster"
         )
     return res
 
