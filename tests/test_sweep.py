@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -260,6 +261,7 @@ def test_a_failing_trial_is_retried_the_sweep_goes_on_and_then_raises(ray_cluste
     table = failed.value.table
     assert table.to_pandas()["actor_start_timeout_s"].unique().tolist() == [120.0]
     assert len(failed.value.failed) == 1 and failed.value.failed[0] not in table["trial_id"].to_pylist()
+    assert re.fullmatch(r"[0-9a-f]+_0000[01]", failed.value.failed[0])  # Tune's id, though it never reported
     err = capsys.readouterr().err
     assert f"trial {failed.value.failed[0]} {{'actor_start_timeout_s': 0.001}} failed (after 1 retries)" in err
     assert "ResourceError: " in err and "error.txt" in err

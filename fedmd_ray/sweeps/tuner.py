@@ -181,7 +181,7 @@ def _sweep(
                 log(f"sweep interrupted with {unfinished} of {expected} trials unfinished; continue it with "
                     "--resume (resume=True)")
                 raise KeyboardInterrupt
-            statuses = _trial_statuses(grid, max_failures)
+            statuses = _trial_statuses(grid, experiment, max_failures)
             failed = sorted(trial for trial, status in statuses.items() if status == "failed")
             table = _collect(results_uri, statuses)
             if table is None:
@@ -349,13 +349,17 @@ def _scheduler(scheduler: str | Any | None, configs: list[FedMDConfig]) -> Any:
     return scheduler
 
 
-def _trial_statuses(grid: Any, max_failures: int) -> dict[str, str]:
+def _trial_statuses(grid: Any, experiment: str, max_failures: int) -> dict[str, str]:
     """Each trial's `trial_status`: `finished` (its last round), `stopped` (a scheduler stopped it
     early) or `failed` (it raised, after `max_failures` retries; logged as a warning with the cause
     and where Tune kept the traceback)."""
+    # A trial that failed before its first report has no metrics: its id comes from its directory.
+    ids = {str(trial.path).rstrip("/").rsplit("/", 1)[-1]: trial.trial_id
+           for trial in tune.ExperimentAnalysis(experiment).trials}
     statuses = {}
     for result in grid:
-        trial_id = str(result.metrics.get("trial_id") or Path(result.path).name)
+        directory = result.path.rstrip("/").rsplit("/", 1)[-1]
+        trial_id = str(result.metrics.get("trial_id") or ids.get(directory, directory))
         reached = result.metrics.get("round")
         if result.error is not None:
             statuses[trial_id] = "failed"
