@@ -292,8 +292,8 @@ def _show_preset(args: argparse.Namespace) -> int:
 
 def _data(args: argparse.Namespace) -> int:
     from fedmd_ray.data.fetch import fetch
-    from fedmd_ray.errors import ConfigError
     from fedmd_ray.data.sources import default_data_root, source_info, source_names
+    from fedmd_ray.errors import ConfigError
 
     if args.data_command == "list":
         for name in source_names():
