@@ -294,14 +294,14 @@ class Driver:
         """Apply `on_party_failure` to a failed host; the results of its redone task, if any."""
         who = ", ".join(f"party {p} ({self.models[p]})" for p in failure.parties)
         where = f"in {task.phase}" + (f" of round {round_}" if round_ >= 0 else "")
-        log.warning("%s failed %s: %s\n%s", who, where, failure.reason, failure.detail)
         policy = self.config.on_party_failure
         if policy == "fail":
             raise PartyFailure(
                 f"{who} failed {where}: {failure.reason}. The run stopped (on_party_failure=fail); its checkpoint "
                 "holds the last finished round: continue with --resume (fedmd-ray run --resume DIR; in a sweep, its "
-                "command with --resume)"
+                "command with --resume)", failure.detail,
             )
+        log.warning("%s failed %s: %s\n%s", who, where, failure.reason, failure.detail)
         # The failed host's saved states are still those after the last finished phase: its failed
         # task (and the save that goes with it) is redone from them.
         redo = [p for p in failure.parties if p in parties]
