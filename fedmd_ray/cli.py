@@ -119,8 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with configured(args.level), terminate_as_interrupt():
             return _command(args)
     except FedMDError as exc:
-        detail = getattr(exc, "detail", "")  # a failed party's traceback (PartyFailure)
-        print(f"{detail.rstrip()}\nfedmd-ray: error: {exc}" if detail else f"fedmd-ray: error: {exc}", file=sys.stderr)
+        print(f"fedmd-ray: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("fedmd-ray: interrupted", file=sys.stderr)

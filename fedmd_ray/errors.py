@@ -28,8 +28,8 @@ class ResourceError(FedMDError):
 
 class PartyFailure(FedMDError):
     """A party failed and the policy (`on_party_failure=fail`) stops the run; it can be resumed.
-    `detail` is the party's traceback: carried by the error (the CLI prints it once), since a log
-    line of the remote driver may be lost when the process stops right after."""
+    `detail` is the party's traceback: carried by the error (`run` logs it once, as a warning),
+    since a log line of the remote driver may be lost when the process stops right after."""
 
     def __init__(self, message: str, detail: str = "") -> None:
         super().__init__(message)

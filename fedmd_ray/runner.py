@@ -28,7 +28,7 @@ from fedmd_ray.analysis.schema import STRATEGY_STATE_SCHEMA, rows_to_table, stat
 from fedmd_ray.analysis.summary import format_run
 from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointWriter, load_checkpoint
 from fedmd_ray.config import FedMDConfig, changed_fields, describe_change
-from fedmd_ray.errors import ConfigError, NoPartyLeft
+from fedmd_ray.errors import ConfigError, NoPartyLeft, PartyFailure
 from fedmd_ray.experiment import Experiment, prepare
 from fedmd_ray.log import LOGGER, verbosity
 from fedmd_ray.outdir import as_path, check_out_dir, claim_out_dir
@@ -71,7 +71,12 @@ def run(
     the logging configuration, which by default prints nothing.
     """
     with verbosity(verbose):
-        return _run(config, out_dir, overwrite, resume)
+        try:
+            return _run(config, out_dir, overwrite, resume)
+        except PartyFailure as exc:  # the party's traceback, logged here: the remote driver's log may be lost
+            if exc.detail:
+                LOGGER.warning("%s", exc.detail.rstrip())
+            raise
 
 
 def _run(config: FedMDConfig, out_dir: str | os.PathLike[str] | None, overwrite: bool, resume: bool) -> pa.Table:

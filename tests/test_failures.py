@@ -86,11 +86,13 @@ def test_a_run_whose_every_party_is_dropped_stops_with_an_error_and_keeps_its_ro
     assert _status(kept, 0) == {0: "ok", 1: "dropped"}  # round 1 written, rounds 2-3 never run
 
 
-def test_fail_policy_stops_with_a_clear_message_and_a_resumable_checkpoint(reference, monkeypatch, tmp_path):
+def test_fail_policy_stops_with_a_clear_message_and_a_resumable_checkpoint(reference, monkeypatch, tmp_path, caplog):
     monkeypatch.setenv(VARIABLE, "party=2,round=3,method=digest,action=raise")
     config = fedmd_ray.preset("quick", on_party_failure="fail", **LOCAL)
     with pytest.raises(PartyFailure, match=r"party 2 \(cnn1-16\) failed in digest/revisit/evaluate of round 3: raised"):
         fedmd_ray.run(config, out_dir=tmp_path, verbose=False)
+    tracebacks = [r.getMessage() for r in caplog.records if "injected fault in party 2" in r.getMessage()]
+    assert len(tracebacks) == 1 and "Traceback" in tracebacks[0]  # the party's traceback, once, as a warning
     assert load_checkpoint(tmp_path).round == 2
     assert max(r for r in pq.read_table(tmp_path / "results.parquet").column("round").to_pylist() if r is not None) == 2
     monkeypatch.delenv(VARIABLE)
