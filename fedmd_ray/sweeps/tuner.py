@@ -176,12 +176,13 @@ def _sweep(
                 )
             started = time.perf_counter()
             grid = tuner.fit()
-            unfinished = expected - _finished_trials(experiment)
+            saved_trials = tune.ExperimentAnalysis(experiment).trials  # as saved: see `_finished_trials`
+            unfinished = expected - _finished_trials(saved_trials)
             if unfinished > 0:  # Tune catches Ctrl-C and returns what it has: not a finished sweep
                 log(f"sweep interrupted with {unfinished} of {expected} trials unfinished; continue it with "
                     "--resume (resume=True)")
                 raise KeyboardInterrupt
-            statuses = _trial_statuses(grid, experiment, max_failures)
+            statuses = _trial_statuses(grid, saved_trials, max_failures)
             failed = sorted(trial for trial, status in statuses.items() if status == "failed")
             table = _collect(results_uri, statuses)
             if table is None:
@@ -235,12 +236,11 @@ def _check_resumable(experiment: str, name: str, resume: bool, spec_uri: str, sp
         )
 
 
-def _finished_trials(experiment: str) -> int:
+def _finished_trials(saved_trials: list[Any]) -> int:
     """Trials of the saved experiment that ended. Read back from storage: in memory, Tune reports
     the trials it stopped on Ctrl-C as terminated, while it saves them as pending; and it creates
     trials lazily, so those it never started are not in either."""
-    trials = tune.ExperimentAnalysis(experiment).trials
-    return sum(trial.status in ("TERMINATED", "ERROR") for trial in trials)
+    return sum(trial.status in ("TERMINATED", "ERROR") for trial in saved_trials)
 
 
 def _spec(
@@ -349,13 +349,12 @@ def _scheduler(scheduler: str | Any | None, configs: list[FedMDConfig]) -> Any:
     return scheduler
 
 
-def _trial_statuses(grid: Any, experiment: str, max_failures: int) -> dict[str, str]:
+def _trial_statuses(grid: Any, saved_trials: list[Any], max_failures: int) -> dict[str, str]:
     """Each trial's `trial_status`: `finished` (its last round), `stopped` (a scheduler stopped it
     early) or `failed` (it raised, after `max_failures` retries; logged as a warning with the cause
     and where Tune kept the traceback)."""
     # A trial that failed before its first report has no metrics: its id comes from its directory.
-    ids = {str(trial.path).rstrip("/").rsplit("/", 1)[-1]: trial.trial_id
-           for trial in tune.ExperimentAnalysis(experiment).trials}
+    ids = {str(trial.path).rstrip("/").rsplit("/", 1)[-1]: trial.trial_id for trial in saved_trials}
     statuses = {}
     for result in grid:
         directory = result.path.rstrip("/").rsplit("/", 1)[-1]
