@@ -94,6 +94,16 @@ def verbosity(verbose: bool | None) -> Iterator[None]:
             LOGGER.removeHandler(added)
 
 
+def log_like_the_caller(level: int) -> None:
+    """In a process that logs for the caller (the driver actor; Ray forwards its stderr): the `fedmd_ray`
+    logger at the caller's level, through this module's handler (Python's last-resort handler, the
+    default there, drops everything below WARNING)."""
+    LOGGER.setLevel(level)
+    if not any(h.get_name() == "fedmd_ray" for h in LOGGER.handlers):
+        LOGGER.addHandler(_handler())
+    LOGGER.propagate = False
+
+
 def chatty() -> bool:
     """Whether Ray's and Tune's own output should show (the logger is at DEBUG)."""
     return LOGGER.isEnabledFor(logging.DEBUG)

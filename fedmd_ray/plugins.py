@@ -20,12 +20,14 @@ Identity: `object_identity` names an object by its import path plus a hash of it
 source code where `inspect` can read it (a `functools.partial`: its function's identity
 and its bound arguments; an instance: its class's and its attributes). It enters the run's fingerprint, so changing
 a factory's own code changes the run id (a resume refuses it, a transfer cache misses).
-It cannot see code the object calls, global values it reads, closures' captured
+A class's identity includes its base classes that are the user's code. It cannot see other
+code the object calls, global values it reads, closures' captured
 values, or compiled extensions: change one of those and the fingerprint stays the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import hashlib
@@ -35,6 +37,7 @@ import os
 import pickle
 import re
 import sys
+import sysconfig
 from typing import Any, Generic, Iterator, TypeVar
 
 from fedmd_ray.errors import ConfigError
@@ -98,7 +101,8 @@ def import_path_of(obj: Any) -> str | None:
 def object_identity(obj: Any) -> str:
     """What names `obj` in a fingerprint: its import path (or module and qualified name) and a hash
     of its source; a `functools.partial` its function's identity and a hash of the bound arguments;
-    an instance adds a hash of its attributes (e.g. a strategy's parameters)."""
+    an instance adds a hash of its attributes (e.g. a strategy's parameters); a class also hashes its
+    base classes that are the user's code (`_users_bases`)."""
     if isinstance(obj, functools.partial):
         return f"partial({object_identity(obj.func)})#{_hash_of((obj.args, sorted(obj.keywords.items())))}"
     if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)):
@@ -109,7 +113,25 @@ def object_identity(obj: Any) -> str:
         source = inspect.getsource(obj)
     except (OSError, TypeError):  # built in, or defined where inspect cannot read (a REPL)
         return name
+    for base in _users_bases(obj) if inspect.isclass(obj) else ():  # what `super()` runs is the object's code too
+        with contextlib.suppress(OSError, TypeError):
+            source += inspect.getsource(base)
     return f"{name}@{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+
+
+def _users_bases(cls: type) -> list[type]:
+    """The base classes of `cls` that are the user's code: not fedmd_ray's (a built-in is named by its
+    name), not Python's or an installed library's (torch's `nn.Module`: versioned by its package)."""
+    installed = tuple(filter(None, {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}))
+    bases = []
+    for base in cls.__mro__[1:]:
+        module = sys.modules.get(base.__module__)
+        path = getattr(module, "__file__", None)
+        if base.__module__.partition(".")[0] in ("builtins", "fedmd_ray") or path is None:
+            continue
+        if not os.path.abspath(path).startswith(installed):
+            bases.append(base)
+    return bases
 
 
 def _hash_of(values: Any) -> str:

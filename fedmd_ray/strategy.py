@@ -89,7 +89,10 @@ class Strategy:
     def load_state_dict(self, state: StrategyState) -> None:
         """Restore what `state_dict` returned."""
         if state:
-            raise ConfigError(f"{type(self).__name__} keeps no state but a checkpoint holds {sorted(state)}")
+            raise ConfigError(
+                f"{type(self).__name__} was given state {sorted(state)} but does not override load_state_dict: a "
+                "strategy whose state_dict returns state must restore it there (resume and restarts use it)"
+            )
 
     @classmethod
     def from_config(cls, config: FedMDConfig) -> Strategy:
@@ -216,6 +219,16 @@ def check_targets(targets: Any, n_parties: int, shape: tuple[int, int], strategy
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+def check_state(state: Any, strategy: Strategy) -> StrategyState:
+    """`state_dict()`'s output, or ConfigError: a dict of str -> numeric numpy arrays (what checkpoints
+    and `strategy_state.parquet` can hold)."""
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray)
+                                              and v.dtype.kind in "biuf" for k, v in state.items()):
+        raise ConfigError(f"strategy {type(strategy).__name__}.state_dict must return a dict of str -> numeric numpy "
+                          "arrays (bool, int or float: they are saved in checkpoints and in strategy_state.parquet)")
+    return state
+
+
 def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
     """One small round of the strategy on random scores, before Ray starts: a strategy that raises
     or returns the wrong shapes fails here with its name, not in round 1 (run on a copy: the
@@ -237,11 +250,9 @@ def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
         loss = trial.digest_loss(student, target)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
             raise ConfigError(f"strategy {name}.digest_loss must return a scalar tensor that depends on the logits")
-        state = trial.state_dict()
-        if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray)
-                                                  and v.dtype.kind in "biuf" for k, v in state.items()):
-            raise ConfigError(f"strategy {name}.state_dict must return a dict of str -> numeric numpy arrays "
-                              "(bool, int or float: they are saved in checkpoints and in strategy_state.parquet)")
+        check_state(strategy.state_dict(), strategy)  # as the run starts, and after a round
+        state = check_state(trial.state_dict(), trial)
+        copied(strategy).load_state_dict(state)  # what a resume does with it
     except ConfigError:
         raise
     except Exception as exc:

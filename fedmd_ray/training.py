@@ -60,10 +60,14 @@ def train_epochs(
         for start in range(0, len(x), batch_size):
             idx = order[start : start + batch_size]
             loss = loss_fn(model(x[idx]), target[idx])
+            value = loss.item()
+            if not math.isfinite(value):  # a step on it would make every weight nan
+                raise FloatingPointError(f"the training loss is {value} (the model's outputs or the loss are not "
+                                         "finite); its weights are left as before this batch")
             optimizer.zero_grad(set_to_none=True)
             (loss + output_penalty(model)).backward()  # type: ignore[no-untyped-call]
             optimizer.step()
-            total += loss.item() * len(idx)
+            total += value * len(idx)
             count += len(idx)
         last = total / max(count, 1)
     return last
@@ -201,6 +205,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     for i in range(0, len(x), batch_size):
         logits = model(x[i : i + batch_size])
         target = y[i : i + batch_size]
-        loss += F.cross_entropy(logits, target, reduction="sum").item()
+        wide = logits.to(torch.promote_types(logits.dtype, torch.float32))  # a float16 sum overflows
+        loss += F.cross_entropy(wide, target, reduction="sum").item()
         correct += int((logits.argmax(dim=1) == target).sum().item())
+    if not math.isfinite(loss):  # a nan accuracy of 0 must not read as a result
+        raise FloatingPointError(f"the evaluation loss is {loss}: the model's outputs are not finite")
     return correct / len(x), loss / len(x)

@@ -62,6 +62,22 @@ class _TupleWhenTraining(nn.Sequential):
         return (out, out) if self.training else out
 
 
+def nan_on_real_images(input_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """A model whose outputs are finite on the all-zero probe images and nan on any real image."""
+    c, h, w = input_shape
+
+    class NanOnImages(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(c * h * w, n_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            flat = x.flatten(1)
+            return self.linear(flat) + torch.sqrt(-flat.abs().sum(dim=1, keepdim=True))  # 0 on zeros, else nan
+
+    return NanOnImages()
+
+
 def tuple_when_training(input_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     c, h, w = input_shape
     return _TupleWhenTraining(nn.Flatten(), nn.Linear(c * h * w, n_classes))
@@ -95,6 +111,38 @@ class FailsInRoundTwo(Strategy):
 
     def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (student_logits - target).abs().mean()
+
+
+class NanLossOnLargeBatches(FailsOnLargeBatches):
+    """Passes the trial round and returns a nan loss in a real digest."""
+
+    def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = (student_logits - target).abs().mean()
+        return loss * float("nan") if len(student_logits) > 4 else loss
+
+
+class StringStateInRoundTwo(FailsInRoundTwo):
+    """Numeric state in the trial round and round 1; a string array after round 2's aggregate."""
+
+    def __init__(self) -> None:
+        self.round = 0
+
+    def aggregate(self, scores: np.ndarray, info: RoundInfo) -> np.ndarray:
+        self.round = info.round
+        return scores.mean(axis=0)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"label": np.array(["x"])} if self.round >= 2 else {"round": np.array([self.round])}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.round = int(state["round"][0])
+
+
+class StateWithoutLoad(FailsInRoundTwo):
+    """Returns state but inherits the base class's `load_state_dict`: a resume could not restore it."""
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"n": np.zeros(1)}
 
 
 class WrongShapeInRoundTwo(FailsInRoundTwo):

@@ -1,6 +1,7 @@
 """Party failures: restart, drop, fail; hangs; absent parties. Nothing hangs, nothing is lost."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,7 +110,7 @@ def test_party_dropout_is_seeded_and_recorded():
     assert _metrics(grouped) == _metrics(first) and grouped["status"].equals(first["status"])
 
 
-@pytest.mark.parametrize("kill", ["sigkill", "ray.kill"])
+@pytest.mark.parametrize("kill", ["sigkill", pytest.param("ray.kill", marks=pytest.mark.slow)])  # ~25 s each
 def test_a_party_actor_killed_from_outside_is_restarted(ray_cluster, reference, kill):
     """SIGKILL: the worker process dies as under the OOM killer; ray.kill: by its actor name.
     The run finishes with the numbers of an uninterrupted run."""
@@ -130,11 +131,12 @@ def test_a_party_actor_killed_from_outside_is_restarted(ray_cluster, reference, 
     assert {(r["party"], r["phase"], r["round"]): r["test_accuracy"] for r in rows} == expected
 
 
-def _cli(tmp_path, fault: str, *sets: str) -> subprocess.CompletedProcess:
+def _cli(tmp_path, fault: str, *sets: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     env = {**os.environ, VARIABLE: fault}
     env.pop("RAY_ADDRESS", None)
     command = [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", "--set", "rounds=2",
-               "--set", "torch_threads=1", *[a for s in sets for a in ("--set", s)], "--out", str(tmp_path / "run")]
+               "--set", "torch_threads=1", *[a for s in sets for a in ("--set", s)], "--out", str(tmp_path / "run"),
+               *flags]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
 
 
@@ -155,6 +157,22 @@ def test_a_raising_party_under_fail_policy_prints_its_traceback_once(tmp_path):
     assert "fedmd-ray: error: party 1 (mlp-64)" in done.stderr
 
 
+@pytest.mark.parametrize("backend, flags", [("local", ()), ("ray", ("-v",))])
+def test_a_party_failing_on_every_restart_warns_one_line_per_failure_and_its_traceback_only_with_v(
+        tmp_path, backend, flags):
+    done = _cli(tmp_path, "party=1,round=1,method=digest,action=raise", f"backend={backend}", flags=flags)
+    assert done.returncode == 0, done.stderr  # the others go on without it (Ray: those on its actor, too)
+    err = done.stderr
+    party = r"party 1 \(mlp-64\)(, party \d \([\w-]+\))*"
+    assert len(re.findall(party + " failed in digest/revisit/evaluate of round 1: raised RuntimeError", err)) == 1
+    assert len(re.findall(party + " failed again after a restart: raised RuntimeError", err)) == 2  # the restarts
+    assert len(re.findall(party + " dropped for the rest of the run", err)) == 1
+    assert err.count("(-v shows the traceback)") == (0 if flags else 3), err
+    tracebacks = err.count("RuntimeError: injected fault in party 1, round 1, digest\n")  # the reason reads ('...')
+    assert tracebacks == (3 if flags else 0), err  # with -v, the driver actor's too
+    assert "During handling of the above exception" not in err  # no earlier failure chained to it
+
+
 def test_a_hanging_party_times_out_and_fail_policy_exits_2(tmp_path):
     done = _cli(tmp_path, "party=0,round=1,method=digest,action=hang", "round_timeout_s=5",
                 "on_party_failure=fail")
@@ -164,6 +182,7 @@ def test_a_hanging_party_times_out_and_fail_policy_exits_2(tmp_path):
     assert load_checkpoint(tmp_path / "run").round == 0
 
 
+@pytest.mark.slow  # ~35-50 s: every party step delayed at random
 def test_random_reply_order_changes_no_number(tmp_path, reference):
     """Parties sleep a random time before every step, so they answer in a random order."""
     env = {**os.environ, DELAY_VARIABLE: "0.3"}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import inspect
 import sys
 from pathlib import Path
 
@@ -94,6 +96,33 @@ def test_the_fingerprint_covers_the_models_identity():
     assert by_path.fingerprint() != fedmd_ray.preset("quick", models=(tiny_by_value,)).fingerprint()  # other source
     assert by_path.to_json()["models"] == ["plugin_fixtures:tiny_mlp"]
 
+
+def test_a_strategys_identity_covers_its_own_base_classes_not_the_librarys(tmp_path, monkeypatch):
+    """Editing a base class of yours changes what `super()` runs: a resume must refuse it."""
+    from fedmd_ray.plugins import object_identity
+
+    child = "from userbase import Base\n\nclass Child(Base):\n    def aggregate(self, scores, info):\n" \
+            "        return super().aggregate(scores, info)\n"
+    identities = []
+    for version, body in enumerate(["scores.mean(axis=0)", "np.median(scores, axis=0)"]):
+        folder = tmp_path / str(version)
+        folder.mkdir()
+        (folder / "userbase.py").write_text("import numpy as np\nimport fedmd_ray\n\n"
+                                            f"class Base(fedmd_ray.FedMD):\n    def aggregate(self, scores, info):\n"
+                                            f"        return {body}\n")
+        (folder / "userchild.py").write_text(child)
+        monkeypatch.syspath_prepend(str(folder))
+        for name in ("userbase", "userchild"):
+            sys.modules.pop(name, None)
+        import userchild
+
+        identities.append(object_identity(userchild.Child))
+        assert object_identity(userchild.Child()).startswith(identities[-1] + "#")  # an instance: its class's too
+        own_source = hashlib.sha256(inspect.getsource(userchild.Base).encode()).hexdigest()[:12]
+        assert object_identity(userchild.Base) == f"userbase:Base@{own_source}"  # fedmd_ray's FedMD does not enter
+    assert identities[0] != identities[1]
+    for name in ("userbase", "userchild"):
+        sys.modules.pop(name, None)
 
 
 def test_partials_and_instances_are_told_apart_by_their_arguments():
@@ -281,9 +310,32 @@ def test_a_strategy_raising_inside_digest_meets_the_failure_policy_with_party_ro
         fedmd_ray.run(config, verbose=False)
 
 
+def test_a_nan_digest_loss_is_the_partys_failure_before_any_weight_turns_nan():
+    """Not `aggregate`'s of the next round (it used to be blamed, the party's row said ok with a nan loss)."""
+    config = fedmd_ray.preset("quick", strategy="plugin_fixtures:NanLossOnLargeBatches", on_party_failure="fail",
+                              **LOCAL)
+    with pytest.raises(PartyFailure, match=r"party 0 \(cnn2-8-16\) failed in digest/revisit/evaluate of round 1: "
+                                           r"raised FloatingPointError: the training loss is nan .*\(in digest\)"):
+        fedmd_ray.run(config, verbose=False)
+
+
+def test_a_model_with_nan_outputs_is_that_partys_failure_and_the_others_go_on():
+    models = ["plugin_fixtures:nan_on_real_images", "plugin_fixtures:tiny_mlp", "plugin_fixtures:tiny_mlp"]
+    config = fedmd_ray.preset("quick", models=models, on_party_failure="drop", **LOCAL)
+    table = fedmd_ray.run(config, verbose=False).to_pylist()
+    assert {r["status"] for r in table if r["party"] == 0} == {"dropped"}
+    others = [r for r in table if r["party"] != 0 and r["phase"] == "collaborate"]
+    assert {r["status"] for r in others} == {"ok"} and all(np.isfinite(r["test_loss"]) for r in others)
+    with pytest.raises(PartyFailure, match=r"party 0 \(plugin_fixtures:nan_on_real_images\) failed in transfer "
+                                           r".*FloatingPointError: the training loss is nan .*\(in transfer learning\)"):
+        fedmd_ray.run(config.replace(on_party_failure="fail"), verbose=False)
+
+
 @pytest.mark.parametrize("entry, message", [
     ("plugin_fixtures:FailsInRoundTwo", "strategy FailsInRoundTwo raised in aggregate of round 2: KeyError"),
     ("plugin_fixtures:WrongShapeInRoundTwo", "aggregate returned float32 (3, 3, 10); expected float (300, 10)"),
+    ("plugin_fixtures:StringStateInRoundTwo", "failed in aggregate of round 2: strategy StringStateInRoundTwo."
+                                              "state_dict must return a dict of str -> numeric numpy arrays"),
 ])
 def test_a_strategy_failing_on_the_driver_stops_the_run_naming_it_and_the_round(entry, message, tmp_path):
     config = fedmd_ray.preset("quick", strategy=entry, **{**LOCAL, "rounds": 3})
@@ -299,6 +351,7 @@ def test_a_strategy_failing_on_the_driver_stops_the_run_naming_it_and_the_round(
     ("plugin_fixtures:ScalarlessLoss", "digest_loss must return a scalar tensor"),
     ("plugin_fixtures:tiny_mlp", "is function, not a Strategy subclass or instance"),
     ("plugin_fixtures:SharesState", "state_dict must return a dict of str -> numeric numpy arrays"),
+    ("plugin_fixtures:StateWithoutLoad", "was given state ['n'] but does not override load_state_dict"),
     ("no_such_strategy", "strategy 'no_such_strategy' is not known"),
 ])
 def test_a_bad_strategy_is_refused_before_ray_starts(entry, message, tmp_path, capsys, monkeypatch):

@@ -113,6 +113,7 @@ def test_report_of_a_run(tmp_path):
     assert [p.name for p in paths] == ["accuracy_by_round.png"] and imread(paths[0]).shape[:2] == (500, 800)
 
 
+@pytest.mark.slow  # ~40-50 s: a four-trial ASHA sweep
 def test_asha_stops_poor_trials_early(ray_cluster, tmp_path):
     # Designed case: the first trial (ASHA always lets it through) trains on its private data;
     # the next two barely or never do, so their round-0 accuracy falls below the first rung's cutoff.
@@ -151,6 +152,7 @@ def _run_alone(**overrides):
     return fedmd_ray.run(config, verbose=False).to_pylist()
 
 
+@pytest.mark.slow  # ~60-90 s: a sweep killed and resumed
 def test_resume_after_kill_redoes_nothing_finished(ray_cluster, tmp_path):
     """Killed mid-trial: finished trials are not rerun, the interrupted one continues from its last
     finished round (its transfer rows are kept, not recomputed) and ends with an uninterrupted run's table."""
@@ -269,6 +271,7 @@ def test_a_failing_trial_is_retried_the_sweep_goes_on_and_then_raises(ray_cluste
     assert pq.read_table(tmp_path / "out" / "sweep.parquet").num_rows == table.num_rows
 
 
+@pytest.mark.slow  # ~45-60 s: sampled domains over several trials
 def test_tune_search_domains_and_samples(ray_cluster, tmp_path):
     from ray import tune
 

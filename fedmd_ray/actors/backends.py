@@ -20,6 +20,7 @@ from fedmd_ray.actors.pool import PartyPool
 from fedmd_ray.actors.portable import Portable
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import FedMDError, ResourceError
+from fedmd_ray.log import LOGGER
 from fedmd_ray.strategy import StrategyState
 
 
@@ -164,7 +165,8 @@ def _ray_driver(
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
         models = [s.model.name for s in sorted(specs, key=lambda s: s.party)]
         actor = ray.remote(DriverActor).options(num_cpus=config.driver_cpus, scheduling_strategy=here).remote(
-            Portable.wrap((config, setup.strategy)), models, data.public_y, pool, run_id, save_states
+            Portable.wrap((config, setup.strategy)), LOGGER.getEffectiveLevel(), models, data.public_y, pool, run_id,
+            save_states,
         )
         try:
             pool.wait_ready()

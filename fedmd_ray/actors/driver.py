@@ -34,8 +34,9 @@ from fedmd_ray.actors.tasks import (
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.errors import FedMDError, PartyFailure, PluginError
+from fedmd_ray.log import log_like_the_caller
 from fedmd_ray.seeding import rng
-from fedmd_ray.strategy import RoundInfo, Strategy, StrategyState, Targets, check_targets
+from fedmd_ray.strategy import RoundInfo, Strategy, StrategyState, Targets, check_state, check_targets
 from fedmd_ray.transfer_cache import TransferCache
 
 Row = dict[str, Any]
@@ -214,6 +215,7 @@ class Driver:
         name = type(self.strategy).__name__
         try:
             targets = self.strategy.aggregate(stacked, RoundInfo(round_, parties, len(self.models)))
+            check_state(self.strategy.state_dict(), self.strategy)  # what aggregate left: before anything is saved
             return check_targets(targets, len(parties), stacked.shape[1:], self.strategy)
         except FedMDError as exc:
             raise PluginError(f"strategy {name} failed in aggregate of round {round_}: {exc}") from exc
@@ -282,11 +284,13 @@ class Driver:
         keep their states after it (restarts, checkpoints)."""
         try:
             return self.pool.run(task, parties, timeout=self.config.round_timeout_s, save=save)
-        except PartiesFailed as failed:
-            results = dict(failed.results)
-            for failure in failed.failures:
-                results.update(self._recover(failure, task, round_, parties, save))
-            return dict(sorted(results.items()))
+        except PartiesFailed as exc:
+            failed = exc
+        # recovered outside the handler: a failure of the redone task must not chain this one to its traceback
+        results = dict(failed.results)
+        for failure in failed.failures:
+            results.update(self._recover(failure, task, round_, parties, save))
+        return dict(sorted(results.items()))
 
     def _recover(
         self, failure: HostFailure, task: PartyTask[R], round_: int, parties: list[int], save: bool
@@ -301,7 +305,7 @@ class Driver:
                 "holds the last finished round: continue with --resume (fedmd-ray run --resume DIR; in a sweep, its "
                 "command with --resume)", failure.detail,
             )
-        log.warning("%s failed %s: %s\n%s", who, where, failure.reason, failure.detail)
+        self._log_failure(f"{who} failed {where}", failure)
         # The failed host's saved states are still those after the last finished phase: its failed
         # task (and the save that goes with it) is redone from them.
         redo = [p for p in failure.parties if p in parties]
@@ -316,7 +320,7 @@ class Driver:
                 results = self.pool.run(task, redo, timeout=self.config.round_timeout_s, save=save)
             except PartiesFailed as again:
                 failure = again.failures[0]
-                log.warning("%s failed again after a restart: %s\n%s", who, failure.reason, failure.detail)
+                self._log_failure(f"{who} failed again after a restart", failure)
                 continue
             except FedMDError as exc:  # e.g. the cluster has no room for a new actor any more
                 log.warning("could not restart %s: %s", who, exc)
@@ -329,6 +333,15 @@ class Driver:
         self.pool.remove(failure.host)
         log.warning("%s dropped for the rest of the run", who)
         return {}
+
+    @staticmethod
+    def _log_failure(what: str, failure: HostFailure) -> None:
+        """One warning line per failure; the party's traceback only at debug level (`-v`): a party
+        restarted twice must not fill the screen. A failure that stops the run carries it (`PartyFailure`)."""
+        debug = log.isEnabledFor(logging.DEBUG)
+        log.warning("%s: %s%s", what, failure.reason, " (-v shows the traceback)" if failure.detail and not debug else "")
+        if failure.detail and debug:
+            log.debug("%s", failure.detail.rstrip())
 
     def _row(
         self, party: int, phase: str, round_: int | None, ev: Evaluation | None, status: str | None = None
@@ -357,6 +370,7 @@ class DriverActor(Driver):
     """The `Driver` as a Ray actor: its config and strategy arrive packed (see `actors.portable`).
     Defined here, in a module free of torch: Ray imports an actor class's module in its process."""
 
-    def __init__(self, packed: Portable, *args: Any) -> None:
+    def __init__(self, packed: Portable, log_level: int, *args: Any) -> None:
         config, strategy = packed.unwrap()
+        log_like_the_caller(log_level)  # `-v`: a party's traceback shows from this process too
         super().__init__(config, strategy, *args)

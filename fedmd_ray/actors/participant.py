@@ -207,8 +207,11 @@ class Participant:
             x = self.data.public[0][torch.from_numpy(align_idx).to(self.device)]
             logits = training.class_scores(self.model, x, batch_size=self._eval_batch)
             with torch.no_grad():
-                shared = self.strategy.share(logits)
-            return shared.float().cpu().numpy()
+                shared = self.strategy.share(logits).float().cpu().numpy()
+            if not np.isfinite(shared).all():  # this party's, not the strategy's aggregate's, to report
+                where = "its logits" if not torch.isfinite(logits).all() else "the strategy's share of its logits"
+                raise FloatingPointError(f"{where} on the alignment subset are not finite (nan or inf)")
+            return shared
 
     def collaborate(
         self,
