@@ -78,13 +78,18 @@ def _check(scores: Scores) -> None:
         raise ValueError(f"scores must be shaped (parties >= 1, n_align, classes), got {scores.shape}")
 
 
+def trim_count(fraction: float, parties: int) -> int:
+    """Scores a trimmed mean drops at each end: rounded down, as scipy's `trim_mean` (0.2 of 4 is none)."""
+    return int(fraction * parties)
+
+
 def trimmed_mean_consensus(scores: Scores, fraction: float) -> Consensus:
     """Cronus-style robust mean (Chang et al. 2019, arXiv 1912.11279): per sample and class, drop the
     `fraction` of highest and of lowest scores over parties, average the rest (`fraction=0`: the mean)."""
     _check(scores)
     if not 0 <= fraction < 0.5:
         raise ValueError(f"trim fraction {fraction} must lie in [0, 0.5)")
-    k = int(fraction * scores.shape[0])
+    k = trim_count(fraction, scores.shape[0])
     ordered = np.sort(scores, axis=0)  # (parties, n_align, classes), sorted over parties
     kept = ordered[k:scores.shape[0] - k]
     return mean_consensus(kept)

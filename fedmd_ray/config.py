@@ -183,7 +183,8 @@ class FedMDConfig:
     information between the alignment images and the party's predictions, so that a party that answers
     the same for every image (one private class) has no say (`aggregation.information_weights`)."""
     trim_fraction: float = setting(0.2, role="result", bounds=Bounds(0, 0.5, high_open=True))
-    """Share of highest and of lowest scores dropped per sample and class (`cronus`, `aggregator=trimmed_mean`)."""
+    """Share of highest and of lowest scores dropped per sample and class (`cronus`, `aggregator=trimmed_mean`);
+    the count rounds down: 0.2 of 4 parties drops none."""
     era_temperature: float = setting(0.1, role="result", bounds=POSITIVE)
     """`ds-fl`'s entropy-reduction temperature: the mean probabilities are sharpened by softmax(p / T) (paper 0.1)."""
     kt_rho: float = setting(0.7, role="result", bounds=NON_NEGATIVE)
@@ -654,9 +655,15 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
     if inner is int and isinstance(value, numbers.Integral):  # numpy ints from Tune samplers too
         return int(value)
     if inner is float and isinstance(value, numbers.Real):
-        if not math.isfinite(value):  # inf/nan pass every bound check, then break training or JSON
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond any float
+            number = math.inf
+        if not math.isfinite(number):  # inf/nan pass every bound check, then break training or JSON
             raise ConfigError(f"{name}={value!r} is not allowed: must be a finite number")
-        return float(value)
+        return number
+    if inner is bool and getattr(getattr(value, "dtype", None), "kind", None) == "b" and getattr(value, "ndim", 1) == 0:
+        return bool(value)  # numpy's bool (a mask's element, a Tune sampler's choice)
     if not isinstance(value, inner) or (inner is not bool and isinstance(value, bool)):
         raise ConfigError(f"{name}={value!r} is not allowed: must be {_type_name(tp)}")
     return value

@@ -17,7 +17,7 @@ from fedmd_ray.actors.common import HostSetup, PartySpec, SharedData
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.task import FedMDTask, build_task
 from fedmd_ray.model_names import ModelEntry, ModelPlugin, resolve_model
-from fedmd_ray.strategy import Strategy, probe_strategy, resolve_strategy
+from fedmd_ray.strategy import Strategy, probe_strategy, resolve_strategy, strategy_notes
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Experiment:
     models: tuple[ModelPlugin, ...]  # one per party
     strategy: Strategy
     run_id: str
+    notes: tuple[str, ...] = ()  # warnings about the config that do not stop it (`strategy_notes`)
 
     @property
     def setup(self) -> HostSetup:
@@ -55,7 +56,7 @@ def prepare(config: FedMDConfig) -> Experiment:
         check_model(model, task.image_shape, task.n_classes, head=config.head_epochs > 0)
     strategy = resolve_strategy(config.strategy, config)
     probe_strategy(strategy, config.n_parties, task.n_classes)
-    return Experiment(config, task, models, strategy, config.fingerprint())
+    return Experiment(config, task, models, strategy, config.fingerprint(), tuple(strategy_notes(config, strategy)))
 
 
 def resolve_models(entries: tuple[ModelEntry, ...]) -> tuple[ModelPlugin, ...]:

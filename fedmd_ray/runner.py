@@ -348,6 +348,8 @@ class _Progress:
             f"{config.partition}), test {len(task.test_y)} images, {config.rounds} rounds, "
             f"subset {config.subset_size}, strategy {describe(config.strategy)}, backend {config.backend}"
         )
+        for note in experiment.notes:
+            LOGGER.warning("%s", note)
 
     def placement(self, hosts: list[dict[str, Any]], then: str = "; transfer learning...") -> None:
         self.transfer_start = time.perf_counter()

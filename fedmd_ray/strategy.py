@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.aggregation import AGGREGATOR_NAMES, AGGREGATORS, Consensus, Scores, trimmed_mean_consensus
+from fedmd_ray.aggregation import (
+    AGGREGATOR_NAMES, AGGREGATORS, Consensus, Scores, trim_count, trimmed_mean_consensus,
+)
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.plugins import Registry, describe, is_import_path, load_object, object_identity
 
@@ -171,16 +173,56 @@ def strategy_identity(entry: Any) -> str:
     return f"{entry}@{object_identity(load_object(entry, f'strategy {entry!r}')).partition('@')[2]}"
 
 
+def _target(entry: Any) -> Any:
+    """What a strategy entry names: a registered or imported object, or the entry itself."""
+    check_strategy_entry(entry)
+    if not isinstance(entry, str):
+        return entry
+    registered = STRATEGIES.get(entry)
+    return registered if registered is not None else load_object(entry, f"strategy {entry!r}")
+
+
+def fields_taken(entry: Any, config: FedMDConfig) -> frozenset[str]:
+    """The config fields a strategy entry is built from (`from_config`); none for an instance."""
+    target = _target(entry)
+    if not (inspect.isclass(target) and issubclass(target, Strategy)):
+        return frozenset()
+    return frozenset(inspect.signature(target).parameters) & frozenset(config.to_dict())
+
+
+def strategy_notes(config: FedMDConfig, strategy: Strategy) -> list[str]:
+    """Warnings a run gives before it starts: a field set for another strategy (it changes the run
+    id, not the run), and a trimmed mean that trims no party at this number of parties."""
+    from fedmd_ray.config import FedMDConfig
+
+    taken, defaults, values = fields_taken(config.strategy, config), FedMDConfig().to_dict(), config.to_dict()
+    notes = []
+    for field, takers in strategy_fields(config).items():
+        if field not in taken and values[field] != defaults[field]:
+            notes.append(f"{field}={values[field]!r} has no effect: strategy {describe(config.strategy)} does not take "
+                         f"it ({', '.join(takers)} {'does' if len(takers) == 1 else 'do'})")
+    n = config.n_parties
+    if isinstance(strategy, FedMD) and strategy.aggregator == "trimmed_mean" and trim_count(strategy.trim_fraction, n) == 0:
+        hint = f"; trim_fraction >= {1 / n:.3g} trims one at each end" if n >= 3 else ""
+        notes.append(f"trim_fraction={strategy.trim_fraction:g} of {n} parties trims none (it rounds down): the "
+                     f"consensus is their plain mean{hint}")
+    return notes
+
+
+def strategy_fields(config: FedMDConfig) -> dict[str, list[str]]:
+    """Config fields that some registered strategy class is built from -> those strategies' names."""
+    fields: dict[str, list[str]] = {}
+    for name in STRATEGIES.names():
+        for field in sorted(fields_taken(name, config)):
+            fields.setdefault(field, []).append(name)
+    return fields
+
+
 def resolve_strategy(entry: Any, config: FedMDConfig) -> Strategy:
     """The run's own Strategy instance for a config entry (an instance entry is copied, so a run
     never changes the caller's object and two runs never share state)."""
-    check_strategy_entry(entry)
     what = f"strategy {describe(entry)!r}"
-    target = entry
-    if isinstance(entry, str):
-        target = STRATEGIES.get(entry)
-        if target is None:
-            target = load_object(entry, what)
+    target = _target(entry)
     if isinstance(target, Strategy):
         return copied(target)
     if inspect.isclass(target) and issubclass(target, Strategy):
@@ -215,7 +257,8 @@ def check_targets(targets: Any, n_parties: int, shape: tuple[int, int], strategy
             f"{shared} (one consensus) or {personal} (one target per party)"
         )
     if not np.isfinite(array).all():
-        raise ConfigError(f"strategy {type(strategy).__name__}.aggregate returned non-finite values")
+        raise ConfigError(f"strategy {describe(strategy)}.aggregate returned non-finite values (nan or inf) from "
+                          "finite scores: check its parameters")
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
@@ -238,18 +281,23 @@ def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
     if not strategy.collaborates:
         return  # nothing of it runs
     trial = copied(strategy)
-    name = type(strategy).__name__
+    name = describe(strategy)  # with its parameters: a temperature that overflows shows in the message
     generator = torch.Generator().manual_seed(0)
     try:
-        scores = np.stack([_probe_share(trial, torch.randn(4, n_classes, generator=generator), name)
-                           for _ in range(n_parties)])  # parties disagree, as they do in a round
-        targets = check_targets(trial.aggregate(scores, RoundInfo(1, tuple(range(n_parties)), n_parties)),
-                                n_parties, (4, n_classes), trial)
+        with np.errstate(all="ignore"):  # what overflows is reported below, by name, not as numpy's warning
+            scores = np.stack([_probe_share(trial, torch.randn(4, n_classes, generator=generator), name)
+                               for _ in range(n_parties)])  # parties disagree, as they do in a round
+            targets = check_targets(trial.aggregate(scores, RoundInfo(1, tuple(range(n_parties)), n_parties)),
+                                    n_parties, (4, n_classes), trial)
         student = torch.randn(4, n_classes, generator=generator, requires_grad=True)
         target = torch.from_numpy(targets if targets.ndim == 2 else targets[0])
         loss = trial.digest_loss(student, target)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
             raise ConfigError(f"strategy {name}.digest_loss must return a scalar tensor that depends on the logits")
+        loss.backward()  # type: ignore[no-untyped-call]
+        if not (torch.isfinite(loss).all() and student.grad is not None and torch.isfinite(student.grad).all()):
+            raise ConfigError(f"strategy {name}.digest_loss gave a non-finite loss or gradient ({loss.item()}) on "
+                              "random logits and its own targets: check its parameters")
         check_state(strategy.state_dict(), strategy)  # as the run starts, and after a round
         state = check_state(trial.state_dict(), trial)
         copied(strategy).load_state_dict(state)  # what a resume does with it
@@ -260,13 +308,15 @@ def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
 
 
 def _probe_share(strategy: Strategy, logits: torch.Tensor, name: str) -> npt.NDArray[np.float32]:
-    """One party's `share` in the probe, checked for shape."""
+    """One party's `share` in the probe, checked for shape and finite values."""
     import torch
 
     shared = strategy.share(logits)
     if not isinstance(shared, torch.Tensor) or shared.shape != logits.shape:
         got = tuple(shared.shape) if isinstance(shared, torch.Tensor) else type(shared).__name__
         raise ConfigError(f"strategy {name}.share returned {got} for logits {tuple(logits.shape)}; expected the same shape")
+    if not torch.isfinite(shared).all():
+        raise ConfigError(f"strategy {name}.share returned non-finite values for random logits: check its parameters")
     return shared.detach().numpy().astype(np.float32)
 
 

@@ -191,6 +191,8 @@ CASES = {
     "overwrite refused by memory": (_overwrite_refused("models=mlp-1000000000"), "host memory:"),
     "new out refused by CPUs": (lambda t: ["run", "--preset", "quick", "--set", "cpus_per_party=64", "--out",
                                            str(t / "new")], "needs CPU="),
+    "sweep of a field its strategy ignores": (lambda t: ["sweep", "--preset", "quick", "--grid", "kt_rho=0.1,5", "--out",
+                                                      str(t / "sw")], "which no swept strategy takes (kt-pfl does)"),
     "sweep refused by CPUs": (lambda t: ["sweep", "--preset", "quick", "--set", "cpus_per_party=64", "--grid",
                                          "rounds=1,2", "--out", str(t / "sw")], "needs CPU="),
     "a model too large for the machine": (lambda t: ["run", "--preset", "quick", "--set", "models=mlp-1000000000"],

@@ -115,6 +115,12 @@ def test_numpy_scalars_from_samplers_are_accepted_as_python_numbers():
     assert type(cfg.lr) is float and cfg.lr == 0.5
     with pytest.raises(ConfigError, match="rounds=True"):
         preset("quick", rounds=True)
+    swa = preset("quick", swa=np.bool_(True)).swa  # a grid of np.array([True, False]) gives these
+    assert type(swa) is bool and swa
+    with pytest.raises(ConfigError, match="swa=array"):
+        preset("quick", swa=np.array([True]))
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        preset("quick", temperature=10**400)  # beyond any float: refused, not an OverflowError
 
 
 def test_transfer_cache_key_follows_the_data_directory(tmp_path):

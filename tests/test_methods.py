@@ -223,8 +223,8 @@ def test_the_summary_reports_bytes_moved_against_weight_exchange():
     assert summary.traffic.moved == moved
     assert summary.traffic.weights == sum(2 * model[p] * 2 for p in model)  # 2 rounds, both ways
     assert f"communication: {byte_size(moved)} moved" in format_run(table)
-    assert [byte_size(n) for n in (0, 999, 1000, 28_870, 3_500_000, 2 * 10**9)] == [
-        "0 B", "999 B", "1.0 kB", "28.9 kB", "3.5 MB", "2.0 GB"]
+    assert [byte_size(n) for n in (0, 999, 1000, 28_870, 3_500_000, 2 * 10**9, 999_940, 999_960, 999_960_000)] == [
+        "0 B", "999 B", "1.0 kB", "28.9 kB", "3.5 MB", "2.0 GB", "999.9 kB", "1.0 MB", "1.0 GB"]
 
 
 def test_precise_bn_makes_eval_mode_see_the_training_data():
@@ -279,3 +279,21 @@ def test_report_without_config_json_keeps_the_health_findings_the_table_holds(tm
     text, _ = report(tmp_path)
     assert f"party {rows[0]['party']} ({rows[0]['model']}) got stuck on its private data" in text
     assert "no near-chance check: " in text and "config.json is missing or unreadable" in text
+
+
+def test_a_run_warns_of_fields_its_strategy_ignores_and_of_a_trimmed_mean_that_trims_none():
+    """They change the run id, not the run: a user who set them for this run must hear so."""
+    from fedmd_ray.experiment import prepare
+
+    notes = prepare(fedmd_ray.preset("quick", strategy="cronus", aggregator="median", kt_rho=3.0)).notes
+    assert notes == (
+        "aggregator='median' has no effect: strategy cronus does not take it (fedmd does)",
+        "kt_rho=3.0 has no effect: strategy cronus does not take it (kt-pfl does)",
+        "trim_fraction=0.2 of 3 parties trims none (it rounds down): the consensus is their plain mean; "
+        "trim_fraction >= 0.333 trims one at each end",
+    )
+    assert prepare(fedmd_ray.preset("quick", strategy="cronus", trim_fraction=0.34)).notes == ()
+    assert prepare(fedmd_ray.preset("quick", strategy="kt-pfl", temperature=2.0, kt_rho=0.1)).notes == ()
+    assert prepare(fedmd_ray.preset("quick", strategy=fedmd_ray.FedMD(), temperature=2.0)).notes == (
+        "temperature=2.0 has no effect: strategy FedMD(aggregator='mean', loss='l1', temperature=1.0, "
+        "trim_fraction=0.2) does not take it (fedmd, fedmd-kl, kt-pfl do)",)  # an instance keeps its own

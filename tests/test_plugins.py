@@ -361,6 +361,22 @@ def test_a_bad_strategy_is_refused_before_ray_starts(entry, message, tmp_path, c
     assert message in err and "Started a local Ray instance" not in err and not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("fields, message", [
+    ({"strategy": "fedmd-kl", "temperature": 1e-300}, r"FedMDKL\(temperature=1e-300.*\.share returned non-finite"),
+    ({"strategy": "ds-fl", "era_temperature": 1e-320}, r"DSFL\(era_temperature=1e-320\)\.aggregate returned non-fin"),
+    ({"digest_loss": "kl", "temperature": 1e-40}, r"FedMD\(.*temperature=1e-40.*\)\.digest_loss gave a non-finite"),
+    ({"digest_loss": "kl", "temperature": 1e300}, r"FedMD\(.*temperature=1e\+300.*\) failed a trial round .*Overflow"),
+])
+def test_parameters_that_overflow_are_refused_in_the_trial_round_with_their_values(fields, message, recwarn):
+    """Not later, as nan losses after the run started; no numpy RuntimeWarning on the way."""
+    from fedmd_ray.strategy import probe_strategy, resolve_strategy
+
+    strategy = resolve_strategy(fields.get("strategy", "fedmd"), fedmd_ray.preset("quick", **fields))
+    with pytest.raises(ConfigError, match=message):
+        probe_strategy(strategy, n_parties=3, n_classes=10)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_constructor_parameters_named_like_fields_come_from_the_config():
     from fedmd_ray.strategy import resolve_strategy
 

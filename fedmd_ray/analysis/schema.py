@@ -78,7 +78,7 @@ STRATEGY_STATE_SCHEMA = pa.schema(
 )
 """The strategy's state after every round (`strategy_state.parquet`), one row per named array:
 `np.reshape(values, shape)` gives it back, e.g. KT-pFL's knowledge-coefficient matrix: who
-learns from whom, round by round."""
+learns from whom, round by round (a round where no party answered repeats the previous state)."""
 
 
 def state_rows(run_id: str, round_: int, state: dict[str, Any]) -> list[dict[str, Any]]:

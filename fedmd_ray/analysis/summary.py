@@ -77,7 +77,7 @@ def byte_size(n: int) -> str:
     """`n` bytes in the largest decimal unit that keeps it at least 1 (B, kB, MB, GB, TB)."""
     value, unit = float(n), "B"
     for larger in ("kB", "MB", "GB", "TB"):
-        if value < 1000:
+        if round(value, 1) < 1000:  # 999960 B is 1.0 MB, not 1000.0 kB
             break
         value, unit = value / 1000, larger
     return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"

@@ -8,6 +8,8 @@ from typing import Any
 from fedmd_ray.config import FedMDConfig, parse_overrides
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.experiment import prepare
+from fedmd_ray.log import LOGGER
+from fedmd_ray.strategy import fields_taken, strategy_fields
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -81,9 +83,23 @@ def check_points(base: FedMDConfig, param_space: dict[str, Any]) -> list[FedMDCo
         if repeated is not None:
             raise ConfigError(f"the sweep lists {key}={repeated!r} twice: two identical trials; list each value once "
                               "(repeat a point with different seeds: --grid seed=0,1,2)")
-    configs = []
+    configs, notes = [], {}
     for combo in itertools.product(*grid.values()):
         config = base.replace(**dict(zip(grid, combo)))
-        prepare(config)  # subset size vs public set, samples per class, every model and the strategy tried
+        notes.update(dict.fromkeys(prepare(config).notes))  # every model and the strategy tried, data checked
         configs.append(config)
+    _refuse_fields_no_strategy_takes(grid, configs)
+    for note in notes:
+        LOGGER.warning("%s", note)
     return configs
+
+
+def _refuse_fields_no_strategy_takes(grid: dict[str, list[Any]], configs: list[FedMDConfig]) -> None:
+    """A swept strategy field that no grid point's strategy takes makes identical trials (`--grid kt_rho=...`
+    with `fedmd`), as a value listed twice does."""
+    fields = strategy_fields(configs[0])
+    for key in grid:
+        if key in fields and len(grid[key]) > 1 and not any(key in fields_taken(c.strategy, c) for c in configs):
+            raise ConfigError(f"the sweep varies {key}, which no swept strategy takes ({', '.join(fields[key])} "
+                              f"{'does' if len(fields[key]) == 1 else 'do'}): its trials would be identical; sweep it "
+                              f"with a strategy that takes it (--set strategy={fields[key][0]})")
