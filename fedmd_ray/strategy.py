@@ -93,7 +93,7 @@ class Strategy:
         if state:
             raise ConfigError(
                 f"{type(self).__name__} was given state {sorted(state)} but does not override load_state_dict: a "
-                "strategy whose state_dict returns state must restore it there (resume and restarts use it)"
+                "strategy whose state_dict returns state must restore it there (a resume does)"
             )
 
     @classmethod
@@ -200,13 +200,18 @@ def strategy_notes(config: FedMDConfig, strategy: Strategy) -> list[str]:
     for field, takers in strategy_fields(config).items():
         if field not in taken and values[field] != defaults[field]:
             notes.append(f"{field}={values[field]!r} has no effect: strategy {describe(config.strategy)} does not take "
-                         f"it ({', '.join(takers)} {'does' if len(takers) == 1 else 'do'})")
+                         f"it ({who_takes(takers)})")
     n = config.n_parties
     if isinstance(strategy, FedMD) and strategy.aggregator == "trimmed_mean" and trim_count(strategy.trim_fraction, n) == 0:
         hint = f"; trim_fraction >= {1 / n:.3g} trims one at each end" if n >= 3 else ""
         notes.append(f"trim_fraction={strategy.trim_fraction:g} of {n} parties trims none (it rounds down): the "
                      f"consensus is their plain mean{hint}")
     return notes
+
+
+def who_takes(strategies: list[str]) -> str:
+    """`kt-pfl does`, `fedmd, fedmd-kl do`."""
+    return f"{', '.join(strategies)} {'does' if len(strategies) == 1 else 'do'}"
 
 
 def strategy_fields(config: FedMDConfig) -> dict[str, list[str]]:

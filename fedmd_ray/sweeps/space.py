@@ -9,7 +9,7 @@ from fedmd_ray.config import FedMDConfig, parse_overrides
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.experiment import prepare
 from fedmd_ray.log import LOGGER
-from fedmd_ray.strategy import fields_taken, strategy_fields
+from fedmd_ray.strategy import fields_taken, strategy_fields, who_takes
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -100,6 +100,6 @@ def _refuse_fields_no_strategy_takes(grid: dict[str, list[Any]], configs: list[F
     fields = strategy_fields(configs[0])
     for key in grid:
         if key in fields and len(grid[key]) > 1 and not any(key in fields_taken(c.strategy, c) for c in configs):
-            raise ConfigError(f"the sweep varies {key}, which no swept strategy takes ({', '.join(fields[key])} "
-                              f"{'does' if len(fields[key]) == 1 else 'do'}): its trials would be identical; sweep it "
-                              f"with a strategy that takes it (--set strategy={fields[key][0]})")
+            raise ConfigError(f"the sweep varies {key}, which no swept strategy takes ({who_takes(fields[key])}): its "
+                              f"trials would be identical; sweep it with a strategy that takes it (--set "
+                              f"strategy={fields[key][0]})")
