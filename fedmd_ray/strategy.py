@@ -215,12 +215,11 @@ def who_takes(strategies: list[str]) -> str:
 
 
 def strategy_fields(config: FedMDConfig) -> dict[str, list[str]]:
-    """Config fields that some registered strategy class is built from -> those strategies' names."""
-    fields: dict[str, list[str]] = {}
-    for name in STRATEGIES.names():
-        for field in sorted(fields_taken(name, config)):
-            fields.setdefault(field, []).append(name)
-    return fields
+    """The strategies' own config fields (those a built-in strategy is built from: a user's strategy
+    may also take `seed` or `rounds`, which every run uses) -> the registered strategies that take them."""
+    taken = {name: fields_taken(name, config) for name in STRATEGIES.names()}
+    own = set().union(*(fields for name, fields in taken.items() if STRATEGIES.is_builtin(name)))
+    return {field: [name for name, fields in taken.items() if field in fields] for field in sorted(own)}
 
 
 def resolve_strategy(entry: Any, config: FedMDConfig) -> Strategy:

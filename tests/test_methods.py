@@ -281,9 +281,10 @@ def test_report_without_config_json_keeps_the_health_findings_the_table_holds(tm
     assert "no near-chance check: " in text and "config.json is missing or unreadable" in text
 
 
-def test_a_run_warns_of_fields_its_strategy_ignores_and_of_a_trimmed_mean_that_trims_none():
+def test_a_run_warns_of_fields_its_strategy_ignores_and_of_a_trimmed_mean_that_trims_none(monkeypatch):
     """They change the run id, not the run: a user who set them for this run must hear so."""
     from fedmd_ray.experiment import prepare
+    from fedmd_ray.strategy import STRATEGIES
 
     notes = prepare(fedmd_ray.preset("quick", strategy="cronus", aggregator="median", kt_rho=3.0)).notes
     assert notes == (
@@ -297,3 +298,18 @@ def test_a_run_warns_of_fields_its_strategy_ignores_and_of_a_trimmed_mean_that_t
     assert prepare(fedmd_ray.preset("quick", strategy=fedmd_ray.FedMD(), temperature=2.0)).notes == (
         "temperature=2.0 has no effect: strategy FedMD(aggregator='mean', loss='l1', temperature=1.0, "
         "trim_fraction=0.2) does not take it (fedmd, fedmd-kl, kt-pfl do)",)  # an instance keeps its own
+    monkeypatch.setattr(STRATEGIES, "_items", dict(STRATEGIES._items))  # the registration below ends with the test
+    fedmd_ray.register_strategy("takes-seed", TakesSeed)
+    assert prepare(fedmd_ray.preset("quick", seed=3)).notes == ()  # every run uses the seed: not a strategy's field
+    assert prepare(fedmd_ray.preset("quick", kt_lr=0.1)).notes == (
+        "kt_lr=0.1 has no effect: strategy fedmd does not take it (kt-pfl does)",)
+    assert "(fedmd, fedmd-kl, kt-pfl, takes-seed do)" in prepare(fedmd_ray.preset("quick", strategy="local",
+                                                                                   temperature=2.0)).notes[0]
+
+
+class TakesSeed(fedmd_ray.FedMD):
+    """A user's strategy built from a field that every run uses."""
+
+    def __init__(self, seed: int = 0, temperature: float = 1.0) -> None:
+        super().__init__(temperature=temperature)
+        self.seed = seed
