@@ -210,6 +210,14 @@ class FedMDConfig:
     run ends at the average of the swings instead of the last one. Off by default: the paper's
     algorithm (docs/methods.md measures it). Rounds before the window report the party's own weights,
     so a round's value depends on `rounds`."""
+    wise_ft: float = setting(1.0, role="result", bounds=Bounds(0, 1))
+    """Weight-space ensembling with the round-0 model (WiSE-FT; Wortsman et al. 2022, arXiv
+    2109.01903): every round, each party reports the model `(1 - a) * theta_0 + a * theta`, with
+    `theta_0` its weights after transfer learning and `theta` the model it would report otherwise
+    (its own weights, or with `swa` their average); every floating-point tensor is blended, batch-norm
+    statistics included. `theta_0` is kept in the party's state (checkpoints, restarts); the party keeps
+    training, scoring and collaborating with its own weights. 1: off (the paper). Less than 1 trades some
+    of what collaboration adds for a floor under what a party had at round 0 (docs/methods.md)."""
 
     # --- references ---------------------------------------------------------
     upper_bound: bool = setting(True)

@@ -41,6 +41,16 @@ def test_a_restarted_party_redoes_its_round_with_the_same_numbers(reference, mon
     assert _metrics(table) == _metrics(reference)  # restored from round 1's state, redone: identical
 
 
+def test_a_restarted_party_keeps_its_round0_weights_for_wise_ft(monkeypatch, tmp_path):
+    """The state a restart restores holds theta_0 (and the `swa` average): the blend goes on unchanged."""
+    config = fedmd_ray.preset("quick", **LOCAL, swa=True, wise_ft=0.5)
+    straight = fedmd_ray.run(config, verbose=False)
+    monkeypatch.setenv(VARIABLE, f"party=1,round=3,method=digest,action=raise,once={tmp_path / 'fired'}")
+    table = fedmd_ray.run(config, verbose=False)
+    assert _status(table, 1) == {0: "ok", 1: "ok", 2: "ok", 3: "restarted"}
+    assert _metrics(table) == _metrics(straight)
+
+
 @pytest.mark.parametrize("policy, checkpoints, saved", [
     ("restart", False, True), ("drop", True, True), ("drop", False, False), ("fail", False, False),
 ])

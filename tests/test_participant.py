@@ -185,3 +185,40 @@ def test_swa_evaluates_the_average_of_the_last_half_of_the_rounds_and_keeps_trai
     model.load_state_dict({k: ((weights[2][k] + weights[3][k]) / 2).float() for k in weights[0]}, strict=False)
     average = training.evaluate(model, *hosts[True].participants[0].data.test, batch_size=256)
     assert reported[True][3] == pytest.approx(average, rel=1e-6) and reported[True][3][1] != reported[False][3][1]
+
+
+def test_wise_ft_reports_the_blend_with_the_round0_weights_and_keeps_training_its_own(setup):
+    """`wise_ft=a`: each round reports the model (1 - a) theta_0 + a theta (batch-norm statistics
+    blended alike), theta_0 the weights after transfer learning; a = 0 reports round 0's model every
+    round. The party itself trains as without it."""
+    config, task, data, specs = setup
+    hosts = {a: PartyHost(specs[:1], dataclasses.replace(config, config=config.config.replace(wise_ft=a)),
+                          data, threads=1, gpus=0) for a in (1.0, 0.25, 0.0)}
+    round0 = {a: host.run(TransferLearn())[0]["transfer"] for a, host in hosts.items()}
+    start = {k: v.clone() for k, v in hosts[1.0].participants[0].model.state_dict().items()}
+    consensus = np.zeros((10, task.n_classes), dtype=np.float32)
+    for round_ in (1, 2):
+        reported = {a: host.run(_round(consensus, round_=round_))[0].evaluation for a, host in hosts.items()}
+        own = {k: v.clone() for k, v in hosts[1.0].participants[0].model.state_dict().items()}
+        assert all(torch.equal(own[k], v) for k, v in hosts[0.25].participants[0].model.state_dict().items())
+        model = hosts[0.25].participants[0].model  # evaluates the hand-made blend, then gets its weights back
+        model.load_state_dict({k: (0.75 * start[k].double() + 0.25 * v.double()).float()
+                               if v.is_floating_point() else v for k, v in own.items()})
+        blend = training.evaluate(model, *hosts[0.25].participants[0].data.test, batch_size=256)
+        model.load_state_dict(own)
+        assert (reported[0.25].accuracy, reported[0.25].loss) == pytest.approx(blend, rel=1e-6)
+        assert reported[0.25].loss != reported[1.0].loss
+        assert (reported[0.0].accuracy, reported[0.0].loss) == pytest.approx((round0[0.0].accuracy, round0[0.0].loss),
+                                                                             rel=1e-6)
+
+
+def test_a_state_saved_without_round0_weights_is_refused_where_wise_ft_needs_them(setup):
+    config, task, data, specs = setup
+    host = PartyHost(specs[:1], config, data, threads=1, gpus=0)
+    host.run(TransferLearn())
+    host.run(_round(np.zeros((10, task.n_classes), dtype=np.float32)))
+    saved = host.run_saving(Communicate(np.arange(5)))[1]
+    blending = PartyHost(specs[:1], dataclasses.replace(config, config=config.config.replace(wise_ft=0.5)),
+                         data, threads=1, gpus=0)
+    with pytest.raises(ValueError, match="round 1 holds no round-0 weights.*saved with wise_ft=1"):
+        blending.run(ImportState(saved))

@@ -214,3 +214,14 @@ def test_a_resumed_swa_run_continues_from_the_saved_average(stopped_and_resumed)
     plain = fedmd_ray.run(config.replace(swa=False), verbose=False)
     assert [r["test_loss"] for r in _metrics(plain) if r["round"] == 3] != \
         [r["test_loss"] for r in _metrics(straight) if r["round"] == 3]
+
+
+def test_a_resumed_wise_ft_run_blends_with_the_saved_round0_weights(stopped_and_resumed):
+    """`wise_ft`: theta_0 is party state; a run stopped in round 3 (with `swa`: the blend of theta_0
+    and the saved average) resumes to the same table."""
+    config = fedmd_ray.preset("quick", swa=True, wise_ft=0.5, backend="local", rounds=3, torch_threads=1)
+    straight, resumed = stopped_and_resumed(config)
+    assert _metrics(resumed) == _metrics(straight)
+    unblended = fedmd_ray.run(config.replace(wise_ft=1.0), verbose=False)
+    assert [r["test_loss"] for r in _metrics(unblended) if r["round"] == 3] != \
+        [r["test_loss"] for r in _metrics(straight) if r["round"] == 3]

@@ -90,7 +90,8 @@ class Participant:
                 self._head = output_layer(self.model, setup.n_classes, spec.model.name)
         self._average: dict[str, torch.Tensor] = {}  # with `swa`: the running average of the last rounds' weights
         self._averaged = 0  # rounds in it
-        self._average_model: torch.nn.Module | None = None  # evaluates the average
+        self._round0: dict[str, torch.Tensor] | None = None  # with `wise_ft` < 1: the weights after transfer learning
+        self._report_model: torch.nn.Module | None = None  # evaluates what `swa` / `wise_ft` report
         self._digest_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
         self._revisit_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
         # what a weight-averaging method would send each way per round (communication accounting)
@@ -134,6 +135,7 @@ class Participant:
             refit = self._fit_private(*self._private)
             transfer = self.evaluate(start)
             fit_eval, fit_train = training.batch_norm_gap(self.model, *self._private, batch_size=self._eval_batch)
+        self._keep_round0()
         upper_s = results["upper_bound"].seconds if "upper_bound" in results else 0.0
         results["transfer"] = Evaluation(transfer.accuracy, transfer.loss, transfer.seconds - upper_s,
                                          train_accuracy=fit_eval, train_accuracy_batch_stats=fit_train,
@@ -232,8 +234,7 @@ class Participant:
         maybe_fail(self.party, self.round, "revisit")
         self.revisit()
         with self._step("evaluate"):
-            averaging = self.config.swa and round_ > self.config.rounds // 2
-            evaluation = self.evaluate(start, self._update_average() if averaging else self.model)
+            evaluation = self.evaluate(start, self._reported_model(round_))
         next_scores = None if next_align_idx is None else self.communicate(next_align_idx)
         return RoundResult(evaluation, next_scores)
 
@@ -261,21 +262,38 @@ class Participant:
             self._precise_bn(self._private[0])
             return loss
 
-    def _update_average(self) -> torch.nn.Module:
+    def _keep_round0(self) -> None:
+        """With `wise_ft` < 1, keep the weights as they are now (after transfer learning) to blend with."""
+        if self.config.wise_ft < 1:
+            self._round0 = self._weights()
+
+    def _reported_model(self, round_: int) -> torch.nn.Module:
+        """The model round `round_` reports: the party's own; with `swa` in its window, the running
+        average of its weights; with `wise_ft` < 1, that blended with the round-0 weights. The party
+        trains on with its own weights whatever it reports."""
+        averaging = self.config.swa and round_ > self.config.rounds // 2
+        if not averaging and self._round0 is None:
+            return self.model
+        own = self.model.state_dict()
+        state = self._update_average() if averaging else own
+        if self._round0 is not None:
+            state = blend_weights(self._round0, state, self.config.wise_ft)
+        if self._report_model is None:
+            self._report_model = copy.deepcopy(self.model)
+        self._report_model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+        return self._report_model
+
+    def _update_average(self) -> dict[str, torch.Tensor]:
         """Add this round's weights to their running average (`swa`; float64, integer buffers as they
-        are now) and return a model holding the average."""
-        state = self.model.state_dict()
+        are now) and return the average."""
         self._averaged += 1
-        for name, value in state.items():
+        for name, value in self.model.state_dict().items():
             if value.is_floating_point() and name in self._average:
                 self._average[name] += (value.double() - self._average[name]) / self._averaged
             else:
                 copied = value.detach().clone()  # never a view of the weights (a float64 model)
                 self._average[name] = copied.double() if copied.is_floating_point() else copied
-        if self._average_model is None:
-            self._average_model = copy.deepcopy(self.model)
-        self._average_model.load_state_dict({k: v.to(state[k].dtype) for k, v in self._average.items()})
-        return self._average_model
+        return self._average
 
     def evaluate(self, start: float, model: torch.nn.Module | None = None) -> Evaluation:
         """Accuracy and loss of `model` (default: the party's) on the private task's test set; seconds
@@ -290,6 +308,8 @@ class Participant:
         state: dict[str, Any] = {"model": self.model.state_dict(), "rng": self._rng_state, "round": self.round}
         if self._averaged:
             state["average"], state["averaged"] = self._average, self._averaged
+        if self._round0 is not None and self.round > 0:  # at round 0 the model is theta_0
+            state["round0"] = self._round0
         if include_optimizers:
             state["digest_opt"] = self._digest_opt.state_dict()
             state["revisit_opt"] = self._revisit_opt.state_dict()
@@ -304,9 +324,23 @@ class Participant:
         self._rng_state = state["rng"].cpu()
         self.round = int(state.get("round", 0))
         self._average, self._averaged = state.get("average", {}), int(state.get("averaged", 0))
+        self._round0 = None
+        if "round0" in state and self.config.wise_ft < 1:
+            self._round0 = state["round0"]
+        elif self.round == 0:
+            self._keep_round0()  # the model is theta_0 (a transfer cache, a restart from round 0)
+        elif self.config.wise_ft < 1:
+            raise ValueError(f"party {self.party}'s state of round {self.round} holds no round-0 weights, "
+                             f"which wise_ft={self.config.wise_ft} blends with: it was saved with wise_ft=1")
         if "digest_opt" in state:
             self._digest_opt.load_state_dict(state["digest_opt"])
             self._revisit_opt.load_state_dict(state["revisit_opt"])
+
+
+def blend_weights(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor], a: float) -> dict[str, torch.Tensor]:
+    """`(1 - a) * start + a * end` for every floating-point tensor (in float64); integer buffers
+    (batch-norm batch counts) as in `end`."""
+    return {k: (1 - a) * start[k].double() + a * v.double() if v.is_floating_point() else v for k, v in end.items()}
 
 
 def choose_device(gpus: float) -> torch.device:
