@@ -315,8 +315,9 @@ def _check_trainable(name: str, module: nn.Module, input_shape: tuple[int, int, 
         copy.deepcopy(module)
     except Exception as exc:
         raise ConfigError(
-            f"model {name!r} cannot be copied ({type(exc).__name__}: {exc}): parties copy their models (`swa`, "
-            "the batch-norm check); keep objects such as locks, open files or clients out of its attributes"
+            f"model {name!r} cannot be copied ({type(exc).__name__}: {exc}): parties copy their models "
+            "(`swa`, `wise_ft`, the batch-norm check); keep objects such as locks, open files or clients out of "
+            "its attributes"
         ) from exc
     shape = ", ".join(map(str, input_shape))
     with torch.random.fork_rng(devices=[]), torch.device(parameters[0].device), torch.no_grad():
