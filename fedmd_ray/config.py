@@ -261,7 +261,9 @@ class FedMDConfig:
     on_party_failure: FailurePolicy = setting("restart", role="execution")
     """When a party's actor dies, raises or hangs: `restart` it from its last round's state and
     redo its part (dropped after `max_party_restarts`), `drop` it from then on, or `fail` the run
-    (resumable). A failure takes down every party of that actor."""
+    (resumable). A failure takes down every party of that actor. Under `restart`, a party whose
+    loss, outputs or scores went non-finite is dropped at once: a restart would redo the same
+    arithmetic from the same state."""
     max_party_restarts: int = setting(2, role="execution", bounds=NON_NEGATIVE)
     """Restarts allowed per party over the run before it is dropped."""
     round_timeout_s: float | None = setting(3600.0, role="execution", bounds=POSITIVE)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -33,6 +32,7 @@ from fedmd_ray.experiment import Experiment, prepare
 from fedmd_ray.log import LOGGER, verbosity
 from fedmd_ray.outdir import as_path, check_out_dir, claim_out_dir
 from fedmd_ray.plugins import describe
+from fedmd_ray.provenance import environment
 from fedmd_ray.strategy import StrategyState
 
 Row = dict[str, Any]
@@ -102,7 +102,7 @@ def _run(config: FedMDConfig, out_dir: str | os.PathLike[str] | None, overwrite:
             if target is not None and checkpoint is None:  # resolved: the models that ran, not () for the default
                 resolved = config.replace(models=config.party_models)
                 write_json({"config": resolved.to_json(), "identity": config.identity(), "fingerprint": run_id,
-                            **_versions()}, target / CONFIG_FILE)
+                            **environment()}, target / CONFIG_FILE)
             if checkpoint is not None:
                 log.line(f"resuming {target} after round {checkpoint.round} ({len(rows)} rows kept)")
                 log.baseline_rows = [r for r in rows if r["phase"] == "transfer"]  # "(+x vs round 0)" goes on
@@ -292,18 +292,6 @@ def _saved_run(directory: Path) -> tuple[dict[str, Any], dict[str, Any], str | N
         raise ConfigError(f"{str(directory)!r} holds no run to resume ({CONFIG_FILE} is missing)") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path} is not a fedmd_ray run config: {exc}") from exc
-
-
-def _versions() -> dict[str, str]:
-    import ray
-    import torch
-
-    from fedmd_ray import __version__
-
-    return {
-        "fedmd_ray": __version__, "python": platform.python_version(), "torch": torch.__version__,
-        "ray": ray.__version__, "pyarrow": pa.__version__, "host": platform.node(),
-    }
 
 
 class _Progress:

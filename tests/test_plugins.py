@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
+import logging
 import sys
 from pathlib import Path
 
@@ -317,6 +318,32 @@ def test_a_nan_digest_loss_is_the_partys_failure_before_any_weight_turns_nan():
     with pytest.raises(PartyFailure, match=r"party 0 \(cnn2-8-16\) failed in digest/revisit/evaluate of round 1: "
                                            r"raised FloatingPointError: the training loss is nan .*\(in digest\)"):
         fedmd_ray.run(config, verbose=False)
+
+
+def test_a_nan_loss_is_not_restarted_it_would_recur(caplog):
+    """A restart redoes the same arithmetic from the same state: the party is dropped at once."""
+    models = ["plugin_fixtures:nan_on_real_images", "plugin_fixtures:tiny_mlp", "plugin_fixtures:tiny_mlp"]
+    config = fedmd_ray.preset("quick", models=models, on_party_failure="restart", max_party_restarts=2, **LOCAL)
+    with caplog.at_level(logging.WARNING, logger="fedmd_ray"):
+        table = fedmd_ray.run(config, verbose=False).to_pylist()
+    assert "restarted" not in {r["status"] for r in table}
+    assert {r["status"] for r in table if r["party"] == 0} == {"dropped"}
+    assert "party 0 (plugin_fixtures:nan_on_real_images) not restarted: its numbers went non-finite" in caplog.text
+    assert "failed again after a restart" not in caplog.text
+
+
+def test_a_non_finite_step_is_known_as_such_after_crossing_ray(ray_cluster):
+    """The Ray pool decides from the exception it receives: the mark must survive pickling."""
+    from fedmd_ray.actors.common import StepError, repeats_on_restart
+
+    @ray_cluster.remote(num_cpus=0)
+    def step(repeats: bool) -> None:
+        raise StepError("FloatingPointError: the training loss is nan (in digest)", repeats)
+
+    for repeats in (True, False):
+        with pytest.raises(ray_cluster.exceptions.RayTaskError) as err:
+            ray_cluster.get(step.remote(repeats), timeout=60)
+        assert repeats_on_restart(err.value.cause) is repeats
 
 
 def test_a_model_with_nan_outputs_is_that_partys_failure_and_the_others_go_on():

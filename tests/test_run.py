@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pyarrow as pa
 import pytest
+import torch
 
 import fedmd_ray
 from fedmd_ray.analysis.schema import RESULT_SCHEMA
@@ -52,6 +54,9 @@ def test_local_run_writes_parquet_and_config(local_table):
     saved = json.loads((out / "config.json").read_text())
     assert fedmd_ray.FedMDConfig.from_dict(saved["config"]).fingerprint() == saved["fingerprint"]
     assert saved["config"]["rounds"] == 2
+    # what else the numbers depend on: two runs that should agree but do not can be told apart
+    assert saved["numpy"] == np.__version__ and saved["torch"] == torch.__version__
+    assert saved["cpu"].endswith(torch.backends.cpu.get_cpu_capability())
 
 
 def test_quick_models_learn_the_private_task(local_table):

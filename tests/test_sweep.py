@@ -407,6 +407,22 @@ def test_a_sweep_saved_before_a_field_existed_resumes_with_the_field_at_its_defa
                           "exp")
 
 
+def test_a_sweep_resumes_in_another_environment_and_keeps_the_first():
+    """Library versions and the CPU are saved with the sweep (they change the last bits), not compared."""
+    import json
+
+    import numpy as np
+
+    from fedmd_ray.sweeps.tuner import _check_same_sweep, _spec
+
+    base = fedmd_ray.preset("quick")
+    spec = _spec(base, {"seed": [0, 1]}, 1, [base.replace(seed=s) for s in (0, 1)])
+    assert spec["environment"]["numpy"] == np.__version__
+    saved = json.loads(json.dumps(spec))
+    saved["environment"] = {**saved["environment"], "numpy": "0.0", "cpu": "x86_64 DEFAULT"}
+    _check_same_sweep(json.dumps(saved).encode(), spec, "exp")  # no refusal
+
+
 def test_resuming_a_sweep_whose_plug_in_code_changed_is_refused():
     """The same import path with other code is another sweep: its trials' checkpoints would not match."""
     import json

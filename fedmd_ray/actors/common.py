@@ -129,7 +129,18 @@ class Distributed:
 
 class StepError(Exception):
     """A party's step raised: the message names the step (digest, revisit, ...) and the cause;
-    the original exception is chained for the traceback."""
+    the original exception is chained for the traceback. `repeats`: the step went non-finite
+    (`FloatingPointError`); redone from the same state, with the same random draws, it would again,
+    so a restart cannot help (kept as an attribute: it survives Ray's pickling, a chained cause does not)."""
+
+    def __init__(self, message: str, repeats: bool = False) -> None:
+        super().__init__(message)
+        self.repeats = repeats
+
+
+def repeats_on_restart(exc: BaseException) -> bool:
+    """Whether a party's failure would recur if its task were redone from the same saved state."""
+    return isinstance(exc, FloatingPointError) or getattr(exc, "repeats", False) is True
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -309,7 +309,11 @@ class Driver:
         # The failed host's saved states are still those after the last finished phase: its failed
         # task (and the save that goes with it) is redone from them.
         redo = [p for p in failure.parties if p in parties]
-        while policy == "restart" and all(self.restarts[p] < self.config.max_party_restarts for p in failure.parties):
+        if policy == "restart" and failure.repeats:
+            log.warning("%s not restarted: its numbers went non-finite, and a restart redoes the same arithmetic "
+                        "from the same state", who)
+        while (policy == "restart" and not failure.repeats
+               and all(self.restarts[p] < self.config.max_party_restarts for p in failure.parties)):
             states = self.pool.saved().resolve(failure.parties) or None
             if states is None and not task.restores_state:
                 break  # nothing to restart from (those tasks rebuild the parties' state themselves)

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedmd_ray.actors.common import (
-    Distributed, HostSetup, PartyProgress, PartySpec, PartyState, SharedData, failure_reason,
+    Distributed, HostSetup, PartyProgress, PartySpec, PartyState, SharedData, failure_reason, repeats_on_restart,
 )
 from fedmd_ray.actors.participant import DeviceData, PartyHost, choose_device
 from fedmd_ray.actors.pool import HostFailure, PartiesFailed, SavedStates, host_parties
@@ -59,7 +59,8 @@ class LocalPool:
                 else:
                     results.update(host.run(task.for_parties(own), own))
             except Exception as exc:  # a party's bug: reported with its parties, policy decides
-                failures.append(HostFailure(index, tuple(own), failure_reason(exc), traceback.format_exc()))
+                failures.append(HostFailure(index, tuple(own), failure_reason(exc), traceback.format_exc(),
+                                            repeats_on_restart(exc)))
             if self.listener is not None and host.finished:
                 self.listener(host.finished)
                 host.finished = []

@@ -26,6 +26,7 @@ import torch
 from fedmd_ray import training
 from fedmd_ray.actors.common import (
     Evaluation, HostSetup, PartyProgress, PartySpec, PartyState, RoundResult, SharedData, StepError, peak_rss_mib,
+    repeats_on_restart,
 )
 from fedmd_ray.actors.tasks import ExportState, PartyTask
 from fedmd_ray.errors import ConfigError
@@ -114,7 +115,7 @@ class Participant:
         try:
             yield
         except Exception as exc:
-            raise StepError(f"{type(exc).__name__}: {exc} (in {step})") from exc
+            raise StepError(f"{type(exc).__name__}: {exc} (in {step})", repeats_on_restart(exc)) from exc
 
     # --- round 0 ------------------------------------------------------------------
     def transfer_learn(self) -> dict[str, Evaluation]:

@@ -65,6 +65,7 @@ class HostFailure:
     parties: tuple[int, ...]
     reason: str  # one line for messages and tables
     detail: str  # the traceback, for the log
+    repeats: bool = False  # redone from the same state it would fail again (`common.repeats_on_restart`)
 
 
 class PartiesFailed(Exception):

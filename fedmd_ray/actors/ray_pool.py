@@ -17,7 +17,7 @@ import numpy.typing as npt
 import ray
 
 from fedmd_ray.actors.common import (
-    Distributed, HostSetup, PartyProgress, PartySpec, PartyState, SharedData, failure_reason,
+    Distributed, HostSetup, PartyProgress, PartySpec, PartyState, SharedData, failure_reason, repeats_on_restart,
 )
 from fedmd_ray.actors.pool import HostFailure, PartiesFailed, SavedStates, host_parties
 from fedmd_ray.actors.portable import Portable
@@ -98,7 +98,8 @@ class RayPool:
                 if index in states:
                     self._saved[index] = states[index]
             except ray.exceptions.RayTaskError as exc:  # the party raised: its traceback is in `exc`
-                failures.append(HostFailure(index, tuple(self.groups[index]), failure_reason(exc.cause), str(exc)))
+                failures.append(HostFailure(index, tuple(self.groups[index]), failure_reason(exc.cause), str(exc),
+                                            repeats_on_restart(exc.cause)))
                 _read_failed(states.get(index))
             except ray.exceptions.RayActorError as exc:  # the process died (os._exit, OOM kill, ray.kill, node loss)
                 failures.append(HostFailure(index, tuple(self.groups[index]), "its actor died", str(exc)))

@@ -34,6 +34,7 @@ from fedmd_ray.errors import ConfigError, TrialsFailed
 from fedmd_ray.experiment import prepare
 from fedmd_ray.log import LOGGER, chatty, verbosity
 from fedmd_ray.outdir import as_path, check_out_dir, check_writable_dir, claim_out_dir
+from fedmd_ray.provenance import environment
 from fedmd_ray.sweeps.space import check_points, grid_values, to_tune_space
 from fedmd_ray.sweeps.trainable import (
     BASE, CACHE, CHATTY, PLUGINS, RESULTS, latest_attempts, registered_plugins, trainable, trial_config,
@@ -264,6 +265,7 @@ def _spec(
         "space": {k: describe(v) for k, v in param_space.items()},
         "num_samples": num_samples,
         "identities": [point.identity() for point in points],
+        "environment": environment(),  # not compared on resume: it tells runs that should agree apart
     }
     return dict(json.loads(json.dumps(spec)))  # as it reads back: tuples become lists
 
