@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 import fedmd_ray
+from fedmd_ray.analysis.metrics import harm
 from fedmd_ray.analysis.schema import RESULT_SCHEMA
 
 
@@ -55,14 +56,15 @@ def per_trial(df: pd.DataFrame, classes: int, control: pd.DataFrame | None = Non
         last = learn[learn["round"] == by_round.index.max()].set_index("party")["test_accuracy"]
         rounds = trial[trial["phase"] == "collaborate"]
         weights = trial[trial["phase"] == "transfer"].set_index("party")["model_bytes"]
+        hurt = harm(trial.astype(object).where(trial.notna(), None).to_dict("records"))  # the product's rule
         rows.append({
             "strategy": strategy, "seed": seed,
             "round0": by_round.loc[0], "best": by_round.loc[1:].max(), "best_round": int(by_round.loc[1:].idxmax()),
             "final": by_round.iloc[-1], "upper": trial.loc[trial["phase"] == "upper_bound", "test_accuracy"].mean(),
             "gain": by_round.iloc[-1] - by_round.loc[0],
-            "worst_round_change": (by_round.loc[1:] - by_round.loc[0]).min(),
+            "worst_round_change": hurt.lowest_round_change,
             "change_by_round": by_round.loc[1:] - by_round.loc[0],
-            "worst_party_change": (last - base).min(),
+            "worst_party_change": hurt.worst_party_change,
             "near_chance": int((base < 1.5 / classes).sum()),
             "refits": int(learn.loc[learn["phase"] == "transfer", "private_refit"].fillna(False).astype(bool).sum()),
             "mb": (moved := rounds["bytes_sent"].sum() + rounds["bytes_received"].sum()) / 1e6,

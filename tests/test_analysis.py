@@ -8,15 +8,35 @@ import pyarrow as pa
 from PIL import Image
 
 from fedmd_ray.analysis.plots import plot_sweep
-from fedmd_ray.analysis.summary import sweep_summary
+from fedmd_ray.analysis.metrics import harm
+from fedmd_ray.analysis.summary import format_summary, summarize, sweep_summary
 
 
-def _trial(trial_id: str, lr: float | None, accuracies: list[float | None]) -> list[dict]:
+def _trial(trial_id: str, lr: float | None, accuracies: list[float | None], party: int = 0) -> list[dict]:
     """One party's rows of one trial: round 0 (transfer), then one collaborate row per accuracy."""
     phases = ["transfer"] + ["collaborate"] * (len(accuracies) - 1)
-    return [dict(run_id="r", party=0, model="mlp-64", phase=phase, round=r, status="ok" if a is not None else "absent",
-                 test_accuracy=a, test_loss=None, seconds=None, trial_id=trial_id, collab_lr=lr)
+    return [dict(run_id="r", party=party, model=f"mlp-{party}", phase=phase, round=r,
+                 status="ok" if a is not None else "absent", test_accuracy=a, test_loss=None, seconds=None,
+                 trial_id=trial_id, collab_lr=lr)
             for r, (phase, a) in enumerate(zip(phases, accuracies))]
+
+
+def test_harm_names_the_party_furthest_below_its_round_0_and_the_lowest_round_of_the_same_parties():
+    rows = (_trial("t", None, [0.80, 0.78, 0.79, 0.77], party=0)  # ends -0.03: the worst
+            + _trial("t", None, [0.40, 0.50, None, 0.60], party=1)  # absent in round 2
+            + _trial("t", None, [0.60, 0.60, 0.59, None], party=2))  # ends on round 2: -0.01
+    hurt = harm(rows)
+    assert (hurt.worst_party, hurt.worst_party_model) == (0, "mlp-0")
+    assert math.isclose(hurt.worst_party_change, -0.03)
+    # round means against round 0 over the parties in both: r1 +0.08/3, r2 (parties 0, 2) -0.02/2, r3 (0, 1) +0.17/2
+    assert hurt.lowest_round == 2 and math.isclose(hurt.lowest_round_change, -0.01)
+    line = format_summary(summarize(pa.Table.from_pylist(rows)))
+    assert "against round 0: worst party 0 (mlp-0) -0.0300 at its last round | lowest round 2: mean -0.0100" in line
+    summary = sweep_summary(pa.Table.from_pylist(rows), []).to_pylist()[0]
+    assert math.isclose(summary["worst_party_change"], -0.03) and math.isclose(summary["lowest_round_change"], -0.01)
+    no_rounds = harm(_trial("t", None, [0.5]))
+    assert no_rounds.worst_party is None and no_rounds.lowest_round is None
+    assert "against round 0" not in format_summary(summarize(pa.Table.from_pylist(_trial("t", None, [0.5]))))
 
 
 def test_a_trial_without_a_final_accuracy_sorts_last():

@@ -6,7 +6,9 @@ the sweep summary and what Tune trials report:
 - a phase's mean is over the parties that have an accuracy in it (absent, dropped and
   failed parties have none); None when no party answered, never 0.0;
 - the gain compares the same parties: the mean of the later phase minus the mean of
-  round 0 over the parties present in both, with their count.
+  round 0 over the parties present in both, with their count;
+- whether collaboration hurt (`harm`) is read against round 0 too: the party that ended
+  furthest below its own round 0, and the round whose mean fell furthest below round 0's.
 """
 
 from __future__ import annotations
@@ -49,6 +51,38 @@ def gain(before_rows: Iterable[Row], after_rows: Iterable[Row]) -> Gain:
         return Gain(None, None, 0)
     return Gain(sum(before[p] for p in common) / len(common), sum(after[p] for p in common) / len(common),
                 len(common))
+
+
+@dataclass(frozen=True)
+class Harm:
+    """What collaboration cost, against round 0 (FedMD's promise is that it costs nobody): the party
+    whose last accuracy fell furthest below its own round 0, and the round (1 on) whose mean fell
+    furthest below round 0's over the same parties. Negative is a loss; None without rounds."""
+
+    worst_party: int | None
+    worst_party_model: str | None
+    worst_party_change: float | None
+    lowest_round: int | None
+    lowest_round_change: float | None
+
+
+def harm(rows: Iterable[Row]) -> Harm:
+    """`Harm` from a run's rows; a party's last accuracy is that of the last round it has one in."""
+    transfer = [r for r in rows if r.get("phase") == "transfer"]
+    start = accuracies(transfer)
+    last: dict[int, float] = {}
+    by_round: dict[int, list[Row]] = {}
+    for r in sorted((r for r in rows if r.get("phase") == "collaborate"), key=lambda r: r["round"]):
+        last.update(accuracies([r]))
+        by_round.setdefault(int(r["round"]), []).append(r)
+    changes = {p: last[p] - start[p] for p in last if p in start}
+    means = {n: change for n, later in by_round.items() if (change := gain(transfer, later).value) is not None}
+    worst = min(changes, key=lambda p: (changes[p], p)) if changes else None
+    lowest = min(means, key=lambda n: (means[n], n)) if means else None
+    return Harm(
+        worst, None if worst is None else next(str(r["model"]) for r in transfer if int(r["party"]) == worst),
+        None if worst is None else changes[worst], lowest, None if lowest is None else means[lowest],
+    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fedmd_ray.analysis.metrics import Gain, Traffic, gain, mean_accuracy, traffic, transfer_health
+from fedmd_ray.analysis.metrics import Gain, Harm, Traffic, gain, harm, mean_accuracy, traffic, transfer_health
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class RunSummary:
     upper_bound: float | None  # mean test accuracy of the models trained on all private data
     rounds: int
     change: Gain  # final vs round 0 over the parties present in both
+    harm: Harm  # the worst party's and the lowest round's change against round 0
     traffic: Traffic
     parties: int  # parties of the run
 
@@ -49,6 +50,7 @@ def summarize(table: pa.Table) -> RunSummary:
         upper_bound=mean_accuracy(r for r in rows if r["phase"] == "upper_bound"),
         rounds=int(last),
         change=gain(transfer, final),
+        harm=harm(rows),
         traffic=traffic(rows),
         parties=len({r["party"] for r in rows}),
     )
@@ -65,6 +67,13 @@ def format_summary(summary: RunSummary) -> str:
         f"{number(summary.final)} | upper bound {number(summary.upper_bound)} | gain {number(summary.gain, '+.4f')}"
         f"{over}"
     )
+    hurt = summary.harm
+    if hurt.worst_party is not None and hurt.lowest_round is not None:
+        line += (
+            f"\nagainst round 0: worst party {hurt.worst_party} ({hurt.worst_party_model}) "
+            f"{number(hurt.worst_party_change, '+.4f')} at its last round | lowest round {hurt.lowest_round}: "
+            f"mean {number(hurt.lowest_round_change, '+.4f')}"
+        )
     moved = summary.traffic
     if moved.moved or moved.weights:  # a control run (`strategy=local`) moves 0 bytes
         ratio = "" if moved.ratio is None else f" ({moved.ratio:.2%} of the {byte_size(moved.weights)} that " \
@@ -110,7 +119,8 @@ def format_events(table: pa.Table) -> str:
 
 
 def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
-    """One row per trial: swept parameters, status, baseline, final, upper bound, gain; best gain first.
+    """One row per trial: swept parameters, status, baseline, final, upper bound, gain, the worst
+    party's and the lowest round's change against round 0 (`metrics.Harm`), traffic; best gain first.
 
     `final` is the last round the trial reached (a scheduler may stop it early, a failure end it;
     `rounds_run` says where, `status` why: finished, stopped or failed).
@@ -130,6 +140,8 @@ def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
             "final": run.final,
             "upper_bound": run.upper_bound,
             "gain": run.gain,
+            "worst_party_change": run.harm.worst_party_change,
+            "lowest_round_change": run.harm.lowest_round_change,
             "megabytes": run.traffic.moved / 1e6,
             "traffic_vs_weights": run.traffic.ratio,
         })
