@@ -164,13 +164,12 @@ def check_strategy_entry(entry: Any) -> None:
 def strategy_identity(entry: Any) -> str:
     """The entry's identity in fingerprints (`fedmd_ray.plugins.object_identity`); a built-in's name.
     Parameters that come from config fields are fingerprinted as those fields."""
-    check_strategy_entry(entry)
+    target = _target(entry)
     if not isinstance(entry, str):
         return object_identity(entry)
-    registered = STRATEGIES.get(entry)
-    if registered is not None:
-        return entry if STRATEGIES.is_builtin(entry) else f"{entry}={object_identity(registered)}"
-    return f"{entry}@{object_identity(load_object(entry, f'strategy {entry!r}')).partition('@')[2]}"
+    if STRATEGIES.get(entry) is not None:
+        return entry if STRATEGIES.is_builtin(entry) else f"{entry}={object_identity(target)}"
+    return f"{entry}@{object_identity(target).partition('@')[2]}"  # the import path stands for the name
 
 
 def _target(entry: Any) -> Any:
