@@ -150,11 +150,13 @@ class FedMDConfig:
     Public pretraining only ever pushed the private classes' logits down; fitting them through the whole
     model at once can kill an MLP's ReLU units and leave it at chance (docs/methods.md). 0: the paper."""
     refit_head_epochs: int = setting(10, bounds=NON_NEGATIVE)
-    """A private fit (transfer, upper bound) that ends stuck, fitting its own data less than 1.5x as well as
-    always answering its most common class would, is redone from the same start with this many epochs of
-    the output layer alone first, and the better of the two fits (on that data) is kept. Healthy fits are
-    untouched, so the paper's numbers are too; 0: never refit. Models without a findable output layer
-    (`models.output_layer`) are not refitted."""
+    """A party's private fit that misses any of its own images (a few per class, which every model can
+    fit: one that does not is held where pretraining left its output layer), or an upper-bound fit that
+    ends stuck (fitting the pooled data less than 1.5x as well as always answering its most common class
+    would), is redone from the same start with this many epochs of the output layer alone first, and the
+    better of the two fits (on that data) is kept. Perfect fits are untouched, so the paper's numbers
+    are too; 0: never refit. Models without a findable output layer (`models.output_layer`) are not
+    refitted."""
     lr: float = setting(1e-3, bounds=POSITIVE)
     """Adam learning rate for transfer learning and the upper bound."""
     precise_bn: bool = setting(False)

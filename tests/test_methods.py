@@ -261,7 +261,7 @@ def test_transfer_health_names_a_party_near_chance_and_a_batch_norm_lag():
     assert "party 2 (paper-cnn3)" in warnings[1] and "set precise_bn=true" in warnings[1]
     rows[1] = {**rows[1], "test_accuracy": 0.49, "train_accuracy": 1.0, "private_refit": True}
     warnings = transfer_health(rows, private_classes=5)
-    assert len(warnings) == 2 and warnings[0].startswith("party 1 (mlp-128) got stuck on its private data")
+    assert len(warnings) == 2 and warnings[0].startswith("party 1 (mlp-128) did not fit its own private images")
     unknown = transfer_health(rows, private_classes=None)  # a report without config.json: chance unknown
     assert unknown == warnings
 
@@ -272,12 +272,12 @@ def test_report_without_config_json_keeps_the_health_findings_the_table_holds(tm
     config = fedmd_ray.preset("quick", **{**LOCAL, "rounds": 1})
     fedmd_ray.run(config, out_dir=tmp_path, verbose=False)
     rows = pq.read_table(tmp_path / "results.parquet").to_pylist()
-    rows[0] = {**rows[0], "private_refit": True}  # what a stuck private fit leaves in the table
+    rows[0] = {**rows[0], "private_refit": True}  # what a refitted private fit leaves in the table
     pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(tmp_path / "results.parquet")),
                    tmp_path / "results.parquet")
     (tmp_path / "config.json").unlink()
     text, _ = report(tmp_path)
-    assert f"party {rows[0]['party']} ({rows[0]['model']}) got stuck on its private data" in text
+    assert f"party {rows[0]['party']} ({rows[0]['model']}) did not fit its own private images" in text
     assert "no near-chance check: " in text and "config.json is missing or unreadable" in text
 
 

@@ -73,6 +73,30 @@ def test_a_stuck_private_fit_is_redone_with_the_output_layer_first_and_kept_when
     assert outcomes[10].train_accuracy > outcomes[0].train_accuracy
 
 
+def test_an_imperfect_private_fit_is_redone_an_imperfect_upper_bound_fit_is_not(monkeypatch):
+    """A party's own few images are within every model's reach: a fit that misses one is retried
+    (the better kept); the upper bound's fit of everyone's data is retried only when stuck."""
+    config = preset("quick", torch_threads=1)
+    experiment = prepare(config)
+    specs, data = experiment.party_inputs()
+    host = PartyHost(specs[:1], experiment.setup, data, threads=1, gpus=0)
+    own, union = len(host.participants[0]._private[1]), len(data.union_idx)
+    assert own != union
+    real, fits = training.evaluate, []
+
+    def scripted(model, x, y, *, batch_size):  # every fit of own or pooled data scores 0.95, then 0.99
+        accuracy, loss = real(model, x, y, batch_size=batch_size)
+        if len(y) not in (own, union):
+            return accuracy, loss
+        fits.append(len(y))
+        return (0.95 if fits.count(len(y)) == 1 else 0.99), loss
+
+    monkeypatch.setattr(training, "evaluate", scripted)
+    result = host.run(TransferLearn())[0]
+    assert fits.count(union) == 1 and result["upper_bound"].refit is False  # 0.95 of the pool: not stuck
+    assert fits.count(own) >= 2 and result["transfer"].refit is True  # retried, and 0.99 > 0.95 kept
+
+
 def test_fit_is_stuck_compares_with_always_answering_the_most_common_class():
     labels = torch.tensor([3, 3, 3, 4, 5, 6])  # most common class: half of them
     assert training.fit_is_stuck(0.5, labels)  # exactly the majority answer

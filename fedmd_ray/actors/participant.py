@@ -133,7 +133,7 @@ class Participant:
             self._precise_bn(self.data.public[0])
             if cfg.upper_bound:
                 results["upper_bound"] = self._upper_bound()
-            refit = self._fit_private(*self._private)
+            refit = self._fit_private(*self._private, retry_imperfect=True)
             transfer = self.evaluate(start)
             fit_eval, fit_train = training.batch_norm_gap(self.model, *self._private, batch_size=self._eval_batch)
         self._keep_round0()
@@ -143,11 +143,16 @@ class Participant:
                                          pretrain_epochs=epochs, refit=refit)
         return results
 
-    def _fit_private(self, x: torch.Tensor, y: torch.Tensor, epochs: int | None = None) -> bool:
+    def _fit_private(
+        self, x: torch.Tensor, y: torch.Tensor, epochs: int | None = None, *, retry_imperfect: bool = False
+    ) -> bool:
         """Supervised training on private images (`_fit_once`). A fit that ends no better than always
-        answering the most common class (`training.fit_is_stuck`) is tried once more from the same start
-        with `refit_head_epochs` of the output layer alone first, and the better fit of the two is kept
-        (ties: the first), judged on `x` itself: no test data decides. True when the second is kept."""
+        answering the most common class (`training.fit_is_stuck`), or with `retry_imperfect` one that
+        misses any image of `x` (the party's own few images per class, which every model can fit: one
+        that does not is held where pretraining left its output layer), is tried once more from the
+        same start with `refit_head_epochs` of the output layer alone first, and the better fit of the
+        two is kept (ties: the first), judged on `x` itself: no test data decides. True when the
+        second is kept."""
         cfg = self.config
         if not cfg.refit_head_epochs or self._head is None:
             self._fit_once(x, y, epochs, cfg.head_epochs)
@@ -155,7 +160,7 @@ class Participant:
         start = self._weights()
         self._fit_once(x, y, epochs, cfg.head_epochs)
         first, _ = training.evaluate(self.model, x, y, batch_size=self._eval_batch)
-        if not training.fit_is_stuck(first, y):
+        if not (first < 1.0 if retry_imperfect else training.fit_is_stuck(first, y)):
             return False
         first_fit = self._weights()
         self.model.load_state_dict(start)

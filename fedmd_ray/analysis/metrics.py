@@ -132,8 +132,8 @@ def transfer_health(rows: Iterable[Row], private_classes: int | None) -> list[st
             )
         if r.get("private_refit"):
             warnings.append(
-                f"{who} got stuck on its private data (no better than its most common class) and was fitted "
-                "again with its output layer first (refit_head_epochs)"
+                f"{who} did not fit its own private images (stuck where pretraining left its output layer) and "
+                "was fitted again with its output layer first (refit_head_epochs); the better fit was kept"
             )
         fit, batch = r.get("train_accuracy"), r.get("train_accuracy_batch_stats")
         if fit is not None and batch is not None and batch - fit > BATCH_NORM_GAP:
