@@ -33,6 +33,7 @@ def test_harm_names_the_party_furthest_below_its_round_0_and_the_lowest_round_of
     line = format_summary(summarize(pa.Table.from_pylist(rows)))
     assert "against round 0: worst party 0 (mlp-0) -0.0300 at its last round | lowest round 2: mean -0.0100" in line
     summary = sweep_summary(pa.Table.from_pylist(rows), []).to_pylist()[0]
+    assert (summary["worst_party"], summary["worst_party_model"]) == (0, "mlp-0")
     assert math.isclose(summary["worst_party_change"], -0.03) and math.isclose(summary["lowest_round_change"], -0.01)
     no_rounds = harm(_trial("t", None, [0.5]))
     assert no_rounds.worst_party is None and no_rounds.lowest_round is None

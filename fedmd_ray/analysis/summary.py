@@ -120,7 +120,8 @@ def format_events(table: pa.Table) -> str:
 
 def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
     """One row per trial: swept parameters, status, baseline, final, upper bound, gain, the worst
-    party's and the lowest round's change against round 0 (`metrics.Harm`), traffic; best gain first.
+    party (id, model, change) and the lowest round's change against round 0 (`metrics.Harm`),
+    traffic; best gain first.
 
     `final` is the last round the trial reached (a scheduler may stop it early, a failure end it;
     `rounds_run` says where, `status` why: finished, stopped or failed).
@@ -140,6 +141,8 @@ def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
             "final": run.final,
             "upper_bound": run.upper_bound,
             "gain": run.gain,
+            "worst_party": run.harm.worst_party,
+            "worst_party_model": run.harm.worst_party_model,
             "worst_party_change": run.harm.worst_party_change,
             "lowest_round_change": run.harm.lowest_round_change,
             "megabytes": run.traffic.moved / 1e6,
