@@ -94,14 +94,49 @@ def verbosity(verbose: bool | None) -> Iterator[None]:
             LOGGER.removeHandler(added)
 
 
-def log_like_the_caller(level: int) -> None:
-    """In a process that logs for the caller (the driver actor; Ray forwards its stderr): the `fedmd_ray`
-    logger at the caller's level, through this module's handler (Python's last-resort handler, the
-    default there, drops everything below WARNING)."""
+class Relay(logging.Handler):
+    """Keeps the records of a process that logs for another (the driver actor) until that one takes
+    them (`take`) and emits them itself (`emit_taken`). Ray forwards an actor's stderr on its own
+    schedule: lines came after the progress line they belong before, repeated lines were folded
+    into one, and the last ones were lost when the command ended."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # formatted here: arguments may not pickle, and a traceback object never does
+        text = record.exc_text or (logging.Formatter().formatException(record.exc_info) if record.exc_info else None)
+        self._records.append(logging.makeLogRecord(
+            {**record.__dict__, "msg": record.getMessage(), "args": None, "exc_info": None, "exc_text": text}
+        ))
+
+    def take(self) -> list[logging.LogRecord]:
+        """The records since the last call; safe while another thread logs."""
+        self.acquire()
+        try:
+            records, self._records = self._records, []
+        finally:
+            self.release()
+        return records
+
+
+def relay_from_here(level: int) -> Relay:
+    """In a process that logs for the caller: the `fedmd_ray` logger at the caller's level, kept
+    for the caller (`Relay`) instead of written to this process's stderr."""
+    relay = Relay()
     LOGGER.setLevel(level)
-    if not any(h.get_name() == "fedmd_ray" for h in LOGGER.handlers):
-        LOGGER.addHandler(_handler())
+    LOGGER.handlers = [relay]
     LOGGER.propagate = False
+    return relay
+
+
+def emit_taken(records: list[logging.LogRecord]) -> None:
+    """Records another process kept (`Relay.take`), through this process's logging configuration."""
+    for record in records:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
 
 
 def chatty() -> bool:

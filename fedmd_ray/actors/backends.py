@@ -20,7 +20,7 @@ from fedmd_ray.actors.pool import PartyPool
 from fedmd_ray.actors.portable import Portable
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import FedMDError, ResourceError
-from fedmd_ray.log import LOGGER
+from fedmd_ray.log import LOGGER, emit_taken
 from fedmd_ray.strategy import StrategyState
 
 
@@ -164,7 +164,9 @@ def _ray_driver(
         # It starts while the hosts start.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
         models = [s.model.name for s in sorted(specs, key=lambda s: s.party)]
-        actor = ray.remote(DriverActor).options(num_cpus=config.driver_cpus, scheduling_strategy=here).remote(
+        groups = {DriverActor.LOG_GROUP: 1}
+        driver_actor = ray.remote(concurrency_groups=groups)(DriverActor)  # type: ignore[call-overload]
+        actor = driver_actor.options(num_cpus=config.driver_cpus, scheduling_strategy=here).remote(
             Portable.wrap((config, setup.strategy)), LOGGER.getEffectiveLevel(), models, data.public_y, pool, run_id,
             save_states,
         )
@@ -188,14 +190,17 @@ def _driver_call_bound(config: FedMDConfig) -> float | None:
     return 2 * attempts * (config.round_timeout_s + config.actor_start_timeout_s) + 300.0
 
 
-PROGRESS_POLL_S = 3.0
+POLL_S = 3.0  # how often a waiting call relays the driver's log records and asks the hosts' progress
+FETCH_S = 60.0  # fetching what is ready: the driver answers with rows, refs and log records, never arrays
 
 
 class RemoteDriver:
     """A `DriverHandle` over the driver actor. The actor bounds its own waits on parties
     (`round_timeout_s`, per failure), and every call here is bounded by what those allow
     (`_driver_call_bound`); an error the user can act on (a FedMDError such as
-    PartyFailure) comes back as itself, not wrapped in Ray's traceback."""
+    PartyFailure) comes back as itself, not wrapped in Ray's traceback. While a call runs,
+    the driver's log records are emitted here every few seconds, and all of them before
+    the call returns (see `DriverActor`)."""
 
     def __init__(self, actor: Any, pool: PartyPool, timeout_s: float | None) -> None:
         self._actor = actor
@@ -210,21 +215,10 @@ class RemoteDriver:
     ) -> list[Row]:
         """The driver actor's transfer learning; meanwhile the hosts are asked every few seconds which
         parties are done, for `on_progress`."""
-        import ray
-
-        ref = self._actor.transfer_learn.remote(cache_root)
-        deadline = None if self._timeout_s is None else time.monotonic() + self._timeout_s
-        while on_progress is not None and not ray.wait([ref], timeout=PROGRESS_POLL_S)[0]:
-            done = self._pool.progress()
-            if done:
-                on_progress(done)
-            if deadline is not None and time.monotonic() > deadline:
-                break  # `_get` reports it
-        rows = list(self._get(ref))
-        if on_progress is not None:
-            last = self._pool.progress()
-            if last:
-                on_progress(last)
+        report = None if on_progress is None else lambda: self._report(on_progress)
+        rows = list(self._get(self._actor.transfer_learn.remote(cache_root), report))
+        if report is not None:
+            report()
         return rows
 
     def run_round(self, round_: int) -> list[Row]:
@@ -240,17 +234,37 @@ class RemoteDriver:
     def usage(self) -> dict[str, Any]:
         return dict(self._get(self._actor.usage.remote()))
 
-    def _get(self, ref: Any) -> Any:
+    def _report(self, on_progress: Callable[[list[PartyProgress]], None]) -> None:
+        done = self._pool.progress()
+        if done:
+            on_progress(done)
+
+    def _relay_log(self) -> None:
+        """The driver's log records so far, emitted here; none when the actor is gone."""
         import ray
 
+        call = self._actor.take_log_records.options(concurrency_group=DriverActor.LOG_GROUP).remote()
+        with contextlib.suppress(ray.exceptions.RayError):
+            emit_taken(ray.get(call, timeout=FETCH_S))
+
+    def _get(self, ref: Any, while_waiting: Callable[[], None] | None = None) -> Any:
+        import ray
+
+        deadline = None if self._timeout_s is None else time.monotonic() + self._timeout_s
         try:
-            return ray.get(ref, timeout=self._timeout_s)
-        except ray.exceptions.GetTimeoutError:
-            raise ResourceError(
-                f"the driver actor did not answer within {self._timeout_s:g} s, longer than round_timeout_s and its "
-                "restarts allow: the cluster may be overloaded or the driver's node lost"
-            ) from None
+            while not ray.wait([ref], timeout=POLL_S)[0]:
+                self._relay_log()
+                if while_waiting is not None:
+                    while_waiting()
+                if deadline is not None and time.monotonic() > deadline:
+                    raise ResourceError(
+                        f"the driver actor did not answer within {self._timeout_s:g} s, longer than round_timeout_s "
+                        "and its restarts allow: the cluster may be overloaded or the driver's node lost"
+                    )
+            return ray.get(ref, timeout=FETCH_S)  # ready: this only fetches it
         except ray.exceptions.RayTaskError as exc:
             if isinstance(exc.cause, FedMDError):
                 raise exc.cause from None
             raise
+        finally:
+            self._relay_log()

@@ -34,7 +34,7 @@ from fedmd_ray.actors.tasks import (
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.errors import FedMDError, PartyFailure, PluginError
-from fedmd_ray.log import log_like_the_caller
+from fedmd_ray.log import relay_from_here
 from fedmd_ray.seeding import rng
 from fedmd_ray.strategy import RoundInfo, Strategy, StrategyState, Targets, check_state, check_targets
 from fedmd_ray.transfer_cache import TransferCache
@@ -372,9 +372,18 @@ class Driver:
 
 class DriverActor(Driver):
     """The `Driver` as a Ray actor: its config and strategy arrive packed (see `actors.portable`).
-    Defined here, in a module free of torch: Ray imports an actor class's module in its process."""
+    Defined here, in a module free of torch: Ray imports an actor class's module in its process.
+
+    Its log records (failures, restarts; tracebacks at the caller's `-v`) are kept for the caller,
+    which takes them while it waits on a call (`take_log_records`, in a concurrency group of its
+    own: see `RemoteDriver`) and emits them in its own process, in order with its progress lines."""
+
+    LOG_GROUP = "log"
 
     def __init__(self, packed: Portable, log_level: int, *args: Any) -> None:
         config, strategy = packed.unwrap()
-        log_like_the_caller(log_level)  # `-v`: a party's traceback shows from this process too
+        self._relay = relay_from_here(log_level)
         super().__init__(config, strategy, *args)
+
+    def take_log_records(self) -> list[logging.LogRecord]:
+        return self._relay.take()
