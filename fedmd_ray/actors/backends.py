@@ -164,8 +164,8 @@ def _ray_driver(
         # It starts while the hosts start.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
         models = [s.model.name for s in sorted(specs, key=lambda s: s.party)]
-        groups = {DriverActor.LOG_GROUP: 1}
-        driver_actor = ray.remote(concurrency_groups=groups)(DriverActor)  # type: ignore[call-overload]
+        log_group = {DriverActor.LOG_GROUP: 1}
+        driver_actor = ray.remote(concurrency_groups=log_group)(DriverActor)  # type: ignore[call-overload]
         actor = driver_actor.options(num_cpus=config.driver_cpus, scheduling_strategy=here).remote(
             Portable.wrap((config, setup.strategy)), LOGGER.getEffectiveLevel(), models, data.public_y, pool, run_id,
             save_states,
