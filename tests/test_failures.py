@@ -180,6 +180,7 @@ def test_a_party_failing_on_every_restart_warns_one_line_per_failure_and_its_tra
     assert len(re.findall(party + " dropped for the rest of the run", err)) == 1
     assert err.index("dropped for the rest of the run") < err.index("round 1/2")  # before the round it is about
     assert "(DriverActor pid=" not in err  # relayed by the command itself, not by Ray's log forwarding
+    assert "\x1b[" not in err  # no terminal colours in a log that goes to a file
     assert err.count("(-v shows the traceback)") == (0 if flags else 3), err
     tracebacks = err.count("RuntimeError: injected fault in party 1, round 1, digest\n")  # the reason reads ('...')
     assert tracebacks == (3 if flags else 0), err  # with -v, the driver actor's too

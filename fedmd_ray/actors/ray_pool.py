@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import subprocess
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
@@ -98,11 +99,11 @@ class RayPool:
                 if index in states:
                     self._saved[index] = states[index]
             except ray.exceptions.RayTaskError as exc:  # the party raised: its traceback is in `exc`
-                failures.append(HostFailure(index, tuple(self.groups[index]), failure_reason(exc.cause), str(exc),
+                failures.append(HostFailure(index, tuple(self.groups[index]), failure_reason(exc.cause), _plain(exc),
                                             repeats_on_restart(exc.cause)))
                 _read_failed(states.get(index))
             except ray.exceptions.RayActorError as exc:  # the process died (os._exit, OOM kill, ray.kill, node loss)
-                failures.append(HostFailure(index, tuple(self.groups[index]), "its actor died", str(exc)))
+                failures.append(HostFailure(index, tuple(self.groups[index]), "its actor died", _plain(exc)))
                 _read_failed(states.get(index))
         for ref in late:
             index = pending[ref]
@@ -179,6 +180,11 @@ class RayPool:
     def _kill(self, host: int) -> None:
         if self.hosts[host] is not None:
             ray.kill(self.hosts[host], no_restart=True)
+
+
+def _plain(exc: Exception) -> str:
+    """Ray's text of a remote failure without its terminal colours: it is logged, often to a file."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
 
 
 def _read_failed(ref: Any) -> None:
