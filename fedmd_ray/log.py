@@ -97,8 +97,8 @@ def verbosity(verbose: bool | None) -> Iterator[None]:
 class Relay(logging.Handler):
     """Keeps the records of a process that logs for another (the driver actor) until that one takes
     them (`take`) and emits them itself (`emit_taken`). Ray forwards an actor's stderr on its own
-    schedule: lines came after the progress line they belong before, repeated lines were folded
-    into one, and the last ones were lost when the command ended."""
+    schedule: lines came after the progress line they belong before, and the last ones were lost
+    when the command ended."""
 
     def __init__(self) -> None:
         super().__init__()
