@@ -191,7 +191,6 @@ def _driver_call_bound(config: FedMDConfig) -> float | None:
 
 
 POLL_S = 3.0  # how often a waiting call relays the driver's log records and asks the hosts' progress
-FETCH_S = 60.0  # fetching what is ready: the driver answers with rows, refs and log records, never arrays
 
 
 class RemoteDriver:
@@ -243,12 +242,16 @@ class RemoteDriver:
         """The driver's log records so far, emitted here; none when the actor is gone."""
         import ray
 
+        from fedmd_ray.actors.ray_pool import FETCH_TIMEOUT_S
+
         call = self._actor.take_log_records.options(concurrency_group=DriverActor.LOG_GROUP).remote()
         with contextlib.suppress(ray.exceptions.RayError):
-            emit_taken(ray.get(call, timeout=FETCH_S))
+            emit_taken(ray.get(call, timeout=FETCH_TIMEOUT_S))
 
     def _get(self, ref: Any, while_waiting: Callable[[], None] | None = None) -> Any:
         import ray
+
+        from fedmd_ray.actors.ray_pool import FETCH_TIMEOUT_S
 
         deadline = None if self._timeout_s is None else time.monotonic() + self._timeout_s
         try:
@@ -261,7 +264,7 @@ class RemoteDriver:
                         f"the driver actor did not answer within {self._timeout_s:g} s, longer than round_timeout_s "
                         "and its restarts allow: the cluster may be overloaded or the driver's node lost"
                     )
-            return ray.get(ref, timeout=FETCH_S)  # ready: this only fetches it
+            return ray.get(ref, timeout=FETCH_TIMEOUT_S)  # ready: this only fetches it
         except ray.exceptions.RayTaskError as exc:
             if isinstance(exc.cause, FedMDError):
                 raise exc.cause from None

@@ -208,7 +208,7 @@ def wait_scheduled(refs: list[Any], timeout_s: float, what: str) -> list[dict[st
     try:
         return list(ray.get(refs, timeout=timeout_s))
     except ray.exceptions.RayError as exc:
-        raise RuntimeError(f"{what} failed while starting: {exc}") from exc
+        raise RuntimeError(f"{what} failed while starting: {_plain(exc)}") from exc
 
 
 def gpu_memory_info(gpus: float, timeout_s: float) -> tuple[int, int] | None:
