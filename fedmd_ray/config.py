@@ -201,6 +201,13 @@ class FedMDConfig:
     """Epochs on the private data per round."""
     revisit_batch_size: int = setting(5, role="result", bounds=AT_LEAST_1)
     """Batch size of the revisit step."""
+    revisit_shift: int = setting(0, role="result", bounds=NON_NEGATIVE)
+    """Revisit each private image moved by a random offset of up to this many pixels in each direction
+    (drawn per image and batch, border pixels repeated; `training.random_shift`). A party fits its few
+    private images perfectly, so revisiting them unchanged barely pulls it back to its task after a
+    digest; shifted copies of them do. 0: off (the paper); the recipe of docs/methods.md uses 2 (28x28
+    images). Must be less than half the images' height and width (the public set's, which private
+    images are resized to); only the rounds' revisit is augmented, not transfer learning."""
     collab_lr: float | None = setting(None, role="result", bounds=POSITIVE)
     """Adam learning rate for digest and revisit; None = `lr`."""
     swa: bool = setting(False, role="result")

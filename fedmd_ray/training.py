@@ -50,8 +50,10 @@ def train_epochs(
     *,
     epochs: int,
     batch_size: int,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> float:
-    """Shuffled minibatch training; returns the mean loss of the last epoch."""
+    """Shuffled minibatch training, each batch through `augment` if given; returns the mean loss
+    of the last epoch."""
     model.train()
     last = math.nan
     for _ in range(epochs):
@@ -59,7 +61,8 @@ def train_epochs(
         total, count = 0.0, 0
         for start in range(0, len(x), batch_size):
             idx = order[start : start + batch_size]
-            loss = loss_fn(model(x[idx]), target[idx])
+            inputs = x[idx] if augment is None else augment(x[idx])
+            loss = loss_fn(model(inputs), target[idx])
             value = loss.item()
             if not math.isfinite(value):  # a step on it would make every weight nan
                 raise FloatingPointError(f"the training loss is {value} (the model's outputs or the loss are not "
@@ -71,6 +74,23 @@ def train_epochs(
             count += len(idx)
         last = total / max(count, 1)
     return last
+
+
+def random_shift(x: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Each image of the batch `x` (n, C, H, W) moved by its own random offset of up to `pixels`
+    rows and columns either way, its border pixels repeated into the gap.
+
+    Why: a party fits its few private images perfectly, so revisiting them unchanged gives almost
+    no gradient and cannot pull the model back to its task after a digest step; the same images,
+    shifted, still do (label-preserving augmentation; docs/methods.md). Offsets are drawn on the
+    CPU from torch's global RNG (each party's own stream), whatever the device."""
+    n, channels, h, w = x.shape
+    padded = F.pad(x, (pixels, pixels, pixels, pixels), mode="replicate")
+    dy, dx = torch.randint(0, 2 * pixels + 1, (2, n, 1)).to(x.device)
+    rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
+    images = torch.arange(n, device=x.device)[:, None, None, None]
+    return padded[images, torch.arange(channels, device=x.device)[None, :, None, None], rows, cols]
 
 
 def fit_classifier(

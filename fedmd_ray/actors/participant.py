@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import io
 import os
 import socket
@@ -258,12 +259,13 @@ class Participant:
             return loss
 
     def revisit(self) -> float:
-        """Train on the private data again (cross-entropy)."""
+        """Train on the private data again (cross-entropy), shifted by up to `revisit_shift` pixels."""
         cfg = self.config
+        shift = functools.partial(training.random_shift, pixels=cfg.revisit_shift) if cfg.revisit_shift else None
         with self._own_rng(), self._step("revisit"):
             loss = training.train_epochs(
                 self.model, self._revisit_opt, *self._private, torch.nn.functional.cross_entropy,
-                epochs=cfg.revisit_epochs, batch_size=cfg.revisit_batch_size,
+                epochs=cfg.revisit_epochs, batch_size=cfg.revisit_batch_size, augment=shift,
             )
             self._precise_bn(self._private[0])
             return loss

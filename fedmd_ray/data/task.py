@@ -90,6 +90,7 @@ def build_task(config: FedMDConfig) -> FedMDTask:
 
     shape = pub_train.x.shape[1:]
     _check_convertible(shape, private.train.x.shape[1:], config)
+    _check_shift(shape, config)
     by_superclass = config.partition == "superclass"
     priv_train = _select(private.train, config.private_classes, offset=n_public, by_groups=by_superclass)
     priv_test = _select(private.test, config.private_classes, offset=n_public, by_groups=by_superclass)
@@ -283,6 +284,17 @@ def _check_convertible(public: tuple[int, ...], private: tuple[int, ...], config
             f"public images are {tuple(public)} and private images {tuple(private)} (C, H, W): {private[0]} channels "
             f"cannot become {public[0]} (only grayscale <-> colour is converted); convert "
             f"{_name(config.private_data)!r} or choose another pairing"
+        )
+
+
+def _check_shift(shape: tuple[int, ...], config: FedMDConfig) -> None:
+    """`revisit_shift` moves images by less than half their side: more would push the content out of
+    the frame, leaving repeated border pixels."""
+    if 2 * config.revisit_shift >= min(shape[1:]):
+        raise DataError(
+            f"revisit_shift={config.revisit_shift} moves the {shape[1]}x{shape[2]} images (the public set's "
+            f"size, which private images are resized to) by half their side or more; use at most "
+            f"{(min(shape[1:]) - 1) // 2}, e.g. 2 for 28x28"
         )
 
 
