@@ -52,6 +52,8 @@ def test_bad_values_name_field_value_and_rule(overrides, fragment):
         (dict(strategy="fedmd_ray.plugins:Registry"), "not a Strategy subclass or instance"),
         (dict(models=("no_such_module_xyz:net",)), "cannot import module 'no_such_module_xyz'"),
         (dict(models=("fedmd_ray.models:no_such_factory",)), "has no attribute 'no_such_factory'"),
+        (dict(revisit_shift=4), "revisit_shift=4 moves the 8x8 images (the public set's size, which private "
+                                "images are resized to) by half their side or more; use at most 3"),
     ],
 )
 def test_values_checked_with_the_data_and_plugins_are_refused_by_check(overrides, fragment):

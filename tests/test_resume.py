@@ -225,3 +225,14 @@ def test_a_resumed_wise_ft_run_blends_with_the_saved_round0_weights(stopped_and_
     unblended = fedmd_ray.run(config.replace(wise_ft=1.0), verbose=False)
     assert [r["test_loss"] for r in _metrics(unblended) if r["round"] == 3] != \
         [r["test_loss"] for r in _metrics(straight) if r["round"] == 3]
+
+
+def test_a_resumed_run_with_revisit_shift_draws_the_same_offsets(stopped_and_resumed):
+    """`revisit_shift`: the offsets come from each party's own RNG stream, which checkpoints carry, so a
+    run stopped in round 3 resumes to the uninterrupted table; the shift changes what the rounds give."""
+    config = fedmd_ray.preset("quick", revisit_shift=1, backend="local", rounds=3, torch_threads=1)
+    straight, resumed = stopped_and_resumed(config)
+    assert _metrics(resumed) == _metrics(straight)
+    unshifted = fedmd_ray.run(config.replace(revisit_shift=0), verbose=False)
+    assert [r["test_loss"] for r in _metrics(unshifted) if r["round"] == 3] != \
+        [r["test_loss"] for r in _metrics(straight) if r["round"] == 3]

@@ -68,3 +68,21 @@ def test_output_penalty_only_for_regularised_models():
     small = build_model("cnn2-8-16", (1, 28, 28), 16)
     assert training.output_penalty(paper).item() > 0
     assert training.output_penalty(small) == 0.0
+
+
+def test_random_shift_moves_each_image_by_its_own_offset_within_the_bound_and_repeats_the_border():
+    """`revisit_shift`: every shifted image is its original moved by (dy, dx) in [-1, 1]^2, the
+    edge rows/columns repeated into the gap; images get different offsets; a seed repeats them."""
+    x = torch.rand(64, 2, 6, 7)
+    torch.manual_seed(0)
+    shifted = training.random_shift(x, 1)
+    torch.manual_seed(0)
+    assert torch.equal(training.random_shift(x, 1), shifted)
+    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    offsets = set()
+    for i in range(len(x)):
+        found = [(dy, dx) for dy in range(3) for dx in range(3)
+                 if torch.equal(shifted[i], padded[i, :, dy:dy + 6, dx:dx + 7])]
+        assert found, f"image {i} is not a shift of at most one pixel of its original"
+        offsets.add(found[0])
+    assert len(offsets) > 3  # 9 possible offsets, drawn per image

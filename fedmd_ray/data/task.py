@@ -291,7 +291,7 @@ def _check_shift(shape: tuple[int, ...], config: FedMDConfig) -> None:
     """`revisit_shift` moves images by less than half their side: more would push the content out of
     the frame, leaving repeated border pixels."""
     if 2 * config.revisit_shift >= min(shape[1:]):
-        raise DataError(
+        raise ConfigError(
             f"revisit_shift={config.revisit_shift} moves the {shape[1]}x{shape[2]} images (the public set's "
             f"size, which private images are resized to) by half their side or more; use at most "
             f"{(min(shape[1:]) - 1) // 2}, e.g. 2 for 28x28"
