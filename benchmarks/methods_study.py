@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--until", type=int, help="only rounds up to this one: what a shorter run of the same trials "
                         "reports (a round does not depend on how many follow it)")
     args = parser.parse_args()
-    curves = {}
+    curves, seeds = {}, {}
     for i, directory in enumerate(args.settings):
         df = load(directory, args.until)
         control = load(args.control[i], args.until) if args.control else df[df["strategy"] == "local"]
@@ -138,6 +138,7 @@ def main() -> None:
         learn = df[df["phase"] != "upper_bound"]
         by_method = with_method(learn).groupby(["method", "round"])["test_accuracy"]
         curves[Path(directory).name] = by_method.mean().unstack(0)
+        seeds[Path(directory).name] = learn["seed"].nunique()
     if args.plot:
         import matplotlib.pyplot as plt
 
@@ -146,7 +147,7 @@ def main() -> None:
             curve.plot(ax=ax, legend=ax is axes[0][0])
             ax.set_title(name)
             ax.set_xlabel("round")
-            ax.set_ylabel("mean test accuracy (3 seeds)")
+            ax.set_ylabel(f"mean test accuracy ({seeds[name]} seeds)")
             ax.set_xticks(np.arange(0, curve.index.max() + 1, 5))
         fig.tight_layout()
         fig.savefig(args.plot, dpi=120)
