@@ -10,6 +10,16 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.pop("RAY_ADDRESS", None)  # every test uses a Ray of its own, never another job's cluster
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_user_data(tmp_path_factory):
+    """Point the default data root at an empty directory for the whole session: a test that
+    reads data builds it itself, so the suite gives the same result on a fresh machine as on
+    one where `fedmd-ray data fetch` has filled ~/.cache (subprocesses and Ray workers inherit it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FEDMD_RAY_DATA_ROOT", str(tmp_path_factory.mktemp("no-user-data")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """A local 2-CPU Ray for the session (~3 s once), shut down at the end."""

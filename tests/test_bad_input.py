@@ -150,11 +150,11 @@ CASES = {
     "zero timeout": (lambda t: ["run", "--set", "round_timeout_s=0"], "round_timeout_s=0.0 is not allowed: must be a number > 0 or None"),
     "zero parties per actor": (lambda t: ["run", "--set", "parties_per_actor=0"], "parties_per_actor=0 is not allowed"),
     "zero eval size": (lambda t: ["run", "--set", "eval_size=0"], "eval_size=0 is not allowed: must be an integer >= 1 or None"),
-    "class out of range": (lambda t: ["run", "--set", "private_classes=5,6,12"], "class ids in 0..9"),
+    "class out of range": (lambda t: [*_mnist_run(_npz(t)), "--set", "private_classes=5,6,12"], "class ids in 0..9"),
     "overlapping classes": (lambda t: ["run", "--set", "public_classes=0,1,5"], "share classes [5]"),
     "subset larger than public": (lambda t: ["run", *QUICK, "--set", "subset_size=100000"], "subset_size=100000 exceeds the public set"),
     "shift beyond the images": (lambda t: ["run", *QUICK, "--set", "revisit_shift=4"], "revisit_shift=4 moves the 8x8 images"),
-    "writer partition without writers": (lambda t: ["run", "--set", "partition=writer"], "partition='writer'"),
+    "writer partition without writers": (lambda t: [*_mnist_run(_npz(t)), "--set", "partition=writer"], "partition='writer'"),
     "grid value out of range": (lambda t: ["sweep", *QUICK, "--grid", "subset_size=100,99999"], "subset_size=99999 exceeds the public"),
     "grid value of wrong type": (lambda t: ["sweep", *QUICK, "--grid", "digest_epochs=1,two"], "digest_epochs='two' is not allowed"),
     # --- CLI invocations -------------------------------------------------------------------
