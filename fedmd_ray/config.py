@@ -55,30 +55,61 @@ PluginKind = Literal["model", "source", "strategy"]
 
 @dataclass(frozen=True)
 class Bounds:
-    """The numbers a field allows: `low`/`high` (None: unbounded), open or closed."""
+    """The numbers a field allows: `low`/`high` (None: unbounded), open or closed; `zero`: 0 too, besides
+    the range (a resource share: none at all, or at least what Ray can count).
+
+    Every numeric field declares a `high` that what consumes it handles (a timeout that Ray's waits and
+    the socket layer can convert, a seed that numpy and torch accept, a count that sizes arrays of sane
+    memory, a temperature whose square and quotients stay finite), so that a value the check accepts
+    never fails later, after files were written (tests/test_hostile_inputs.py checks each consumer)."""
 
     low: float | None = None
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
     noun: str | None = None  # "a probability"; default by the field's type
+    zero: bool = False
 
     def allows(self, value: float) -> bool:
+        if self.zero and value == 0:
+            return True
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
     def describe(self, integer: bool) -> str:
         noun = self.noun or ("an integer" if integer else "a number")
+        zero = "0 or " if self.zero else ""
         if self.high is None:
-            return f"{noun} {'>' if self.low_open else '>='} {self.low:g}"
-        return f"{noun} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+            return f"{zero}{noun} {'>' if self.low_open else '>='} {_number(self.low, integer)}"
+        return (f"{zero}{noun} in {'(' if self.low_open else '['}{_number(self.low, integer)}, "
+                f"{_number(self.high, integer)}{')' if self.high_open else ']'}")
 
 
-AT_LEAST_1 = Bounds(1)
-NON_NEGATIVE = Bounds(0)
-POSITIVE = Bounds(0, low_open=True)
+def _number(value: float | None, integer: bool) -> str:
+    """A bound as a message shows it: whole numbers in full (4294967295, 100000), others as %g (1e+07)."""
+    if value is None:
+        return "-inf"
+    if value == int(value) and (integer or abs(value) < 1e6):
+        return str(int(value))
+    return f"{value:g}"
+
+
 PROBABILITY = Bounds(0, 1, high_open=True, noun="a probability")
+# Upper bounds, each one what its consumers handle (and far beyond any sensible value):
+MAX_PARTIES = 100_000  # a party is an object, a share of the data and a model: 1000 are measured on 2 cores
+MAX_IMAGES = 10**9  # counts of images (subsets, sizes): a billion images would not fit in memory as floats
+MAX_COUNT = 10**6  # epochs, rounds, patience, samples per class, batch sizes, shifts: Python loops and slices
+MAX_TIMEOUT_S = 1e7  # 116 days; Ray's waits take milliseconds in int64, sockets and threads ~9.2e9 s
+MAX_SEED = 2**32 - 1  # numpy's and most libraries' seed range; numpy's SeedSequence derives every stream
+MAX_SHARE = 4096.0  # CPUs or GPUs of one party or actor (Ray counts them in 1/10000 units of int64)
+MIN_SHARE = 0.0001  # Ray refuses fractions below 1/10000 of a CPU or GPU
+COUNT = Bounds(0, MAX_COUNT)
+POSITIVE_COUNT = Bounds(1, MAX_COUNT)
+IMAGES = Bounds(1, MAX_IMAGES)
+TIMEOUT = Bounds(0, MAX_TIMEOUT_S, low_open=True)
+LEARNING_RATE = Bounds(0, 10, low_open=True)  # Adam's steps are ~lr per weight: 10 already diverges
+TEMPERATURE = Bounds(1e-3, 1e3)  # z / T and T**2 stay finite in float32 for any logit a model gives
 
 
 def setting(default: Any, *, role: Role = "transfer", bounds: Bounds | None = None,
@@ -107,9 +138,9 @@ class FedMDConfig:
     """Source of the private task (party data and test set), in any form `public_data` takes."""
     private_classes: tuple[int, ...] = setting((5, 6, 7, 8, 9))
     """Class ids of `private_data` that form the private task."""
-    public_size: int | None = setting(None, bounds=AT_LEAST_1)
+    public_size: int | None = setting(None, bounds=IMAGES)
     """Use at most this many public training images (stratified); None = all."""
-    eval_size: int | None = setting(None, bounds=AT_LEAST_1)
+    eval_size: int | None = setting(None, bounds=IMAGES)
     """Evaluate on at most this many images (stratified) of each held-out set: the public
     one that early stopping watches and the private test set; None = all. Evaluations
     dominate small runs of large models (every party, every round)."""
@@ -117,39 +148,39 @@ class FedMDConfig:
     """Directory with the built-in sources' files; None = $FEDMD_RAY_DATA_ROOT or ~/.cache/fedmd_ray/data."""
 
     # --- parties ------------------------------------------------------------
-    n_parties: int = setting(10, bounds=AT_LEAST_1)
+    n_parties: int = setting(10, bounds=Bounds(1, MAX_PARTIES))
     """Number of participants."""
     models: tuple[ModelEntry, ...] = setting((), plugin="model")
     """Model per party (cycled when shorter than n_parties): a built-in spec (cnn2-8-16), a registered
     name, an import path 'pkg.mod:factory', or (Python) a factory; () = the 10 small CPU models."""
-    samples_per_class: int = setting(3, bounds=AT_LEAST_1)
+    samples_per_class: int = setting(3, bounds=POSITIVE_COUNT)
     """Private training samples per class per party (paper, iid: 3)."""
     partition: Partition = setting("iid")
     """`iid`: disjoint class-balanced shares. `noniid`: each party's class mix ~ Dirichlet(noniid_alpha).
     `writer`: each party holds one writer's samples (needs writer ids: emnist-letters from its .mat file).
     `superclass`: `private_classes` are superclass ids and each party sees other subclasses (cifar100)."""
-    noniid_alpha: float = setting(0.5, bounds=POSITIVE)
+    noniid_alpha: float = setting(0.5, bounds=Bounds(0, 1e6, low_open=True))
     """Concentration of the Dirichlet class mix for `partition=noniid` (smaller = more skewed)."""
 
     # --- transfer learning (round 0) ------------------------------------------
-    pretrain_epochs: int = setting(20, bounds=NON_NEGATIVE)
+    pretrain_epochs: int = setting(20, bounds=COUNT)
     """Maximum epochs on the public set (early stopping ends it sooner)."""
-    pretrain_patience: int = setting(3, bounds=NON_NEGATIVE)
+    pretrain_patience: int = setting(3, bounds=COUNT)
     """Epochs without `pretrain_min_delta` gain in held-out accuracy before stopping."""
-    pretrain_min_delta: float = setting(0.001, bounds=NON_NEGATIVE)
+    pretrain_min_delta: float = setting(0.001, bounds=Bounds(0, 1))
     """Smallest held-out accuracy gain that counts as progress."""
-    pretrain_batch_size: int = setting(128, bounds=AT_LEAST_1)
+    pretrain_batch_size: int = setting(128, bounds=POSITIVE_COUNT)
     """Batch size on the public set."""
-    private_epochs: int = setting(20, bounds=NON_NEGATIVE)
+    private_epochs: int = setting(20, bounds=COUNT)
     """Epochs on the party's private data after public pretraining."""
-    private_batch_size: int = setting(5, bounds=AT_LEAST_1)
+    private_batch_size: int = setting(5, bounds=POSITIVE_COUNT)
     """Batch size for private training (transfer step and upper bound)."""
-    head_epochs: int = setting(0, bounds=NON_NEGATIVE)
+    head_epochs: int = setting(0, bounds=COUNT)
     """Epochs that train the output layer alone (features frozen) before `private_epochs` train the whole
     model, in private training and the upper bound: linear probing, then fine-tuning (Kumar et al. 2022).
     Public pretraining only ever pushed the private classes' logits down; fitting them through the whole
     model at once can kill an MLP's ReLU units and leave it at chance (docs/methods.md). 0: the paper."""
-    refit_head_epochs: int = setting(10, bounds=NON_NEGATIVE)
+    refit_head_epochs: int = setting(10, bounds=COUNT)
     """A party's private fit that misses any of its own images (a few per class, which every model can
     fit: one that does not is held where pretraining left its output layer), or an upper-bound fit that
     ends stuck (fitting the pooled data less than 1.5x as well as always answering its most common class
@@ -157,7 +188,7 @@ class FedMDConfig:
     better of the two fits (on that data) is kept. Perfect fits are untouched, so the paper's numbers
     are too; 0: never refit. Models without a findable output layer (`models.output_layer`) are not
     refitted."""
-    lr: float = setting(1e-3, bounds=POSITIVE)
+    lr: float = setting(1e-3, bounds=LEARNING_RATE)
     """Adam learning rate for transfer learning and the upper bound."""
     precise_bn: bool = setting(False)
     """Re-estimate every batch-norm layer's statistics on the data each training phase used (one forward
@@ -166,9 +197,9 @@ class FedMDConfig:
     the transfer health check reports (docs/methods.md)."""
 
     # --- collaboration (rounds 1..R) --------------------------------------------
-    rounds: int = setting(20, role="result", bounds=NON_NEGATIVE)
+    rounds: int = setting(20, role="result", bounds=COUNT)
     """Collaboration rounds R (0 = transfer learning only; reference: 20)."""
-    subset_size: int = setting(5000, role="result", bounds=AT_LEAST_1)
+    subset_size: int = setting(5000, role="result", bounds=IMAGES)
     """Alignment subset size, redrawn from the public set every round (stratified)."""
     strategy: StrategyEntry = setting("fedmd", role="result", plugin="strategy")
     """The distillation method: `fedmd` (the paper; uses `aggregator`, `digest_loss`, `temperature`), a
@@ -178,7 +209,7 @@ class FedMDConfig:
     """`fedmd`'s consensus: mean (paper), standardized_mean, median, trimmed_mean (`trim_fraction`)."""
     digest_loss: DigestLoss = setting("l1", role="result")
     """`fedmd`'s loss toward the consensus: l1 on logits (paper), mse on logits, kl at `temperature`."""
-    temperature: float = setting(1.0, role="result", bounds=POSITIVE)
+    temperature: float = setting(1.0, role="result", bounds=TEMPERATURE)
     """Softmax temperature T of `fedmd`'s `kl` loss, `fedmd-kl` and `kt-pfl` (parties share softmax(z / T))."""
     party_weights: PartyWeights = setting("equal", role="result")
     """`fedmd-kl`'s vote per party in the consensus: `equal` (FedDF's mean), or `information`: by the mutual
@@ -187,28 +218,28 @@ class FedMDConfig:
     trim_fraction: float = setting(0.2, role="result", bounds=Bounds(0, 0.5, high_open=True))
     """Share of highest and of lowest scores dropped per sample and class (`cronus`, `aggregator=trimmed_mean`);
     the count rounds down: 0.2 of 4 parties drops none."""
-    era_temperature: float = setting(0.1, role="result", bounds=POSITIVE)
+    era_temperature: float = setting(0.1, role="result", bounds=TEMPERATURE)
     """`ds-fl`'s entropy-reduction temperature: the mean probabilities are sharpened by softmax(p / T) (paper 0.1)."""
-    kt_rho: float = setting(0.7, role="result", bounds=NON_NEGATIVE)
+    kt_rho: float = setting(0.7, role="result", bounds=Bounds(0, 1e3))
     """`kt-pfl`'s penalty rho on ||c_i - 1/n||^2, pulling each party's coefficients toward equal weights."""
-    kt_lr: float = setting(0.05, role="result", bounds=POSITIVE)
+    kt_lr: float = setting(0.05, role="result", bounds=Bounds(0, 1e3, low_open=True))
     """`kt-pfl`'s step size for the knowledge-coefficient matrix (one projected gradient step per round)."""
-    digest_epochs: int = setting(1, role="result", bounds=NON_NEGATIVE)
+    digest_epochs: int = setting(1, role="result", bounds=COUNT)
     """Epochs on the alignment subset per round (0: no collaboration, like `strategy=local`)."""
-    digest_batch_size: int = setting(256, role="result", bounds=AT_LEAST_1)
+    digest_batch_size: int = setting(256, role="result", bounds=POSITIVE_COUNT)
     """Batch size of the digest step (paper: 256)."""
-    revisit_epochs: int = setting(2, role="result", bounds=NON_NEGATIVE)
+    revisit_epochs: int = setting(2, role="result", bounds=COUNT)
     """Epochs on the private data per round."""
-    revisit_batch_size: int = setting(5, role="result", bounds=AT_LEAST_1)
+    revisit_batch_size: int = setting(5, role="result", bounds=POSITIVE_COUNT)
     """Batch size of the revisit step."""
-    revisit_shift: int = setting(0, role="result", bounds=NON_NEGATIVE)
+    revisit_shift: int = setting(0, role="result", bounds=COUNT)
     """Revisit each private image moved by a random offset of up to this many pixels in each direction
     (drawn per image and batch, border pixels repeated; `training.random_shift`). A party fits its few
     private images perfectly, so revisiting them unchanged barely pulls it back to its task after a
     digest; shifted copies of them do. 0: off (the paper); the recipe of docs/methods.md uses 2 (28x28
     images). Must be less than half the images' height and width (the public set's, which private
     images are resized to); only the rounds' revisit is augmented, not transfer learning."""
-    collab_lr: float | None = setting(None, role="result", bounds=POSITIVE)
+    collab_lr: float | None = setting(None, role="result", bounds=LEARNING_RATE)
     """Adam learning rate for digest and revisit; None = `lr`."""
     swa: bool = setting(False, role="result")
     """Stochastic weight averaging over the last half of the rounds (tail averaging; Izmailov et al.
@@ -231,37 +262,37 @@ class FedMDConfig:
     # --- references ---------------------------------------------------------
     upper_bound: bool = setting(True)
     """Also train each model on the union of all parties' private data."""
-    upper_bound_epochs: int = setting(20, bounds=NON_NEGATIVE)
+    upper_bound_epochs: int = setting(20, bounds=COUNT)
     """Epochs of the upper-bound training (batch `private_batch_size`)."""
-    eval_batch_size: int | None = setting(None, bounds=AT_LEAST_1)
+    eval_batch_size: int | None = setting(None, bounds=POSITIVE_COUNT)
     """Batch size for scoring and testing (memory and speed; it can change the last bits of scores);
     None = per model: 1024 on a GPU; on a CPU the largest batch whose activations fit ~32 MiB (small
     CNNs 256-512, MLPs 1024, the paper's CNNs 64; see `models.eval_batch`)."""
 
     # --- execution ----------------------------------------------------------
-    seed: int = setting(0, bounds=NON_NEGATIVE)
+    seed: int = setting(0, bounds=Bounds(0, MAX_SEED))
     """Seeds everything: partitions, model init, shuffling, alignment subsets."""
     backend: Backend = setting("ray", role="execution")
     """`ray`: parties are Ray actors; `local`: the same classes in this process, one after another."""
-    cpus_per_party: float | None = setting(None, role="execution", bounds=POSITIVE)
+    cpus_per_party: float | None = setting(None, role="execution", bounds=Bounds(MIN_SHARE, MAX_SHARE))
     """CPUs reserved per party (fractions allowed); None = share the cluster's CPUs evenly."""
-    gpus_per_party: float = setting(0.0, bounds=NON_NEGATIVE)
+    gpus_per_party: float = setting(0.0, bounds=Bounds(MIN_SHARE, MAX_SHARE, zero=True))
     """GPUs per party (0.1 = ten parties share a GPU); needs a GPU in the cluster. Only GPU or CPU
     enters the fingerprint (numerics differ), not the share."""
-    parties_per_actor: int | None = setting(None, role="execution", bounds=AT_LEAST_1)
+    parties_per_actor: int | None = setting(None, role="execution", bounds=Bounds(1, MAX_PARTIES))
     """Parties hosted by one actor (each keeps its own model, optimizers, data and RNG stream);
     None = one actor per whole CPU the parties may use, parties balanced by estimated work."""
-    driver_cpus: float = setting(0.05, role="execution", bounds=NON_NEGATIVE)
+    driver_cpus: float = setting(0.05, role="execution", bounds=Bounds(MIN_SHARE, MAX_SHARE, zero=True))
     """CPUs reserved for the driver actor (it mostly waits)."""
-    torch_threads: int | None = setting(None, bounds=AT_LEAST_1)
+    torch_threads: int | None = setting(None, bounds=Bounds(1, 4096))
     """Torch threads per actor (they change the last bits of results); None = its CPU share rounded
     down (min 1), all cores for `local`."""
     address: str | None = setting(None, role="execution")
     """Ray cluster to attach to (also $RAY_ADDRESS; `auto`: the one `ray start` set up on this machine);
     None = start a local one for the run, even where a `ray start` cluster runs."""
-    connect_timeout_s: float = setting(30.0, role="execution", bounds=POSITIVE)
+    connect_timeout_s: float = setting(30.0, role="execution", bounds=TIMEOUT)
     """Seconds to wait for the cluster at `address` to accept the connection before failing."""
-    actor_start_timeout_s: float = setting(120.0, role="execution", bounds=POSITIVE)
+    actor_start_timeout_s: float = setting(120.0, role="execution", bounds=TIMEOUT)
     """Seconds to wait for actors to be scheduled before failing (Ray would wait forever)."""
     out_dir: str | None = setting(None, role="execution")
     """Where `run` writes results.parquet, config.json and checkpoint.pt; None = nowhere."""
@@ -273,9 +304,9 @@ class FedMDConfig:
     (resumable). A failure takes down every party of that actor. Under `restart`, a party whose
     loss, outputs or scores went non-finite is dropped at once: a restart would redo the same
     arithmetic from the same state."""
-    max_party_restarts: int = setting(2, role="execution", bounds=NON_NEGATIVE)
+    max_party_restarts: int = setting(2, role="execution", bounds=Bounds(0, 1000))
     """Restarts allowed per party over the run before it is dropped."""
-    round_timeout_s: float | None = setting(3600.0, role="execution", bounds=POSITIVE)
+    round_timeout_s: float | None = setting(3600.0, role="execution", bounds=TIMEOUT)
     """Seconds a phase may wait for a party's answer before the party counts as failed (transfer
     learning included: raise it for long CPU runs); None = wait forever."""
     party_dropout: float = setting(0.0, role="result", bounds=PROBABILITY)

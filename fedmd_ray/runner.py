@@ -10,7 +10,6 @@ The data is loaded and checked before Ray starts; the table is written to
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from pathlib import Path
@@ -277,21 +276,27 @@ def read_saved_config(directory: Path) -> dict[str, Any]:
 
 def _saved_run(directory: Path) -> tuple[dict[str, Any], dict[str, Any], str | None]:
     """(config, identity, fingerprint) from the `config.json` a run saved in `directory` (a file
-    without the identity, from before it was saved, gets it from its config)."""
+    without the identity, from before it was saved, gets it from its config). Read as `--config`
+    reads a file (`config_file.read_document`): a regular file, bounded, UTF-8, nesting bounded."""
+    from fedmd_ray.config_file import read_document
+
     path = directory / CONFIG_FILE
     try:
-        saved = json.loads(path.read_text())
-        config = dict(saved["config"])
-        identity = saved.get("identity")
-        if not isinstance(identity, dict):
-            identity = FedMDConfig.from_dict(config).identity()
-        return config, dict(identity), saved.get("fingerprint")
-    except FileNotFoundError:
+        saved = read_document(path, str(path), fmt="json")
+    except ConfigError as exc:
+        if not isinstance(exc.__cause__, FileNotFoundError):
+            raise
         if not directory.is_dir():
             raise ConfigError(f"{str(directory)!r} does not exist or is not a directory: no run to resume") from None
         raise ConfigError(f"{str(directory)!r} holds no run to resume ({CONFIG_FILE} is missing)") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"{path} is not a fedmd_ray run config: {exc}") from exc
+    config = saved.get("config") if isinstance(saved, dict) else None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} is not a fedmd_ray run config: it holds no `config` table")
+    identity = saved.get("identity")
+    if not isinstance(identity, dict):
+        identity = FedMDConfig.from_dict(config).identity()
+    fingerprint = saved.get("fingerprint")
+    return dict(config), dict(identity), fingerprint if isinstance(fingerprint, str) else None
 
 
 class _Progress:

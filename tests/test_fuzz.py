@@ -1,7 +1,8 @@
 """A fuzzer, not only a table: generated configs, command lines, paths and corrupted data files.
 
-For every input: the API raises only its documented exceptions (ConfigError, DataError,
-ResourceError, TypeError), the CLI exits 0 or 2 without a traceback, nothing hangs
+For every input: the API raises only its documented exceptions (ConfigError for a config, and
+DataError or ResourceError from `check`; never a TypeError or another exception that only a bug
+raises), the CLI exits 0 or 2 without a traceback, nothing hangs
 (pytest-timeout), and a refusal leaves every file and directory as it was.
 
 The default budget is CI-sized; run longer with
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -24,7 +26,7 @@ from hypothesis import strategies as st
 import fedmd_ray
 from fedmd_ray.cli import main
 from fedmd_ray.config import FedMDConfig
-from fedmd_ray.errors import FedMDError
+from fedmd_ray.errors import ConfigError, FedMDError
 
 EXAMPLES = int(os.environ.get("FEDMD_RAY_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("FEDMD_RAY_FUZZ_RANDOM"),
@@ -79,13 +81,13 @@ def _snapshot(root: Path) -> dict[str, str]:
 def test_configs_are_accepted_or_refused_with_a_documented_error(assignments):
     try:
         config = fedmd_ray.preset("quick", **dict(assignments))
-    except (FedMDError, TypeError):
+    except ConfigError:  # a TypeError (or any other) is a bug, not a refusal
         event("refused by the config")
         return
     try:
         fedmd_ray.check(config)
         event("accepted")
-    except (FedMDError, TypeError):
+    except FedMDError:  # ConfigError, DataError, ResourceError: what `check` documents
         event("refused by check")
 
 
@@ -165,4 +167,89 @@ def test_corrupted_data_files_are_refused_with_a_data_error(key, how, as_public)
         entry = {"public_data" if as_public else "private_data": str(path)}
         with pytest.raises(FedMDError):
             fedmd_ray.check(fedmd_ray.preset("quick", **entry))
+        assert _snapshot(Path(tmp)) == before
+
+
+# --- config files (`--config`, a run's config.json) ---------------------------------------------
+file_scalars = st.one_of(
+    st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+    st.sampled_from(["quick", "offline", "none", "mnist", "digits", "cnn2-8-16", "os:rmdir", "1,2", "5", "1e300"]),
+)
+file_values = st.recursive(  # what TOML and JSON can hold: tables and arrays, nested
+    file_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner,
+                                                                                       max_size=3)),
+    max_leaves=8)
+file_keys = st.one_of(st.sampled_from([*FIELDS, "preset", "config", "roundz", "rounds=3", " rounds"]), st.text(max_size=8))
+documents = st.dictionaries(
+    file_keys, st.one_of(st.none(), file_values), max_size=5
+).flatmap(lambda doc: st.one_of(st.just(doc), st.just({"config": doc, "fingerprint": "x"})))
+
+
+def _toml_document(document: dict) -> str:
+    """TOML for any parsed value: keys and strings quoted as JSON does (TOML basic strings), tables inline."""
+    import json
+
+    def value(v: object) -> str:
+        if v is None:
+            return '"none"'
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, float):
+            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
+        if isinstance(v, int):
+            return str(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + "}"
+        return json.dumps(v)
+
+    return "".join(f"{json.dumps(k)} = {value(v)}\n" for k, v in document.items())
+
+
+def _damage(data: bytes, how: str, where: int) -> bytes:
+    """A document's bytes as a hostile or careless user leaves them."""
+    cut = where % (len(data) + 1)
+    return {
+        "none": data,
+        "truncated": data[:cut],
+        "byte": data[:cut] + bytes([where % 256]) + data[cut + 1:],
+        "latin-1": data[:cut] + b"\xe9\xff" + data[cut:],
+        "bom": b"\xef\xbb\xbf" + data,
+        "deep": b'{"config": ' * 60 + data + b"}" * 60,
+        "deep arrays": b"x = " + b"[" * 3000 + b"]" * 3000 + b"\n" + data,
+    }[how]
+
+
+@pytest.mark.timeout(600)
+@FUZZ
+@given(documents, st.sampled_from([".toml", ".json"]), st.booleans(),
+       st.sampled_from(["none", "none", "truncated", "byte", "latin-1", "bom", "deep", "deep arrays"]),
+       st.integers(0, 10**6), st.one_of(st.none(), st.binary(max_size=300)))
+def test_config_files_give_a_config_or_a_config_error(document, suffix, as_json, how, where, random_bytes):
+    """`--config FILE` (and a run's config.json): a FedMDConfig or one ConfigError, whatever the bytes;
+    never another exception (a TypeError, RecursionError or UnicodeDecodeError is a bug)."""
+    import json
+
+    from fedmd_ray.config_file import config_from, read_config_file
+
+    if random_bytes is not None:
+        data = random_bytes
+    else:
+        text = json.dumps(document) if as_json else _toml_document(document)
+        data = _damage(text.encode("utf-8", "surrogatepass"), how, where)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"exp{suffix}"
+        path.write_bytes(data)
+        before = _snapshot(Path(tmp))
+        try:
+            name, values = read_config_file(path)
+            assert name is None or isinstance(name, str)
+            assert isinstance(values, dict)
+            config = config_from(path, None, {})
+        except ConfigError:
+            event("refused")
+        else:
+            assert isinstance(config, FedMDConfig)
+            event("accepted")
         assert _snapshot(Path(tmp)) == before

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fedmd_ray.data.formats import available_memory
 from fedmd_ray.data.images import LabeledImages, Split, check_ids
 from fedmd_ray.errors import DataError
 
@@ -40,6 +41,7 @@ NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 
 def load_npz(path: Path) -> LabeledImages:
     """An `.npz` archive with the keys above (checked afterwards by `check_images`)."""
+    _check_unpacked_size(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
@@ -55,20 +57,56 @@ def load_npz(path: Path) -> LabeledImages:
     names = _class_names(arrays, train, test, path)
     with_groups = train.groups is not None or test.groups is not None
     kind = str(arrays["group_kind"]) if "group_kind" in arrays else "writer" if with_groups else None
-    group_names = tuple(str(n) for n in arrays["group_names"].tolist()) if "group_names" in arrays else ()
+    group_names = _group_names(arrays, path)
     return LabeledImages(train, test, tuple(names), kind, group_names, str(path))  # type: ignore[arg-type]
 
 
+def _check_unpacked_size(path: Path) -> None:
+    """An archive whose members unpack to more bytes than the memory available is refused before one is
+    unpacked (a zip member never unpacks to more than the size its directory declares)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (OSError, ValueError, zipfile.BadZipFile):  # `np.load` says what is wrong with it
+        return
+    size, memory = sum(member.file_size for member in members), available_memory()
+    if memory is not None and size > memory:
+        largest = max(members, key=lambda member: member.file_size)
+        raise DataError(f"{path} unpacks to {size} bytes ({largest.filename}: {largest.file_size}), more than the "
+                        f"{memory} bytes of memory available")
+
+
 def _class_names(arrays: dict[str, npt.NDArray[Any]], train: Split, test: Split, path: Path) -> list[str]:
-    """The archive's `class_names` (a 1-D array), or "0".."K-1" from its (integer) labels."""
+    """The archive's `class_names` (a 1-D array), or "0".."K-1" from its (integer) labels. K comes from one
+    number in the file, so it is bounded before K names (and models with K outputs) are made: a source
+    without names has at most as many classes as images (one label of 10**12 would ask for 10**12 names)."""
     if "class_names" in arrays:
         names = arrays["class_names"]
         if names.ndim != 1:
             raise DataError(f"{path}: class_names is shaped {names.shape}; expected a 1-D array of names, one per class")
         return [str(n) for n in names.tolist()]
-    labels = [check_ids(split.y, len(split.x), f"{path} ({part} split): labels")
-              for part, split in (("train", train), ("test", test))]
-    return [str(i) for i in range(max((int(y.max()) for y in labels if y.size), default=-1) + 1)]
+    for part, split in (("train", train), ("test", test)):
+        check_ids(split.y, len(split.x), f"{path} ({part} split): labels")  # integers, one per image, none < 0
+    largest = max((int(split.y.max()) for split in (train, test) if split.y.size), default=-1)  # uint64-safe
+    images = len(train.x) + len(test.x)
+    if largest + 1 > images:
+        raise DataError(
+            f"{path}: its largest label is {largest}, so without class_names its classes would be 0..{largest}: "
+            f"{largest + 1} classes for {images} images (train and test); number the classes 0..K-1 (np.unique(y, "
+            "return_inverse=True) does) and store their names as class_names"
+        )
+    return [str(i) for i in range(largest + 1)]
+
+
+def _group_names(arrays: dict[str, npt.NDArray[Any]], path: Path) -> tuple[str, ...]:
+    """The archive's `group_names` (a 1-D array), or ()."""
+    if "group_names" not in arrays:
+        return ()
+    names = arrays["group_names"]
+    if names.ndim != 1:
+        raise DataError(f"{path}: group_names is shaped {names.shape}; expected a 1-D array of names, one per "
+                        "superclass id")
+    return tuple(str(n) for n in names.tolist())
 
 
 def _images(x: npt.NDArray[Any], path: Path) -> npt.NDArray[Any]:

@@ -9,6 +9,8 @@ and every failure is a DataError naming the file.
 from __future__ import annotations
 
 import gzip
+import math
+import os
 import pickle
 import zlib
 from pathlib import Path
@@ -38,17 +40,27 @@ _NUMPY2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 def read_idx(path: str | Path) -> npt.NDArray[np.uint8]:
     """Read one uint8 IDX file, gzipped or plain (detected by content, not name).
 
-    Returns a read-only view on the file's bytes, shaped as the header says.
+    Returns a read-only array of the file's bytes, shaped as the header says. The header is read
+    first and bounds what is read after it: a body longer than the header says is found after one
+    byte too many (a small gzip that unpacks to gigabytes is never unpacked), and a header that
+    claims more bytes than the memory available is refused before they are read.
     Raises DataError naming the file if it is unreadable, truncated, too long,
     or carries a magic number other than 0x801 (labels) / 0x803 (images).
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
-        if raw[:2] == _GZIP_MAGIC:
-            raw = gzip.decompress(raw)
+        with open(path, "rb") as file:
+            gz = file.read(2) == _GZIP_MAGIC
+            file.seek(0)
+            stream: Any = gzip.GzipFile(fileobj=file) if gz else file
+            with stream:
+                return _read_idx_stream(stream, path)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"cannot read IDX file {path}: {exc}") from exc
+
+
+def _read_idx_stream(stream: Any, path: Path) -> npt.NDArray[np.uint8]:
+    raw = _read_at_most(stream, 4)
     if len(raw) < 4:
         raise DataError(f"IDX file {path} is truncated: {len(raw)} bytes, no header")
     magic = int.from_bytes(raw[:4], "big")
@@ -59,17 +71,55 @@ def read_idx(path: str | Path) -> npt.NDArray[np.uint8]:
         )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
+    raw += _read_at_most(stream, header - 4)
     if len(raw) < header:
         raise DataError(f"IDX file {path} is truncated inside its header ({len(raw)} bytes)")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=np.int64))
-    if len(raw) != expected:
-        what = "truncated" if len(raw) < expected else "longer than its header says"
+    size = math.prod(dims)  # Python ints: three 32-bit dims overflow int64
+    expected = header + size
+    memory = available_memory()
+    if memory is not None and size > memory:
+        raise DataError(
+            f"IDX file {path}: its header dims {dims} claim {size} bytes of data, more than the {memory} bytes of "
+            "memory available; delete it and fetch again"
+        )
+    body = _read_at_most(stream, size + 1)  # one byte more than the header says: is there more?
+    if len(body) != size:
+        what = "truncated" if len(body) < size else "longer than its header says"
+        has = f"{header + len(body)}" if len(body) < size else f"more than {expected}"
         raise DataError(
             f"IDX file {path} is {what}: header dims {dims} need {expected} bytes, "
-            f"file has {len(raw)}; delete it and fetch again"
+            f"file has {has}; delete it and fetch again"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    array = np.frombuffer(body, dtype=np.uint8).reshape(dims)
+    array.flags.writeable = False
+    return array
+
+
+def _read_at_most(stream: Any, n: int) -> bytearray:
+    """Up to `n` bytes of `stream` (fewer at its end), in chunks: memory grows with what is there."""
+    buffer = bytearray()
+    while len(buffer) < n:
+        chunk = stream.read(min(n - len(buffer), 1 << 24))
+        if not chunk:
+            break
+        buffer += chunk
+    return buffer
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux: MemAvailable), else None (unknown)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def read_idx_pair(

@@ -12,7 +12,9 @@ import contextlib
 import json
 import logging
 import math
+import numbers
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -30,12 +32,13 @@ from fedmd_ray.analysis.io import (
 )
 from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
 from fedmd_ray.config import FedMDConfig, changed_fields, describe_change
+from fedmd_ray.config_file import parse_document
 from fedmd_ray.errors import ConfigError, TrialsFailed
 from fedmd_ray.experiment import prepare
 from fedmd_ray.log import LOGGER, chatty, verbosity
 from fedmd_ray.outdir import as_path, check_out_dir, check_writable_dir, claim_out_dir
 from fedmd_ray.provenance import environment
-from fedmd_ray.sweeps.space import check_points, grid_values, to_tune_space
+from fedmd_ray.sweeps.space import MAX_GRID_POINTS, check_points, check_space, progress, to_tune_space
 from fedmd_ray.sweeps.trainable import (
     BASE, CACHE, CHATTY, PLUGINS, RESULTS, latest_attempts, registered_plugins, trainable, trial_config,
 )
@@ -117,16 +120,18 @@ def _sweep(
             "sweep(base_config, param_space) takes a FedMDConfig (fedmd_ray.preset(...)) and a dict of field -> "
             f"values, got {type(base_config).__name__} and {type(param_space).__name__}"
         )
-    configs = check_points(base_config, param_space)
-    if num_samples < 1:
-        raise ConfigError(f"num_samples={num_samples} is not allowed: must be an integer >= 1")
-    if num_samples > 1 and len(grid_values(param_space)) == len(param_space):
+    _check_arguments(num_samples, max_concurrent_trials, max_failures, name)
+    swept = check_space(base_config, param_space)  # the space's form and size, before any config is built
+    trials = num_samples * math.prod(len(values) for values in swept.values())
+    if trials > MAX_GRID_POINTS:
+        raise ConfigError(f"num_samples={num_samples} x {trials // num_samples} grid points make {trials} trials; a "
+                          f"sweep runs at most {MAX_GRID_POINTS}: lower num_samples or sweep fewer values")
+    if num_samples > 1 and len(swept) == len(param_space):
         raise ConfigError(
             f"num_samples={num_samples} would repeat every grid point with the same seed: identical trials. "
             "Sweep the seed instead (--grid seed=0,1,2) or give a field a random Tune domain"
         )
-    if max_concurrent_trials is not None and max_concurrent_trials < 1:
-        raise ConfigError(f"max_concurrent_trials={max_concurrent_trials} is not allowed: must be >= 1 or None")
+    configs = check_points(base_config, param_space)
     target = None if out_dir is None else check_out_dir(out_dir, replace=True, sweep=True)  # reads only
     storage = _storage(storage_path, target)
     experiment = join_uri(storage, name)
@@ -135,12 +140,13 @@ def _sweep(
     spec_uri, spec = join_uri(experiment, SPEC_FILE), _spec(base_config, param_space, num_samples, configs)
     log = LOGGER.info
     _check_resumable(experiment, name, resume, spec_uri, spec)
-    expected = num_samples * math.prod(len(values) for values in grid_values(param_space).values())
+    expected = trials
 
     with ray_session(base_config):
         totals = cluster_totals()
         base = _explicit_resources(base_config, configs, totals, max_concurrent_trials)
-        for config in configs:  # a trial bigger than the cluster would wait forever
+        done = progress(len(configs), "trials against the cluster")
+        for i, config in enumerate(configs, 1):  # a trial bigger than the cluster would wait forever
             trial = base.replace(**_swept(config, param_space))
             resources = check_fits(trial, totals, subject="one trial")
             prepared = prepare(trial)
@@ -149,6 +155,7 @@ def _sweep(
             check_host_memory(prepared.setup, groups, data, totals, subject="one trial")
             if resources.gpus > 0:  # nor may its parties overflow the GPU's memory mid-round
                 check_gpu_memory(prepared.setup, groups, data, resources)
+            done(i)
         space = {
             BASE: Portable.wrap(base.to_dict()), RESULTS: results_uri, PLUGINS: Portable.wrap(registered_plugins()),
             CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None, CHATTY: chatty(),
@@ -210,27 +217,87 @@ def _failed_message(failed: list[str], statuses: dict[str, str]) -> str:
     )
 
 
+def _check_arguments(num_samples: Any, max_concurrent_trials: Any, max_failures: Any, name: Any) -> None:
+    """`sweep()`'s own arguments, before the space: Python callers pass anything."""
+    def count(value: Any) -> bool:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    if not count(num_samples) or not 1 <= num_samples <= MAX_GRID_POINTS:
+        raise ConfigError(f"num_samples={num_samples!r} is not allowed: must be an integer in [1, {MAX_GRID_POINTS}]")
+    if max_concurrent_trials is not None and (not count(max_concurrent_trials) or max_concurrent_trials < 1):
+        raise ConfigError(f"max_concurrent_trials={max_concurrent_trials!r} is not allowed: must be >= 1 or None")
+    if not count(max_failures) or not -1 <= max_failures <= 1000:
+        raise ConfigError(f"max_failures={max_failures!r} is not allowed: must be an integer in [-1, 1000] "
+                          "(-1: retry without end)")
+    if (not isinstance(name, str) or not name or name in (".", "..") or not name.isprintable()
+            or any(c in name for c in "/\\")):
+        raise ConfigError(f"name={name!r} is not allowed: the sweep's name is one directory name (no '/', not "
+                          "'.' or '..')")
+
+
+STORAGE_PROBE_S = 30.0  # a remote storage must answer one request within this (pyarrow retries for ~100 s)
+
+
 def _storage(storage_path: str | None, target: Path | None) -> str:
     """Where Tune keeps the sweep: `storage_path` (a directory or a pyarrow URI), else the output
-    directory's `tune/`, else ~/ray_results; ConfigError for a path no sweep can write or an unknown URI."""
+    directory's `tune/`, else ~/ray_results; ConfigError for a path no sweep can write, an unknown URI,
+    or a remote storage that does not answer (`_probe_storage`)."""
     if storage_path is not None and "://" in storage_path:
         try:
             pafs.FileSystem.from_uri(storage_path)
         except Exception as exc:
             raise ConfigError(f"storage_path={storage_path!r}: {exc}") from None
+        _probe_storage(storage_path)
         return storage_path
     local = as_path(storage_path, "storage_path") if storage_path else (
         target / "tune" if target else as_path("~/ray_results", "storage_path"))
     return str(check_writable_dir(local.resolve(), "storage_path"))
 
 
+def _probe_storage(uri: str) -> None:
+    """One read of `uri` (what is there), within STORAGE_PROBE_S: an endpoint that is down or silent is one
+    message before Ray starts, not pyarrow's traceback minutes later. Reads only."""
+    outcome: list[BaseException | None] = []
+
+    def probe() -> None:
+        try:
+            fs, path = pafs.FileSystem.from_uri(uri)
+            fs.get_file_info(path)
+        except Exception as exc:  # noqa: BLE001  any filesystem's error: OSError, ArrowException, a driver's own
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    worker = threading.Thread(target=probe, name="fedmd-ray-storage-probe", daemon=True)  # may outlive the answer
+    worker.start()
+    worker.join(STORAGE_PROBE_S)
+    if not outcome:
+        raise ConfigError(f"storage_path={uri!r} did not answer within {STORAGE_PROBE_S:g} s; check the address, "
+                          "the network and the credentials, or use a local directory")
+    if outcome[0] is not None:
+        raise ConfigError(f"storage_path={uri!r} cannot be read: {_one_line(outcome[0])}; check the address, the "
+                          "network and the credentials, or use a local directory")
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
 def _check_resumable(experiment: str, name: str, resume: bool, spec_uri: str, spec: dict[str, Any]) -> None:
     """`resume` needs the same sweep saved at `experiment`; a new sweep needs none there (reads only)."""
+    try:
+        if resume:
+            if not tune.Tuner.can_restore(experiment):
+                raise ConfigError(f"resume: no sweep named '{name}' to resume at {experiment}")
+            saved, exists = read_bytes_uri(spec_uri), True
+        else:
+            saved, exists = None, read_bytes_uri(join_uri(experiment, "tuner.pkl")) is not None
+    except (OSError, pa.ArrowException) as exc:  # a storage that went away since `_probe_storage`
+        raise ConfigError(f"the sweep's storage {experiment!r} cannot be read: {_one_line(exc)}") from None
     if resume:
-        if not tune.Tuner.can_restore(experiment):
-            raise ConfigError(f"resume: no sweep named '{name}' to resume at {experiment}")
-        _check_same_sweep(read_bytes_uri(spec_uri), spec, experiment)
-    elif read_bytes_uri(join_uri(experiment, "tuner.pkl")) is not None:
+        _check_same_sweep(saved, spec, experiment)
+    elif exists:
         raise ConfigError(
             f"a sweep named '{name}' already exists at {experiment}; pass resume=True (--resume) to "
             "continue it, or choose another name or output directory"
@@ -274,14 +341,17 @@ def _check_same_sweep(saved: bytes | None, spec: dict[str, Any], experiment: str
     """Tune would resume the saved trials whatever is asked now: refuse a different sweep."""
     if saved is None:  # a sweep from before this file existed
         return
-    before = json.loads(saved)
+    before = parse_document(saved, f"the sweep's {SPEC_FILE} at {experiment}", "json")  # storage is input too
+    if not isinstance(before, dict) or not isinstance(before.get("base"), dict):
+        raise ConfigError(f"the sweep's {SPEC_FILE} at {experiment} is not a fedmd_ray sweep spec; start a new sweep "
+                          "in another directory")
     differ = [describe_change(k, before["base"].get(k), spec["base"][k])
               for k in changed_fields(before["base"], spec["base"], FedMDConfig().to_json())]
     differ += [f"{part} (saved {before[part]!r}, given {spec[part]!r})"
                for part in ("space", "num_samples") if before.get(part) != spec[part]]
-    if not differ and "identities" in before:  # same names: did what they name change?
+    if not differ and isinstance(before.get("identities"), list):  # same names: did what they name change?
         changed = {name: given[name] for saved, given in zip(before["identities"], spec["identities"])
-                   for name in given if name in saved and saved[name] != given[name]}
+                   if isinstance(saved, dict) for name in given if name in saved and saved[name] != given[name]}
         values = {**spec["base"], **spec["space"]}
         differ += [describe_change(name, values.get(name), values.get(name)) for name in sorted(changed)]
     if differ:
