@@ -10,6 +10,11 @@ for models, `register_source` / `LabeledImages` / .npz / image folders for data,
 
 from typing import TYPE_CHECKING
 
+from fedmd_ray.plugins import current_directory_last, in_ray_worker
+
+if in_ray_worker():  # before anything else is imported: see `current_directory_last`
+    current_directory_last()
+
 from fedmd_ray.config import FedMDConfig, preset, preset_names
 from fedmd_ray.data.images import LabeledImages, Split
 from fedmd_ray.data.resolve import register_source

@@ -54,6 +54,11 @@ def _unpack(packed: torch.Tensor | None) -> StrategyState:
 
 
 def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> None:
+    atomic_write_bytes(directory / CHECKPOINT_FILE, checkpoint_bytes(checkpoint))
+
+
+def checkpoint_bytes(checkpoint: Checkpoint) -> bytes:
+    """The checkpoint file's contents (`torch.save` of tensors and plain values only)."""
     payload = {
         "format": FORMAT,
         "fingerprint": checkpoint.fingerprint,
@@ -64,25 +69,80 @@ def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> None:
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    atomic_write_bytes(directory / CHECKPOINT_FILE, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def load_checkpoint(directory: Path) -> Checkpoint | None:
-    """The checkpoint in `directory`, None if there is none; ConfigError if it is unreadable."""
+    """The checkpoint in `directory`, None if there is none; ConfigError naming what is damaged when
+    it is unreadable, or when its rows or any party's state do not hold what a run saves (each
+    state is decoded here, before anything starts: a party must never fail on it later)."""
     path = directory / CHECKPOINT_FILE
     if not path.exists():
         return None
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("format") not in (1, FORMAT):
-            raise ValueError(f"format {payload.get('format')!r}, expected {FORMAT}")
-        return Checkpoint(
-            fingerprint=payload["fingerprint"], round=int(payload["round"]), rows=list(payload["rows"]),
+    except Exception as exc:  # truncated, foreign or malicious file: refuse it, never execute it
+        raise _damaged(path, f"it is not a file torch can read as tensors ({_first_line(exc)})") from None
+    if not isinstance(payload, dict) or payload.get("format") not in (1, FORMAT):
+        raise _damaged(path, "it is not in fedmd_ray's checkpoint format")
+    try:
+        checkpoint = Checkpoint(
+            fingerprint=str(payload["fingerprint"]), round=int(payload["round"]), rows=list(payload["rows"]),
             states={int(p): t.numpy() for p, t in payload["states"].items()},
             strategy_state=_unpack(payload.get("strategy_state")),
         )
-    except Exception as exc:  # truncated, foreign or malicious file: refuse it, never execute it
-        raise ConfigError(f"{path} is not a readable fedmd_ray checkpoint ({exc}); remove it to start over") from exc
+    except Exception as exc:
+        raise _damaged(path, f"its fields are damaged ({type(exc).__name__}: {_first_line(exc)})") from None
+    _check_rows(path, checkpoint)
+    for party, state in checkpoint.states.items():
+        _check_state(path, party, state)
+    return checkpoint
+
+
+def _damaged(path: Path, what: str) -> ConfigError:
+    return ConfigError(f"{path} is damaged: {what}. Its run cannot be continued from it; start the run again "
+                       "(--overwrite, or another --out)")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first sentence of an error's message: torch's advice to load untrusted files with
+    `weights_only=False` (which would run their code) must never reach a user."""
+    text = str(exc).strip()
+    return text.splitlines()[0].split(". ")[0][:200] if text else type(exc).__name__
+
+
+def _check_rows(path: Path, checkpoint: Checkpoint) -> None:
+    """Rows are result rows (`analysis.schema`) of the checkpoint's own run and rounds."""
+    from fedmd_ray.analysis.schema import PHASES, RESULT_SCHEMA, rows_to_table
+
+    required = [f.name for f in RESULT_SCHEMA if not f.nullable]
+    for i, row in enumerate(checkpoint.rows):
+        if not isinstance(row, dict) or any(key not in row for key in required) or row["phase"] not in PHASES:
+            raise _damaged(path, f"row {i} is not a result row")
+        round_ = row.get("round")
+        if round_ is not None and (not isinstance(round_, int) or not 0 <= round_ <= checkpoint.round):
+            raise _damaged(path, f"row {i} belongs to round {round_!r}, but the checkpoint is of round "
+                                 f"{checkpoint.round}")
+    try:
+        rows_to_table(checkpoint.rows)
+    except Exception as exc:
+        raise _damaged(path, f"its rows do not fit the result table ({_first_line(exc)})") from None
+    rounds = {r["round"] for r in checkpoint.rows if r["phase"] == "collaborate"}
+    if checkpoint.round > 0 and rounds != set(range(1, checkpoint.round + 1)):
+        raise _damaged(path, f"its rows hold rounds {sorted(rounds)}, not 1..{checkpoint.round}")
+
+
+def _check_state(path: Path, party: int, state: PartyState) -> None:
+    """A party's state decodes as tensors (`Participant.export_state`): a model state dict and an RNG state."""
+    try:
+        decoded = torch.load(io.BytesIO(state.tobytes()), map_location="cpu", weights_only=True)
+        ok = (isinstance(decoded, dict) and isinstance(decoded.get("model"), dict)
+              and all(isinstance(v, torch.Tensor) for v in decoded["model"].values())
+              and isinstance(decoded.get("rng"), torch.Tensor))
+    except Exception:
+        ok = False
+    if not ok:
+        raise _damaged(path, f"party {party}'s saved state is not a model and optimizer state")
 
 
 class CheckpointWriter:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,10 +111,10 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from fedmd_ray.plugins import ensure_cwd_importable
+    from fedmd_ray.plugins import current_directory_last
 
+    current_directory_last()  # only a plug-in's import path looks there (`plugins.load_object`), after packages
     args = build_parser().parse_args(argv)
-    ensure_cwd_importable()  # --set models=mypkg.nets:resnet8 finds ./mypkg, as `python -m` would
     try:
         args.level = level_from(args.verbose, args.quiet)
         with configured(args.level), terminate_as_interrupt():
@@ -124,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fedmd-ray: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:  # nothing of fedmd_ray's exits inside a command: code it ran did
+        print(f"fedmd-ray: error: code run by the command called sys.exit({exc.code!r}) (a plug-in?); the command "
+              "did not finish", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _command(args: argparse.Namespace) -> int:

@@ -54,6 +54,21 @@ class TrialsFailed(FedMDError):
         self.failed = failed
 
 
+class PluginExit(Exception):
+    """A plug-in called `sys.exit()` (or raised another BaseException that is not an interrupt): a failure
+    of that plug-in like any exception it raises (`plugins.plugin_code`), never a finished run."""
+
+
+class Overdue(BaseException):
+    """A task of parties in this process ran past `round_timeout_s` (`actors.deadline`). A BaseException,
+    so that no `except Exception` in a party's or a plug-in's code can swallow it."""
+
+
+class DiskFull(FedMDError):
+    """A file of a run or sweep could not be written: the disk, a quota or the file-size limit is full.
+    What was on disk before the write stays as it was (see `analysis.io.replace_files`)."""
+
+
 class PluginError(FedMDError):
     """A plug-in (a model, data source or strategy) failed during a run; the message names it and the
     round. The run stops with its checkpoint; a fixed plug-in is a new run (its code is part of the

@@ -11,12 +11,15 @@ building them; keeping torch out of their imports saves each such process ~1.2 s
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.plugins import Registry, describe, is_import_path, load_object, object_identity
+from fedmd_ray.plugins import (
+    Registry, check_users_code, describe, is_import_path, load_object, object_identity, takes_arguments,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -126,7 +129,7 @@ class ImportedFactory:
     path: str
 
     def __call__(self, input_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
-        factory = load_object(self.path, f"model {self.path!r}")
+        factory = load_factory(self.path)
         module: nn.Module = factory(input_shape, n_classes)
         return module
 
@@ -182,12 +185,32 @@ def resolve_model(entry: ModelEntry) -> ModelPlugin:
     if registered is not None:
         return ModelPlugin(entry, registered, f"{entry}={object_identity(registered)}")
     if is_import_path(entry):
-        factory = load_object(entry, f"model {entry!r}")
-        if not callable(factory):
-            raise ConfigError(f"model {entry!r} is a {type(factory).__name__}, not a factory(input_shape, n_classes)")
+        factory = load_factory(entry)
         return ModelPlugin(entry, ImportedFactory(entry), f"{entry}@{object_identity(factory).partition('@')[2]}")
     parse_model_name(entry)
     return ModelPlugin(entry, BuiltinModel(entry), entry)
+
+
+def load_factory(path: str) -> ModelFactory:
+    """The factory an import path names, checked for what it is before anyone calls it: an `nn.Module`
+    subclass, or the user's own function (or callable object) that takes `(input_shape, n_classes)`."""
+    what = f"model {path!r}"
+
+    def check(obj: Any) -> None:
+        if not callable(obj):
+            raise ConfigError(f"{what} is a {type(obj).__name__}, not a factory(input_shape, n_classes)")
+        if inspect.isclass(obj):
+            if not any(c.__name__ == "Module" and c.__module__.startswith("torch.nn") for c in obj.__mro__):
+                raise ConfigError(f"{what} is the class {obj.__qualname__}, not a torch.nn.Module subclass or a "
+                                  "factory(input_shape, n_classes)")
+        else:
+            check_users_code(obj, what)
+        if not takes_arguments(obj, 2):
+            raise ConfigError(f"{what} is not a factory(input_shape, n_classes): it cannot be called with those "
+                              "two arguments")
+
+    factory: ModelFactory = load_object(path, what, check)
+    return factory
 
 
 def as_plugin(model: ModelPlugin | ModelEntry) -> ModelPlugin:

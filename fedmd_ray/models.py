@@ -48,6 +48,7 @@ from torch import nn
 
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.model_names import ModelEntry, ModelPlugin, ModelSpec, as_plugin, parse_model_name
+from fedmd_ray.plugins import plugin_code
 
 PAPER_OUTPUT_L2 = 1e-3
 
@@ -161,7 +162,7 @@ def _probe(
     """`build()` and a forward pass of `batch` zero images through it (values meaningless), with
     `hook` on every leaf module; torch's RNG is left as it was. A module that cannot be built or run
     on the meta device (custom initialisation or a forward that reads values) runs on the CPU."""
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), plugin_code():
         try:
             with torch.device("meta"):
                 module = build()
@@ -312,7 +313,8 @@ def _check_trainable(name: str, module: nn.Module, input_shape: tuple[int, int, 
             "use nn.ModuleList / nn.ModuleDict)"
         )
     try:
-        copy.deepcopy(module)
+        with plugin_code():
+            copy.deepcopy(module)
     except Exception as exc:
         raise ConfigError(
             f"model {name!r} cannot be copied ({type(exc).__name__}: {exc}): parties copy their models "
@@ -322,7 +324,8 @@ def _check_trainable(name: str, module: nn.Module, input_shape: tuple[int, int, 
     shape = ", ".join(map(str, input_shape))
     with torch.random.fork_rng(devices=[]), torch.device(parameters[0].device), torch.no_grad():
         try:
-            out = module.train()(torch.zeros(2, *input_shape))
+            with plugin_code():
+                out = module.train()(torch.zeros(2, *input_shape))
         except Exception as exc:
             raise ConfigError(f"model {name!r} in train mode, input (2, {shape}): {type(exc).__name__}: {exc}") from exc
     got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

@@ -38,9 +38,9 @@ import pickle
 import re
 import sys
 import sysconfig
-from typing import Any, Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from fedmd_ray.errors import ConfigError
+from fedmd_ray.errors import ConfigError, Overdue, PluginExit
 
 T = TypeVar("T")
 
@@ -52,19 +52,45 @@ def is_import_path(entry: str) -> bool:
     return IMPORT_PATH.fullmatch(entry) is not None
 
 
-def load_object(path: str, what: str) -> Any:
-    """Import `"pkg.mod:attr"`; ConfigError naming `what` (e.g. "model 'x:y'") and the cause."""
+# Never plug-ins: the standard library and the packages fedmd_ray itself runs on. A config string
+# `"os:rmdir"` or `"torch:save"` names a function that does something to the disk when called with a
+# loader's or a factory's arguments; no one writes a plug-in there. Refused before anything is
+# imported (importing some standard modules has effects of its own).
+NOT_PLUGINS = frozenset(sys.stdlib_module_names) | {
+    "builtins", "torch", "torchvision", "numpy", "pyarrow", "pandas", "ray", "sklearn", "scipy", "matplotlib", "PIL",
+}
+
+
+def load_object(path: str, what: str, check: Callable[[Any], None] | None = None) -> Any:
+    """Import `"pkg.mod:attr"` and return the object, or ConfigError naming `what` (e.g. "model 'x:y'").
+
+    The trust rule (docs/extending.md, "Config files are code"): an import path names the user's
+    own code. A module of the standard library or of the packages fedmd_ray runs on (`NOT_PLUGINS`)
+    is refused before it is imported; the attribute path may not pass through a module (`mypkg:os.rmdir`);
+    `check` then looks at what the object is before anyone calls it (a model factory, a data loader,
+    a strategy: see their resolvers). Only here does the current directory take part in imports, and
+    after everything installed: a `torch.py` lying there never shadows torch.
+    """
     module_name, _, attribute = path.partition(":")
-    ensure_cwd_importable()
+    if module_name.partition(".")[0] in NOT_PLUGINS:
+        raise ConfigError(
+            f"{what}: {module_name!r} is part of Python or of a package fedmd_ray runs on, not a plug-in; an import "
+            "path names your own code, e.g. 'mypkg.nets:resnet8' (see docs/extending.md)"
+        )
+    _current_directory_last()
     try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # ImportError, or the module's own code raising
+        with plugin_code():
+            module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or the module's own code raising (or exiting)
         raise ConfigError(
             f"{what}: cannot import module {module_name!r} ({type(exc).__name__}: {exc}); install it or run from "
             "the directory that holds it (the current directory is importable)"
         ) from exc
     target: Any = module
     for part in attribute.split("."):
+        if inspect.ismodule(target) and target is not module:
+            raise ConfigError(f"{what}: {attribute!r} passes through the module {target.__name__!r}; name the object "
+                              "in the module that defines it")
         try:
             target = getattr(target, part)
         except AttributeError:
@@ -72,14 +98,71 @@ def load_object(path: str, what: str) -> Any:
             close = difflib.get_close_matches(part, names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{what}: {module_name!r} has no attribute {attribute!r}{hint}") from None
+    if check is not None:
+        check(target)
     return target
 
 
-def ensure_cwd_importable() -> None:
-    """Import paths resolve against the current directory too, as `python -m` users expect."""
+def check_users_code(obj: Any, what: str) -> None:
+    """ConfigError unless `obj` is Python code of the user's: not built in (C functions such as
+    `os.rmdir`), not defined in the standard library or the packages fedmd_ray runs on (a re-export
+    `from shutil import rmtree` in the user's module still names shutil's function), not a module."""
+    defined_in = getattr(obj if inspect.isclass(obj) or inspect.isroutine(obj) else type(obj), "__module__", None)
+    if inspect.ismodule(obj) or inspect.isbuiltin(obj) or not isinstance(defined_in, str) \
+            or defined_in.partition(".")[0] in NOT_PLUGINS | {"fedmd_ray"}:  # fmt: skip
+        raise ConfigError(
+            f"{what} names {describe(obj)!r} (defined in {defined_in or 'C'}), which is not a plug-in: an import path "
+            "names your own loader, factory or strategy (see docs/extending.md)"
+        )
+
+
+def takes_arguments(obj: Any, count: int) -> bool:
+    """Whether `obj(*count positional arguments)` matches its signature (True when it has none to read)."""
+    try:
+        inspect.signature(obj).bind(*range(count))
+    except TypeError:
+        return False
+    except ValueError:  # no signature (some C callables): nothing to check here
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def plugin_code() -> Iterator[None]:
+    """Around a call into a plug-in's code: `sys.exit()` there (or any BaseException other than an
+    interrupt from the user) is a failure of the plug-in, raised as `PluginExit` (an Exception, so the
+    caller's usual handling names the plug-in), never the end of the run with its exit status."""
+    try:
+        yield
+    except (Exception, KeyboardInterrupt, Overdue):
+        raise
+    except BaseException as exc:
+        raise PluginExit(f"{type(exc).__name__}({', '.join(map(repr, exc.args))}): the plug-in tried to end the "
+                         "process") from exc
+
+
+def current_directory_last() -> None:
+    """Move the current directory ('' or its path) behind every installed package on `sys.path`. The
+    CLI does this first (`python -m` puts it first), and so does every Ray worker importing fedmd_ray:
+    Ray puts the driver's working directory first on its workers' paths, where a stray `torch.py` would
+    be imported in place of torch."""
+    cwd = os.getcwd()
+    here = [p for p in sys.path if p in ("", ".", cwd)]
+    if here:
+        sys.path[:] = [p for p in sys.path if p not in here] + here
+
+
+def in_ray_worker() -> bool:
+    """This process is a Ray worker (an actor or a task), without importing Ray."""
+    return os.path.basename(sys.argv[0] if sys.argv else "") == "default_worker.py"
+
+
+def _current_directory_last() -> None:
+    """User import paths resolve against the current directory too, as `python -m` users expect, but
+    after every installed package."""
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
+        sys.path.append(cwd)
 
 
 def import_path_of(obj: Any) -> str | None:

@@ -21,10 +21,10 @@ from fedmd_ray.actors.backends import DriverHandle, open_driver
 from fedmd_ray.actors.common import PartyProgress, PartyState
 from fedmd_ray.actors.driver import Snapshot
 from fedmd_ray.analysis.metrics import gain, mean_accuracy, transfer_health
-from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, STRATEGY_STATE_FILE, write_json, write_table
-from fedmd_ray.analysis.schema import STRATEGY_STATE_SCHEMA, rows_to_table, state_rows
+from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, write_table
+from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.analysis.summary import format_run
-from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointWriter, load_checkpoint
+from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint
 from fedmd_ray.config import FedMDConfig, changed_fields, describe_change
 from fedmd_ray.errors import ConfigError, NoPartyLeft, PartyFailure
 from fedmd_ray.experiment import Experiment, prepare
@@ -32,6 +32,7 @@ from fedmd_ray.log import LOGGER, verbosity
 from fedmd_ray.outdir import as_path, check_out_dir, claim_out_dir
 from fedmd_ray.plugins import describe
 from fedmd_ray.provenance import environment
+from fedmd_ray.run_files import RunFiles
 from fedmd_ray.strategy import StrategyState
 
 Row = dict[str, Any]
@@ -86,6 +87,8 @@ def _run(config: FedMDConfig, out_dir: str | os.PathLike[str] | None, overwrite:
     if out_dir is not None:
         config = config.replace(out_dir=str(as_path(out_dir, "out_dir")))
     target = None if config.out_dir is None else check_out_dir(config.out_dir, replace=overwrite, resume=resume)
+    if target is not None:
+        config = config.replace(out_dir=str(target))  # the directory the path names, links and '..' resolved
     checkpoint = _resume_point(config, target) if resume else None
     log = _Progress()
     if checkpoint is not None and checkpoint.round >= config.rounds and target is not None:
@@ -96,38 +99,28 @@ def _run(config: FedMDConfig, out_dir: str | os.PathLike[str] | None, overwrite:
     rows: list[Row] = list(checkpoint.rows) if checkpoint else []
     with open_run(experiment, run_id, save_states=target is not None) as driver:  # started: the run is certain
         log.placement(driver.describe(), then="" if checkpoint else "; transfer learning...")
-        fresh = (RESULTS_FILE, CHECKPOINT_FILE, STRATEGY_STATE_FILE) if checkpoint is None else ()  # an old run's
-        with contextlib.nullcontext() if target is None else claim_out_dir(target, remove=fresh):
-            if target is not None and checkpoint is None:  # resolved: the models that ran, not () for the default
-                resolved = config.replace(models=config.party_models)
-                write_json({"config": resolved.to_json(), "identity": config.identity(), "fingerprint": run_id,
-                            **environment()}, target / CONFIG_FILE)
+        claimed = contextlib.nullcontext() if target is None else claim_out_dir(target, replace=overwrite,
+                                                                                 resume=resume)
+        with claimed:
+            files = None if target is None else RunFiles(target, _header(config, run_id), checkpoint)
             if checkpoint is not None:
                 log.line(f"resuming {target} after round {checkpoint.round} ({len(rows)} rows kept)")
                 log.baseline_rows = [r for r in rows if r["phase"] == "transfer"]  # "(+x vs round 0)" goes on
-            writer = None if target is None else CheckpointWriter(target)
-
-            state_history = _state_history(target, checkpoint)
 
             def save(round_: int, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
-                if writer is None or target is None:
-                    return
-                writer.submit(Checkpoint(run_id, round_, list(rows), states, strategy_state))
-                if strategy_state:
-                    state_history.extend(state_rows(run_id, round_, strategy_state))
-                    write_table(pa.Table.from_pylist(state_history, schema=STRATEGY_STATE_SCHEMA),
-                                target / STRATEGY_STATE_FILE)
+                if files is not None:
+                    files.checkpoint(Checkpoint(run_id, round_, list(rows), states, strategy_state))
 
             try:
                 for phase, round_, phase_rows in run_phases(driver, config, resume=checkpoint, on_checkpoint=save,
                                                             on_progress=log.parties_done):
                     rows.extend(phase_rows)
                     log.phase(phase, round_, config.rounds, phase_rows)
-                    if target is not None:
-                        write_table(rows_to_table(rows), target / RESULTS_FILE)
+                    if files is not None:
+                        files.phase(rows)
             finally:
-                if writer is not None:
-                    writer.close()
+                if files is not None:
+                    files.close()
     table = rows_to_table(rows)
     log.line(format_run(table, len(config.private_classes)))
     if target is not None:
@@ -135,21 +128,18 @@ def _run(config: FedMDConfig, out_dir: str | os.PathLike[str] | None, overwrite:
     return table
 
 
-def _state_history(target: Path | None, checkpoint: Checkpoint | None) -> list[Row]:
-    """The strategy-state rows written so far (a resumed run keeps those up to its checkpoint)."""
-    path = None if target is None else target / STRATEGY_STATE_FILE
-    if checkpoint is None or path is None or not path.exists():
-        return []
-    import pyarrow.parquet as pq
-
-    return [r for r in pq.read_table(path).to_pylist() if r["round"] <= checkpoint.round]
+def _header(config: FedMDConfig, run_id: str) -> dict[str, Any]:
+    """What `config.json` holds: the config as it ran (the models resolved: not () for the default),
+    its identity, the run id and the environment."""
+    resolved = config.replace(models=config.party_models)
+    return {"config": resolved.to_json(), "identity": config.identity(), "fingerprint": run_id, **environment()}
 
 
 def _finished(checkpoint: Checkpoint, target: Path, log: _Progress, private_classes: int) -> pa.Table:
     """A resumed run that had finished: its table, written again (it may have been deleted)."""
     table = rows_to_table(checkpoint.rows)
     log.line(f"{target} finished all its rounds already: nothing to resume")
-    with claim_out_dir(target):
+    with claim_out_dir(target, resume=True):
         write_table(table, target / RESULTS_FILE)
     log.line(format_run(table, private_classes))
     return table
@@ -288,7 +278,10 @@ def _saved_run(directory: Path) -> tuple[dict[str, Any], dict[str, Any], str | N
             raise
         if not directory.is_dir():
             raise ConfigError(f"{str(directory)!r} does not exist or is not a directory: no run to resume") from None
-        raise ConfigError(f"{str(directory)!r} holds no run to resume ({CONFIG_FILE} is missing)") from None
+        raise ConfigError(
+            f"{str(directory)!r} holds no run to resume ({CONFIG_FILE} is missing): a run writes its files once "
+            "transfer learning has finished, so one stopped before that left nothing to continue; start it again"
+        ) from None
     config = saved.get("config") if isinstance(saved, dict) else None
     if not isinstance(config, dict):
         raise ConfigError(f"{path} is not a fedmd_ray run config: it holds no `config` table")

@@ -39,7 +39,7 @@ from fedmd_ray.aggregation import (
     AGGREGATOR_NAMES, AGGREGATORS, Consensus, Scores, trim_count, trimmed_mean_consensus,
 )
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.plugins import Registry, describe, is_import_path, load_object, object_identity
+from fedmd_ray.plugins import Registry, describe, is_import_path, load_object, object_identity, plugin_code
 
 if TYPE_CHECKING:
     import torch
@@ -178,7 +178,14 @@ def _target(entry: Any) -> Any:
     if not isinstance(entry, str):
         return entry
     registered = STRATEGIES.get(entry)
-    return registered if registered is not None else load_object(entry, f"strategy {entry!r}")
+    return registered if registered is not None else load_object(entry, f"strategy {entry!r}", _check_imported)
+
+
+def _check_imported(obj: Any) -> None:
+    """An import path names a Strategy subclass or instance (`from_config` builds the class): checked
+    before anything of it runs."""
+    if not (isinstance(obj, Strategy) or (inspect.isclass(obj) and issubclass(obj, Strategy))):
+        raise ConfigError(f"strategy {describe(obj)!r} is not a Strategy subclass or instance (see docs/extending.md)")
 
 
 def fields_taken(entry: Any, config: FedMDConfig) -> frozenset[str]:
@@ -230,7 +237,8 @@ def resolve_strategy(entry: Any, config: FedMDConfig) -> Strategy:
         return copied(target)
     if inspect.isclass(target) and issubclass(target, Strategy):
         try:
-            return target.from_config(config)
+            with plugin_code():
+                return target.from_config(config)
         except ConfigError:
             raise
         except Exception as exc:
@@ -242,7 +250,8 @@ def copied(strategy: Strategy) -> Strategy:
     """A deep copy of a strategy instance, or ConfigError naming it (a run copies the instance, so
     it never changes the caller's object; an attribute such as a lock or an open file cannot be copied)."""
     try:
-        return copy.deepcopy(strategy)
+        with plugin_code():
+            return copy.deepcopy(strategy)
     except Exception as exc:
         raise ConfigError(
             f"strategy {describe(strategy)!r} cannot be copied ({type(exc).__name__}: {exc}): a run works on its own "
@@ -262,7 +271,12 @@ def check_targets(targets: Any, n_parties: int, shape: tuple[int, int], strategy
     if not np.isfinite(array).all():
         raise ConfigError(f"strategy {describe(strategy)}.aggregate returned non-finite values (nan or inf) from "
                           "finite scores: check its parameters")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        single = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(single).all():  # parties train in float32: a float64 target beyond it is inf there
+        raise ConfigError(f"strategy {describe(strategy)}.aggregate returned values beyond float32's range (largest "
+                          f"{np.abs(array).max():.3g}); parties train on float32 targets: check its parameters")
+    return single
 
 
 def check_state(state: Any, strategy: Strategy) -> StrategyState:
@@ -287,23 +301,25 @@ def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
     name = describe(strategy)  # with its parameters: a temperature that overflows shows in the message
     generator = torch.Generator().manual_seed(0)
     try:
-        with np.errstate(all="ignore"):  # what overflows is reported below, by name, not as numpy's warning
+        with plugin_code(), np.errstate(all="ignore"):  # what overflows is reported below, by name, not as numpy's warning
             scores = np.stack([_probe_share(trial, torch.randn(4, n_classes, generator=generator), name)
                                for _ in range(n_parties)])  # parties disagree, as they do in a round
             targets = check_targets(trial.aggregate(scores, RoundInfo(1, tuple(range(n_parties)), n_parties)),
                                     n_parties, (4, n_classes), trial)
         student = torch.randn(4, n_classes, generator=generator, requires_grad=True)
         target = torch.from_numpy(targets if targets.ndim == 2 else targets[0])
-        loss = trial.digest_loss(student, target)
+        with plugin_code():
+            loss = trial.digest_loss(student, target)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
             raise ConfigError(f"strategy {name}.digest_loss must return a scalar tensor that depends on the logits")
         loss.backward()  # type: ignore[no-untyped-call]
         if not (torch.isfinite(loss).all() and student.grad is not None and torch.isfinite(student.grad).all()):
             raise ConfigError(f"strategy {name}.digest_loss gave a non-finite loss or gradient ({loss.item()}) on "
                               "random logits and its own targets: check its parameters")
-        check_state(strategy.state_dict(), strategy)  # as the run starts, and after a round
-        state = check_state(trial.state_dict(), trial)
-        copied(strategy).load_state_dict(state)  # what a resume does with it
+        with plugin_code():
+            check_state(strategy.state_dict(), strategy)  # as the run starts, and after a round
+            state = check_state(trial.state_dict(), trial)
+            copied(strategy).load_state_dict(state)  # what a resume does with it
     except ConfigError:
         raise
     except Exception as exc:

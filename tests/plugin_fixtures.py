@@ -182,3 +182,42 @@ class HoldsALock(FailsInRoundTwo):
         import threading
 
         self.lock = threading.Lock()
+
+
+class ExitsInAggregate(FailsInRoundTwo):
+    """Passes the trial round (4 samples); calls `sys.exit(0)` in a real round's aggregate: a plug-in's exit
+    must never look like a finished run."""
+
+    def aggregate(self, scores: np.ndarray, info: RoundInfo) -> np.ndarray:
+        if scores.shape[1] > 4:
+            import sys
+
+            sys.exit(0)
+        return scores.mean(axis=0)
+
+
+def exiting_loader() -> fedmd_ray.LabeledImages:
+    import sys
+
+    sys.exit(0)
+
+
+class ExitsInDigest(FailsInRoundTwo):
+    """Passes the trial round (4 samples); `sys.exit(0)` in a real digest, on a party."""
+
+    def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if len(student_logits) > 4:
+            import sys
+
+            sys.exit(0)
+        return (student_logits - target).abs().mean()
+
+
+class Float64Overflow(FailsInRoundTwo):
+    """Finite float64 targets beyond float32's range."""
+
+    def aggregate(self, scores: np.ndarray, info: RoundInfo) -> np.ndarray:
+        return scores.mean(axis=0).astype(np.float64) * 1e300
+
+
+from shutil import rmtree as reexported_rmtree  # noqa: E402,F401  a standard-library function under a plug-in's name

@@ -144,7 +144,7 @@ def test_a_corrupt_checkpoint_is_refused(reference, tmp_path):
     for name in ("config.json", CHECKPOINT_FILE):
         (tmp_path / name).write_bytes((out / name).read_bytes())
     (tmp_path / CHECKPOINT_FILE).write_bytes((out / CHECKPOINT_FILE).read_bytes()[:100])
-    with pytest.raises(ConfigError, match="not a readable fedmd_ray checkpoint"):
+    with pytest.raises(ConfigError, match="checkpoint.pt is damaged: it is not a file torch can read"):
         fedmd_ray.run(fedmd_ray.preset("quick", **SLOW), out_dir=tmp_path, resume=True)
     (tmp_path / CHECKPOINT_FILE).unlink()  # what that message says to do; the results stay
     (tmp_path / "results.parquet").write_bytes((out / "results.parquet").read_bytes())
@@ -152,11 +152,13 @@ def test_a_corrupt_checkpoint_is_refused(reference, tmp_path):
         fedmd_ray.run(fedmd_ray.preset("quick", **SLOW), out_dir=tmp_path, resume=True)
 
 
-def test_overwriting_a_run_leaves_nothing_of_it_to_resume(reference, tmp_path, monkeypatch):
-    """A new run that dies before its first checkpoint must not resume the overwritten run's states."""
+def test_an_overwrite_that_dies_before_its_first_checkpoint_leaves_the_old_run_whole(reference, tmp_path, monkeypatch):
+    """The old run stays intact until the new one's first phase is on disk; the new run's config cannot
+    resume the old run's states (its config differs), the old run's config still can."""
     _, finished = reference
     out = tmp_path / "reused"
     shutil.copytree(finished, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def dies_at_start(*args, **kwargs):
         raise RuntimeError("killed before transfer learning finished")
@@ -166,8 +168,8 @@ def test_overwriting_a_run_leaves_nothing_of_it_to_resume(reference, tmp_path, m
     other = fedmd_ray.preset("quick", **{**SLOW, "seed": 1})
     with pytest.raises(RuntimeError, match="killed before"):
         fedmd_ray.run(other, out_dir=out, overwrite=True, verbose=False)
-    assert not (out / "results.parquet").exists() and not (out / CHECKPOINT_FILE).exists()
-    with pytest.raises(ConfigError, match="no checkpoint.pt"):
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    with pytest.raises(ConfigError, match=r"with a different config: seed \(saved 0, given 1\)"):
         fedmd_ray.run(other, out_dir=out, resume=True, verbose=False)
 
 

@@ -35,6 +35,7 @@ from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.errors import FedMDError, PartyFailure, PluginError
 from fedmd_ray.log import relay_from_here
+from fedmd_ray.plugins import plugin_code
 from fedmd_ray.seeding import rng
 from fedmd_ray.strategy import RoundInfo, Strategy, StrategyState, Targets, check_state, check_targets
 from fedmd_ray.transfer_cache import TransferCache
@@ -212,16 +213,26 @@ class Driver:
         """The strategy's targets from the stacked scores: one consensus or one per party."""
         parties = tuple(scores)
         stacked = np.stack([scores[p] for p in parties])  # (parties, n_align, classes), party order
-        name = type(self.strategy).__name__
-        try:
+
+        def aggregate() -> Targets:
             targets = self.strategy.aggregate(stacked, RoundInfo(round_, parties, len(self.models)))
             check_state(self.strategy.state_dict(), self.strategy)  # what aggregate left: before anything is saved
             return check_targets(targets, len(parties), stacked.shape[1:], self.strategy)
+
+        return self._strategy_step(f"aggregate of round {round_}", aggregate)
+
+    def _strategy_step(self, step: str, call: Callable[[], R]) -> R:
+        """`call()`, a step of the strategy's code; any failure (an exception, `sys.exit()`) is a PluginError
+        naming it, which stops the run."""
+        name = type(self.strategy).__name__
+        try:
+            with plugin_code():
+                return call()
         except FedMDError as exc:
-            raise PluginError(f"strategy {name} failed in aggregate of round {round_}: {exc}") from exc
+            raise PluginError(f"strategy {name} failed in {step}: {exc}") from exc
         except Exception as exc:
             raise PluginError(
-                f"strategy {name} raised in aggregate of round {round_}: {type(exc).__name__}: {exc}. The run "
+                f"strategy {name} raised in {step}: {type(exc).__name__}: {exc}. The run "
                 "stopped. A fixed strategy is a new run (its code is part of the run's identity, so --resume "
                 "refuses it): start it again with --overwrite or another --out"
             ) from exc
@@ -261,7 +272,7 @@ class Driver:
         else:
             active = self._active()
             parties = SavedStates(((tuple(active), self._run(ExportState(), -1, active)),))
-        return Snapshot(parties, self.strategy.state_dict())
+        return Snapshot(parties, self._strategy_step("state_dict", self.strategy.state_dict))
 
     def import_states(self, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
         """Restore a checkpoint; parties without a state were dropped before it."""
@@ -269,7 +280,7 @@ class Driver:
             if party not in states:
                 self.dropped.setdefault(party, "dropped before the checkpoint")
         self._run(ImportState(states), -1, self._active(), save=self._save)
-        self.strategy.load_state_dict(strategy_state)
+        self._strategy_step("load_state_dict", lambda: self.strategy.load_state_dict(strategy_state))
         self._prefetched = (0, {})
 
     def close(self) -> None:

@@ -8,12 +8,14 @@ from typing import Any, Callable, Sequence, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from fedmd_ray.actors.deadline import deadline
 from fedmd_ray.actors.common import (
     Distributed, HostSetup, PartyProgress, PartySpec, PartyState, SharedData, failure_reason, repeats_on_restart,
 )
 from fedmd_ray.actors.participant import DeviceData, PartyHost, choose_device
 from fedmd_ray.actors.pool import HostFailure, PartiesFailed, SavedStates, host_parties
 from fedmd_ray.actors.tasks import ImportState, PartyTask
+from fedmd_ray.errors import Overdue
 
 R = TypeVar("R")
 
@@ -45,7 +47,7 @@ class LocalPool:
     def run(
         self, task: PartyTask[R], parties: Sequence[int], *, timeout: float | None = None, save: bool = False
     ) -> dict[int, R]:
-        """`timeout` is not enforced in-process (nothing can interrupt a running host)."""
+        """`timeout` holds per host as under Ray (see `actors.deadline`)."""
         results: dict[int, R] = {}
         failures = []
         for index, host in enumerate(self.hosts):
@@ -53,11 +55,16 @@ class LocalPool:
             if host is None or not own:
                 continue
             try:
-                if save:
-                    answers, self._saved[index] = host.run_saving(task.for_parties(own), own)
-                    results.update(answers)
-                else:
-                    results.update(host.run(task.for_parties(own), own))
+                with deadline(timeout):
+                    if save:
+                        answers, saved = host.run_saving(task.for_parties(own), own)
+                    else:
+                        answers, saved = host.run(task.for_parties(own), own), None
+                results.update(answers)
+                if saved is not None:
+                    self._saved[index] = saved
+            except Overdue as late:  # as a Ray host that does not answer: failed, its answer (if any) unused
+                failures.append(HostFailure(index, tuple(own), str(late), ""))
             except Exception as exc:  # a party's bug: reported with its parties, policy decides
                 failures.append(HostFailure(index, tuple(own), failure_reason(exc), traceback.format_exc(),
                                             repeats_on_restart(exc)))
@@ -101,3 +108,4 @@ class LocalPool:
 
     def close(self) -> None:
         self.hosts = []
+

@@ -33,6 +33,7 @@ from fedmd_ray.actors.tasks import ExportState, PartyTask
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.faults import maybe_fail
 from fedmd_ray.models import eval_batch, output_layer
+from fedmd_ray.plugins import plugin_code
 from fedmd_ray.seeding import derive_seed
 
 R = TypeVar("R")
@@ -112,9 +113,11 @@ class Participant:
 
     @contextlib.contextmanager
     def _step(self, step: str) -> Iterator[None]:
-        """Name the step in what a failure reports (the driver adds party and round)."""
+        """Name the step in what a failure reports (the driver adds party and round); a plug-in's
+        `sys.exit()` there is a failure of the step like any exception (`plugins.plugin_code`)."""
         try:
-            yield
+            with plugin_code():
+                yield
         except Exception as exc:
             raise StepError(f"{type(exc).__name__}: {exc} (in {step})", repeats_on_restart(exc)) from exc
 
@@ -327,7 +330,11 @@ class Participant:
 
     def import_state(self, payload: PartyState) -> None:
         """Restore what `export_state` saved (tensors only: `weights_only=True`, no pickled code)."""
-        state = torch.load(io.BytesIO(payload), map_location=self.device, weights_only=True)
+        try:
+            state = torch.load(io.BytesIO(payload), map_location=self.device, weights_only=True)
+        except Exception as exc:  # one line: torch's advice to load with weights_only=False must not reach anyone
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise StepError(f"party {self.party}'s saved state is damaged ({first})", repeats=True) from None
         self.model.load_state_dict(state["model"])
         self._rng_state = state["rng"].cpu()
         self.round = int(state.get("round", 0))

@@ -9,8 +9,10 @@ link at the target itself is refused. Files get the permissions the umask allows
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from fedmd_ray.analysis.schema import ADDED_COLUMNS, RESULT_SCHEMA
-from fedmd_ray.errors import ConfigError, DataError
+from fedmd_ray.errors import ConfigError, DataError, DiskFull
 
 RESULTS_FILE = "results.parquet"
 SWEEP_FILE = "sweep.parquet"
@@ -44,32 +46,89 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the disk, a quota or the file-size limit
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """`payload` as the whole of `path`: written to a temporary file next to it, then renamed over it.
+    DiskFull (one message, no traceback) when the disk or a quota is full; the old file stays."""
+    replace_files({path: payload})
+
+
+def replace_files(files: dict[Path, bytes], remove: tuple[Path, ...] = ()) -> None:
+    """Every file in `files` written whole, then all renamed into place, then `remove` deleted: the
+    writes, which can fail (a full disk), all happen before the first old file is replaced, and
+    renames need no space. Used alone for one file, and for a run's first save, which replaces a
+    finished run's files (`--overwrite`) only once the new run's are all on disk."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, payload in files.items():
+            staged.append((_staged(path, payload), path))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    for path in remove:
+        path.unlink(missing_ok=True)
+
+
+def _staged(path: Path, payload: bytes) -> str:
+    """A temporary file next to `path` holding `payload`, synced to disk; its name."""
     if path.is_symlink():
         raise ConfigError(f"{path} is a symbolic link; fedmd_ray never writes through links: remove it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        if exc.errno in FULL:
+            raise _full(exc, path, len(payload)) from None
         raise
+    try:
+        _write_all(fd, payload, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in FULL:
+            raise _full(exc, path, len(payload)) from None
+        raise
+    return tmp
+
+
+def _write_all(fd: int, payload: bytes, path: Path) -> None:
+    """Write `payload` to the new file `fd` (for `path`), synced to disk, and close it."""
+    os.fchmod(fd, file_mode())
+    with os.fdopen(fd, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _full(exc: OSError, path: Path, size: int) -> DiskFull:
+    try:
+        free = f"; {shutil.disk_usage(path.parent).free:,} bytes are free there"
+    except OSError:
+        free = ""
+    return DiskFull(f"cannot write {path}: {exc.strerror} ({size:,} bytes to write{free})")
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def json_bytes(values: dict[str, Any]) -> bytes:
+    return (json.dumps(values, indent=2, sort_keys=True) + "\n").encode()
 
 
 def write_table(table: pa.Table, target: Path | str) -> None:
     """Parquet, written whole to a local path (temp file + rename) or a pyarrow-filesystem URI."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    write_bytes_uri(str(target), sink.getvalue().to_pybytes())
+    write_bytes_uri(str(target), table_bytes(table))
 
 
 def write_json(values: dict[str, Any], path: Path) -> None:
-    atomic_write_bytes(path, (json.dumps(values, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(path, json_bytes(values))
 
 
 def load_results(path: str | os.PathLike[str]) -> pa.Table:

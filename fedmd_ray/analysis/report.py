@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pyarrow as pa
 from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, SWEEP_FILE, load_results
 from fedmd_ray.analysis.plots import plot_run, plot_sweep, swept_parameters
 from fedmd_ray.analysis.summary import format_run, format_sweep_summary, sweep_summary
-from fedmd_ray.errors import DataError
+from fedmd_ray.errors import ConfigError, DataError
 
 
 def report(directory: str | Path) -> tuple[str, list[Path]]:
@@ -49,9 +48,11 @@ def report(directory: str | Path) -> tuple[str, list[Path]]:
 def _saved_config(folder: Path) -> dict[str, Any]:
     """The run's saved config (config.json), empty where it cannot be read: the number of private
     classes tells chance in the health check, `rounds` an unfinished run."""
-    try:
-        saved = json.loads((folder / CONFIG_FILE).read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
+    from fedmd_ray.config_file import read_document
+
+    try:  # as --config reads a file: a FIFO or a huge file there must not hang or fill memory
+        saved = read_document(folder / CONFIG_FILE, str(folder / CONFIG_FILE), "json")["config"]
+    except (ConfigError, KeyError, TypeError):
         return {}
     return saved if isinstance(saved, dict) else {}
 

@@ -128,6 +128,7 @@ def load_image_folder(root: Path) -> LabeledImages:
     for part in ("train", "test"):
         if not (root / part).is_dir():
             raise DataError(f"image folder {root} has no {part}/ directory; expected {root}/{part}/<class name>/*.png")
+        _refuse_link_loops(root / part)
     try:
         train_set, test_set = ImageFolder(str(root / "train")), ImageFolder(str(root / "test"))
     except (FileNotFoundError, OSError) as exc:  # a class folder without images, an unreadable tree
@@ -153,6 +154,20 @@ def load_image_folder(root: Path) -> LabeledImages:
         Split(x[n_train:], test_labels),
         tuple(classes), name=str(root),
     )
+
+
+def _refuse_link_loops(top: Path) -> None:
+    """DataError when a symbolic link under `top` leads to a directory already on the way (torchvision
+    follows links: a loop would be read again and again, to the depth the OS allows)."""
+    import os
+
+    for directory, subdirectories, _ in os.walk(top, followlinks=True):
+        on_the_way = {os.path.realpath(p) for p in [directory, *Path(directory).parents] if str(p).startswith(str(top))}
+        for name in subdirectories:
+            link = Path(directory) / name
+            if link.is_symlink() and os.path.realpath(link) in on_the_way:
+                raise DataError(f"image folder {top.parent}: the link {link} leads back to "
+                                f"{os.path.realpath(link)}, a loop that would be read without end; remove it")
 
 
 def _open(path: str) -> Any:

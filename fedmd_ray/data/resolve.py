@@ -33,7 +33,9 @@ from fedmd_ray.data.files import load_image_folder, load_npz
 from fedmd_ray.data.images import LabeledImages, check_images
 from fedmd_ray.data.sources import load_builtin, resolve_data_root, source_info, source_names
 from fedmd_ray.errors import ConfigError, DataError
-from fedmd_ray.plugins import Registry, describe, is_import_path, load_object, object_identity
+from fedmd_ray.plugins import (
+    Registry, check_users_code, describe, is_import_path, load_object, object_identity, plugin_code, takes_arguments,
+)
 
 SourceLoader = Callable[..., LabeledImages]
 """`loader()` or `loader(data_root: pathlib.Path)` -> LabeledImages."""
@@ -111,9 +113,7 @@ def resolve_source(field: str, entry: SourceEntry) -> SourcePlugin:
         identity = f"{entry}={object_identity(registered)}"
         return SourcePlugin(entry, registered, identity, identity)
     if is_import_path(entry):
-        loader = load_object(entry, f"{field}={entry!r}")
-        if not callable(loader):
-            raise ConfigError(f"{field}={entry!r} is a {type(loader).__name__}, not a loader function")
+        loader = load_object(entry, f"{field}={entry!r}", functools.partial(_check_loader, f"{field}={entry!r}"))
         identity = f"{entry}@{object_identity(loader).partition('@')[2]}"
         return SourcePlugin(entry, loader, identity, identity)
     path = _existing_path(field, entry)
@@ -123,6 +123,16 @@ def resolve_source(field: str, entry: SourceEntry) -> SourcePlugin:
     stat = path.stat()
     identity = f"npz#{_file_hash(path, (stat.st_size, stat.st_mtime_ns))}"
     return SourcePlugin(entry, functools.partial(load_npz, path), identity, identity)
+
+
+def _check_loader(what: str, loader: Any) -> None:
+    """What an import path names is the user's own loader, callable as `loader()` or `loader(data_root)`,
+    before it is ever called (`plugins.load_object`)."""
+    if not callable(loader) or inspect.isclass(loader):
+        raise ConfigError(f"{what} is a {type(loader).__name__}, not a loader function")
+    check_users_code(loader, what)
+    if not (takes_arguments(loader, 0) or takes_arguments(loader, 1)):
+        raise ConfigError(f"{what} is not a loader: it cannot be called as loader() or loader(data_root)")
 
 
 def _existing_path(field: str, entry: str) -> Path:
@@ -167,7 +177,8 @@ def _load_cached(plugin: SourcePlugin, data_root: Path) -> LabeledImages:
     what = f"data source {plugin.name!r}"
     try:
         takes_root = _takes_an_argument(plugin.loader)
-        data = plugin.loader(data_root) if takes_root else plugin.loader()
+        with plugin_code():
+            data = plugin.loader(data_root) if takes_root else plugin.loader()
     except (DataError, ConfigError):
         raise
     except Exception as exc:

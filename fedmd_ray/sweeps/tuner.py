@@ -163,7 +163,7 @@ def _sweep(
         }
         placed = tune.with_resources(trainable, resources=lambda params: placement_for(trial_config(params)))
         # Everything is checked: only now is anything written (one sweep per directory, as one run).
-        with contextlib.nullcontext() if target is None else claim_out_dir(target):
+        with contextlib.nullcontext() if target is None else claim_out_dir(target, replace=True, sweep=True):
             if resume:
                 tuner = tune.Tuner.restore(experiment, trainable=placed, resume_errored=True, param_space=space)
             else:
