@@ -137,6 +137,61 @@ def test_command_lines_exit_0_or_2_and_a_refusal_changes_nothing(sets, out, over
         assert (root / "target").read_text() == "must never change"
 
 
+PARTS = ["run", "missing", "..", ".", "link_run", "link_missing", "link_up", "file_here", "dir", "new"]
+
+
+def _path_scene(root: Path) -> None:
+    """A finished run, links to it, to nowhere and up the tree, a file, an empty directory."""
+    (root / "run").mkdir()
+    (root / "run" / "results.parquet").write_bytes(b"a finished run")
+    (root / "dir").mkdir()
+    (root / "file_here").write_text("not a directory")
+    (root / "link_run").symlink_to(root / "run")
+    (root / "link_missing").symlink_to(root / "nowhere" / "at all")
+    (root / "dir" / "link_up").symlink_to(root)
+
+
+@pytest.mark.timeout(600)
+@FUZZ
+@given(st.lists(st.sampled_from(PARTS), min_size=1, max_size=6), st.booleans())
+def test_an_output_path_is_judged_where_the_os_will_put_it(parts, overwrite):
+    """Paths with '..', links and missing parents: `check_out_dir` refuses (ConfigError, nothing touched) or
+    names the directory that creating the path would give, and never one holding results without overwrite."""
+    import shutil
+
+    from fedmd_ray.outdir import check_out_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base, again = Path(tmp) / "a", Path(tmp) / "b"  # the scene, and a copy where the OS creates the path
+        root = base / "scene"
+        root.mkdir(parents=True)
+        _path_scene(root)
+        given_path = os.path.join(str(root), *parts)
+        before = _snapshot(base)
+        try:
+            target = check_out_dir(given_path, replace=overwrite)
+        except ConfigError:
+            event("refused")
+            assert _snapshot(base) == before
+            return
+        assert _snapshot(base) == before
+        assert overwrite or not (target / "results.parquet").exists()
+        if not target.is_relative_to(base):
+            event("outside the scene")
+            return
+        replay = again / "scene"
+        replay.mkdir(parents=True)
+        _path_scene(replay)
+        try:
+            os.makedirs(os.path.join(str(replay), *parts), exist_ok=True)
+        except OSError:
+            event("the OS refuses it too")
+            return
+        made = os.path.realpath(os.path.join(str(replay), *parts))
+        assert made == str(again / target.relative_to(base)), (parts, target)
+        event("accepted")
+
+
 def _corrupt(arrays: dict[str, np.ndarray], key: str, how: str) -> dict[str, np.ndarray]:
     arr = arrays[key]
     damaged = {
