@@ -1,12 +1,15 @@
-"""Many parties on one machine: 100, 300 and 1000 parties with tiny models.
+"""Many parties on one machine: 100, 300 and 1000 parties with tiny models, batched and one by one.
 
 By default (`parties_per_actor=None`) a run starts one actor per CPU, so 1000
-parties on 2 cores are 2 processes of 500 parties each. For each size this
-prints the time per round, the peak memory of the driver actor, of each host
-actor and of this process, and the object-store bytes (the shared arrays, put
-once). Then it fits `value ~ parties ** k` and prints each exponent k.
+parties on 2 cores are 2 processes of 500 parties each, and each process holds
+250 parties of each of the two models. For each size, this runs the same config
+with `batch_parties=true` (the default: each host trains, scores and evaluates a
+model's parties as one computation) and `false` (one party after another), and
+prints time per round, transfer learning, peak memory of the host actors and the
+driver actor, and the ratios (one run of this script: a noisy machine still
+compares like with like). Then it fits `value ~ parties ** k` for the batched path.
 
-    python benchmarks/many_parties.py [--parties 100 300 1000] [--rounds 3]
+    python benchmarks/many_parties.py [--parties 100 300 1000] [--rounds 4]
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from fedmd_ray.experiment import prepare
 from common import record, timed_run
 
 
-def measure(parties: int, rounds: int) -> dict[str, float]:
+def measure(parties: int, rounds: int, batch: bool) -> dict[str, float]:
     config = fedmd_ray.preset(
         "offline", n_parties=parties, models=("mlp-16", "mlp-32"), samples_per_class=3, public_size=2000,
         subset_size=500, pretrain_epochs=1, private_epochs=2, upper_bound=False, rounds=rounds,
+        batch_parties=batch,
     )
     _, data = prepare(config).party_inputs()
     shared_mib = sum(getattr(data, f).nbytes for f in data.__dataclass_fields__) / 2**20
@@ -38,7 +42,7 @@ def measure(parties: int, rounds: int) -> dict[str, float]:
         "parties": parties, "actors": len(usage["hosts"]), "startup_s": times.startup, "transfer_s": times.transfer,
         "round_s": float(np.mean(steady)), "driver_peak_mib": usage["driver_peak_rss_mib"],
         "actor_peak_mib_max": max(actor_peaks), "actors_peak_mib_sum": sum(actor_peaks),
-        "object_store_mib": shared_mib,
+        "object_store_mib": shared_mib, "accuracy": times.accuracy,
     }
 
 
@@ -49,20 +53,26 @@ def main() -> None:
     args = parser.parse_args()
     ray.init(address="local", include_dashboard=False)
     try:
-        rows = []
+        rows, alone = [], []
         for parties in args.parties:
-            rows.append(measure(parties, args.rounds))
-            print({k: round(v, 2) for k, v in rows[-1].items()}, flush=True)
+            alone.append(measure(parties, args.rounds, batch=False))
+            print("one by one", {k: round(v, 2) for k, v in alone[-1].items()}, flush=True)
+            rows.append(measure(parties, args.rounds, batch=True))
+            print("batched   ", {k: round(v, 2) for k, v in rows[-1].items()}, flush=True)
     finally:
         ray.shutdown()
     n = np.log([r["parties"] for r in rows])
-    print("\nparties  actors  s/round  actor peak MiB (max, sum)  driver MiB")
-    for r in rows:
-        print(f"{r['parties']:7d} {r['actors']:7d} {r['round_s']:8.2f} {r['actor_peak_mib_max']:12.0f} "
-              f"{r['actors_peak_mib_sum']:9.0f} {r['driver_peak_mib']:12.0f}")
+    print("\nparties  s/round (batched, alone, x)  transfer s (batched, alone, x)  actors' peak MiB (batched, alone)")
+    for r, a in zip(rows, alone):
+        print(f"{r['parties']:7d} {r['round_s']:8.2f} {a['round_s']:7.2f} {a['round_s'] / r['round_s']:5.2f}x "
+              f"{r['transfer_s']:12.1f} {a['transfer_s']:7.1f} {a['transfer_s'] / r['transfer_s']:5.2f}x "
+              f"{r['actors_peak_mib_sum']:12.0f} {a['actors_peak_mib_sum']:7.0f}")
     figures: dict = {"sizes": " ".join(str(p) for p in args.parties)}
-    for r in rows:
+    for r, a in zip(rows, alone):
         figures.update({f"{k}_{r['parties']}": v for k, v in r.items() if k != "parties"})
+        figures.update({f"alone_{k}_{a['parties']}": v for k, v in a.items() if k != "parties"})
+        figures[f"round_speedup_{r['parties']}"] = a["round_s"] / r["round_s"]
+        figures[f"transfer_speedup_{r['parties']}"] = a["transfer_s"] / r["transfer_s"]
     for key in ("round_s", "actors_peak_mib_sum", "driver_peak_mib"):
         figures[f"exponent_{key}"] = float(np.polyfit(n, np.log([r[key] for r in rows]), 1)[0])
     figures["this_process_peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -112,10 +112,18 @@ LEARNING_RATE = Bounds(0, 10, low_open=True)  # Adam's steps are ~lr per weight:
 TEMPERATURE = Bounds(1e-3, 1e3)  # z / T and T**2 stay finite in float32 for any logit a model gives
 
 
+_NO_VALUE = object()
+
+
 def setting(default: Any, *, role: Role = "transfer", bounds: Bounds | None = None,
-            plugin: PluginKind | None = None) -> Any:
-    """A config field with its role (see the module docstring), range and plug-in kind."""
-    return dataclasses.field(default=default, metadata={"role": role, "bounds": bounds, "plugin": plugin})
+            plugin: PluginKind | None = None, absent: Any = _NO_VALUE) -> Any:
+    """A config field with its role (see the module docstring), range and plug-in kind. `absent`: the
+    value that reproduces what runs did before the field existed, when that is not its default (a
+    saved config without the field means it)."""
+    metadata = {"role": role, "bounds": bounds, "plugin": plugin}
+    if absent is not _NO_VALUE:
+        metadata["absent"] = absent
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -268,6 +276,12 @@ class FedMDConfig:
     """Batch size for scoring and testing (memory and speed; it can change the last bits of scores);
     None = per model: 1024 on a GPU; on a CPU the largest batch whose activations fit ~32 MiB (small
     CNNs 256-512, MLPs 1024, the paper's CNNs 64; see `models.eval_batch`)."""
+    batch_parties: bool = setting(True, absent=False)
+    """Train, score and evaluate the parties of a model that several parties use (`models` cycles) as one
+    batched computation on each host, each keeping its own weights, optimizer, data and RNG stream
+    (`fedmd_ray.batched`); steps where batching does not pay, and models it cannot batch (one log line
+    says why), run per party. Numbers agree with `false` to float rounding, not bit for bit
+    (docs/performance.md). Runs saved before this field existed resume with it off."""
 
     # --- execution ----------------------------------------------------------
     seed: int = setting(0, bounds=Bounds(0, MAX_SEED))
@@ -428,11 +442,19 @@ def role_of(f: dataclasses.Field[Any]) -> Role:
     return role
 
 
+def absent_values() -> dict[str, Any]:
+    """What a config saved before a field existed means by leaving it out, where that is not the field's
+    default (`setting(absent=...)`); `{**absent_values(), **saved}` is the saved config as it ran."""
+    return {f.name: f.metadata["absent"] for f in dataclasses.fields(FedMDConfig) if "absent" in f.metadata}
+
+
 def changed_fields(saved: dict[str, Any], given: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
     """The fields of `given` whose value differs from the one `saved` (a run's or a sweep's). A field
     that `saved` lacks was added to fedmd_ray after it was saved and counts as its value in `defaults`:
     the rule for adding a field is that its default keeps the behaviour from before it existed, so
-    a run started before an upgrade resumes after it."""
+    a run started before an upgrade resumes after it (`absent_values` name the fields whose old behaviour
+    is not their default)."""
+    defaults = {**defaults, **absent_values()}
     return [name for name, value in given.items() if saved.get(name, defaults.get(name)) != value]
 
 

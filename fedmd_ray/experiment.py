@@ -30,10 +30,11 @@ class Experiment:
     strategy: Strategy
     run_id: str
     notes: tuple[str, ...] = ()  # warnings about the config that do not stop it (`strategy_notes`)
+    batched: frozenset[str] = frozenset()  # models whose parties run as one computation (`batched_models`)
 
     @property
     def setup(self) -> HostSetup:
-        return HostSetup(self.config, self.strategy, self.task.n_classes)
+        return HostSetup(self.config, self.strategy, self.task.n_classes, self.batched)
 
     def party_inputs(self) -> tuple[list[PartySpec], SharedData]:
         """What the pools need: each party's model and data indices, and the shared arrays."""
@@ -56,7 +57,34 @@ def prepare(config: FedMDConfig) -> Experiment:
         check_model(model, task.image_shape, task.n_classes, head=config.head_epochs > 0)
     strategy = resolve_strategy(config.strategy, config)
     probe_strategy(strategy, config.n_parties, task.n_classes)
-    return Experiment(config, task, models, strategy, config.fingerprint(), tuple(strategy_notes(config, strategy)))
+    batched, reasons = batched_models(config, models, strategy, task.image_shape, task.n_classes)
+    notes = (*strategy_notes(config, strategy), *reasons)
+    return Experiment(config, task, models, strategy, config.fingerprint(), notes, batched)
+
+
+def batched_models(
+    config: FedMDConfig, models: tuple[ModelPlugin, ...], strategy: Strategy, shape: tuple[int, int, int], classes: int
+) -> tuple[frozenset[str], list[str]]:
+    """With `batch_parties`, the models that several parties use and that batch exactly
+    (`fedmd_ray.batched`): their identities, and one line for each such model that cannot, saying why.
+    A config-level decision: which parties share a host never changes how a party computes."""
+    from collections import Counter
+
+    from fedmd_ray.batched import check_loss
+
+    if not config.batch_parties:
+        return frozenset(), []
+    shared = [m for m, count in Counter(models).items() if count > 1]
+    loss_problem = check_loss(strategy.digest_loss, classes) if shared and strategy.collaborates else None
+    batched, reasons = set(), []
+    for model in shared:
+        problem = loss_problem or _unsupported(model, shape, classes)
+        if problem is None:
+            batched.add(model.identity)
+        else:
+            reasons.append(f"model {model.name}: its {Counter(models)[model]} parties run one at a time "
+                           f"(batch_parties): {problem}")
+    return frozenset(batched), reasons
 
 
 def resolve_models(entries: tuple[ModelEntry, ...]) -> tuple[ModelPlugin, ...]:
@@ -66,6 +94,19 @@ def resolve_models(entries: tuple[ModelEntry, ...]) -> tuple[ModelPlugin, ...]:
         if id(entry) not in resolved:
             resolved[id(entry)] = resolve_model(entry)
     return tuple(resolved[id(entry)] for entry in entries)
+
+
+def _unsupported(model: ModelPlugin, shape: tuple[int, int, int], classes: int) -> str | None:
+    """`batched.unsupported` of the model, built on the meta device (no memory, no random numbers drawn)."""
+    import torch
+
+    from fedmd_ray.batched import unsupported
+
+    try:
+        with torch.device("meta"):
+            return unsupported(model.build(shape, classes))
+    except Exception as exc:
+        return f"it cannot be built on the meta device to be inspected ({type(exc).__name__})"
 
 
 def check(config: FedMDConfig) -> None:

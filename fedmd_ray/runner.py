@@ -25,7 +25,7 @@ from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, write_table
 from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.analysis.summary import format_run
 from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint
-from fedmd_ray.config import FedMDConfig, changed_fields, describe_change
+from fedmd_ray.config import FedMDConfig, absent_values, changed_fields, describe_change
 from fedmd_ray.errors import ConfigError, NoPartyLeft, PartyFailure
 from fedmd_ray.experiment import Experiment, prepare
 from fedmd_ray.log import LOGGER, verbosity
@@ -260,8 +260,9 @@ def _resume_point(config: FedMDConfig, target: Path | None) -> Checkpoint:
 
 
 def read_saved_config(directory: Path) -> dict[str, Any]:
-    """The config a run saved in `directory` (config.json), as a dict; ConfigError if absent or unreadable."""
-    return _saved_run(directory)[0]
+    """The config a run saved in `directory` (config.json), as a dict (fields it predates at the value that
+    reproduces it: `config.absent_values`); ConfigError if absent or unreadable."""
+    return {**absent_values(), **_saved_run(directory)[0]}
 
 
 def _saved_run(directory: Path) -> tuple[dict[str, Any], dict[str, Any], str | None]:

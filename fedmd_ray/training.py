@@ -76,17 +76,17 @@ def train_epochs(
     return last
 
 
-def random_shift(x: torch.Tensor, pixels: int) -> torch.Tensor:
+def random_shift(x: torch.Tensor, pixels: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each image of the batch `x` (n, C, H, W) moved by its own random offset of up to `pixels`
     rows and columns either way, its border pixels repeated into the gap.
 
     Why: a party fits its few private images perfectly, so revisiting them unchanged gives almost
     no gradient and cannot pull the model back to its task after a digest step; the same images,
     shifted, still do (label-preserving augmentation; docs/methods.md). Offsets are drawn on the
-    CPU from torch's global RNG (each party's own stream), whatever the device."""
+    CPU from `generator`, default torch's global RNG (each party's own stream), whatever the device."""
     n, channels, h, w = x.shape
     padded = F.pad(x, (pixels, pixels, pixels, pixels), mode="replicate")
-    dy, dx = torch.randint(0, 2 * pixels + 1, (2, n, 1)).to(x.device)
+    dy, dx = torch.randint(0, 2 * pixels + 1, (2, n, 1), generator=generator).to(x.device)
     rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
     images = torch.arange(n, device=x.device)[:, None, None, None]

@@ -56,6 +56,7 @@ class HostSetup:
     config: FedMDConfig
     strategy: Strategy
     n_classes: int
+    batched: frozenset[str] = frozenset()  # identities of the models whose parties run batched (`party_group`)
 
 
 @dataclass(frozen=True)

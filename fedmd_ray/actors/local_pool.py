@@ -21,9 +21,10 @@ R = TypeVar("R")
 
 
 class LocalPool:
-    """All parties in this process, one after another. Each party is its own host here
-    (hosts are plain objects sharing one copy of the data), so a party that raises is
-    restarted or dropped alone; the grouping of `groups` only matters for actors."""
+    """All parties in this process, one after another. Each party is its own host here (hosts are
+    plain objects sharing one copy of the data), so a party that raises is restarted or dropped
+    alone, except that the parties of a model the run batches share one host, which runs them as one
+    computation (`actors.party_group`); the grouping of `groups` only matters for actors."""
 
     def __init__(
         self,
@@ -39,7 +40,7 @@ class LocalPool:
         gpus = setup.config.gpus_per_party if gpus is None else gpus
         placed = DeviceData.place(data, choose_device(gpus))
         self._build = lambda group: PartyHost(group, setup, placed, threads=threads, gpus=gpus)
-        self.specs = [[spec] for group in groups for spec in group]
+        self.specs = _hosts([spec for group in groups for spec in group], setup.batched)
         self.hosts: list[PartyHost | None] = [self._build(group) for group in self.specs]
         self._saved: dict[int, dict[int, PartyState]] = {}
         self.listener: Callable[[list[PartyProgress]], None] | None = None  # told as each host finishes
@@ -109,3 +110,17 @@ class LocalPool:
     def close(self) -> None:
         self.hosts = []
 
+
+def _hosts(specs: list[PartySpec], batched: frozenset[str]) -> list[list[PartySpec]]:
+    """One host per party, but one per batched model for all of its parties (in party order)."""
+    hosts: list[list[PartySpec]] = []
+    shared: dict[str, list[PartySpec]] = {}
+    for spec in sorted(specs, key=lambda s: s.party):
+        if spec.model.identity not in batched:
+            hosts.append([spec])
+        elif spec.model.identity in shared:
+            shared[spec.model.identity].append(spec)
+        else:
+            shared[spec.model.identity] = [spec]
+            hosts.append(shared[spec.model.identity])
+    return hosts

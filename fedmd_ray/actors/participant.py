@@ -18,7 +18,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,7 @@ from fedmd_ray.actors.common import (
     Evaluation, HostSetup, PartyProgress, PartySpec, PartyState, RoundResult, SharedData, StepError, peak_rss_mib,
     repeats_on_restart,
 )
+from fedmd_ray.actors.party_group import PartyGroup, group_key
 from fedmd_ray.actors.tasks import ExportState, PartyTask
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.faults import maybe_fail
@@ -73,6 +74,9 @@ class Participant:
         config = setup.config
         self.party = spec.party
         self.model_name = spec.model.name
+        self.spec_model = spec.model
+        self.model_identity = spec.model.identity
+        self.n_classes = setup.n_classes
         self.config = config
         self.strategy = setup.strategy
         self.device = data.device
@@ -129,12 +133,7 @@ class Participant:
         start = time.perf_counter()
         results = {}
         with self._own_rng(), self._step("transfer learning"):
-            epochs = training.fit_classifier(
-                self.model, *self.data.public, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size,
-                lr=cfg.lr, val=self.data.public_val, patience=cfg.pretrain_patience,
-                min_delta=cfg.pretrain_min_delta, eval_batch_size=self._eval_batch,
-            )
-            self._precise_bn(self.data.public[0])
+            epochs = self.pretrain()
             if cfg.upper_bound:
                 results["upper_bound"] = self._upper_bound()
             refit = self._fit_private(*self._private, retry_imperfect=True)
@@ -146,6 +145,17 @@ class Participant:
                                          train_accuracy=fit_eval, train_accuracy_batch_stats=fit_train,
                                          pretrain_epochs=epochs, refit=refit)
         return results
+
+    def pretrain(self) -> int:
+        """Cross-entropy on the public set, early-stopped on its held-out part; the epochs run."""
+        cfg = self.config
+        epochs = training.fit_classifier(
+            self.model, *self.data.public, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size,
+            lr=cfg.lr, val=self.data.public_val, patience=cfg.pretrain_patience,
+            min_delta=cfg.pretrain_min_delta, eval_batch_size=self._eval_batch,
+        )
+        self._precise_bn(self.data.public[0])
+        return epochs
 
     def _fit_private(
         self, x: torch.Tensor, y: torch.Tensor, epochs: int | None = None, *, retry_imperfect: bool = False
@@ -217,13 +227,16 @@ class Participant:
         (n_align, classes) float32."""
         with self._step("communicate"):
             x = self.data.public[0][torch.from_numpy(align_idx).to(self.device)]
-            logits = training.class_scores(self.model, x, batch_size=self._eval_batch)
-            with torch.no_grad():
-                shared = self.strategy.share(logits).float().cpu().numpy()
-            if not np.isfinite(shared).all():  # this party's, not the strategy's aggregate's, to report
-                where = "its logits" if not torch.isfinite(logits).all() else "the strategy's share of its logits"
-                raise FloatingPointError(f"{where} on the alignment subset are not finite (nan or inf)")
-            return shared
+            return self.shared_scores(training.class_scores(self.model, x, batch_size=self._eval_batch))
+
+    def shared_scores(self, logits: torch.Tensor) -> npt.NDArray[np.float32]:
+        """`Strategy.share` of this party's logits, checked: (n_align, classes) float32."""
+        with torch.no_grad():
+            shared = self.strategy.share(logits).float().cpu().numpy()
+        if not np.isfinite(shared).all():  # this party's, not the strategy's aggregate's, to report
+            where = "its logits" if not torch.isfinite(logits).all() else "the strategy's share of its logits"
+            raise FloatingPointError(f"{where} on the alignment subset are not finite (nan or inf)")
+        return shared
 
     def collaborate(
         self,
@@ -251,13 +264,11 @@ class Participant:
     def digest(self, align_idx: npt.NDArray[np.int64], target: npt.NDArray[np.float32]) -> float:
         """Train toward the target on the alignment subset with the strategy's digest loss."""
         cfg = self.config
-        with self._own_rng(), self._step("digest"):
+        with self._step("digest"):
             x = self.data.public[0][torch.from_numpy(align_idx).to(self.device)]
             y = torch.tensor(target, device=self.device)  # copies the read-only view
-            loss = training.train_epochs(
-                self.model, self._digest_opt, x, y, self.strategy.digest_loss,
-                epochs=cfg.digest_epochs, batch_size=cfg.digest_batch_size,
-            )
+            loss = self.train_alone(x, y, self.strategy.digest_loss, "digest", epochs=cfg.digest_epochs,
+                                    batch_size=cfg.digest_batch_size)
             self._precise_bn(x)
             return loss
 
@@ -265,13 +276,26 @@ class Participant:
         """Train on the private data again (cross-entropy), shifted by up to `revisit_shift` pixels."""
         cfg = self.config
         shift = functools.partial(training.random_shift, pixels=cfg.revisit_shift) if cfg.revisit_shift else None
-        with self._own_rng(), self._step("revisit"):
-            loss = training.train_epochs(
-                self.model, self._revisit_opt, *self._private, torch.nn.functional.cross_entropy,
-                epochs=cfg.revisit_epochs, batch_size=cfg.revisit_batch_size, augment=shift,
-            )
+        with self._step("revisit"):
+            loss = self.train_alone(*self._private, torch.nn.functional.cross_entropy, "revisit",
+                                    epochs=cfg.revisit_epochs, batch_size=cfg.revisit_batch_size,
+                                    augment=None if shift is None else lambda images, _: shift(images))
             self._precise_bn(self._private[0])
             return loss
+
+    def optimizer(self, which: str) -> torch.optim.Adam:
+        """The Adam of the round's `digest` or `revisit` steps (each keeps its own moments)."""
+        return self._digest_opt if which == "digest" else self._revisit_opt
+
+    def train_alone(
+        self, x: torch.Tensor, y: torch.Tensor, loss_fn: training.LossFn, which: str, *, epochs: int, batch_size: int,
+        augment: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor] | None = None,
+    ) -> float:
+        """`training.train_epochs` of this party alone with its `which` optimizer, on its own RNG stream."""
+        with self._own_rng():
+            return training.train_epochs(self.model, self.optimizer(which), x, y, loss_fn, epochs=epochs,
+                                         batch_size=batch_size,
+                                         augment=None if augment is None else lambda images: augment(images, None))
 
     def _keep_round0(self) -> None:
         """With `wise_ft` < 1, keep the weights as they are now (after transfer learning) to blend with."""
@@ -384,6 +408,7 @@ class PartyHost:
         self.device = choose_device(gpus)
         on_device = data if isinstance(data, DeviceData) else DeviceData.place(data, self.device)
         self.participants = {s.party: Participant(s, setup, on_device) for s in specs}
+        self.batched = setup.batched  # model identities whose parties run as one computation (`party_group`)
         self.busy_s = 0.0  # party work
         self.state_s = 0.0  # exporting and importing states (snapshots, checkpoints)
         self.finished: list[PartyProgress] = []  # parties done with a long task, for progress lines
@@ -393,18 +418,36 @@ class PartyHost:
         (absent or dropped parties sit out)."""
         start = time.perf_counter()
         chosen = sorted(self.participants if parties is None else set(parties) & set(self.participants))
-        results = {}
-        for pid in chosen:
-            results[pid] = task.run(self.participants[pid])
-            done = task.progress(pid, results[pid])
-            if done is not None:
-                self.finished.append(done)
+        results: dict[int, R] = {}
+        for unit in self._units([self.participants[p] for p in chosen]):
+            answers = task.run_group(unit) if isinstance(unit, PartyGroup) else {unit.party: task.run(unit)}
+            for pid, answer in answers.items():
+                results[pid] = answer
+                done = task.progress(pid, answer)
+                if done is not None:
+                    self.finished.append(done)
         elapsed = time.perf_counter() - start
         if task.is_state_transfer:
             self.state_s += elapsed
         else:
             self.busy_s += elapsed
         return results
+
+    def _units(self, members: list[Participant]) -> list[Participant | PartyGroup]:
+        """The parties of a call, as they run: a `PartyGroup` per model the run batches (and private-set
+        size: one schedule), every other party alone; in party order of their first member."""
+        groups: dict[tuple[str, int], list[Participant]] = {}
+        units: list[Participant | PartyGroup] = []
+        for member in members:
+            if member.model_identity in self.batched:
+                key = group_key(member)
+                if key not in groups:
+                    groups[key] = []
+                    units.append(PartyGroup(groups[key]))
+                groups[key].append(member)
+            else:
+                units.append(member)
+        return units
 
     def run_saving(
         self, task: PartyTask[R], parties: Sequence[int] | None = None

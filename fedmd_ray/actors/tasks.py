@@ -20,6 +20,7 @@ from fedmd_ray.actors.common import Distributed, Evaluation, PartyProgress, Part
 
 if TYPE_CHECKING:
     from fedmd_ray.actors.participant import Participant
+    from fedmd_ray.actors.party_group import PartyGroup
 
 R = TypeVar("R", covariant=True)
 Indices = npt.NDArray[np.int64]
@@ -35,6 +36,11 @@ class PartyTask(Generic[R]):
 
     def run(self, participant: Participant) -> R:
         raise NotImplementedError
+
+    def run_group(self, group: PartyGroup) -> dict[int, R]:
+        """The task for same-architecture parties as one computation (`actors.party_group`); tasks that
+        have no batched form run each member alone."""
+        return {member.party: self.run(member) for member in group.members}
 
     def for_parties(self, parties: Sequence[int]) -> PartyTask[R]:
         """The part of this task for a host holding `parties` (tasks with per-party payloads trim it)."""
@@ -55,6 +61,9 @@ class TransferLearn(PartyTask[dict[str, Evaluation]]):
     def run(self, participant: Participant) -> dict[str, Evaluation]:
         return participant.transfer_learn()
 
+    def run_group(self, group: PartyGroup) -> dict[int, dict[str, Evaluation]]:
+        return group.transfer_learn()
+
     def progress(self, party: int, result: Any) -> PartyProgress | None:
         done = result["transfer"]
         upper = result.get("upper_bound")
@@ -70,6 +79,9 @@ class Communicate(PartyTask[npt.NDArray[np.float32]]):
 
     def run(self, participant: Participant) -> npt.NDArray[np.float32]:
         return participant.communicate(self.align_idx)
+
+    def run_group(self, group: PartyGroup) -> dict[int, npt.NDArray[np.float32]]:
+        return group.communicate(self.align_idx)
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,10 @@ class DigestRevisitEvaluate(PartyTask[RoundResult]):
         target = None if self.targets is None else self.targets.for_party(participant.party)
         ahead = self.scores_ahead is None or participant.party in self.scores_ahead
         return participant.collaborate(self.round, self.align_idx, target, self.next_align_idx if ahead else None)
+
+    def run_group(self, group: PartyGroup) -> dict[int, RoundResult]:
+        targets = None if self.targets is None else {m.party: self.targets.for_party(m.party) for m in group.members}
+        return group.collaborate(self.round, self.align_idx, targets, self.next_align_idx, self.scores_ahead)
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,8 @@ def _refuse_link_loops(top: Path) -> None:
     import os
 
     for directory, subdirectories, _ in os.walk(top, followlinks=True):
-        on_the_way = {os.path.realpath(p) for p in [directory, *Path(directory).parents] if str(p).startswith(str(top))}
+        on_the_way = {os.path.realpath(str(p)) for p in [Path(directory), *Path(directory).parents]
+                      if str(p).startswith(str(top))}
         for name in subdirectories:
             link = Path(directory) / name
             if link.is_symlink() and os.path.realpath(link) in on_the_way:
