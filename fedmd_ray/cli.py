@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="values of one swept field (repeatable; the grid is their product)")
     sweep.add_argument("--scheduler", choices=["fifo", "asha"], default="fifo",
                        help="asha stops trials with poor mean accuracy early (default: fifo)")
-    sweep.add_argument("--max-concurrent", type=int, metavar="K", help="at most K trials at once")
+    sweep.add_argument("--max-concurrent", type=int, metavar="K", help="at most K trials at once (default: every "
+                       "trial that fits, at up to one CPU per party; --max-concurrent 1: one after another)")
     sweep.add_argument("--out", metavar="DIR", default="fedmd_sweep", help="output directory (default: fedmd_sweep)")
     sweep.add_argument("--storage", metavar="PATH_OR_URI", help="Ray Tune storage (default: DIR/tune)")
     sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep in DIR")

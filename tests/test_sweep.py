@@ -345,11 +345,11 @@ def test_a_sweep_directory_in_use_is_refused(tmp_path):
 def test_a_sweep_picks_cpu_shares_that_every_actor_size_can_ask_for(sizes):
     """With cpus_per_party left to the sweep, a fixed parties_per_actor must still give Ray valid requests."""
     from fedmd_ray.actors.placement import actor_resources
-    from fedmd_ray.sweeps.tuner import _explicit_resources
+    from fedmd_ray.sweeps.tuner import _explicit_resources, _plan
 
     base = fedmd_ray.preset("quick")
     configs = [base.replace(parties_per_actor=k) for k in sizes]
-    chosen = _explicit_resources(base, configs, {"CPU": 2.0}, None)
+    chosen = _explicit_resources(base, configs, _plan(base, configs, 1, {"CPU": 2.0}, None))
     for config in configs:
         resources = actor_resources(config.replace(cpus_per_party=chosen.cpus_per_party), {})
         assert resources.cpus * resources.count + base.driver_cpus <= 2.0 + 1e-9
@@ -439,3 +439,40 @@ def test_resuming_a_sweep_whose_plug_in_code_changed_is_refused():
     with pytest.raises(ConfigError, match=r"strategy \(\['fedmd', 'plugin_fixtures:InverseDeviation'\] reads the "
                                           r"same, but its code or data changed"):
         _check_same_sweep(json.dumps(saved).encode(), spec, "exp")
+
+
+SIMULATED = """
+import json, sys, tempfile, threading, time
+import ray
+import fedmd_ray
+from ray.util import placement_group_table
+
+ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False)  # 16 logical CPUs on a 2-core machine
+most = [0]
+stop = threading.Event()
+def sample():
+    while not stop.is_set():
+        most[0] = max(most[0], sum(g["state"] == "CREATED" for g in placement_group_table().values()))
+        time.sleep(0.1)
+threading.Thread(target=sample, daemon=True).start()
+config = fedmd_ray.preset("quick", rounds=0, pretrain_epochs=0, private_epochs=0, upper_bound=False, torch_threads=1)
+with tempfile.TemporaryDirectory() as out:
+    fedmd_ray.sweep(config, {"seed": list(range(8))}, out_dir=out, transfer_cache=False, verbose=False)
+stop.set()
+print(json.dumps({"most": most[0]}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_by_default_a_sweep_runs_every_trial_that_fits_at_once_on_a_larger_cluster(tmp_path):
+    """8 quick trials on a Ray of 16 logical CPUs: all 8 hold their placement groups at once (the plan,
+    not the speed: the machine has 2 cores)."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SIMULATED], capture_output=True, text=True, timeout=550,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["most"] == 8

@@ -108,6 +108,12 @@ def check_host_memory(
     check_host_packing(estimates, shared, totals["memory"], totals.get("node_memory", totals["memory"]), subject)
 
 
+def host_memory_bytes(setup: HostSetup, groups: list[list[PartySpec]], data: SharedData) -> float:
+    """The estimated host memory of a run's hosts and its shared arrays (`actors.gpu_memory`)."""
+    shared = sum(getattr(data, name).nbytes for name in data.__dataclass_fields__)
+    return float(sum(e.bytes for e in estimate_groups(setup, groups, data, device="cpu")) + shared)
+
+
 def check_gpu_memory(
     setup: HostSetup, groups: list[list[PartySpec]], data: SharedData, resources: ActorResources
 ) -> None:

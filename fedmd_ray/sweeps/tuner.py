@@ -23,9 +23,9 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from ray import tune
 
-from fedmd_ray.actors.backends import check_gpu_memory, check_host_memory, host_groups
+from fedmd_ray.actors.backends import check_gpu_memory, check_host_memory, host_groups, host_memory_bytes
 from fedmd_ray.actors.cluster import check_fits, cluster_totals, ray_session
-from fedmd_ray.actors.placement import actor_resources, actor_sizes, even_cpu_share
+from fedmd_ray.actors.placement import actor_resources, actor_sizes
 from fedmd_ray.actors.portable import Portable
 from fedmd_ray.analysis.io import (
     SUMMARY_FILE, SWEEP_FILE, join_uri, load_results, read_bytes_uri, write_bytes_uri, write_table,
@@ -38,6 +38,7 @@ from fedmd_ray.experiment import prepare
 from fedmd_ray.log import LOGGER, chatty, verbosity
 from fedmd_ray.outdir import as_path, check_out_dir, check_writable_dir, claim_out_dir
 from fedmd_ray.provenance import environment
+from fedmd_ray.sweeps.plan import SweepPlan, plan_sweep
 from fedmd_ray.sweeps.space import MAX_GRID_POINTS, check_points, check_space, progress, to_tune_space
 from fedmd_ray.sweeps.trainable import (
     BASE, CACHE, CHATTY, PLUGINS, RESULTS, latest_attempts, registered_plugins, trainable, trial_config,
@@ -144,8 +145,10 @@ def _sweep(
 
     with ray_session(base_config):
         totals = cluster_totals()
-        base = _explicit_resources(base_config, configs, totals, max_concurrent_trials)
+        plan = _plan(base_config, configs, trials, totals, max_concurrent_trials)
+        base = _explicit_resources(base_config, configs, plan)
         done = progress(len(configs), "trials against the cluster")
+        trial_bytes = 0.0
         for i, config in enumerate(configs, 1):  # a trial bigger than the cluster would wait forever
             trial = base.replace(**_swept(config, param_space))
             resources = check_fits(trial, totals, subject="one trial")
@@ -153,9 +156,12 @@ def _sweep(
             specs, data = prepared.party_inputs()
             groups = host_groups(prepared.setup, specs, data, resources.sizes)
             check_host_memory(prepared.setup, groups, data, totals, subject="one trial")
+            trial_bytes = max(trial_bytes, host_memory_bytes(prepared.setup, groups, data))
             if resources.gpus > 0:  # nor may its parties overflow the GPU's memory mid-round
                 check_gpu_memory(prepared.setup, groups, data, resources)
             done(i)
+        plan = _plan(base, configs, trials, totals, max_concurrent_trials, trial_bytes)
+        log(f"sweep: {plan.describe(trials, totals.get('CPU', 0.0))}")
         space = {
             BASE: Portable.wrap(base.to_dict()), RESULTS: results_uri, PLUGINS: Portable.wrap(registered_plugins()),
             CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None, CHATTY: chatty(),
@@ -173,7 +179,7 @@ def _sweep(
                     param_space=space,
                     tune_config=tune.TuneConfig(
                         num_samples=num_samples, scheduler=tune_scheduler, search_alg=search_alg,
-                        max_concurrent_trials=max_concurrent_trials, metric="mean_accuracy", mode="max",
+                        max_concurrent_trials=plan.max_concurrent, metric="mean_accuracy", mode="max",
                     ),
                     run_config=tune.RunConfig(
                         storage_path=storage, name=name, verbose=0,
@@ -376,17 +382,25 @@ def _swept(config: FedMDConfig, param_space: dict[str, Any]) -> dict[str, Any]:
     return {k: getattr(config, k) for k in param_space if k in config.to_dict()}
 
 
-def _explicit_resources(
-    base: FedMDConfig, configs: list[FedMDConfig], totals: dict[str, float], concurrent: int | None
-) -> FedMDConfig:
-    """Placement groups need numbers: `cpus_per_party=None` shares the CPUs among the
-    parties of `max_concurrent_trials` trials (default 1 trial at a time)."""
+def _plan(
+    base: FedMDConfig, configs: list[FedMDConfig], trials: int, totals: dict[str, float], concurrent: int | None,
+    trial_bytes: float | None = None,
+) -> SweepPlan:
+    """`sweeps.plan.plan_sweep` for this sweep's trials on this cluster."""
+    return plan_sweep(
+        trials=trials, parties=max(c.n_parties for c in configs), cpus=totals.get("CPU", 0.0),
+        gpus=totals.get("GPU", 0.0), driver_cpus=base.driver_cpus, cpus_per_party=base.cpus_per_party,
+        gpus_per_party=max(c.gpus_per_party for c in configs), max_concurrent=concurrent,
+        memory=totals.get("memory"), trial_bytes=trial_bytes,
+    )
+
+
+def _explicit_resources(base: FedMDConfig, configs: list[FedMDConfig], plan: SweepPlan) -> FedMDConfig:
+    """Placement groups need numbers: `cpus_per_party=None` becomes the plan's share (`sweeps.plan`),
+    rounded to what every actor size turns into a quantity Ray accepts."""
     if base.cpus_per_party is not None:
         return base
-    trials = concurrent or 1
-    parties = max(c.n_parties for c in configs) * trials
-    share = even_cpu_share(totals.get("CPU", 0.0) - base.driver_cpus * trials, parties)
-    return base.replace(cpus_per_party=_whole_actors(share, {_largest_actor(c) for c in configs}))
+    return base.replace(cpus_per_party=_whole_actors(plan.cpus_per_party, {_largest_actor(c) for c in configs}))
 
 
 def _largest_actor(config: FedMDConfig) -> int:
