@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -145,8 +146,10 @@ class Stack:
 
     base: nn.Module
     forward_only: nn.Module  # `base` for passes without gradients (`_forward_only`)
-    flat: torch.Tensor  # (P, L), requires grad: the one leaf that training updates
+    flat: torch.Tensor  # (P, L): every party's parameters, a row each
+    grad: torch.Tensor  # (P, L): their gradients, laid out alike (what each parameter's `.grad` views)
     layout: dict[str, tuple[int, torch.Size]]  # parameter name -> (offset in a row, shape)
+    params: dict[str, torch.Tensor]  # name -> (P, *shape): views of `flat`, leaves that require grad
     buffers: dict[str, torch.Tensor]
     dropouts: dict[str, float]  # mask buffer name -> dropout rate, in forward order
 
@@ -172,17 +175,23 @@ class Stack:
                 parent, _, leaf = name.rpartition(".")
                 setattr(base.get_submodule(parent) if parent else base, leaf, _PartyDropout(module.p))
                 dropouts[f"{name}.mask"] = module.p
-        return cls(base, _forward_only(base), flat.requires_grad_(True), layout, buffers, dropouts)
+        grad = torch.zeros_like(flat)
+        params = {}
+        for name, (start, shape) in layout.items():  # views of flat (Adam updates flat), their gradients views of grad
+            params[name] = flat[:, start : start + shape.numel()].view(len(models), *shape).requires_grad_(True)
+            params[name].grad = grad[:, start : start + shape.numel()].view(len(models), *shape)
+        return cls(base, _forward_only(base), flat, grad, layout, params, buffers, dropouts)
 
     @property
     def size(self) -> int:
         return self.flat.shape[0]
 
-    @property
-    def params(self) -> dict[str, torch.Tensor]:
-        """Each parameter of every party, `(P, *shape)`: views of `flat` (gradients flow into it)."""
-        return {name: self.flat[:, start : start + shape.numel()].view(self.size, *shape)
-                for name, (start, shape) in self.layout.items()}
+    def backward(self, loss: torch.Tensor) -> None:
+        """The gradients of `loss` into `grad` (each parameter's `.grad` is a view of it: no copies)."""
+        self.grad.zero_()
+        with warnings.catch_warnings():  # the views are strided: torch says so, and accumulates into them
+            warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+            loss.backward()  # type: ignore[no-untyped-call]
 
     def segment(self, names: Sequence[str]) -> torch.Tensor:
         """A `(L,)` mask of the row positions holding the parameters `names`."""
@@ -251,8 +260,7 @@ class StackedAdam:
 
     @torch.no_grad()
     def step(self) -> None:
-        flat = self.stack.flat
-        grad = flat.grad if flat.grad is not None else torch.zeros_like(flat)
+        flat, grad = self.stack.flat, self.stack.grad
         if self.frozen:  # parameters outside the optimizers never move
             grad = grad * self.trained
         for count in torch.unique(self.steps).tolist():  # the counts before this step: `adam` adds one
@@ -262,12 +270,12 @@ class StackedAdam:
             def pick(t: torch.Tensor) -> torch.Tensor:
                 return t if whole else t.index_select(0, rows)
 
-            p, g, m, v = pick(flat.data), pick(grad), pick(self.avg), pick(self.avg_sq)
+            p, g, m, v = pick(flat), pick(grad), pick(self.avg), pick(self.avg_sq)
             adam([p], [g], [m], [v], [], [torch.tensor(count)], fused=True,
                  amsgrad=False, beta1=self.betas[0], beta2=self.betas[1], lr=self.lr, weight_decay=0.0, eps=self.eps,
                  maximize=False)
             if not whole:  # the rows were copies
-                flat.data.index_copy_(0, rows, p)
+                flat.index_copy_(0, rows, p)
                 self.avg.index_copy_(0, rows, m)
                 self.avg_sq.index_copy_(0, rows, v)
         self.steps += 1
@@ -363,9 +371,7 @@ def train_epochs(
             if bad:
                 raise FloatingPointError(f"the training loss of stacked part(ies) {bad} is not finite; their weights "
                                          "are left as before this batch", bad)
-            total = losses.sum() if penalty is None else losses.sum() + penalty(stack.params)
-            stack.flat.grad = None
-            total.backward()  # type: ignore[no-untyped-call]
+            stack.backward(losses.sum() if penalty is None else losses.sum() + penalty(stack.params))
             optimizer.step()
             totals += values * idx.shape[1]
         last = (totals / n).tolist()

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from fedmd_ray.actors.participant import Participant
 
 BATCH_BYTES = 32 * 2**20  # a batch of stacked activations beyond this runs slower than one party at a time
-FORWARD_BYTES = 256 * 2**20  # stacked activations of a forward-only pass (inputs shared: one product each layer)
+PARAMETER_BYTES = 16 * 2**20  # one stacked copy of a chunk's parameters (memory: the stack holds ~6 of them)
+FORWARD_BYTES = 64 * 2**20  # stacked activations of a forward-only pass (inputs shared: one product each layer)
 
 
 class PartyGroup:
@@ -45,6 +46,11 @@ class PartyGroup:
 
     def __init__(self, members: list[Participant]) -> None:
         self.members = members  # filled by the caller, in party order, before any call
+
+    @functools.cached_property
+    def _parameter_bytes(self) -> int:
+        """One party's parameters, in bytes (a stack holds ~6 copies of them: weights, gradients, moments)."""
+        return max(4 * sum(p.numel() for p in self.members[0].model.parameters()), 1)
 
     @functools.cached_property
     def _sample_bytes(self) -> int:
@@ -339,7 +345,7 @@ class PartyGroup:
     def _chunks(self, count: int, batch_size: int) -> Iterator[list[int]]:
         """Indices 0..count-1 in chunks of near-equal size whose stacked activations for `batch_size` images fit
         `BATCH_BYTES`; a chunk of one names its party twice (see the module docstring)."""
-        most = max(2, BATCH_BYTES // max(batch_size * self._sample_bytes, 1))
+        most = max(2, min(BATCH_BYTES // max(batch_size * self._sample_bytes, 1), PARAMETER_BYTES // self._parameter_bytes))
         chunks = -(-count // most)
         bounds = [round(i * count / chunks) for i in range(chunks + 1)]
         for start, end in zip(bounds, bounds[1:]):

@@ -1,0 +1,144 @@
+"""What each CPU lever does to a round of 10 heterogeneous parties (the `offline` preset's models).
+
+One host holding the preset's 10 small CNNs/MLPs (torch on 1 thread, as each of Ray's
+host actors runs), after a short transfer learning. The same round (score the subset,
+digest, revisit, evaluate, score the next subset, save the states) is then timed from
+the same saved state under each lever, and its scores compared bit for bit with the
+plain round's: a lever that changes numbers cannot be a default (the README's table
+must stay as it is).
+
+Levers: `torch.inference_mode` for scoring and testing instead of `no_grad`;
+channels-last tensors for the convolutions; `torch.compile` of every model (its compile
+time reported apart, and the whole cost spread over a 20-round run); forward-only batch
+of 1024 for every model instead of the per-model cache-sized batch.
+
+    python benchmarks/round_levers.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+import fedmd_ray
+from fedmd_ray import training
+from fedmd_ray.actors.common import Distributed
+from fedmd_ray.actors.participant import PartyHost
+from fedmd_ray.actors.tasks import Communicate, DigestRevisitEvaluate, ExportState, ImportState, TransferLearn
+from fedmd_ray.aggregation import mean_consensus
+from fedmd_ray.data.sampling import sample_alignment
+from fedmd_ray.experiment import prepare
+
+from common import record
+
+
+def one_round(host: PartyHost, align: np.ndarray, next_align: np.ndarray) -> tuple[float, dict[int, Any]]:
+    start = time.perf_counter()
+    scores = host.run(Communicate(align))
+    consensus = mean_consensus(np.stack([scores[p] for p in sorted(scores)]))
+    results, _ = host.run_saving(DigestRevisitEvaluate(1, align, Distributed(consensus), next_align))
+    return time.perf_counter() - start, {p: r.next_scores for p, r in results.items()}
+
+
+@contextlib.contextmanager
+def inference_mode() -> Iterator[None]:
+    """Scoring and testing under `torch.inference_mode` (the round's forward-only passes)."""
+    originals = training.class_scores, training.evaluate
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            with torch.inference_mode():
+                return fn.__wrapped__(*args, **kwargs) if hasattr(fn, "__wrapped__") else fn(*args, **kwargs)
+        return inner
+
+    training.class_scores, training.evaluate = wrap(originals[0]), wrap(originals[1])
+    try:
+        yield
+    finally:
+        training.class_scores, training.evaluate = originals
+
+
+@contextlib.contextmanager
+def channels_last(host: PartyHost) -> Iterator[None]:
+    for party in host.participants.values():
+        party.model.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        for party in host.participants.values():
+            party.model.to(memory_format=torch.contiguous_format)
+
+
+@contextlib.contextmanager
+def eval_batch_1024(host: PartyHost) -> Iterator[None]:
+    saved = {p: party._eval_batch for p, party in host.participants.items()}
+    for party in host.participants.values():
+        party._eval_batch = 1024
+    try:
+        yield
+    finally:
+        for p, batch in saved.items():
+            host.participants[p]._eval_batch = batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    config = fedmd_ray.preset("offline", pretrain_epochs=1, private_epochs=5, upper_bound=False, torch_threads=1)
+    experiment = prepare(config)
+    specs, data = experiment.party_inputs()
+    host = PartyHost(specs, experiment.setup, data, threads=1, gpus=0)
+    host.run(TransferLearn())
+    saved = host.run(ExportState())
+    rng = np.random.default_rng(0)
+    align = sample_alignment(rng, experiment.task.public_y, config.subset_size)
+    next_align = sample_alignment(rng, experiment.task.public_y, config.subset_size)
+
+    def measure(lever: Callable[[], contextlib.AbstractContextManager[None]]) -> tuple[float, dict[int, Any]]:
+        times, scores = [], {}
+        for _ in range(args.repeats):
+            host.run(ImportState(saved))
+            with lever():
+                seconds, scores = one_round(host, align, next_align)
+            times.append(seconds)
+        return min(times), scores
+
+    plain_s, plain = measure(contextlib.nullcontext)
+    figures: dict[str, Any] = {"plain_round_s": plain_s}
+    levers = {
+        "inference_mode": inference_mode,
+        "channels_last": lambda: channels_last(host),
+        "eval_batch_1024": lambda: eval_batch_1024(host),
+    }
+    for name, lever in levers.items():
+        seconds, scores = measure(lever)
+        same = all(np.array_equal(plain[p], scores[p]) for p in plain)
+        figures[f"{name}_round_s"], figures[f"{name}_speedup"], figures[f"{name}_bit_identical"] = \
+            seconds, plain_s / seconds, same
+        print(f"{name:<16} {seconds:6.2f} s vs {plain_s:.2f} s: {plain_s / seconds:.2f}x, same numbers: {same}")
+    host.run(ImportState(saved))
+    start = time.perf_counter()
+    for party in host.participants.values():  # in place (its state dict keeps its names); last: no way back
+        party.model.compile()
+    one_round(host, align, next_align)  # the first round compiles
+    compile_s = time.perf_counter() - start
+    seconds, scores = measure(contextlib.nullcontext)
+    same = all(np.array_equal(plain[p], scores[p]) for p in plain)
+    twenty = (compile_s + 19 * seconds) / (20 * plain_s)
+    figures.update({"compile_first_round_s": compile_s, "compile_round_s": seconds,
+                    "compile_speedup": plain_s / seconds, "compile_20_round_cost_ratio": twenty,
+                    "compile_bit_identical": same})
+    print(f"torch.compile    {seconds:6.2f} s per round after a first round of {compile_s:.1f} s: "
+          f"{plain_s / seconds:.2f}x; 20 rounds cost {twenty:.2f}x the plain ones; same numbers: {same}")
+    record("round_levers", figures)
+
+
+if __name__ == "__main__":
+    main()
