@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedmd_ray.actors.common import PartyState
+from fedmd_ray.actors.messages import PartyState
 from fedmd_ray.analysis.io import atomic_write_bytes
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.strategy import StrategyState

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fedmd_ray.actors.common import HostSetup, PartySpec, SharedData
+from fedmd_ray.actors.messages import HostSetup, PartySpec, SharedData
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.task import FedMDTask, build_task
+from fedmd_ray.faults import Faults
 from fedmd_ray.model_names import ModelEntry, ModelPlugin, resolve_model
 from fedmd_ray.strategy import Strategy, probe_strategy, resolve_strategy, strategy_notes
 
@@ -31,10 +32,11 @@ class Experiment:
     run_id: str
     notes: tuple[str, ...] = ()  # warnings about the config that do not stop it (`strategy_notes`)
     batched: frozenset[str] = frozenset()  # models whose parties run as one computation (`batched_models`)
+    faults: Faults | None = None  # injected failures (tests), read from the environment once, here
 
     @property
     def setup(self) -> HostSetup:
-        return HostSetup(self.config, self.strategy, self.task.n_classes, self.batched)
+        return HostSetup(self.config, self.strategy, self.task.n_classes, self.batched, self.faults)
 
     def party_inputs(self) -> tuple[list[PartySpec], SharedData]:
         """What the pools need: each party's model and data indices, and the shared arrays."""
@@ -59,7 +61,8 @@ def prepare(config: FedMDConfig) -> Experiment:
     probe_strategy(strategy, config.n_parties, task.n_classes)
     batched, reasons = batched_models(config, models, strategy, task.image_shape, task.n_classes)
     notes = (*strategy_notes(config, strategy), *reasons)
-    return Experiment(config, task, models, strategy, config.fingerprint(), notes, batched)
+    return Experiment(config, task, models, strategy, config.fingerprint(), notes, batched,
+                      Faults.from_environment())
 
 
 def batched_models(

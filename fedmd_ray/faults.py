@@ -7,8 +7,11 @@ or sleep for an hour (`hang`) when it enters `method` (`transfer_learn` in round
 the fault fires only while the marker file does not exist and creates it, so
 a restarted party succeeds. `FEDMD_RAY_DELAY_S=0.5` makes every party sleep a
 random 0-0.5 s before each transfer, digest and revisit, so parties answer in
-a random order. Ray workers inherit the variables from the process that starts
-Ray.
+a random order.
+
+The variables are read once, where a run is prepared (`Faults.from_environment`), and the
+`Faults` travel to the parties with the rest of their setup: a party's steps never read
+the environment.
 """
 
 from __future__ import annotations
@@ -16,30 +19,48 @@ from __future__ import annotations
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 VARIABLE = "FEDMD_RAY_FAULT"
 DELAY_VARIABLE = "FEDMD_RAY_DELAY_S"
 
 
-def maybe_fail(party: int, round_: int, method: str) -> None:
-    delay = os.environ.get(DELAY_VARIABLE)
-    if delay:
-        time.sleep(random.SystemRandom().uniform(0, float(delay)))  # not the run's seeded streams
-    spec = os.environ.get(VARIABLE)
-    if not spec:
-        return
-    fields = dict(item.split("=", 1) for item in spec.split(","))
-    if (int(fields["party"]), int(fields["round"]), fields["method"]) != (party, round_, method):
-        return
-    once = fields.get("once")
-    if once:
-        if Path(once).exists():
+@dataclass(frozen=True)
+class Faults:
+    """The failure a party injects (`party`, `round`, `method`, `action`, `once`) and a random delay."""
+
+    party: int | None = None
+    round: int | None = None
+    method: str | None = None
+    action: str = "raise"
+    once: str | None = None
+    delay_s: float = 0.0
+
+    @classmethod
+    def from_environment(cls) -> Faults | None:
+        """The faults the variables ask for; None when neither is set."""
+        spec, delay = os.environ.get(VARIABLE), os.environ.get(DELAY_VARIABLE)
+        if not spec and not delay:
+            return None
+        fields = dict(item.split("=", 1) for item in spec.split(",")) if spec else {}
+        return cls(
+            int(fields["party"]) if "party" in fields else None, int(fields["round"]) if "round" in fields else None,
+            fields.get("method"), fields.get("action", "raise"), fields.get("once"), float(delay or 0.0),
+        )
+
+    def check(self, party: int, round_: int, method: str) -> None:
+        """Called by a party as it enters `method` in `round_`: the delay, then the fault if it is this one."""
+        if self.delay_s:
+            time.sleep(random.SystemRandom().uniform(0, self.delay_s))  # not the run's seeded streams
+        if (self.party, self.round, self.method) != (party, round_, method):
             return
-        Path(once).touch()
-    action = fields.get("action", "raise")
-    if action == "exit":
-        os._exit(1)
-    if action == "hang":
-        time.sleep(3600)
-    raise RuntimeError(f"injected fault in party {party}, round {round_}, {method}")
+        if self.once:
+            if Path(self.once).exists():
+                return
+            Path(self.once).touch()
+        if self.action == "exit":
+            os._exit(1)
+        if self.action == "hang":
+            time.sleep(3600)
+        raise RuntimeError(f"injected fault in party {party}, round {round_}, {method}")

@@ -14,8 +14,9 @@ every phase and checkpoints after every round (in the background: see `Checkpoin
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,10 +26,40 @@ from fedmd_ray.analysis.io import (
 )
 from fedmd_ray.analysis.schema import STRATEGY_STATE_SCHEMA, rows_to_table, state_rows
 from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointWriter, checkpoint_bytes
+from fedmd_ray.actors.messages import PartyState
 from fedmd_ray.errors import DiskFull
+from fedmd_ray.outdir import claim_out_dir
+from fedmd_ray.strategy import StrategyState
 
 Row = dict[str, Any]
 RUN_FILES = (CONFIG_FILE, RESULTS_FILE, CHECKPOINT_FILE, STRATEGY_STATE_FILE)
+
+
+@contextlib.contextmanager
+def open_files(
+    target: Path | None, header: dict[str, Any], resumed: Checkpoint | None, overwrite: bool, resume: bool
+) -> Iterator[RunFiles | NoFiles]:
+    """The run's files in `target`, claimed (`outdir.claim_out_dir`: created, locked, checked again) for the
+    body and closed after it (the last checkpoint on disk); `NoFiles` when the run writes none."""
+    if target is None:
+        yield NoFiles()
+        return
+    with claim_out_dir(target, replace=overwrite, resume=resume):
+        files = RunFiles(target, header, resumed)
+        try:
+            yield files
+        finally:
+            files.close()
+
+
+class NoFiles:
+    """A run without an output directory: nothing is written."""
+
+    def phase(self, rows: list[Row]) -> None:
+        pass
+
+    def checkpointer(self, run_id: str, rows: list[Row]) -> None:
+        return None
 
 
 class RunFiles:
@@ -59,6 +90,16 @@ class RunFiles:
         self._write(lambda: self._writer.submit(checkpoint))
         if checkpoint.strategy_state:
             self._write(lambda: write_table(self._state_table(), self.directory / STRATEGY_STATE_FILE))
+
+    def checkpointer(
+        self, run_id: str, rows: list[Row]
+    ) -> Callable[[int, dict[int, PartyState], StrategyState], None]:
+        """What `runner.run_phases` calls after every finished round: a checkpoint of `rows` as they are then."""
+
+        def save(round_: int, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
+            self.checkpoint(Checkpoint(run_id, round_, list(rows), states, strategy_state))
+
+        return save
 
     def close(self) -> None:
         """Wait for the last checkpoint to be on disk."""

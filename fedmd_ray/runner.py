@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 
 from fedmd_ray.actors.backends import DriverHandle, open_driver
-from fedmd_ray.actors.common import PartyProgress, PartyState
+from fedmd_ray.actors.messages import PartyProgress, PartyState
 from fedmd_ray.actors.driver import Snapshot
 from fedmd_ray.analysis.metrics import gain, mean_accuracy, transfer_health
 from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, write_table
@@ -32,7 +33,7 @@ from fedmd_ray.log import LOGGER, verbosity
 from fedmd_ray.outdir import as_path, check_out_dir, claim_out_dir
 from fedmd_ray.plugins import describe
 from fedmd_ray.provenance import environment
-from fedmd_ray.run_files import RunFiles
+from fedmd_ray.run_files import open_files
 from fedmd_ray.strategy import StrategyState
 
 Row = dict[str, Any]
@@ -70,16 +71,41 @@ def run(
     shows it on stderr for this call, `False` only warnings, `None` (default) leaves it to
     the logging configuration, which by default prints nothing.
     """
-    with verbosity(verbose):
-        try:
-            return _run(config, out_dir, overwrite, resume)
-        except PartyFailure as exc:  # the party's traceback, logged here: the remote driver's log may be lost
-            if exc.detail:
-                LOGGER.warning("%s", exc.detail.rstrip())
-            raise
+    with verbosity(verbose), _party_traceback_logged():
+        start = _start(config, out_dir, overwrite, resume)  # every check: nothing written, no Ray started
+        if isinstance(start, pa.Table):  # a resumed run that had finished: its table
+            return start
+        log, checkpoint = start.progress, start.checkpoint
+        rows: list[Row] = list(checkpoint.rows) if checkpoint else []
+        with open_run(start.experiment, start.run_id, save_states=start.target is not None) as driver:
+            log.placement(driver.describe(), then="" if checkpoint else "; transfer learning...")
+            with open_files(start.target, _header(start.config, start.run_id), checkpoint, overwrite, resume) as files:
+                for phase, round_, phase_rows in run_phases(driver, start.config, resume=checkpoint,
+                                                            on_checkpoint=files.checkpointer(start.run_id, rows),
+                                                            on_progress=log.parties_done):
+                    rows.extend(phase_rows)
+                    log.phase(phase, round_, start.config.rounds, phase_rows)
+                    files.phase(rows)
+        return _summary(rows, start)
 
 
-def _run(config: FedMDConfig, out_dir: str | os.PathLike[str] | None, overwrite: bool, resume: bool) -> pa.Table:
+@dataclass(frozen=True)
+class _Start:
+    """A run, checked and ready to start (`_start`): what `run` needs for the loop."""
+
+    config: FedMDConfig  # out_dir resolved
+    target: Path | None
+    checkpoint: Checkpoint | None
+    progress: _Progress
+    experiment: Experiment
+    run_id: str
+
+
+def _start(
+    config: FedMDConfig, out_dir: str | os.PathLike[str] | None, overwrite: bool, resume: bool
+) -> _Start | pa.Table:
+    """Everything checked before anything starts: the arguments, the output directory, the checkpoint to
+    resume, the data and every plug-in (`prepare`). A resumed run that had finished: its table (no Ray)."""
     if not isinstance(config, FedMDConfig):
         raise TypeError(
             f"run() takes a FedMDConfig (fedmd_ray.preset(...) or FedMDConfig(...)), got {type(config).__name__}"
@@ -92,39 +118,34 @@ def _run(config: FedMDConfig, out_dir: str | os.PathLike[str] | None, overwrite:
     checkpoint = _resume_point(config, target) if resume else None
     log = _Progress()
     if checkpoint is not None and checkpoint.round >= config.rounds and target is not None:
-        return _finished(checkpoint, target, log, len(config.private_classes))  # nothing left to run: no Ray
+        return _finished(checkpoint, target, log, len(config.private_classes))  # nothing left to run
     experiment = prepare(config)
-    run_id = checkpoint.fingerprint if checkpoint else experiment.run_id
     log.header(experiment)
-    rows: list[Row] = list(checkpoint.rows) if checkpoint else []
-    with open_run(experiment, run_id, save_states=target is not None) as driver:  # started: the run is certain
-        log.placement(driver.describe(), then="" if checkpoint else "; transfer learning...")
-        claimed = contextlib.nullcontext() if target is None else claim_out_dir(target, replace=overwrite,
-                                                                                 resume=resume)
-        with claimed:
-            files = None if target is None else RunFiles(target, _header(config, run_id), checkpoint)
-            if checkpoint is not None:
-                log.line(f"resuming {target} after round {checkpoint.round} ({len(rows)} rows kept)")
-                log.baseline_rows = [r for r in rows if r["phase"] == "transfer"]  # "(+x vs round 0)" goes on
+    if checkpoint is not None:
+        log.line(f"resuming {target} after round {checkpoint.round} ({len(checkpoint.rows)} rows kept)")
+        log.baseline_rows = [r for r in checkpoint.rows if r["phase"] == "transfer"]  # "(+x vs round 0)" goes on
+    run_id = checkpoint.fingerprint if checkpoint else experiment.run_id
+    return _Start(config, target, checkpoint, log, experiment, run_id)
 
-            def save(round_: int, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
-                if files is not None:
-                    files.checkpoint(Checkpoint(run_id, round_, list(rows), states, strategy_state))
 
-            try:
-                for phase, round_, phase_rows in run_phases(driver, config, resume=checkpoint, on_checkpoint=save,
-                                                            on_progress=log.parties_done):
-                    rows.extend(phase_rows)
-                    log.phase(phase, round_, config.rounds, phase_rows)
-                    if files is not None:
-                        files.phase(rows)
-            finally:
-                if files is not None:
-                    files.close()
+@contextlib.contextmanager
+def _party_traceback_logged() -> Iterator[None]:
+    """A `PartyFailure` that stops the run brings the party's traceback: logged here, once (the remote
+    driver's own log of it may be lost when the process stops right after)."""
+    try:
+        yield
+    except PartyFailure as exc:
+        if exc.detail:
+            LOGGER.warning("%s", exc.detail.rstrip())
+        raise
+
+
+def _summary(rows: list[Row], start: _Start) -> pa.Table:
+    """The run's table, and its summary in the progress output."""
     table = rows_to_table(rows)
-    log.line(format_run(table, len(config.private_classes)))
-    if target is not None:
-        log.line(f"results: {target / RESULTS_FILE}")
+    start.progress.line(format_run(table, len(start.config.private_classes)))
+    if start.target is not None:
+        start.progress.line(f"results: {start.target / RESULTS_FILE}")
     return table
 
 

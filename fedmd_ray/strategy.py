@@ -132,9 +132,9 @@ class FedMD(Strategy):
         return AGGREGATORS[self.aggregator](scores)
 
     def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        from fedmd_ray.training import digest_loss
+        from fedmd_ray.training import consensus_distance
 
-        return digest_loss(self.loss, self.temperature)(student_logits, target)
+        return consensus_distance(self.loss, student_logits, target, self.temperature)
 
 
 STRATEGIES: Registry[Any] = Registry("strategy")

@@ -128,21 +128,18 @@ def fit_classifier(
     return epochs
 
 
-def digest_loss(name: str, temperature: float = 1.0) -> LossFn:
-    """Loss toward the consensus: `l1` (paper) or `mse` on logits, `kl` on softened probabilities."""
+def consensus_distance(name: str, logits: torch.Tensor, consensus: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """How far a batch of logits is from the consensus: `l1` (the paper) or `mse` on logits, `kl` between
+    their softmax at `temperature` (scaled by T^2)."""
     if name == "l1":
-        return F.l1_loss
+        return F.l1_loss(logits, consensus)
     if name == "mse":
-        return F.mse_loss
+        return F.mse_loss(logits, consensus)
     if name == "kl":
-
-        def kl(logits: torch.Tensor, consensus: torch.Tensor) -> torch.Tensor:
-            log_p = F.log_softmax(logits / temperature, dim=1)
-            q = F.softmax(consensus / temperature, dim=1)
-            return F.kl_div(log_p, q, reduction="batchmean") * temperature**2
-
-        return kl
-    raise ValueError(f"unknown digest loss '{name}'")
+        log_p = F.log_softmax(logits / temperature, dim=1)
+        q = F.softmax(consensus / temperature, dim=1)
+        return F.kl_div(log_p, q, reduction="batchmean") * temperature**2
+    raise ValueError(f"unknown consensus distance '{name}'")
 
 
 def soft_cross_entropy(student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

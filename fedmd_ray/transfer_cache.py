@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from fedmd_ray.actors.common import Evaluation, PartyState
+from fedmd_ray.actors.messages import Evaluation, PartyState
 from fedmd_ray.analysis.io import join_uri, read_bytes_uri, write_bytes_uri
 from fedmd_ray.config import FedMDConfig
 

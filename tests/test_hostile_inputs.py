@@ -219,7 +219,7 @@ def test_temperatures_at_their_bounds_keep_every_loss_and_target_finite():
     import torch
 
     from fedmd_ray.aggregation import era_consensus
-    from fedmd_ray.training import digest_loss, kl_to_probabilities
+    from fedmd_ray.training import consensus_distance, kl_to_probabilities
 
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(16, 10, generator=generator) * 100  # far beyond what a trained model gives
@@ -229,7 +229,7 @@ def test_temperatures_at_their_bounds_keep_every_loss_and_target_finite():
         bounds = FedMDConfig.__dataclass_fields__[name].metadata["bounds"]
         for t in (bounds.low, bounds.high):
             fedmd_ray.preset("quick", **{name: t})
-            assert torch.isfinite(digest_loss("kl", t)(logits, target))
+            assert torch.isfinite(consensus_distance("kl", logits, target, t))
             assert torch.isfinite(kl_to_probabilities(logits, (target / t).softmax(dim=1), t))
             assert np.isfinite(era_consensus(probabilities, t)).all()
         with pytest.raises(ConfigError, match=rf"{name}=1e\+300 is not allowed: must be a number in \[0.001, 1000\]"):

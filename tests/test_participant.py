@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from fedmd_ray import preset, training
-from fedmd_ray.actors.common import Distributed, SharedData
+from fedmd_ray.actors.messages import Distributed, SharedData
 from fedmd_ray.actors.participant import PartyHost
-from fedmd_ray.actors.tasks import Communicate, DigestRevisitEvaluate, ImportState, TransferLearn
+from fedmd_ray.actors.messages import Communicate, DigestRevisitEvaluate, ImportState, TransferLearn
 from fedmd_ray.aggregation import mean_consensus
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.experiment import prepare
@@ -160,12 +160,12 @@ def test_scores_sent_ahead_equal_a_separate_communicate(setup):
         assert np.array_equal(ahead[party].next_scores, separate[party])
 
 
-def test_a_saving_call_returns_every_hosted_partys_state_also_of_those_that_sat_out(setup):
+def test_a_hosts_states_are_every_hosted_partys_also_of_those_that_sat_out(setup):
     """A restart or a checkpoint needs all of a host's parties, not only those called."""
     config, task, data, specs = setup
     host = PartyHost(specs[:2], config, data, threads=1, gpus=0)
     consensus = np.zeros((10, task.n_classes), dtype=np.float32)
-    answers, states = host.run_saving(_round(consensus), [0])  # party 1 sits out
+    answers, states = host.run(_round(consensus), [0]), host.states()  # party 1 sits out
     assert set(answers) == {0} and set(states) == {0, 1}
     assert all(s.dtype == np.uint8 for s in states.values())  # read by Ray without a copy
     fresh = PartyHost(specs[:2], config, data, threads=1, gpus=0)
@@ -241,7 +241,7 @@ def test_a_state_saved_without_round0_weights_is_refused_where_wise_ft_needs_the
     host = PartyHost(specs[:1], config, data, threads=1, gpus=0)
     host.run(TransferLearn())
     host.run(_round(np.zeros((10, task.n_classes), dtype=np.float32)))
-    saved = host.run_saving(Communicate(np.arange(5)))[1]
+    saved = host.states()
     blending = PartyHost(specs[:1], dataclasses.replace(config, config=config.config.replace(wise_ft=0.5)),
                          data, threads=1, gpus=0)
     with pytest.raises(ValueError, match="round 1 holds no round-0 weights.*saved with wise_ft=1"):

@@ -336,7 +336,7 @@ def test_a_nan_loss_is_not_restarted_it_would_recur(caplog):
 
 def test_a_non_finite_step_is_known_as_such_after_crossing_ray(ray_cluster):
     """The Ray pool decides from the exception it receives: the mark must survive pickling."""
-    from fedmd_ray.actors.common import StepError, repeats_on_restart
+    from fedmd_ray.actors.messages import StepError, repeats_on_restart
 
     @ray_cluster.remote(num_cpus=0)
     def step(repeats: bool) -> None:

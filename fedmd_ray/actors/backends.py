@@ -11,10 +11,10 @@ import contextlib
 import time
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from fedmd_ray.actors.common import HostSetup, PartyProgress, PartySpec, PartyState, SharedData
+from fedmd_ray.actors.messages import HostSetup, PartyProgress, PartySpec, PartyState, SharedData
 from fedmd_ray.actors.driver import Driver, DriverActor, Row, Snapshot
 from fedmd_ray.actors.gpu_memory import check_gpu_packing, check_host_packing, estimate_groups
-from fedmd_ray.actors.local_pool import LocalPool
+from fedmd_ray.actors.pool import LocalPool
 from fedmd_ray.actors.placement import ActorResources, assign_parties, party_costs
 from fedmd_ray.actors.pool import PartyPool
 from fedmd_ray.actors.portable import Portable

@@ -2,15 +2,13 @@
 
 `Driver.run_round` is the paper's round, one named call per step. The driver owns the
 alignment RNG, the strategy (its `aggregate` and its state) and the result rows;
-parties are reached only through a `PartyPool` with typed tasks (`actors.tasks`), so
+parties are reached only through a `PartyPool` with typed tasks (`actors.messages`), so
 the same loop runs in-process (`backend="local"`) and as a Ray actor over party
 actors (`backend="ray"`). It never touches images: rounds send indices, and the
 targets are put once per round.
 
-Failures are handled here, inside the round loop: a host that raises, dies or
-does not answer within `round_timeout_s` is restarted from the parties' state
-after the last finished phase and redoes its part of the task (`restart`), is
-left out from then on (`drop`), or stops the run (`fail`). The strategy
+Each step asks the pool and hands its answers to the run's `Recovery`
+(`actors.recovery`: restart, drop or fail, per `on_party_failure`); the strategy
 aggregates the scores of the parties that answered. Every party gets a row
 every round; its `status` says what happened: ok, restarted, absent
 (`party_dropout`), dropped.
@@ -25,15 +23,16 @@ from typing import Any, Callable, Sequence, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.actors.common import Distributed, Evaluation, PartyProgress, PartyState, RoundResult, peak_rss_mib
-from fedmd_ray.actors.pool import HostFailure, PartiesFailed, PartyPool, SavedStates
-from fedmd_ray.actors.portable import Portable
-from fedmd_ray.actors.tasks import (
-    Communicate, DigestRevisitEvaluate, ExportState, ImportState, PartyTask, TransferLearn,
+from fedmd_ray.actors.messages import (
+    Communicate, DigestRevisitEvaluate, Distributed, Evaluation, ExportState, ImportState, PartyProgress, PartyState,
+    PartyTask, RoundResult, TransferLearn, peak_rss_mib,
 )
+from fedmd_ray.actors.pool import PartyPool, SavedStates
+from fedmd_ray.actors.portable import Portable
+from fedmd_ray.actors.recovery import Recovery
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.sampling import sample_alignment
-from fedmd_ray.errors import FedMDError, PartyFailure, PluginError
+from fedmd_ray.errors import FedMDError, PluginError
 from fedmd_ray.log import relay_from_here
 from fedmd_ray.plugins import plugin_code
 from fedmd_ray.seeding import rng
@@ -70,9 +69,7 @@ class Driver:
         self.pool = pool
         self.run_id = run_id
         self.models = dict(enumerate(models))
-        self.dropped: dict[int, str] = {}  # party -> what happened
-        self.restarts = {p: 0 for p in self.models}
-        self._restarted: set[int] = set()  # in the current phase
+        self.recovery = Recovery(config, pool, self.models)  # on_party_failure, and what it did
         self._prefetched: tuple[int, Scores] = (0, {})  # (round, scores sent ahead for it)
         self._model_bytes: dict[int, int] = {}  # party -> parameter bytes, from the hosts
         self._asked: set[int] = set()  # parties asked to communicate this round (not sent ahead)
@@ -94,7 +91,7 @@ class Driver:
             self.pool.listen(None)
 
     def _transfer_learn(self, cache_root: str | None) -> list[Row]:
-        self._restarted = set()
+        self.recovery.new_phase()
         cache = None
         if cache_root is not None:
             threads = tuple(host["torch_threads"] for host in self.pool.describe())
@@ -102,11 +99,11 @@ class Driver:
         hit = None if cache is None else cache.load()
         if hit is not None:
             states, results = hit
-            self._run(ImportState(states), 0, self._active(), save=self._save)
+            self._ask(ImportState(states), 0, self._active(), save=self._save)
         else:
-            results = self._run(TransferLearn(), 0, self._active(), save=self._save)
-            if cache is not None and not self.dropped:
-                cache.store(self._run(ExportState(include_optimizers=False), 0, self._active()), results)
+            results = self._ask(TransferLearn(), 0, self._active(), save=self._save)
+            if cache is not None and not self.recovery.dropped:
+                cache.store(self._ask(ExportState(include_optimizers=False), 0, self._active()), results)
         self._model_bytes = {p: b for host in self.pool.describe() for p, b in host["model_bytes"].items()}
         rows = []
         names = ("transfer", "upper_bound") if self.config.upper_bound else ("transfer",)
@@ -126,7 +123,7 @@ class Driver:
         revisit -> evaluate (the last three in one call to each party, which also scores the
         next round's subset: pipelining). Without collaboration (`collaborates`) parties only revisit
         and are evaluated."""
-        self._restarted = set()
+        self.recovery.new_phase()
         absent = self.absent(round_)
         present = [p for p in self._active() if p not in absent]
         if not self.collaborates:
@@ -151,7 +148,7 @@ class Driver:
 
     def revisit_evaluate(self, round_: int, parties: list[int]) -> dict[int, RoundResult]:
         """A round without collaboration: each party revisits its private data and is evaluated."""
-        return self._run(DigestRevisitEvaluate(round_, None, None, None), round_, parties, save=self._save)
+        return self._ask(DigestRevisitEvaluate(round_, None, None, None), round_, parties, save=self._save)
 
     def _round_rows(
         self, round_: int, absent: set[int], results: dict[int, RoundResult], traffic: dict[int, tuple[int, int]]
@@ -160,7 +157,7 @@ class Driver:
         rows = []
         for p in self.models:
             row = self._row(p, "collaborate", round_, results[p].evaluation if p in results else None,
-                            "absent" if p in absent and p not in self.dropped else None)
+                            "absent" if p in absent and p not in self.recovery.dropped else None)
             if p in results:
                 row["bytes_sent"], row["bytes_received"] = traffic[p]
             rows.append(row)
@@ -206,7 +203,7 @@ class Driver:
         missing = [p for p in parties if p not in scores]
         self._asked = set(missing)  # they received the subset's indices once more (traffic)
         if missing:
-            scores.update(self._run(Communicate(align_idx), round_, missing))
+            scores.update(self._ask(Communicate(align_idx), round_, missing))
         return dict(sorted(scores.items()))
 
     def aggregate(self, round_: int, scores: Scores) -> Targets:
@@ -249,8 +246,9 @@ class Driver:
         round, each party present in the next one also scores its subset, kept for `communicate`."""
         next_idx = self.sample_alignment(round_ + 1) if round_ < self.config.rounds else None
         ahead = frozenset(self._scores_ahead(round_, parties))
-        results = self._run(DigestRevisitEvaluate(round_, align_idx, targets, next_idx, ahead), round_, parties,
-                            save=self._save)
+        task = DigestRevisitEvaluate(round_, align_idx, targets, next_idx, ahead)
+        answers = self.pool.run(task, parties, timeout=self.config.round_timeout_s, save=self._save)
+        results = self.recovery.settle(answers, task, round_, parties, self._save)
         if next_idx is not None:
             self._prefetched = (round_ + 1, {p: r.next_scores for p, r in results.items() if r.next_scores is not None})
         return results
@@ -271,15 +269,15 @@ class Driver:
             parties = self.pool.saved()
         else:
             active = self._active()
-            parties = SavedStates(((tuple(active), self._run(ExportState(), -1, active)),))
+            parties = SavedStates(((tuple(active), self._ask(ExportState(), -1, active)),))
         return Snapshot(parties, self._strategy_step("state_dict", self.strategy.state_dict))
 
     def import_states(self, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
         """Restore a checkpoint; parties without a state were dropped before it."""
         for party in self.models:
             if party not in states:
-                self.dropped.setdefault(party, "dropped before the checkpoint")
-        self._run(ImportState(states), -1, self._active(), save=self._save)
+                self.recovery.dropped.setdefault(party, "dropped before the checkpoint")
+        self._ask(ImportState(states), -1, self._active(), save=self._save)
         self._strategy_step("load_state_dict", lambda: self.strategy.load_state_dict(strategy_state))
         self._prefetched = (0, {})
 
@@ -288,75 +286,13 @@ class Driver:
 
     # --- failures -------------------------------------------------------------------
     def _active(self) -> list[int]:
-        return [p for p in self.models if p not in self.dropped]
+        return self.recovery.active()
 
-    def _run(self, task: PartyTask[R], round_: int, parties: list[int], *, save: bool = False) -> dict[int, R]:
-        """`task` on `parties` under the failure policy. `save` for tasks that finish a phase: hosts
-        keep their states after it (restarts, checkpoints)."""
-        try:
-            return self.pool.run(task, parties, timeout=self.config.round_timeout_s, save=save)
-        except PartiesFailed as exc:
-            failed = exc
-        # recovered outside the handler: a failure of the redone task must not chain this one to its traceback
-        results = dict(failed.results)
-        for failure in failed.failures:
-            results.update(self._recover(failure, task, round_, parties, save))
-        return dict(sorted(results.items()))
-
-    def _recover(
-        self, failure: HostFailure, task: PartyTask[R], round_: int, parties: list[int], save: bool
-    ) -> dict[int, R]:
-        """Apply `on_party_failure` to a failed host; the results of its redone task, if any."""
-        who = ", ".join(f"party {p} ({self.models[p]})" for p in failure.parties)
-        where = f"in {task.phase}" + (f" of round {round_}" if round_ >= 0 else "")
-        policy = self.config.on_party_failure
-        if policy == "fail":
-            raise PartyFailure(
-                f"{who} failed {where}: {failure.reason}. The run stopped (on_party_failure=fail); its checkpoint "
-                "holds the last finished round: continue with --resume (fedmd-ray run --resume DIR; in a sweep, its "
-                "command with --resume)", failure.detail,
-            )
-        self._log_failure(f"{who} failed {where}", failure)
-        # The failed host's saved states are still those after the last finished phase: its failed
-        # task (and the save that goes with it) is redone from them.
-        redo = [p for p in failure.parties if p in parties]
-        if policy == "restart" and failure.repeats:
-            log.warning("%s not restarted: its numbers went non-finite, and a restart redoes the same arithmetic "
-                        "from the same state", who)
-        while (policy == "restart" and not failure.repeats
-               and all(self.restarts[p] < self.config.max_party_restarts for p in failure.parties)):
-            states = self.pool.saved().resolve(failure.parties) or None
-            if states is None and not task.restores_state:
-                break  # nothing to restart from (those tasks rebuild the parties' state themselves)
-            for p in failure.parties:
-                self.restarts[p] += 1
-            try:
-                self.pool.restart(failure.host, states)
-                results = self.pool.run(task, redo, timeout=self.config.round_timeout_s, save=save)
-            except PartiesFailed as again:
-                failure = again.failures[0]
-                self._log_failure(f"{who} failed again after a restart", failure)
-                continue
-            except FedMDError as exc:  # e.g. the cluster has no room for a new actor any more
-                log.warning("could not restart %s: %s", who, exc)
-                break
-            log.warning("%s restarted %s", who, where)
-            self._restarted.update(failure.parties)
-            return results
-        for p in failure.parties:
-            self.dropped[p] = f"{failure.reason} {where}"
-        self.pool.remove(failure.host)
-        log.warning("%s dropped for the rest of the run", who)
-        return {}
-
-    @staticmethod
-    def _log_failure(what: str, failure: HostFailure) -> None:
-        """One warning line per failure; the party's traceback only at debug level (`-v`): a party
-        restarted twice must not fill the screen. A failure that stops the run carries it (`PartyFailure`)."""
-        debug = log.isEnabledFor(logging.DEBUG)
-        log.warning("%s: %s%s", what, failure.reason, " (-v shows the traceback)" if failure.detail and not debug else "")
-        if failure.detail and debug:
-            log.debug("%s", failure.detail.rstrip())
+    def _ask(self, task: PartyTask[R], round_: int, parties: list[int], *, save: bool = False) -> dict[int, R]:
+        """`task` on `parties`, failed hosts handled by the failure policy (`actors.recovery`). `save` for
+        tasks that finish a phase: hosts keep their states after it (restarts, checkpoints)."""
+        answers = self.pool.run(task, parties, timeout=self.config.round_timeout_s, save=save)
+        return self.recovery.settle(answers, task, round_, parties, save)
 
     def _row(
         self, party: int, phase: str, round_: int | None, ev: Evaluation | None, status: str | None = None
@@ -364,7 +300,8 @@ class Driver:
         """One result row; `round_` is None for the upper bound (it belongs to no round: a
         `groupby("round")` must not mix it into round 0)."""
         if status is None:
-            status = "dropped" if party in self.dropped else "restarted" if party in self._restarted else "ok"
+            status = ("dropped" if party in self.recovery.dropped else
+                      "restarted" if party in self.recovery.restarted else "ok")
         return {
             "run_id": self.run_id,
             "party": party,

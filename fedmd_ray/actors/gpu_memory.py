@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from fedmd_ray.actors.common import HostSetup, PartySpec, SharedData
+from fedmd_ray.actors.messages import HostSetup, PartySpec, SharedData
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
 from fedmd_ray.model_names import ModelPlugin

@@ -4,7 +4,7 @@
 keeps them for the whole run, so a round costs one message with indices and the
 consensus, never weights or images. `PartyHost` holds `parties_per_actor`
 participants behind one entry point; it is the unit that `actors.ray_pool`
-turns into a Ray actor and `actors.local_pool.LocalPool` calls in-process.
+turns into a Ray actor and `actors.pool.LocalPool` calls in-process.
 """
 
 from __future__ import annotations
@@ -25,14 +25,12 @@ import numpy.typing as npt
 import torch
 
 from fedmd_ray import training
-from fedmd_ray.actors.common import (
-    Evaluation, HostSetup, PartyProgress, PartySpec, PartyState, RoundResult, SharedData, StepError, peak_rss_mib,
-    repeats_on_restart,
+from fedmd_ray.actors.messages import (
+    Distributed, Evaluation, ExportState, HostSetup, PartyProgress, PartySpec, PartyState, PartyTask, RoundResult,
+    SharedData, StepError, peak_rss_mib, repeats_on_restart,
 )
 from fedmd_ray.actors.party_group import PartyGroup, group_key
-from fedmd_ray.actors.tasks import ExportState, PartyTask
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.faults import maybe_fail
 from fedmd_ray.models import eval_batch, output_layer
 from fedmd_ray.plugins import plugin_code
 from fedmd_ray.seeding import derive_seed
@@ -77,6 +75,7 @@ class Participant:
         self.spec_model = spec.model
         self.model_identity = spec.model.identity
         self.n_classes = setup.n_classes
+        self.faults = setup.faults
         self.config = config
         self.strategy = setup.strategy
         self.device = data.device
@@ -129,7 +128,7 @@ class Participant:
     def transfer_learn(self) -> dict[str, Evaluation]:
         """Public pretraining with early stopping, optional upper bound, then private training."""
         cfg = self.config
-        maybe_fail(self.party, 0, "transfer_learn")
+        self._fault(0, "transfer_learn")
         start = time.perf_counter()
         results = {}
         with self._own_rng(), self._step("transfer learning"):
@@ -242,33 +241,41 @@ class Participant:
         self,
         round_: int,
         align_idx: npt.NDArray[np.int64] | None,
-        target: npt.NDArray[np.float32] | None,
+        targets: Distributed | None,
         next_align_idx: npt.NDArray[np.int64] | None = None,
+        scores_ahead: frozenset[int] | None = None,
     ) -> RoundResult:
-        """This party's part of round `round_`, in the paper's order: digest its target, revisit
-        its private data, evaluate; then, with `next_align_idx`, score the next round's subset
-        (the model will not change before then: it saves a call and a wait per party per round).
-        Without a target (no collaboration) it revisits and is evaluated."""
+        """This party's part of round `round_`, in the paper's order: digest its target (its row of
+        `targets`), revisit its private data, evaluate; then, with `next_align_idx` (and the party in
+        `scores_ahead`, default all), score the next round's subset (the model will not change before
+        then: it saves a call and a wait per party per round). Without targets (no collaboration) it
+        revisits and is evaluated."""
         start = time.perf_counter()
         self.round = round_
-        maybe_fail(self.party, self.round, "digest")
-        if align_idx is not None and target is not None:
-            self.digest(align_idx, target)
-        maybe_fail(self.party, self.round, "revisit")
+        self._fault(round_, "digest")
+        if align_idx is not None and targets is not None:
+            self.digest(align_idx, targets.for_party(self.party))
+        self._fault(round_, "revisit")
         self.revisit()
         with self._step("evaluate"):
-            evaluation = self.evaluate(start, self._reported_model(round_))
-        next_scores = None if next_align_idx is None else self.communicate(next_align_idx)
+            evaluation = self.evaluate(start, self.reported_model(round_))
+        ahead = scores_ahead is None or self.party in scores_ahead
+        next_scores = self.communicate(next_align_idx) if next_align_idx is not None and ahead else None
         return RoundResult(evaluation, next_scores)
+
+    def _fault(self, round_: int, method: str) -> None:
+        """An injected failure (tests: `fedmd_ray.faults`), if the run's setup carries one."""
+        if self.faults is not None:
+            self.faults.check(self.party, round_, method)
 
     def digest(self, align_idx: npt.NDArray[np.int64], target: npt.NDArray[np.float32]) -> float:
         """Train toward the target on the alignment subset with the strategy's digest loss."""
         cfg = self.config
-        with self._step("digest"):
+        with self._step("digest"), self._own_rng():
             x = self.data.public[0][torch.from_numpy(align_idx).to(self.device)]
             y = torch.tensor(target, device=self.device)  # copies the read-only view
-            loss = self.train_alone(x, y, self.strategy.digest_loss, "digest", epochs=cfg.digest_epochs,
-                                    batch_size=cfg.digest_batch_size)
+            loss = training.train_epochs(self.model, self._digest_opt, x, y, self.strategy.digest_loss,
+                                         epochs=cfg.digest_epochs, batch_size=cfg.digest_batch_size)
             self._precise_bn(x)
             return loss
 
@@ -276,10 +283,10 @@ class Participant:
         """Train on the private data again (cross-entropy), shifted by up to `revisit_shift` pixels."""
         cfg = self.config
         shift = functools.partial(training.random_shift, pixels=cfg.revisit_shift) if cfg.revisit_shift else None
-        with self._step("revisit"):
-            loss = self.train_alone(*self._private, torch.nn.functional.cross_entropy, "revisit",
-                                    epochs=cfg.revisit_epochs, batch_size=cfg.revisit_batch_size,
-                                    augment=None if shift is None else lambda images, _: shift(images))
+        with self._step("revisit"), self._own_rng():
+            loss = training.train_epochs(self.model, self._revisit_opt, *self._private,
+                                         torch.nn.functional.cross_entropy, epochs=cfg.revisit_epochs,
+                                         batch_size=cfg.revisit_batch_size, augment=shift)
             self._precise_bn(self._private[0])
             return loss
 
@@ -287,22 +294,12 @@ class Participant:
         """The Adam of the round's `digest` or `revisit` steps (each keeps its own moments)."""
         return self._digest_opt if which == "digest" else self._revisit_opt
 
-    def train_alone(
-        self, x: torch.Tensor, y: torch.Tensor, loss_fn: training.LossFn, which: str, *, epochs: int, batch_size: int,
-        augment: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor] | None = None,
-    ) -> float:
-        """`training.train_epochs` of this party alone with its `which` optimizer, on its own RNG stream."""
-        with self._own_rng():
-            return training.train_epochs(self.model, self.optimizer(which), x, y, loss_fn, epochs=epochs,
-                                         batch_size=batch_size,
-                                         augment=None if augment is None else lambda images: augment(images, None))
-
     def _keep_round0(self) -> None:
         """With `wise_ft` < 1, keep the weights as they are now (after transfer learning) to blend with."""
         if self.config.wise_ft < 1:
             self._round0 = self._weights()
 
-    def _reported_model(self, round_: int) -> torch.nn.Module:
+    def reported_model(self, round_: int) -> torch.nn.Module:
         """The model round `round_` reports: the party's own; with `swa` in its window, the running
         average of its weights; with `wise_ft` < 1, that blended with the round-0 weights. The party
         trains on with its own weights whatever it reports."""
@@ -352,8 +349,10 @@ class Participant:
         torch.save(state, buffer)
         return np.frombuffer(buffer.getbuffer(), dtype=np.uint8)
 
-    def import_state(self, payload: PartyState) -> None:
-        """Restore what `export_state` saved (tensors only: `weights_only=True`, no pickled code)."""
+    def import_state(self, states: dict[int, PartyState]) -> None:
+        """Restore what `export_state` saved: this party's of `states` (tensors only: `weights_only=True`,
+        no pickled code)."""
+        payload = states[self.party]
         try:
             state = torch.load(io.BytesIO(payload), map_location=self.device, weights_only=True)
         except Exception as exc:  # one line: torch's advice to load with weights_only=False must not reach anyone
@@ -414,13 +413,15 @@ class PartyHost:
         self.finished: list[PartyProgress] = []  # parties done with a long task, for progress lines
 
     def run(self, task: PartyTask[R], parties: Sequence[int] | None = None) -> dict[int, R]:
-        """`task` on each hosted party in party order; with `parties`, only those it names
-        (absent or dropped parties sit out)."""
+        """`task` on each hosted party in party order (`getattr(party, task.step)(*task.arguments())`, a
+        `PartyGroup` answering for its members); with `parties`, only those it names (absent or dropped
+        parties sit out)."""
         start = time.perf_counter()
         chosen = sorted(self.participants if parties is None else set(parties) & set(self.participants))
         results: dict[int, R] = {}
-        for unit in self._units([self.participants[p] for p in chosen]):
-            answers = task.run_group(unit) if isinstance(unit, PartyGroup) else {unit.party: task.run(unit)}
+        for unit in self._units([self.participants[p] for p in chosen], task.batched):
+            answer = getattr(unit, task.step)(*task.arguments())
+            answers = answer if isinstance(unit, PartyGroup) else {unit.party: answer}
             for pid, answer in answers.items():
                 results[pid] = answer
                 done = task.progress(pid, answer)
@@ -433,13 +434,13 @@ class PartyHost:
             self.busy_s += elapsed
         return results
 
-    def _units(self, members: list[Participant]) -> list[Participant | PartyGroup]:
-        """The parties of a call, as they run: a `PartyGroup` per model the run batches (and private-set
-        size: one schedule), every other party alone; in party order of their first member."""
+    def _units(self, members: list[Participant], batched: bool = True) -> list[Participant | PartyGroup]:
+        """The parties of a call, as they run: for a `batched` task, a `PartyGroup` per model the run batches
+        (and private-set size: one schedule), every other party alone; in party order of their first member."""
         groups: dict[tuple[str, int], list[Participant]] = {}
         units: list[Participant | PartyGroup] = []
         for member in members:
-            if member.model_identity in self.batched:
+            if batched and member.model_identity in self.batched:
                 key = group_key(member)
                 if key not in groups:
                     groups[key] = []
@@ -449,13 +450,11 @@ class PartyHost:
                 units.append(member)
         return units
 
-    def run_saving(
-        self, task: PartyTask[R], parties: Sequence[int] | None = None
-    ) -> tuple[dict[int, R], dict[int, PartyState]]:
-        """`run`, then every hosted party's state (`ExportState`), also of those that sat the task
-        out: the snapshot that restarts and checkpoints need travels with the answer instead of
-        costing every round a second call."""
-        return self.run(task, parties), self.run(ExportState())
+    def states(self) -> dict[int, PartyState]:
+        """Every hosted party's state (`ExportState`), also of those that sat the last task out: the
+        snapshot that restarts and checkpoints need, which a pool takes with the answer of a task that
+        finishes a phase instead of costing every round a second call."""
+        return self.run(ExportState())
 
     def progress(self, since: int = 0) -> list[PartyProgress]:
         """The parties done with a long task, from the `since`-th on (safe to call while `run` runs)."""

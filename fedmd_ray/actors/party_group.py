@@ -29,8 +29,7 @@ import numpy.typing as npt
 import torch
 
 from fedmd_ray import batched, training
-from fedmd_ray.actors.common import Evaluation, RoundResult
-from fedmd_ray.faults import maybe_fail
+from fedmd_ray.actors.messages import Distributed, Evaluation, RoundResult
 from fedmd_ray.models import footprint
 
 if TYPE_CHECKING:
@@ -64,23 +63,23 @@ class PartyGroup:
         self,
         round_: int,
         align_idx: npt.NDArray[np.int64] | None,
-        targets: dict[int, npt.NDArray[np.float32]] | None,
-        next_align_idx: npt.NDArray[np.int64] | None,
-        scores_ahead: frozenset[int] | None,
+        targets: Distributed | None,
+        next_align_idx: npt.NDArray[np.int64] | None = None,
+        scores_ahead: frozenset[int] | None = None,
     ) -> dict[int, RoundResult]:
         """`Participant.collaborate` of every member: digest, revisit, evaluate, then score the next
         subset (members in `scores_ahead`, default all). Each row's seconds: the group's time, shared."""
         start = time.perf_counter()
         for member in self.members:
             member.round = round_
-            maybe_fail(member.party, round_, "digest")
+            member._fault(round_, "digest")
         if align_idx is not None and targets is not None:
             self.digest(align_idx, targets)
         for member in self.members:
-            maybe_fail(member.party, round_, "revisit")
+            member._fault(round_, "revisit")
         self.revisit()
         with self._step("evaluate"):
-            evaluations = self.evaluate([m._reported_model(round_) for m in self.members])
+            evaluations = self.evaluate([m.reported_model(round_) for m in self.members])
         ahead = [m for m in self.members if scores_ahead is None or m.party in scores_ahead]
         scores = {} if next_align_idx is None or not ahead else PartyGroup(ahead).communicate(next_align_idx)
         seconds = (time.perf_counter() - start) / len(self.members)
@@ -93,7 +92,7 @@ class PartyGroup:
         config = self.members[0].config
         start = time.perf_counter()
         for member in self.members:
-            maybe_fail(member.party, 0, "transfer_learn")
+            member._fault(0, "transfer_learn")
         with self._step("transfer learning"):
             epochs = self.pretrain()
             upper = self.upper_bound() if config.upper_bound else {}
@@ -245,28 +244,40 @@ class PartyGroup:
             logits = self._forward_all([m.model for m in self.members], x)
             return {m.party: m.shared_scores(logits[i]) for i, m in enumerate(self.members)}
 
-    def digest(self, align_idx: npt.NDArray[np.int64], targets: dict[int, npt.NDArray[np.float32]]) -> None:
-        """Each member trains toward its target on the alignment subset (the same images for all)."""
+    def digest(self, align_idx: npt.NDArray[np.int64], targets: Distributed) -> None:
+        """`Participant.digest` of every member: toward its target, on the alignment subset (the same images
+        for all). Batched where it pays (`_batches`), else one member after the other."""
         first, config = self.members[0], self.members[0].config
+        if not self._batches(config.digest_batch_size):
+            for member in self.members:
+                member.digest(align_idx, targets.for_party(member.party))
+            return
         x = first.data.public[0][torch.from_numpy(align_idx).to(first.device)]
-        y = torch.stack([torch.tensor(targets[m.party], device=first.device) for m in self.members])  # (P, n, C)
-        with self._step("digest"):
-            self._train(x, y, first.strategy.digest_loss, "digest", shared=True, epochs=config.digest_epochs,
-                        batch_size=config.digest_batch_size)
+        y = torch.stack([torch.tensor(targets.for_party(m.party), device=first.device) for m in self.members])
+        with self._step("digest"):  # y: (P, n_align, classes), a copy of the read-only targets
+            self._train_stacked(self.members, [m.optimizer("digest") for m in self.members], x, y,
+                                first.strategy.digest_loss, shared=True, epochs=config.digest_epochs,
+                                batch_size=config.digest_batch_size)
         for member in self.members:
             member._precise_bn(x)
 
     def revisit(self) -> None:
-        """Each member trains on its own private data (cross-entropy), shifted by `revisit_shift`."""
+        """`Participant.revisit` of every member: its own private data (cross-entropy), shifted by
+        `revisit_shift`. Batched where it pays, else one member after the other."""
         config = self.members[0].config
+        if not self._batches(config.revisit_batch_size):
+            for member in self.members:
+                member.revisit()
+            return
         x = torch.stack([m._private[0] for m in self.members])  # (P, n, C, H, W)
         y = torch.stack([m._private[1] for m in self.members])  # (P, n)
         shift = (functools.partial(training.random_shift, pixels=config.revisit_shift) if config.revisit_shift
                  else None)
         with self._step("revisit"):
-            self._train(x, y, torch.nn.functional.cross_entropy, "revisit", shared=False,
-                        epochs=config.revisit_epochs, batch_size=config.revisit_batch_size,
-                        augment=None if shift is None else lambda images, gen: shift(images, generator=gen))
+            self._train_stacked(self.members, [m.optimizer("revisit") for m in self.members], x, y,
+                                torch.nn.functional.cross_entropy, shared=False, epochs=config.revisit_epochs,
+                                batch_size=config.revisit_batch_size,
+                                augment=None if shift is None else lambda images, gen: shift(images, generator=gen))
         for member in self.members:
             member._precise_bn(member._private[0])
 
@@ -275,18 +286,6 @@ class PartyGroup:
         return self._evaluate(list(models), *self.members[0].data.test)
 
     # --- helpers ------------------------------------------------------------------------
-    def _train(self, x: torch.Tensor, y: torch.Tensor, loss_fn: batched.LossFn, which: str, *, shared: bool,
-               epochs: int, batch_size: int, augment: batched.Augment | None = None) -> None:
-        """`training.train_epochs` for every member with its `which` ("digest"/"revisit") optimizer: batched
-        where it pays, else one member after the other."""
-        if not self._batches(batch_size):
-            for i, member in enumerate(self.members):
-                member.train_alone(x if shared else x[i], y[i], loss_fn, which, epochs=epochs, batch_size=batch_size,
-                                   augment=augment)
-            return
-        self._train_stacked(self.members, [m.optimizer(which) for m in self.members], x, y, loss_fn, shared=shared,
-                            epochs=epochs, batch_size=batch_size, augment=augment)
-
     def _train_stacked(
         self, members: list[Participant], optimizers: list[torch.optim.Adam], x: torch.Tensor, y: torch.Tensor,
         loss_fn: batched.LossFn, *, shared: bool, epochs: int, batch_size: int, augment: batched.Augment | None = None,

@@ -1,26 +1,34 @@
-"""The driver's view of the parties: run a typed task (`actors.tasks`) on some parties, get results
-by party id.
+"""The driver's view of the parties: run a typed task (`actors.messages`) on some parties, get the
+answers by party id, and the failures.
 
-One interface, two implementations: `actors.local_pool.LocalPool` (in this
-process, one host after another; the sequential reference) and
-`actors.ray_pool.RayPool` (one Ray actor per host, all hosts at once). The
-driver's round loop is written once against this interface. A host that fails
-(raises, dies, does not answer in time) does not abort the call: the others'
-results come back inside `PartiesFailed`, and the driver applies its failure
-policy. Nothing here imports torch (the driver actor holds a pool).
+One interface, two implementations: `LocalPool` (here: every host in this process, one after
+another; the sequential reference, and a Tune trial's own parties) and `actors.ray_pool.RayPool`
+(one Ray actor per host, all hosts at once). The driver's round loop is written once against it.
+A host that fails (raises, dies, does not answer in time) does not abort the call: `run` returns
+the others' answers with the failures (`Answers`), and the driver's recovery
+(`actors.recovery`) applies its failure policy. Nothing here imports torch at module level (the
+driver actor holds a pool).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence, TypeVar
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Generic, Protocol, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.actors.common import Distributed, PartyProgress, PartyState
-from fedmd_ray.actors.tasks import PartyTask
+from fedmd_ray.actors.deadline import deadline
+from fedmd_ray.actors.messages import (
+    Distributed, HostSetup, ImportState, PartyProgress, PartySpec, PartyState, PartyTask, SharedData, failure_reason,
+    repeats_on_restart,
+)
+from fedmd_ray.errors import Overdue
+
+if TYPE_CHECKING:
+    from fedmd_ray.actors.participant import PartyHost
 
 R = TypeVar("R")
 log = logging.getLogger("fedmd_ray")
@@ -68,21 +76,21 @@ class HostFailure:
     repeats: bool = False  # redone from the same state it would fail again (`common.repeats_on_restart`)
 
 
-class PartiesFailed(Exception):
-    """Some hosts failed in a call; `results` holds the answers of the others."""
+@dataclass(frozen=True)
+class Answers(Generic[R]):
+    """What a call to the parties gave: the answers of the hosts that answered, by party, in party
+    order, and a `HostFailure` for each host that did not."""
 
-    def __init__(self, failures: list[HostFailure], results: dict[int, Any]) -> None:
-        super().__init__("; ".join(f"parties {list(f.parties)}: {f.reason}" for f in failures))
-        self.failures = failures
-        self.results = results
+    results: dict[int, R]
+    failures: list[HostFailure] = field(default_factory=list)
 
 
 class PartyPool(Protocol):
     def run(
         self, task: PartyTask[R], parties: Sequence[int], *, timeout: float | None = None, save: bool = False
-    ) -> dict[int, R]:
-        """Run `task` on `parties`; results in party order. Raises PartiesFailed. With `save`, every
-        host that answers also keeps its parties' states after the task (see `saved`)."""
+    ) -> Answers[R]:
+        """Run `task` on `parties`: the answers and the failed hosts. With `save`, every host that answers
+        also keeps its parties' states after the task (see `saved`)."""
         ...
 
     def wait_ready(self) -> None:
@@ -93,9 +101,9 @@ class PartyPool(Protocol):
         """The states kept by each host's last saving call (a failed host keeps its previous ones)."""
         ...
 
-    def restart(self, host: int, states: dict[int, PartyState] | None) -> None:
+    def restart(self, host: int, states: dict[int, PartyState] | None) -> HostFailure | None:
         """Replace a failed host by a new one holding the same parties, restored to `states`
-        (None: freshly built, as before transfer learning)."""
+        (None: freshly built, as before transfer learning); the new host's failure to restore, if any."""
         ...
 
     def remove(self, host: int) -> None:
@@ -128,7 +136,118 @@ class PartyPool(Protocol):
         ...
 
 
+def restore(pool: PartyPool, states: dict[int, PartyState] | None) -> HostFailure | None:
+    """Import `states` into the parties that own them (a restarted host's); its failure, if any."""
+    if not states:
+        return None
+    failures = pool.run(ImportState(states), list(states)).failures
+    return failures[0] if failures else None
+
+
 def host_parties(group: Sequence[int], parties: Sequence[int]) -> list[int]:
     """The parties of one host that a task is for (empty: the host sits the task out)."""
     wanted = set(parties)
     return [p for p in group if p in wanted]
+
+
+class LocalPool:
+    """All parties in this process, one after another. Each party is its own host here (hosts are
+    plain objects sharing one copy of the data), so a party that raises is restarted or dropped
+    alone, except that the parties of a model the run batches share one host, which runs them as one
+    computation (`actors.party_group`); the grouping of `groups` only matters for actors."""
+
+    def __init__(
+        self,
+        groups: list[list[PartySpec]],
+        setup: HostSetup,
+        data: SharedData,
+        *,
+        threads: int | None = None,
+        gpus: float | None = None,
+    ) -> None:
+        """`threads`/`gpus` default to the config's `torch_threads`/`gpus_per_party`."""
+        threads = setup.config.torch_threads if threads is None else threads
+        gpus = setup.config.gpus_per_party if gpus is None else gpus
+        from fedmd_ray.actors.participant import DeviceData, PartyHost, choose_device
+
+        placed = DeviceData.place(data, choose_device(gpus))
+        self._build = lambda group: PartyHost(group, setup, placed, threads=threads, gpus=gpus)
+        self.specs = _hosts([spec for group in groups for spec in group], setup.batched)
+        self.hosts: list[PartyHost | None] = [self._build(group) for group in self.specs]
+        self._saved: dict[int, dict[int, PartyState]] = {}
+        self.listener: Callable[[list[PartyProgress]], None] | None = None  # told as each host finishes
+
+    def run(
+        self, task: PartyTask[R], parties: Sequence[int], *, timeout: float | None = None, save: bool = False
+    ) -> Answers[R]:
+        """`timeout` holds per host as under Ray (see `actors.deadline`)."""
+        results: dict[int, R] = {}
+        failures = []
+        for index, host in enumerate(self.hosts):
+            own = host_parties([s.party for s in self.specs[index]], parties)
+            if host is None or not own:
+                continue
+            try:
+                with deadline(timeout):
+                    answers = host.run(task.for_parties(own), own)
+                    saved = host.states() if save else None
+                results.update(answers)
+                if saved is not None:
+                    self._saved[index] = saved
+            except Overdue as late:  # as a Ray host that does not answer: failed, its answer (if any) unused
+                failures.append(HostFailure(index, tuple(own), str(late), ""))
+            except Exception as exc:  # a party's bug: reported with its parties, policy decides
+                failures.append(HostFailure(index, tuple(own), failure_reason(exc), traceback.format_exc(),
+                                            repeats_on_restart(exc)))
+            if self.listener is not None and host.finished:
+                self.listener(host.finished)
+                host.finished = []
+        return Answers(dict(sorted(results.items())), failures)
+
+    def restart(self, host: int, states: dict[int, PartyState] | None) -> HostFailure | None:
+        self.hosts[host] = self._build(self.specs[host])
+        return restore(self, states)
+
+    def wait_ready(self) -> None:
+        """Hosts here are built by the constructor."""
+
+    def saved(self) -> SavedStates:
+        return SavedStates(tuple((tuple(s.party for s in self.specs[h]), part) for h, part in self._saved.items()))
+
+    def progress(self) -> list[PartyProgress]:
+        """Nothing to poll in-process: the listener hears of each party as its host finishes."""
+        return []
+
+    def listen(self, callback: Callable[[list[PartyProgress]], None] | None) -> None:
+        self.listener = callback
+
+    def remove(self, host: int) -> None:
+        self.hosts[host] = None
+        self._saved.pop(host, None)
+
+    def distribute(self, targets: npt.NDArray[np.float32], rows: dict[int, int] | None) -> Distributed:
+        return Distributed(targets, rows)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [host.describe() for host in self.hosts if host is not None]
+
+    def usage(self) -> list[dict[str, Any]]:
+        return [host.usage() for host in self.hosts if host is not None]
+
+    def close(self) -> None:
+        self.hosts = []
+
+
+def _hosts(specs: list[PartySpec], batched: frozenset[str]) -> list[list[PartySpec]]:
+    """One host per party, but one per batched model for all of its parties (in party order)."""
+    hosts: list[list[PartySpec]] = []
+    shared: dict[str, list[PartySpec]] = {}
+    for spec in sorted(specs, key=lambda s: s.party):
+        if spec.model.identity not in batched:
+            hosts.append([spec])
+        elif spec.model.identity in shared:
+            shared[spec.model.identity].append(spec)
+        else:
+            shared[spec.model.identity] = [spec]
+            hosts.append(shared[spec.model.identity])
+    return hosts

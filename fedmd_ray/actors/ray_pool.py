@@ -1,7 +1,9 @@
-"""Parties as Ray actors: one actor per `PartyHost`, all called at once.
+"""Parties as Ray actors: one actor per `PartyHost` (`RemoteHost`), all called at once.
 
 A copy of the pool lives in the driver actor, which never imports torch (see
-`actors.common`): nothing here or in `actors.remote_host` does at import time.
+`actors.messages`): nothing here does at import time. Ray loads an actor's class in every
+process that receives a handle to it, the driver actor included; so `RemoteHost` imports
+torch (with `PartyHost`) only when an actor is built.
 """
 
 from __future__ import annotations
@@ -17,17 +19,52 @@ import numpy as np
 import numpy.typing as npt
 import ray
 
-from fedmd_ray.actors.common import (
-    Distributed, HostSetup, PartyProgress, PartySpec, PartyState, SharedData, failure_reason, repeats_on_restart,
+from fedmd_ray.actors.messages import (
+    Distributed, HostSetup, PartyProgress, PartySpec, PartyState, PartyTask, SharedData, failure_reason,
+    repeats_on_restart,
 )
-from fedmd_ray.actors.pool import HostFailure, PartiesFailed, SavedStates, host_parties
+from fedmd_ray.actors.pool import Answers, HostFailure, SavedStates, host_parties, restore
 from fedmd_ray.actors.portable import Portable
-from fedmd_ray.actors.remote_host import RemoteHost
-from fedmd_ray.actors.tasks import ImportState, PartyTask
 from fedmd_ray.errors import ResourceError
 
 if TYPE_CHECKING:
     from fedmd_ray.actors.placement import ActorResources  # sizing imports torch
+
+class RemoteHost:
+    """A `PartyHost` whose shared arrays arrive as top-level arguments.
+
+    Ray resolves top-level object refs before `__init__` runs, handing the
+    actor zero-copy read-only views of the object store: each public image is
+    stored once per node, however many parties read it.
+    """
+
+    def __init__(self, packed: Portable, threads: int, gpus: float, *arrays: Any) -> None:
+        """`packed`: this host's `PartySpec`s and the `HostSetup` (see `actors.portable`)."""
+        from fedmd_ray.actors.participant import PartyHost
+
+        specs, setup = packed.unwrap()
+        self._host = PartyHost(specs, setup, SharedData(*arrays), threads=threads, gpus=gpus)
+
+    def run(self, task: PartyTask[R], parties: Sequence[int]) -> dict[int, R]:
+        return self._host.run(task, parties)
+
+    def run_saving(self, task: PartyTask[R], parties: Sequence[int]) -> tuple[dict[int, R], dict[int, PartyState]]:
+        """`run`, then every hosted party's state (`PartyHost.states`), returned as a second object that
+        the driver owns and never fetches itself (see `SavedStates`)."""
+        return self._host.run(task, parties), self._host.states()
+
+    @ray.method(concurrency_group="progress")
+    def progress(self, since: int) -> list[PartyProgress]:
+        """Answered while `run` runs (its own concurrency group): progress lines during long tasks."""
+        return self._host.progress(since)
+
+    def usage(self) -> dict[str, Any]:
+        return self._host.usage()
+
+    def describe(self) -> dict[str, Any]:
+        context = ray.get_runtime_context()
+        return {**self._host.describe(), "node": context.get_node_id(), "actor": context.get_actor_name()}
+
 
 # made once, never pickled with a pool; `progress` answers from its own group while `run` runs
 _HOST_ACTOR = ray.remote(concurrency_groups={"progress": 1})(RemoteHost)  # type: ignore[call-overload]
@@ -75,7 +112,7 @@ class RayPool:
 
     def run(
         self, task: PartyTask[R], parties: Sequence[int], *, timeout: float | None = None, save: bool = False
-    ) -> dict[int, R]:
+    ) -> Answers[R]:
         """With `save`, each host's states come back as a second return value that is never
         fetched here: the driver owns it, it stays in the object store (see `SavedStates`)."""
         pending: dict[Any, int] = {}
@@ -109,18 +146,15 @@ class RayPool:
             index = pending[ref]
             ray.kill(self.hosts[index])  # a hung host must not answer later
             failures.append(HostFailure(index, tuple(self.groups[index]), f"no answer within {timeout:g} s", ""))
-        if failures:
-            raise PartiesFailed(failures, dict(sorted(results.items())))
-        return dict(sorted(results.items()))
+        return Answers(dict(sorted(results.items())), failures)
 
-    def restart(self, host: int, states: dict[int, PartyState] | None) -> None:
+    def restart(self, host: int, states: dict[int, PartyState] | None) -> HostFailure | None:
         self._kill(host)
         self._seen[host] = 0
         self.hosts[host] = self._start(host)
         descriptions = self.describe_all()
         descriptions[host] = wait_scheduled([self.hosts[host].describe.remote()], self._timeout, self._what)[0]
-        if states:
-            self.run(ImportState(states), list(states))
+        return restore(self, states)
 
     def saved(self) -> SavedStates:
         return SavedStates(tuple((tuple(self.groups[h]), part) for h, part in self._saved.items()))

@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from fedmd_ray.actors.portable import Portable
-from fedmd_ray.actors.common import PartyState
+from fedmd_ray.actors.messages import PartyState
 from fedmd_ray.analysis.io import join_uri, list_uri, load_results, write_table
 from fedmd_ray.analysis.metrics import accuracies, gain, mean_accuracy
 from fedmd_ray.analysis.schema import rows_to_table

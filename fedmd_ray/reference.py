@@ -1,0 +1,100 @@
+"""FedMD as the paper writes it (Li & Wang 2019, arXiv 1910.03581, Algorithm 1), in one process.
+
+The algorithm fedmd_ray runs, top to bottom, without Ray, failures, batching or pipelining,
+built from the package's own parts: the checked data and models (`experiment.prepare`), a
+`Participant` per party (its model, optimizers, private data and RNG stream), the strategy
+(the paper's: the mean of the logits, an L1 loss toward it). `run_reference(config)`
+returns the same table as `fedmd_ray.run(config)` with `backend="local"` (and no model
+batched: `batch_parties=false`, or no model used by two parties): every metric column,
+bit for bit (tests/test_reference.py); `seconds` differs (a clock), and so does
+`bytes_received`, since the runner sends the next round's subset ahead with each answer.
+`fedmd_ray.run` adds what a real experiment needs around these lines: parties as Ray
+actors, a model's parties trained as one computation, restarts, checkpoints, resume,
+absent parties, progress output.
+
+    import fedmd_ray
+    from fedmd_ray.reference import run_reference
+    table = run_reference(fedmd_ray.preset("quick"))
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from fedmd_ray.actors.messages import Evaluation
+from fedmd_ray.actors.participant import DeviceData, Participant
+from fedmd_ray.analysis.schema import rows_to_table
+from fedmd_ray.config import FedMDConfig
+from fedmd_ray.data.sampling import sample_alignment
+from fedmd_ray.errors import ConfigError
+from fedmd_ray.experiment import prepare
+from fedmd_ray.seeding import rng
+from fedmd_ray.strategy import RoundInfo, check_targets
+
+
+def run_reference(config: FedMDConfig) -> pa.Table:
+    """FedMD with `config`, one party after another: the long result table (`analysis.schema`)."""
+    if config.party_dropout > 0:
+        raise ConfigError("the reference round has every party in every round: party_dropout must be 0")
+    experiment = prepare(config)  # the data, the models and the strategy, checked
+    run_id, strategy = experiment.run_id, experiment.strategy
+    specs, shared = experiment.party_inputs()
+    data = DeviceData.place(shared, torch.device("cpu"))
+    if config.torch_threads is not None:
+        torch.set_num_threads(config.torch_threads)
+    parties = [Participant(spec, experiment.setup, data) for spec in specs]
+    rows: list[dict[str, Any]] = []
+
+    # Round 0, transfer learning: each party trains on the public data D0 (early stopping on
+    # its held-out part), then on its own private data. The upper bound: the same pretrained
+    # model trained on the union of every party's private data.
+    for party in parties:
+        results = party.transfer_learn()
+        rows.append(row(run_id, party, "transfer", 0, results["transfer"]) | {"model_bytes": party.model_bytes})
+        if "upper_bound" in results:
+            rows.append(row(run_id, party, "upper_bound", None, results["upper_bound"]))
+
+    # Rounds 1..R: collaborate through class scores on a public subset.
+    collaborates = strategy.collaborates and config.digest_epochs > 0
+    ids = tuple(party.party for party in parties)
+    for round_ in range(1, config.rounds + 1):
+        if collaborates:
+            # Sample: a fresh alignment subset of D0, the same for every party (seeded by the round).
+            align_idx = sample_alignment(rng(config.seed, "alignment", round_), experiment.task.public_y,
+                                         config.subset_size)
+            # Communicate: every party computes its class scores on the subset.
+            scores = np.stack([party.communicate(align_idx) for party in parties])  # (parties, n_align, classes)
+            # Aggregate: the consensus (paper: the mean of the scores), or one target per party.
+            targets = check_targets(strategy.aggregate(scores, RoundInfo(round_, ids, len(parties))), len(parties),
+                                    scores.shape[1:], strategy)
+        for i, party in enumerate(parties):
+            start = time.perf_counter()
+            party.round = round_
+            traffic = {"bytes_sent": 0, "bytes_received": 0}  # nothing moves without collaboration
+            if collaborates:
+                # Distribute: the party gets the consensus (or its own row of personalised targets) ...
+                target = targets if targets.ndim == 2 else targets[i]
+                # ... and digests it: trains toward it on the subset (paper: L1 on the logits).
+                party.digest(align_idx, target)
+                traffic = {"bytes_sent": scores[i].nbytes, "bytes_received": align_idx.nbytes + target.nbytes}
+            # Revisit: a few epochs on its own private data.
+            party.revisit()
+            # Evaluate: accuracy on the private task's test set, of the model the party reports.
+            evaluation = party.evaluate(start, party.reported_model(round_))
+            rows.append(row(run_id, party, "collaborate", round_, evaluation) | traffic)
+    return rows_to_table(rows)
+
+
+def row(run_id: str, party: Participant, phase: str, round_: int | None, evaluation: Evaluation) -> dict[str, Any]:
+    """One result row of a party (`analysis.schema`)."""
+    return {
+        "run_id": run_id, "party": party.party, "model": party.model_name, "phase": phase, "round": round_,
+        "status": "ok", "test_accuracy": evaluation.accuracy, "test_loss": evaluation.loss,
+        "seconds": evaluation.seconds, "train_accuracy": evaluation.train_accuracy,
+        "train_accuracy_batch_stats": evaluation.train_accuracy_batch_stats, "private_refit": evaluation.refit,
+    }
