@@ -17,12 +17,11 @@ import argparse
 import os
 
 import ray
+from common import PhaseTimes, record, timed_run
 
 import fedmd_ray
 from fedmd_ray.config import parse_overrides
-from fedmd_ray.model_names import PAPER_MODELS
-
-from common import PhaseTimes, record, timed_run
+from fedmd_ray.model_registry import PAPER_MODELS
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 import fedmd_ray
-from fedmd_ray.config import FedMDConfig
 from fedmd_ray.actors.backends import open_driver
+from fedmd_ray.config import FedMDConfig
 from fedmd_ray.experiment import prepare
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

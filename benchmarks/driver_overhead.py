@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import ray
+from common import record
 
 import fedmd_ray
 from fedmd_ray.actors.backends import open_driver
@@ -31,8 +32,6 @@ from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.experiment import prepare
 from fedmd_ray.seeding import rng
 from fedmd_ray.strategy import RoundInfo
-
-from common import record
 
 
 def _ms(fn, repeat: int = 20) -> float:

@@ -18,13 +18,12 @@ import threading
 
 import numpy as np
 import ray
+from common import PhaseTimes, record, timed_run
 
 import fedmd_ray
 from fedmd_ray.actors.gpu_memory import estimate_groups
 from fedmd_ray.experiment import prepare
-from fedmd_ray.model_names import PAPER_MODELS
-
-from common import PhaseTimes, record, timed_run
+from fedmd_ray.model_registry import PAPER_MODELS
 
 
 class GpuSampler(threading.Thread):

@@ -19,11 +19,10 @@ import resource
 
 import numpy as np
 import ray
+from common import record, timed_run
 
 import fedmd_ray
 from fedmd_ray.experiment import prepare
-
-from common import record, timed_run
 
 
 def measure(parties: int, rounds: int, batch: bool) -> dict[str, float]:

@@ -24,17 +24,22 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+from common import record
 
 import fedmd_ray
 from fedmd_ray import training
-from fedmd_ray.actors.messages import Distributed
+from fedmd_ray.actors.messages import (
+    Communicate,
+    DigestRevisitEvaluate,
+    Distributed,
+    ExportState,
+    ImportState,
+    TransferLearn,
+)
 from fedmd_ray.actors.participant import PartyHost
-from fedmd_ray.actors.messages import Communicate, DigestRevisitEvaluate, ExportState, ImportState, TransferLearn
 from fedmd_ray.aggregation import mean_consensus
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.experiment import prepare
-
-from common import record
 
 
 def one_round(host: PartyHost, align: np.ndarray, next_align: np.ndarray) -> tuple[float, dict[int, Any]]:

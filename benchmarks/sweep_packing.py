@@ -17,10 +17,9 @@ import threading
 import time
 
 import ray
+from common import CpuMeter, record
 
 import fedmd_ray
-
-from common import CpuMeter, record
 
 
 class TrialCounter(threading.Thread):

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-
 from common import record
 
 HERE = Path(__file__).resolve().parent

@@ -19,9 +19,16 @@ from fedmd_ray.config import FedMDConfig, preset, preset_names
 from fedmd_ray.data.images import LabeledImages, Split
 from fedmd_ray.data.resolve import register_source
 from fedmd_ray.errors import (
-    ConfigError, DataError, FedMDError, NoPartyLeft, PartyFailure, PluginError, ResourceError, TrialsFailed,
+    ConfigError,
+    DataError,
+    FedMDError,
+    NoPartyLeft,
+    PartyFailure,
+    PluginError,
+    ResourceError,
+    TrialsFailed,
 )
-from fedmd_ray.model_names import register_model
+from fedmd_ray.model_registry import register_model
 from fedmd_ray.strategy import FedMD, RoundInfo, Strategy, register_strategy
 
 if TYPE_CHECKING:

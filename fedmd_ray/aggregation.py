@@ -7,7 +7,8 @@ that order, so the consensus does not depend on which party answered first.
 
 from __future__ import annotations
 
-from typing import Callable
+import typing
+from typing import Callable, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -65,12 +66,8 @@ AGGREGATORS: dict[str, Aggregator] = {
 }
 
 
-AGGREGATOR_NAMES = (*AGGREGATORS, "trimmed_mean")  # trimmed_mean takes its fraction: see strategy.FedMD
-
-
-def aggregate(name: str, scores: Scores) -> Consensus:
-    """Apply the aggregator registered under `name`."""
-    return AGGREGATORS[name](scores)
+AggregatorName = Literal["mean", "standardized_mean", "median", "trimmed_mean"]  # the one list of their names
+AGGREGATOR_NAMES: tuple[str, ...] = typing.get_args(AggregatorName)  # trimmed_mean takes its fraction: strategy.FedMD
 
 
 def _check(scores: Scores) -> None:

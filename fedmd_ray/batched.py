@@ -267,7 +267,7 @@ class StackedAdam:
             rows = (self.steps == count).nonzero().flatten()
             whole = len(rows) == len(self.steps)
 
-            def pick(t: torch.Tensor) -> torch.Tensor:
+            def pick(t: torch.Tensor, whole: bool = whole, rows: torch.Tensor = rows) -> torch.Tensor:
                 return t if whole else t.index_select(0, rows)
 
             p, g, m, v = pick(flat), pick(grad), pick(self.avg), pick(self.avg_sq)
@@ -391,7 +391,7 @@ def evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor, *, batch_size: int)
         correct += (logits.argmax(dim=2) == target).sum(1)
     if not torch.isfinite(loss).all():
         raise FloatingPointError("the evaluation loss is not finite: a model's outputs are not finite")
-    return [(int(c) / len(x), float(l) / len(x)) for c, l in zip(correct, loss)]
+    return [(int(right) / len(x), float(total) / len(x)) for right, total in zip(correct, loss, strict=True)]
 
 
 @torch.no_grad()

@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedmd_ray.phases import COLLABORATE
 from fedmd_ray.actors.messages import PartyState
 from fedmd_ray.analysis.io import atomic_write_bytes
 from fedmd_ray.errors import ConfigError
+from fedmd_ray.outdir import CHECKPOINT_FILE
 from fedmd_ray.strategy import StrategyState
 
-CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 2  # 2: with the strategy's state (format 1 files read as a stateless strategy's)
 
 
@@ -113,7 +114,8 @@ def _first_line(exc: BaseException) -> str:
 
 def _check_rows(path: Path, checkpoint: Checkpoint) -> None:
     """Rows are result rows (`analysis.schema`) of the checkpoint's own run and rounds."""
-    from fedmd_ray.analysis.schema import PHASES, RESULT_SCHEMA, rows_to_table
+    from fedmd_ray.analysis.schema import RESULT_SCHEMA, rows_to_table
+    from fedmd_ray.phases import PHASES
 
     required = [f.name for f in RESULT_SCHEMA if not f.nullable]
     for i, row in enumerate(checkpoint.rows):
@@ -127,7 +129,7 @@ def _check_rows(path: Path, checkpoint: Checkpoint) -> None:
         rows_to_table(checkpoint.rows)
     except Exception as exc:
         raise _damaged(path, f"its rows do not fit the result table ({_first_line(exc)})") from None
-    rounds = {r["round"] for r in checkpoint.rows if r["phase"] == "collaborate"}
+    rounds = {r["round"] for r in checkpoint.rows if r["phase"] == COLLABORATE}
     if checkpoint.round > 0 and rounds != set(range(1, checkpoint.round + 1)):
         raise _damaged(path, f"its rows hold rounds {sorted(rounds)}, not 1..{checkpoint.round}")
 

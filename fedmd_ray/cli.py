@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     presets = commands.add_parser("presets", help="list presets, data sources, models and strategies; show one",
                                   parents=[output_options])
     presets.add_argument("--fields", action="store_true",
-                         help="also list every config field with its default (presets override some)")
+                         help="also list every config field by group, with the default preset's value and what it does")
     presets.add_argument("show", nargs="?", metavar="show", help="print a preset's resolved config")
     presets.add_argument("name", nargs="?", metavar="NAME", help="the preset `show` prints (as TOML for --config)")
     presets.add_argument("--json", action="store_true", help="with show: JSON instead of TOML")
@@ -213,8 +213,9 @@ def _check_config_out_dir_is_free(config_path: str, out_dir: str) -> None:
     from pathlib import Path
 
     from fedmd_ray.errors import ConfigError
+    from fedmd_ray.outdir import RESULTS_FILE
 
-    if (Path(out_dir).expanduser() / "results.parquet").exists():
+    if (Path(out_dir).expanduser() / RESULTS_FILE).exists():
         raise ConfigError(
             f"--config {config_path} sets out_dir={out_dir!r}, which already holds a run's results.parquet: "
             "pass --out DIR to run this config into another directory, --overwrite to replace that run, "
@@ -242,7 +243,7 @@ def _report(args: argparse.Namespace) -> int:
 def _presets(args: argparse.Namespace) -> int:
     from fedmd_ray.config import FedMDConfig
     from fedmd_ray.data.sources import source_info, source_names
-    from fedmd_ray.model_names import PAPER_MODELS, SMALL_MODELS
+    from fedmd_ray.model_registry import PAPER_MODELS, SMALL_MODELS
     from fedmd_ray.strategy import STRATEGIES
 
     _check_presets_arguments(args)
@@ -260,11 +261,26 @@ def _presets(args: argparse.Namespace) -> int:
     print(f"  paper           {', '.join(PAPER_MODELS)}")
     print(f"strategies: {', '.join(STRATEGIES.names())}, or an import path 'package.module:MyStrategy'")
     if args.fields:
-        print("config fields and their defaults (a preset overrides some: `fedmd-ray presets show NAME`):")
-        for field, value in FedMDConfig().to_dict().items():
-            meaning = "  (the small set above)" if field == "models" and not value else ""
-            print(f"  {field:<22} {value!r}{meaning}")
+        _print_fields()
     return 0
+
+
+def _print_fields() -> None:
+    """Every config field by group, with the default preset's value and its one-line description."""
+    import dataclasses
+
+    from fedmd_ray.config import FedMDConfig
+    from fedmd_ray.config.fields import GROUPS, field_docs
+
+    values, docs = preset("offline").to_json(), field_docs(FedMDConfig)
+    fields = dataclasses.fields(FedMDConfig)
+    print("config fields, with the default preset's values (`fedmd-ray presets show NAME` for another preset; "
+          "more in docs/config.md):")
+    for group in GROUPS:
+        print(f"\n{group}:")
+        for f in (f for f in fields if f.metadata.get("group") == group):
+            value = "(the small set above)" if f.name == "models" and not values[f.name] else repr(values[f.name])
+            print(f"  {f.name:<22} {value:<18} {docs.get(f.name, '')}")
 
 
 def _check_presets_arguments(args: argparse.Namespace) -> None:

@@ -17,7 +17,7 @@ from fedmd_ray.actors.messages import HostSetup, PartySpec, SharedData
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.task import FedMDTask, build_task
 from fedmd_ray.faults import Faults
-from fedmd_ray.model_names import ModelEntry, ModelPlugin, resolve_model
+from fedmd_ray.model_registry import ModelEntry, ModelPlugin, resolve_model
 from fedmd_ray.strategy import Strategy, probe_strategy, resolve_strategy, strategy_notes
 
 

@@ -18,20 +18,47 @@ imported where a party calls them), so the driver stays free of torch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import typing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from fedmd_ray.aggregation import (
-    Consensus, Scores, era_consensus, information_weights, knowledge_coefficient_step, mean_consensus,
-    trimmed_mean_consensus, weighted_mean_consensus,
+    Consensus,
+    Scores,
+    era_consensus,
+    information_weights,
+    knowledge_coefficient_step,
+    mean_consensus,
+    weighted_mean_consensus,
 )
+from fedmd_ray.config.fields import TEMPERATURE, Bounds, setting
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.strategy import FedMD, RoundInfo, Strategy, StrategyState, Targets
+from fedmd_ray.strategy import STRATEGIES, FedMD, RoundInfo, Strategy, StrategyState, Targets
 
 if TYPE_CHECKING:
     import torch
+
+
+PartyWeights = Literal["equal", "information"]
+
+
+@dataclass(frozen=True)
+class FamilyFields:
+    """The config fields of the FedMD family's methods, declared with them and part of every `FedMDConfig`
+    (`--set`, `--grid` reach them); `temperature` is `strategy.FedMDFields`'."""
+
+    party_weights: PartyWeights = setting("equal", role="result", group="strategy")
+    """fedmd-kl's vote per party: equal, or information (by what its predictions tell apart).
+    (docs/config.md#party_weights)"""
+    era_temperature: float = setting(0.1, role="result", bounds=TEMPERATURE, group="strategy")
+    """`ds-fl`'s entropy-reduction temperature: the mean probabilities sharpened by softmax(p / T) (paper 0.1)."""
+    kt_rho: float = setting(0.7, role="result", bounds=Bounds(0, 1e3), group="strategy")
+    """`kt-pfl`'s penalty rho on ||c_i - 1/n||^2, pulling each party's coefficients toward equal weights."""
+    kt_lr: float = setting(0.05, role="result", bounds=Bounds(0, 1e3, low_open=True), group="strategy")
+    """`kt-pfl`'s step size for the knowledge-coefficient matrix (one projected gradient step per round)."""
 
 
 class Cronus(FedMD):
@@ -70,8 +97,9 @@ class FedMDKL(Strategy):
     10-30x differences in logit scale between architectures that a mean of logits follows."""
 
     def __init__(self, temperature: float = 1.0, party_weights: str = "equal") -> None:
-        if party_weights not in ("equal", "information"):
-            raise ConfigError(f"party_weights={party_weights!r} is not allowed: must be 'equal' or 'information'")
+        if party_weights not in typing.get_args(PartyWeights):  # built in Python: the config checks its own field
+            raise ConfigError(f"party_weights={party_weights!r} is not allowed: must be one of "
+                              f"{typing.get_args(PartyWeights)}")
         self.temperature = temperature
         self.party_weights = party_weights
         self.weights: npt.NDArray[np.float64] | None = None  # the last round's, by party id (absent: 0)
@@ -151,3 +179,8 @@ class Local(Strategy):
     extra private training adds on its own: the method's gain over round 0 holds both."""
 
     collaborates = False
+
+
+for _name, _method in (("cronus", Cronus), ("ds-fl", DSFL), ("fedmd-kl", FedMDKL), ("kt-pfl", KTpFL),
+                       ("local", Local)):  # registered as a user's would be
+    STRATEGIES.register(_name, _method, builtin=True)

@@ -1,7 +1,7 @@
 """The built-in heterogeneous classifiers, and the checks and sizes of any model.
 
 FedMD (arXiv 1910.03581) lets every party keep its own architecture; only
-class scores travel. Users bring their own factories (`fedmd_ray.model_names`);
+class scores travel. Users bring their own factories (`fedmd_ray.model_registry`);
 the built-ins are specs parsed with one regex, so users can write any size:
 
 - ``paper-cnn2-N1-N2[-dRATE]``, ``paper-cnn3-N1-N2-N3[-dRATE]``: ports of
@@ -19,7 +19,7 @@ bias) and ``output_l2``, the L2 coefficient of that layer's weight. The
 reference uses Keras ``kernel_regularizer=l2(1e-3)``, i.e. the loss gains
 ``1e-3 * sum(w ** 2)`` (no 1/2); the trainer adds ``output_l2 * w.pow(2).sum()``.
 
-SMALL_MODELS (listed in `model_names`), seconds for one epoch of 30000 random
+SMALL_MODELS (listed in `model_registry`), seconds for one epoch of 30000 random
 1x28x28 images, batch 32, Adam, cross-entropy, 16 classes,
 ``torch.set_num_threads(1)``, torch 2.14.1; best and worst of 3 runs on a shared
 2-core dev machine:
@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.model_names import ModelEntry, ModelPlugin, ModelSpec, as_plugin, parse_model_name
+from fedmd_ray.model_registry import ModelEntry, ModelPlugin, ModelSpec, as_plugin, parse_model_name
 from fedmd_ray.plugins import plugin_code
 
 PAPER_OUTPUT_L2 = 1e-3

@@ -30,9 +30,17 @@ from typing import Iterator
 
 from fedmd_ray.errors import ConfigError
 
+# What a run or a sweep writes in its directory (one definition: every module names them from here).
+RESULTS_FILE = "results.parquet"  # a run's long table
+CHECKPOINT_FILE = "checkpoint.pt"  # what a resume needs after the last finished round
+CONFIG_FILE = "config.json"  # the run's config, identity and environment
+STRATEGY_STATE_FILE = "strategy_state.parquet"  # the strategy's state, round by round
+SWEEP_FILE = "sweep.parquet"  # every trial's long table
+SUMMARY_FILE = "summary.parquet"  # one row per trial
+SPEC_FILE = "fedmd_sweep.json"  # what a sweep was started with (a resume must match it)
 LOCK_FILE = ".fedmd_ray.lock"  # held (flock) by the run or sweep writing the directory
-OWNED_FILES = ("results.parquet", "checkpoint.pt", "config.json", "strategy_state.parquet", "sweep.parquet",
-               "summary.parquet", "fedmd_sweep.json", LOCK_FILE)  # fmt: skip
+OWNED_FILES = (RESULTS_FILE, CHECKPOINT_FILE, CONFIG_FILE, STRATEGY_STATE_FILE, SWEEP_FILE, SUMMARY_FILE, SPEC_FILE,
+               LOCK_FILE)  # fmt: skip
 
 
 def as_path(value: object, what: str) -> Path:
@@ -126,13 +134,13 @@ def _check_contents(path: Path, *, replace: bool, resume: bool, sweep: bool, wha
     if not os.path.lexists(path):
         return  # nothing there yet: nothing to refuse
     _check_links(path)
-    other = "results.parquet" if sweep else "sweep.parquet"
+    other = RESULTS_FILE if sweep else SWEEP_FILE
     if (path / other).exists():
         raise ConfigError(
             f"{what}={shown} holds a {'run' if sweep else 'sweep'}'s {other}; a "
             f"{'sweep' if sweep else 'run'} needs a directory of its own: choose another one"
         )
-    if (path / "results.parquet").exists() and not (replace or resume):
+    if (path / RESULTS_FILE).exists() and not (replace or resume):
         raise ConfigError(
             f"{what}={shown} already holds a run's results.parquet; choose another directory "
             "or pass --overwrite (overwrite=True) to replace it"

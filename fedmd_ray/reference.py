@@ -26,9 +26,10 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from fedmd_ray.phases import TRANSFER, COLLABORATE, UPPER_BOUND
 from fedmd_ray.actors.messages import Evaluation
 from fedmd_ray.actors.participant import DeviceData, Participant
-from fedmd_ray.analysis.schema import rows_to_table
+from fedmd_ray.analysis.schema import result_row, rows_to_table
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.errors import ConfigError
@@ -55,9 +56,9 @@ def run_reference(config: FedMDConfig) -> pa.Table:
     # model trained on the union of every party's private data.
     for party in parties:
         results = party.transfer_learn()
-        rows.append(row(run_id, party, "transfer", 0, results["transfer"]) | {"model_bytes": party.model_bytes})
-        if "upper_bound" in results:
-            rows.append(row(run_id, party, "upper_bound", None, results["upper_bound"]))
+        rows.append(row(run_id, party, TRANSFER, 0, results[TRANSFER]) | {"model_bytes": party.model_bytes})
+        if UPPER_BOUND in results:
+            rows.append(row(run_id, party, UPPER_BOUND, None, results[UPPER_BOUND]))
 
     # Rounds 1..R: collaborate through class scores on a public subset.
     collaborates = strategy.collaborates and config.digest_epochs > 0
@@ -86,15 +87,10 @@ def run_reference(config: FedMDConfig) -> pa.Table:
             party.revisit()
             # Evaluate: accuracy on the private task's test set, of the model the party reports.
             evaluation = party.evaluate(start, party.reported_model(round_))
-            rows.append(row(run_id, party, "collaborate", round_, evaluation) | traffic)
+            rows.append(row(run_id, party, COLLABORATE, round_, evaluation) | traffic)
     return rows_to_table(rows)
 
 
 def row(run_id: str, party: Participant, phase: str, round_: int | None, evaluation: Evaluation) -> dict[str, Any]:
-    """One result row of a party (`analysis.schema`)."""
-    return {
-        "run_id": run_id, "party": party.party, "model": party.model_name, "phase": phase, "round": round_,
-        "status": "ok", "test_accuracy": evaluation.accuracy, "test_loss": evaluation.loss,
-        "seconds": evaluation.seconds, "train_accuracy": evaluation.train_accuracy,
-        "train_accuracy_batch_stats": evaluation.train_accuracy_batch_stats, "private_refit": evaluation.refit,
-    }
+    """One result row of a party (`analysis.schema.result_row`)."""
+    return result_row(run_id, party.party, party.model_name, phase, round_, "ok", evaluation)

@@ -21,14 +21,12 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fedmd_ray.analysis.io import (
-    CONFIG_FILE, RESULTS_FILE, STRATEGY_STATE_FILE, json_bytes, replace_files, table_bytes, write_table,
-)
-from fedmd_ray.analysis.schema import STRATEGY_STATE_SCHEMA, rows_to_table, state_rows
-from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, CheckpointWriter, checkpoint_bytes
 from fedmd_ray.actors.messages import PartyState
+from fedmd_ray.analysis.io import json_bytes, replace_files, table_bytes, write_table
+from fedmd_ray.analysis.schema import STRATEGY_STATE_SCHEMA, rows_to_table, state_rows
+from fedmd_ray.checkpoint import Checkpoint, CheckpointWriter, checkpoint_bytes
 from fedmd_ray.errors import DiskFull
-from fedmd_ray.outdir import claim_out_dir
+from fedmd_ray.outdir import CHECKPOINT_FILE, CONFIG_FILE, RESULTS_FILE, STRATEGY_STATE_FILE, claim_out_dir
 from fedmd_ray.strategy import StrategyState
 
 Row = dict[str, Any]

@@ -18,19 +18,20 @@ from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 
+from fedmd_ray.phases import TRANSFER, COLLABORATE, UPPER_BOUND
 from fedmd_ray.actors.backends import DriverHandle, open_driver
-from fedmd_ray.actors.messages import PartyProgress, PartyState
 from fedmd_ray.actors.driver import Snapshot
+from fedmd_ray.actors.messages import PartyProgress, PartyState
+from fedmd_ray.analysis.io import write_table
 from fedmd_ray.analysis.metrics import gain, mean_accuracy, transfer_health
-from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, write_table
 from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.analysis.summary import format_run
-from fedmd_ray.checkpoint import CHECKPOINT_FILE, Checkpoint, load_checkpoint
-from fedmd_ray.config import FedMDConfig, absent_values, changed_fields, describe_change
+from fedmd_ray.checkpoint import Checkpoint, load_checkpoint
+from fedmd_ray.config import FedMDConfig, absent_values, differences
 from fedmd_ray.errors import ConfigError, NoPartyLeft, PartyFailure
 from fedmd_ray.experiment import Experiment, prepare
 from fedmd_ray.log import LOGGER, verbosity
-from fedmd_ray.outdir import as_path, check_out_dir, claim_out_dir
+from fedmd_ray.outdir import CHECKPOINT_FILE, CONFIG_FILE, RESULTS_FILE, as_path, check_out_dir, claim_out_dir
 from fedmd_ray.plugins import describe
 from fedmd_ray.provenance import environment
 from fedmd_ray.run_files import open_files
@@ -123,7 +124,7 @@ def _start(
     log.header(experiment)
     if checkpoint is not None:
         log.line(f"resuming {target} after round {checkpoint.round} ({len(checkpoint.rows)} rows kept)")
-        log.baseline_rows = [r for r in checkpoint.rows if r["phase"] == "transfer"]  # "(+x vs round 0)" goes on
+        log.baseline_rows = [r for r in checkpoint.rows if r["phase"] == TRANSFER]  # "(+x vs round 0)" goes on
     run_id = checkpoint.fingerprint if checkpoint else experiment.run_id
     return _Start(config, target, checkpoint, log, experiment, run_id)
 
@@ -201,15 +202,15 @@ def run_phases(
         driver.import_states(resume.states, resume.strategy_state)
     else:
         rows = driver.transfer_learn(transfer_cache, on_progress)
-        yield "transfer", 0, [r for r in rows if r["phase"] == "transfer"]
+        yield TRANSFER, 0, [r for r in rows if r["phase"] == TRANSFER]
         if config.upper_bound:
-            yield "upper_bound", 0, [r for r in rows if r["phase"] == "upper_bound"]  # rows without a round
+            yield UPPER_BOUND, 0, [r for r in rows if r["phase"] == UPPER_BOUND]  # rows without a round
         _check_parties_left(rows)
         if on_checkpoint is not None:
             on_checkpoint(0, *_fetched(driver.export_states()))
     for round_ in range((resume.round if resume else 0) + 1, config.rounds + 1):
         rows = driver.run_round(round_)
-        yield "collaborate", round_, rows
+        yield COLLABORATE, round_, rows
         _check_parties_left(rows)
         if on_checkpoint is not None:
             on_checkpoint(round_, *_fetched(driver.export_states()))
@@ -252,10 +253,7 @@ def _resume_point(config: FedMDConfig, target: Path | None) -> Checkpoint:
         raise ConfigError("resume needs the run's directory: pass out_dir (fedmd-ray run --resume DIR)")
     saved, saved_identity, saved_run = _saved_run(target)
     given = config.to_json()
-    differ = [
-        describe_change(k, saved.get(k), given[k])
-        for k in changed_fields(saved_identity, config.identity(), FedMDConfig().identity())
-    ]
+    differ = differences(saved_identity, config.identity(), saved, given, FedMDConfig().identity())
     if differ:
         raise ConfigError(
             f"cannot resume {config.out_dir!r} with a different config: {'; '.join(differ)}. Resume with the "
@@ -370,15 +368,15 @@ class _Progress:
 
     def phase(self, phase: str, round_: int, rounds: int, rows: list[Row]) -> None:
         accs = sorted((r["test_accuracy"], r["party"]) for r in rows if r["test_accuracy"] is not None)
-        label = {"transfer": "round 0 (transfer)", "upper_bound": "upper bound"}.get(phase, f"round {round_}/{rounds}")
+        label = {TRANSFER: "round 0 (transfer)", UPPER_BOUND: "upper bound"}.get(phase, f"round {round_}/{rounds}")
         mean = mean_accuracy(rows)
         if mean is None:
             self.line(f"[{self._elapsed()}] {label}: no party took part")
             return
         change = ""
-        if phase == "transfer":
+        if phase == TRANSFER:
             self.baseline_rows = rows
-        elif phase == "collaborate" and self.baseline_rows:
+        elif phase == COLLABORATE and self.baseline_rows:
             moved = gain(self.baseline_rows, rows)
             if moved.value is not None:
                 count = "" if moved.parties == len(rows) else f", {moved.parties} parties in both"
@@ -397,7 +395,7 @@ class _Progress:
             f"[{self._elapsed()}] {label:<20} mean {mean:.3f}{change}  min {accs[0][0]:.3f}  max {accs[-1][0]:.3f}  "
             f"{parties}{events}"
         )
-        if phase == "transfer" and self.private_classes:
+        if phase == TRANSFER and self.private_classes:
             for warning in transfer_health(rows, self.private_classes):
                 self.line(f"warning: {warning}")
 

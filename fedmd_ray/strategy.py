@@ -29,15 +29,23 @@ from __future__ import annotations
 
 import copy
 import inspect
+import typing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from fedmd_ray.aggregation import (
-    AGGREGATOR_NAMES, AGGREGATORS, Consensus, Scores, trim_count, trimmed_mean_consensus,
+    AGGREGATOR_NAMES,
+    AGGREGATORS,
+    AggregatorName,
+    Consensus,
+    Scores,
+    trim_count,
+    trimmed_mean_consensus,
 )
+from fedmd_ray.config.fields import TEMPERATURE, Bounds, setting
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.plugins import Registry, describe, is_import_path, load_object, object_identity, plugin_code
 
@@ -104,6 +112,25 @@ class Strategy:
         return cls(**{name: fields[name] for name in parameters if name in fields})
 
 
+DigestLoss = Literal["l1", "mse", "kl"]  # `FedMD`'s distances to the consensus (`training.consensus_distance`)
+
+
+@dataclass(frozen=True)
+class FedMDFields:
+    """The config fields of the paper's method and its variants (`FedMD`, `cronus`): declared here, with
+    the strategy that takes them, and part of every `FedMDConfig` (`--set`, `--grid` reach them)."""
+
+    aggregator: AggregatorName = setting("mean", role="result", group="strategy")
+    """`fedmd`'s consensus: mean (paper), standardized_mean, median, trimmed_mean (`trim_fraction`)."""
+    digest_loss: DigestLoss = setting("l1", role="result", group="strategy")
+    """`fedmd`'s loss toward the consensus: l1 on logits (paper), mse on logits, kl at `temperature`."""
+    temperature: float = setting(1.0, role="result", bounds=TEMPERATURE, group="strategy")
+    """Softmax temperature T of `fedmd`'s kl loss, `fedmd-kl` and `kt-pfl` (parties share softmax(z / T))."""
+    trim_fraction: float = setting(0.2, role="result", bounds=Bounds(0, 0.5, high_open=True), group="strategy")
+    """Share of highest and of lowest scores dropped per sample and class (cronus, trimmed_mean).
+    (docs/config.md#trim_fraction)"""
+
+
 class FedMD(Strategy):
     """The paper's method (Li & Wang, arXiv 1910.03581): parties share logits, the consensus is
     their mean, each party digests it with an L1 loss on logits.
@@ -117,10 +144,10 @@ class FedMD(Strategy):
     def __init__(
         self, aggregator: str = "mean", digest_loss: str = "l1", temperature: float = 1.0, trim_fraction: float = 0.2
     ) -> None:
-        if aggregator not in AGGREGATOR_NAMES:
-            raise ConfigError(f"aggregator={aggregator!r} is not allowed: must be one of {sorted(AGGREGATOR_NAMES)}")
-        if digest_loss not in ("l1", "mse", "kl"):
-            raise ConfigError(f"digest_loss={digest_loss!r} is not allowed: must be one of 'l1', 'mse', 'kl'")
+        if aggregator not in AGGREGATOR_NAMES:  # a FedMD built in Python: the config checks its own fields
+            raise ConfigError(f"aggregator={aggregator!r} is not allowed: must be one of {list(AGGREGATOR_NAMES)}")
+        if digest_loss not in typing.get_args(DigestLoss):
+            raise ConfigError(f"digest_loss={digest_loss!r} is not allowed: must be one of {typing.get_args(DigestLoss)}")
         self.aggregator = aggregator
         self.loss = digest_loss
         self.temperature = temperature
@@ -339,13 +366,4 @@ def _probe_share(strategy: Strategy, logits: torch.Tensor, name: str) -> npt.NDA
     return shared.detach().numpy().astype(np.float32)
 
 
-def _register_the_family() -> None:
-    """The built-in methods of `fedmd_ray.methods`, registered as a user's would be."""
-    from fedmd_ray.methods import DSFL, Cronus, FedMDKL, KTpFL, Local
-
-    for name, method in (("cronus", Cronus), ("ds-fl", DSFL), ("fedmd-kl", FedMDKL), ("kt-pfl", KTpFL),
-                         ("local", Local)):
-        STRATEGIES.register(name, method, builtin=True)
-
-
-_register_the_family()
+import fedmd_ray.methods  # noqa: E402,F401  the family registers itself (`methods`), as a user's strategies would

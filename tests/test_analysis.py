@@ -7,8 +7,8 @@ import math
 import pyarrow as pa
 from PIL import Image
 
-from fedmd_ray.analysis.plots import plot_sweep
 from fedmd_ray.analysis.metrics import harm
+from fedmd_ray.analysis.plots import plot_sweep
 from fedmd_ray.analysis.summary import format_summary, summarize, sweep_summary
 
 

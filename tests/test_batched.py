@@ -15,10 +15,16 @@ import torch
 from torch import nn
 
 import fedmd_ray
-from fedmd_ray.actors.messages import Distributed
+from fedmd_ray.actors.messages import (
+    Communicate,
+    DigestRevisitEvaluate,
+    Distributed,
+    ExportState,
+    ImportState,
+    TransferLearn,
+)
 from fedmd_ray.actors.participant import PartyHost
 from fedmd_ray.actors.party_group import PartyGroup
-from fedmd_ray.actors.messages import Communicate, DigestRevisitEvaluate, ExportState, ImportState, TransferLearn
 from fedmd_ray.aggregation import mean_consensus
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.experiment import prepare

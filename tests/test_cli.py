@@ -96,8 +96,9 @@ def test_data_fetch_checks_every_name_before_fetching_any(tmp_path, capsys):
 
 
 def test_report_of_a_run_where_no_party_finished_says_n_a(tmp_path, capsys):
-    from fedmd_ray.analysis.io import RESULTS_FILE, write_table
+    from fedmd_ray.analysis.io import write_table
     from fedmd_ray.analysis.schema import rows_to_table
+    from fedmd_ray.outdir import RESULTS_FILE
 
     rows = [dict(run_id="r", party=p, model="mlp-64", phase=phase, round=0, status="dropped", test_accuracy=None,
                  test_loss=None, seconds=None) for p in range(2) for phase in ("transfer", "upper_bound")]

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from fedmd_ray.data import default_data_root, fetch, load_source, source_info, source_names
-from fedmd_ray.data import resolve, sources
+from fedmd_ray.data import default_data_root, fetch, load_source, resolve, source_info, source_names, sources
 from fedmd_ray.data.formats import read_idx
 from fedmd_ray.errors import ConfigError, DataError
 

@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import fedmd_ray
+from fedmd_ray.actors.backends import open_driver
 from fedmd_ray.checkpoint import load_checkpoint
 from fedmd_ray.errors import NoPartyLeft, PartyFailure
 from fedmd_ray.experiment import prepare
 from fedmd_ray.faults import DELAY_VARIABLE, VARIABLE
-from fedmd_ray.actors.backends import open_driver
 from fedmd_ray.runner import iterate_phases
 
 LOCAL = dict(backend="local", rounds=3, torch_threads=1)

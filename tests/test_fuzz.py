@@ -157,7 +157,6 @@ def _path_scene(root: Path) -> None:
 def test_an_output_path_is_judged_where_the_os_will_put_it(parts, overwrite):
     """Paths with '..', links and missing parents: `check_out_dir` refuses (ConfigError, nothing touched) or
     names the directory that creating the path would give, and never one holding results without overwrite."""
-    import shutil
 
     from fedmd_ray.outdir import check_out_dir
 

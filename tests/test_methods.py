@@ -14,7 +14,10 @@ import fedmd_ray
 from fedmd_ray import RoundInfo
 from fedmd_ray.actors.participant import Participant
 from fedmd_ray.aggregation import (
-    information_weights, knowledge_coefficient_step, project_rows_to_simplex, trimmed_mean_consensus,
+    information_weights,
+    knowledge_coefficient_step,
+    project_rows_to_simplex,
+    trimmed_mean_consensus,
 )
 from fedmd_ray.checkpoint import load_checkpoint
 from fedmd_ray.errors import ConfigError

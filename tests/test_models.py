@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.model_names import PAPER_MODELS, SMALL_MODELS, model_names
+from fedmd_ray.model_registry import PAPER_MODELS, SMALL_MODELS, model_names
 from fedmd_ray.models import KerasSameAvgPool2d, build_model, check_model, eval_batch, output_layer
 
 MNIST = (1, 28, 28)

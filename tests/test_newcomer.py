@@ -92,9 +92,20 @@ def test_a_json_config_with_a_key_given_twice_is_refused(tmp_path, capsys):
     assert "is not valid JSON: 'rounds' is given twice" in capsys.readouterr().err
 
 
-def test_presets_fields_say_they_are_defaults(capsys):
+def test_presets_fields_list_every_field_by_group_with_the_default_presets_value_and_what_it_does(capsys):
+    import dataclasses
+    import re
+
+    from fedmd_ray.config import FedMDConfig
+
     assert main(["presets", "--fields"]) == 0
-    assert "config fields and their defaults (a preset overrides some" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "with the default preset's values" in out
+    groups = re.findall(r"^(data|transfer|rounds|strategy|execution):$", out, re.M)
+    assert groups == ["data", "transfer", "rounds", "strategy", "execution"]
+    listed = dict(re.findall(r"^  (\w+) +(\S+) +\S", out.split("config fields")[1], re.M))
+    assert set(listed) == {f.name for f in dataclasses.fields(FedMDConfig)}  # every field, once
+    assert listed["revisit_epochs"] == "8" and listed["private_epochs"] == "50"  # the offline preset's, not the class's
 
 
 def test_report_without_matplotlib_prints_the_summary_and_how_to_get_plots(tmp_path, capsys, monkeypatch):

@@ -14,13 +14,12 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from fedmd_ray.data import load_source, source_info, source_names
-from fedmd_ray.data import resolve, sources
+from fedmd_ray.data import load_source, resolve, source_info, source_names, sources
 from fedmd_ray.data.formats import read_py2_pickle
 from fedmd_ray.errors import DataError
 
 _RECONSTRUCT = np.zeros(1).__reduce__()[0]  # numpy's _reconstruct, wherever it lives
-_PurePickler: Any = getattr(pickle, "_Pickler")  # the pure-Python pickler, whose dispatch we extend
+_PurePickler: Any = pickle._Pickler  # the pure-Python pickler, whose dispatch we extend
 _PY2_GLOBALS = {"numpy ndarray", "numpy dtype", "numpy.core.multiarray _reconstruct"}
 
 

@@ -9,9 +9,15 @@ import pytest
 import torch
 
 from fedmd_ray import preset, training
-from fedmd_ray.actors.messages import Distributed, SharedData
+from fedmd_ray.actors.messages import (
+    Communicate,
+    DigestRevisitEvaluate,
+    Distributed,
+    ImportState,
+    SharedData,
+    TransferLearn,
+)
 from fedmd_ray.actors.participant import PartyHost
-from fedmd_ray.actors.messages import Communicate, DigestRevisitEvaluate, ImportState, TransferLearn
 from fedmd_ray.aggregation import mean_consensus
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.experiment import prepare

@@ -91,7 +91,7 @@ def test_footprint_counts_flops_as_torch_does(name, shape):
 # --- GPU memory: estimates and the packing check (pure functions; no GPU needed) ---
 
 from fedmd_ray.actors.gpu_memory import CUDA_CONTEXT_BYTES, check_gpu_packing, estimate_hosts  # noqa: E402
-from fedmd_ray.model_names import resolve_model  # noqa: E402
+from fedmd_ray.model_registry import resolve_model  # noqa: E402
 
 GIB = 2**30
 

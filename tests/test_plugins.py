@@ -21,9 +21,9 @@ from fedmd_ray.cli import main
 from fedmd_ray.config import FedMDConfig, resumable_fields, setting
 from fedmd_ray.data import load_source
 from fedmd_ray.errors import ConfigError, DataError, PartyFailure, PluginError
+from fedmd_ray.faults import VARIABLE
 from fedmd_ray.methods import DSFL, FedMDKL
 from fedmd_ray.strategy import FedMD
-from fedmd_ray.faults import VARIABLE
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))  # before Ray starts: its workers inherit the path
@@ -132,8 +132,9 @@ def test_partials_and_instances_are_told_apart_by_their_arguments():
     """Two grid points of one factory or one strategy class are two runs with two labels."""
     import functools
 
-    from fedmd_ray.plugins import describe
     from plugin_fixtures import tiny_mlp, wrong_output
+
+    from fedmd_ray.plugins import describe
 
     def fingerprint(model):
         return fedmd_ray.preset("quick", models=(model,)).fingerprint()
@@ -422,8 +423,9 @@ def test_constructor_parameters_named_like_fields_come_from_the_config():
 def test_the_trial_round_gives_parties_different_scores_and_names_an_uncopyable_instance():
     """A strategy that divides by the parties' disagreement is valid: the trial round must not
     feed every party the same scores. An instance a run cannot copy is refused by name."""
-    from fedmd_ray.strategy import probe_strategy, resolve_strategy
     from plugin_fixtures import HoldsALock, InverseDeviation
+
+    from fedmd_ray.strategy import probe_strategy, resolve_strategy
 
     probe_strategy(InverseDeviation(), n_parties=3, n_classes=10)
     with pytest.raises(ConfigError, match="strategy 'HoldsALock' cannot be copied .*locks, open files"):

@@ -14,10 +14,10 @@ import pytest
 
 import fedmd_ray
 from fedmd_ray import runner
-from fedmd_ray.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from fedmd_ray.checkpoint import load_checkpoint
 from fedmd_ray.cli import main
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.outdir import LOCK_FILE
+from fedmd_ray.outdir import CHECKPOINT_FILE, LOCK_FILE
 
 # digest_epochs=40 makes a round last seconds, so a kill lands inside one
 SLOW = dict(backend="local", rounds=4, torch_threads=1, digest_epochs=40)

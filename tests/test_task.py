@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fedmd_ray import preset
-from fedmd_ray.data import task as task_module
 from fedmd_ray.data import LabeledImages, Split, load_source
+from fedmd_ray.data import task as task_module
 from fedmd_ray.data.task import build_task, conform_images
 from fedmd_ray.errors import ConfigError, DataError
 

@@ -11,12 +11,11 @@ import contextlib
 import time
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from fedmd_ray.actors.messages import HostSetup, PartyProgress, PartySpec, PartyState, SharedData
 from fedmd_ray.actors.driver import Driver, DriverActor, Row, Snapshot
 from fedmd_ray.actors.gpu_memory import check_gpu_packing, check_host_packing, estimate_groups
-from fedmd_ray.actors.pool import LocalPool
+from fedmd_ray.actors.messages import HostSetup, PartyProgress, PartySpec, PartyState, SharedData
 from fedmd_ray.actors.placement import ActorResources, assign_parties, party_costs
-from fedmd_ray.actors.pool import PartyPool
+from fedmd_ray.actors.pool import LocalPool, PartyPool
 from fedmd_ray.actors.portable import Portable
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import FedMDError, ResourceError
@@ -95,6 +94,22 @@ def host_groups(
     return [[specs[p] for p in group] for group in assign_parties(costs, sizes)]
 
 
+def preflight(
+    setup: HostSetup, specs: list[PartySpec], data: SharedData, totals: dict[str, float], *,
+    subject: str = "the run", memory: bool = True,
+) -> tuple[ActorResources, list[list[PartySpec]]]:
+    """The one cluster check of a run and of a sweep's trials, before anything starts: its host actors fit
+    the cluster's CPUs and GPUs (`cluster.check_fits`), and (`memory`) their parties' estimated host
+    memory fits the cluster's (`check_host_memory`). The hosts' resources and parties."""
+    from fedmd_ray.actors.cluster import check_fits
+
+    resources = check_fits(setup.config, totals, subject=subject)
+    groups = host_groups(setup, specs, data, resources.sizes)
+    if memory:
+        check_host_memory(setup, groups, data, totals, subject=subject)
+    return resources, groups
+
+
 def check_host_memory(
     setup: HostSetup, groups: list[list[PartySpec]], data: SharedData, totals: dict[str, float],
     subject: str = "the run",
@@ -135,17 +150,14 @@ def _ray_driver(
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from fedmd_ray.actors.cluster import check_fits, cluster_totals, ray_session
+    from fedmd_ray.actors.cluster import cluster_totals, ray_session
     from fedmd_ray.actors.ray_pool import RayPool, wait_scheduled
 
     config = setup.config
 
     def check_cluster(totals: dict[str, float]) -> tuple[ActorResources, list[list[PartySpec]]]:
-        resources = check_fits(config, totals)
-        groups = host_groups(setup, specs, data, resources.sizes)
-        if not in_process:  # a sweep checks its trials before they start (see sweeps.tuner)
-            check_host_memory(setup, groups, data, totals)
-        return resources, groups
+        # a sweep checks its trials' memory before they start (see sweeps.tuner)
+        return preflight(setup, specs, data, totals, memory=not in_process)
 
     with ray_session(config, precheck=check_cluster):  # checked on this machine before a local Ray starts
         resources, groups = check_cluster(cluster_totals())

@@ -23,13 +23,25 @@ from typing import Any, Callable, Sequence, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from fedmd_ray.phases import TRANSFER, COLLABORATE, UPPER_BOUND
 from fedmd_ray.actors.messages import (
-    Communicate, DigestRevisitEvaluate, Distributed, Evaluation, ExportState, ImportState, PartyProgress, PartyState,
-    PartyTask, RoundResult, TransferLearn, peak_rss_mib,
+    Communicate,
+    DigestRevisitEvaluate,
+    Distributed,
+    Evaluation,
+    ExportState,
+    ImportState,
+    PartyProgress,
+    PartyState,
+    PartyTask,
+    RoundResult,
+    TransferLearn,
+    peak_rss_mib,
 )
 from fedmd_ray.actors.pool import PartyPool, SavedStates
 from fedmd_ray.actors.portable import Portable
 from fedmd_ray.actors.recovery import Recovery
+from fedmd_ray.analysis.schema import result_row
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.errors import FedMDError, PluginError
@@ -106,13 +118,13 @@ class Driver:
                 cache.store(self._ask(ExportState(include_optimizers=False), 0, self._active()), results)
         self._model_bytes = {p: b for host in self.pool.describe() for p, b in host["model_bytes"].items()}
         rows = []
-        names = ("transfer", "upper_bound") if self.config.upper_bound else ("transfer",)
+        names = (TRANSFER, UPPER_BOUND) if self.config.upper_bound else (TRANSFER,)
         for party in self.models:
             phases: dict[str, Evaluation | None] = {n: None for n in names}  # dropped: rows without metrics
             phases.update(results.get(party, {}))
-            for phase in sorted(phases, key=lambda p: p != "transfer"):  # transfer rows first
-                row = self._row(party, phase, 0 if phase == "transfer" else None, phases[phase])
-                if phase == "transfer":
+            for phase in sorted(phases, key=lambda p: p != TRANSFER):  # transfer rows first
+                row = self._row(party, phase, 0 if phase == TRANSFER else None, phases[phase])
+                if phase == TRANSFER:
                     row["model_bytes"] = self._model_bytes.get(party)
                 rows.append(row)
         return rows
@@ -156,7 +168,7 @@ class Driver:
         """One row per party of the run: the present ones' results and bytes, the others' status."""
         rows = []
         for p in self.models:
-            row = self._row(p, "collaborate", round_, results[p].evaluation if p in results else None,
+            row = self._row(p, COLLABORATE, round_, results[p].evaluation if p in results else None,
                             "absent" if p in absent and p not in self.recovery.dropped else None)
             if p in results:
                 row["bytes_sent"], row["bytes_received"] = traffic[p]
@@ -297,25 +309,11 @@ class Driver:
     def _row(
         self, party: int, phase: str, round_: int | None, ev: Evaluation | None, status: str | None = None
     ) -> Row:
-        """One result row; `round_` is None for the upper bound (it belongs to no round: a
-        `groupby("round")` must not mix it into round 0)."""
+        """One result row (`analysis.schema.result_row`); the status from what happened to the party."""
         if status is None:
             status = ("dropped" if party in self.recovery.dropped else
                       "restarted" if party in self.recovery.restarted else "ok")
-        return {
-            "run_id": self.run_id,
-            "party": party,
-            "model": self.models[party],
-            "phase": phase,
-            "round": round_,
-            "status": status,
-            "test_accuracy": None if ev is None else ev.accuracy,
-            "test_loss": None if ev is None else ev.loss,
-            "seconds": None if ev is None else ev.seconds,
-            "train_accuracy": None if ev is None else ev.train_accuracy,
-            "train_accuracy_batch_stats": None if ev is None else ev.train_accuracy_batch_stats,
-            "private_refit": None if ev is None else ev.refit,
-        }
+        return result_row(self.run_id, party, self.models[party], phase, round_, status, ev)
 
 
 class DriverActor(Driver):

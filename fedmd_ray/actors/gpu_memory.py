@@ -33,7 +33,7 @@ from typing import Sequence
 from fedmd_ray.actors.messages import HostSetup, PartySpec, SharedData
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
-from fedmd_ray.model_names import ModelPlugin
+from fedmd_ray.model_registry import ModelPlugin
 from fedmd_ray.models import eval_batch, footprint
 
 # Per process: CUDA context + cuBLAS/cuDNN handles, what nvidia-smi shows beyond torch's

@@ -13,6 +13,8 @@ torch out of its imports spares ~1.2 s of CPU and ~470 MiB per driver.
 
 from __future__ import annotations
 
+from fedmd_ray.phases import TRANSFER, COLLABORATE, UPPER_BOUND
+
 import resource
 import sys
 from dataclasses import dataclass, field, replace
@@ -24,7 +26,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from fedmd_ray.config import FedMDConfig
     from fedmd_ray.faults import Faults
-    from fedmd_ray.model_names import ModelPlugin
+    from fedmd_ray.model_registry import ModelPlugin
     from fedmd_ray.strategy import Strategy
 
 R = TypeVar("R", covariant=True)
@@ -202,8 +204,8 @@ class TransferLearn(PartyTask[dict[str, Evaluation]]):
     restores_state: ClassVar[bool] = True
 
     def progress(self, party: int, result: Any) -> PartyProgress | None:
-        done = result["transfer"]
-        upper = result.get("upper_bound")
+        done = result[TRANSFER]
+        upper = result.get(UPPER_BOUND)
         return PartyProgress(party, done.accuracy, done.pretrain_epochs, done.seconds + (upper.seconds if upper else 0))
 
 
@@ -233,7 +235,7 @@ class DigestRevisitEvaluate(PartyTask[RoundResult]):
     next_align_idx: Indices | None
     scores_ahead: frozenset[int] | None = None
     phase: ClassVar[str] = "digest/revisit/evaluate"
-    step: ClassVar[str] = "collaborate"
+    step: ClassVar[str] = COLLABORATE
     batched: ClassVar[bool] = True
 
     def arguments(self) -> tuple[Any, ...]:

@@ -18,16 +18,28 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Iterator, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from fedmd_ray.phases import TRANSFER, UPPER_BOUND
 from fedmd_ray import training
 from fedmd_ray.actors.messages import (
-    Distributed, Evaluation, ExportState, HostSetup, PartyProgress, PartySpec, PartyState, PartyTask, RoundResult,
-    SharedData, StepError, peak_rss_mib, repeats_on_restart,
+    Distributed,
+    Evaluation,
+    ExportState,
+    HostSetup,
+    PartyProgress,
+    PartySpec,
+    PartyState,
+    PartyTask,
+    RoundResult,
+    SharedData,
+    StepError,
+    peak_rss_mib,
+    repeats_on_restart,
 )
 from fedmd_ray.actors.party_group import PartyGroup, group_key
 from fedmd_ray.errors import ConfigError
@@ -98,8 +110,8 @@ class Participant:
         self._averaged = 0  # rounds in it
         self._round0: dict[str, torch.Tensor] | None = None  # with `wise_ft` < 1: the weights after transfer learning
         self._report_model: torch.nn.Module | None = None  # evaluates what `swa` / `wise_ft` report
-        self._digest_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
-        self._revisit_opt = torch.optim.Adam(self.model.parameters(), lr=config.digest_lr)
+        self._digest_opt = torch.optim.Adam(self.model.parameters(), lr=config.round_lr)
+        self._revisit_opt = torch.optim.Adam(self.model.parameters(), lr=config.round_lr)
         # what a weight-averaging method would send each way per round (communication accounting)
         self.model_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
 
@@ -134,13 +146,13 @@ class Participant:
         with self._own_rng(), self._step("transfer learning"):
             epochs = self.pretrain()
             if cfg.upper_bound:
-                results["upper_bound"] = self._upper_bound()
+                results[UPPER_BOUND] = self._upper_bound()
             refit = self._fit_private(*self._private, retry_imperfect=True)
             transfer = self.evaluate(start)
             fit_eval, fit_train = training.batch_norm_gap(self.model, *self._private, batch_size=self._eval_batch)
         self._keep_round0()
-        upper_s = results["upper_bound"].seconds if "upper_bound" in results else 0.0
-        results["transfer"] = Evaluation(transfer.accuracy, transfer.loss, transfer.seconds - upper_s,
+        upper_s = results[UPPER_BOUND].seconds if UPPER_BOUND in results else 0.0
+        results[TRANSFER] = Evaluation(transfer.accuracy, transfer.loss, transfer.seconds - upper_s,
                                          train_accuracy=fit_eval, train_accuracy_batch_stats=fit_train,
                                          pretrain_epochs=epochs, refit=refit)
         return results

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from fedmd_ray.phases import TRANSFER, UPPER_BOUND
 from fedmd_ray import batched, training
 from fedmd_ray.actors.messages import Distributed, Evaluation, RoundResult
 from fedmd_ray.models import footprint
@@ -108,11 +109,11 @@ class PartyGroup:
         seconds = (time.perf_counter() - start - upper_s) / len(self.members)
         results: dict[int, dict[str, Evaluation]] = {}
         for i, member in enumerate(self.members):
-            results[member.party] = {"transfer": Evaluation(
+            results[member.party] = {TRANSFER: Evaluation(
                 evaluations[i][0], evaluations[i][1], seconds, train_accuracy=gaps[i][0],
                 train_accuracy_batch_stats=gaps[i][1], pretrain_epochs=epochs[member.party], refit=refit[i])}
             if member.party in upper:
-                results[member.party]["upper_bound"] = upper[member.party]
+                results[member.party][UPPER_BOUND] = upper[member.party]
         return results
 
     def pretrain(self) -> dict[int, int]:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ResourceError
-from fedmd_ray.model_names import ModelEntry, ModelPlugin
+from fedmd_ray.model_registry import ModelEntry, ModelPlugin
 from fedmd_ray.models import footprint
 
 

@@ -22,7 +22,15 @@ import numpy.typing as npt
 
 from fedmd_ray.actors.deadline import deadline
 from fedmd_ray.actors.messages import (
-    Distributed, HostSetup, ImportState, PartyProgress, PartySpec, PartyState, PartyTask, SharedData, failure_reason,
+    Distributed,
+    HostSetup,
+    ImportState,
+    PartyProgress,
+    PartySpec,
+    PartyState,
+    PartyTask,
+    SharedData,
+    failure_reason,
     repeats_on_restart,
 )
 from fedmd_ray.errors import Overdue

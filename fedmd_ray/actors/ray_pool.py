@@ -20,7 +20,14 @@ import numpy.typing as npt
 import ray
 
 from fedmd_ray.actors.messages import (
-    Distributed, HostSetup, PartyProgress, PartySpec, PartyState, PartyTask, SharedData, failure_reason,
+    Distributed,
+    HostSetup,
+    PartyProgress,
+    PartySpec,
+    PartyState,
+    PartyTask,
+    SharedData,
+    failure_reason,
     repeats_on_restart,
 )
 from fedmd_ray.actors.pool import Answers, HostFailure, SavedStates, host_parties, restore

@@ -23,12 +23,7 @@ import pyarrow.parquet as pq
 
 from fedmd_ray.analysis.schema import ADDED_COLUMNS, RESULT_SCHEMA
 from fedmd_ray.errors import ConfigError, DataError, DiskFull
-
-RESULTS_FILE = "results.parquet"
-SWEEP_FILE = "sweep.parquet"
-SUMMARY_FILE = "summary.parquet"
-CONFIG_FILE = "config.json"
-STRATEGY_STATE_FILE = "strategy_state.parquet"
+from fedmd_ray.outdir import RESULTS_FILE, SWEEP_FILE
 
 
 def file_mode() -> int:

@@ -13,6 +13,8 @@ the sweep summary and what Tune trials report:
 
 from __future__ import annotations
 
+from fedmd_ray.phases import TRANSFER, COLLABORATE
+
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -68,11 +70,11 @@ class Harm:
 
 def harm(rows: Iterable[Row]) -> Harm:
     """`Harm` from a run's rows; a party's last accuracy is that of the last round it has one in."""
-    transfer = [r for r in rows if r.get("phase") == "transfer"]
+    transfer = [r for r in rows if r.get("phase") == TRANSFER]
     start = accuracies(transfer)
     last: dict[int, float] = {}
     by_round: dict[int, list[Row]] = {}
-    for r in sorted((r for r in rows if r.get("phase") == "collaborate"), key=lambda r: r["round"]):
+    for r in sorted((r for r in rows if r.get("phase") == COLLABORATE), key=lambda r: r["round"]):
         last.update(accuracies([r]))
         by_round.setdefault(int(r["round"]), []).append(r)
     changes = {p: last[p] - start[p] for p in last if p in start}
@@ -105,7 +107,7 @@ def traffic(rows: Iterable[Row]) -> Traffic:
     model = {int(r["party"]): int(r["model_bytes"]) for r in rows if r.get("model_bytes") is not None}
     moved = weights = 0
     for r in rows:
-        if r.get("phase") == "collaborate" and r.get("bytes_sent") is not None:
+        if r.get("phase") == COLLABORATE and r.get("bytes_sent") is not None:
             moved += int(r["bytes_sent"]) + int(r.get("bytes_received") or 0)
             weights += 2 * model.get(int(r["party"]), 0)
     return Traffic(moved, weights)
@@ -121,7 +123,7 @@ def transfer_health(rows: Iterable[Row], private_classes: int | None) -> list[st
     redone, one whose running batch-norm statistics lag its weights."""
     warnings = []
     chance = None if private_classes is None else 1.0 / private_classes
-    for r in sorted((r for r in rows if r.get("phase") == "transfer"), key=lambda r: r["party"]):
+    for r in sorted((r for r in rows if r.get("phase") == TRANSFER), key=lambda r: r["party"]):
         who = f"party {r['party']} ({r['model']})"
         accuracy = r.get("test_accuracy")
         if accuracy is not None and chance is not None and accuracy < NEAR_CHANCE * chance:

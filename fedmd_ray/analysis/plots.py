@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from fedmd_ray.phases import UPPER_BOUND
 from fedmd_ray.analysis.schema import RESULT_SCHEMA
 from fedmd_ray.errors import FedMDError
 
@@ -42,7 +43,7 @@ def plot_run(table: pa.Table, path: Path) -> Path:
     plt = _pyplot()
     df = table.to_pandas()
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
-    curves = df[df["phase"] != "upper_bound"].sort_values("round")
+    curves = df[df["phase"] != UPPER_BOUND].sort_values("round")
     colors = plt.cm.tab10.colors
     many = curves["party"].nunique() > 10
     for party, rows in curves.groupby("party"):
@@ -53,7 +54,7 @@ def plot_run(table: pa.Table, path: Path) -> Path:
     ax.plot(mean.index, mean.values, color="black", linewidth=2.5, label="mean")
     if 0 in mean.index:
         ax.axhline(float(mean.loc[0]), color="black", linestyle=":", linewidth=1.2, label="mean at round 0")
-    upper = df.loc[df["phase"] == "upper_bound", "test_accuracy"].mean()
+    upper = df.loc[df["phase"] == UPPER_BOUND, "test_accuracy"].mean()
     if upper == upper:  # not NaN: the run computed the upper bound
         ax.axhline(float(upper), color="black", linestyle="--", linewidth=1.2, label="mean upper bound")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -8,10 +8,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from fedmd_ray.analysis.io import CONFIG_FILE, RESULTS_FILE, SWEEP_FILE, load_results
+from fedmd_ray.analysis.io import load_results
 from fedmd_ray.analysis.plots import plot_run, plot_sweep, swept_parameters
 from fedmd_ray.analysis.summary import format_run, format_sweep_summary, sweep_summary
 from fedmd_ray.errors import ConfigError, DataError
+from fedmd_ray.outdir import CONFIG_FILE, RESULTS_FILE, SWEEP_FILE
 
 
 def report(directory: str | Path) -> tuple[str, list[Path]]:

@@ -32,39 +32,53 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-PHASES = ("transfer", "collaborate", "upper_bound")
+from fedmd_ray.phases import PHASES
 
-RESULT_SCHEMA = pa.schema(
-    [
-        pa.field("run_id", pa.string(), nullable=False),
-        pa.field("party", pa.int32(), nullable=False),
-        pa.field("model", pa.string(), nullable=False),
-        pa.field("phase", pa.string(), nullable=False),
-        pa.field("round", pa.int32()),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("test_accuracy", pa.float64()),
-        pa.field("test_loss", pa.float64()),
-        pa.field("seconds", pa.float64()),
-        pa.field("bytes_sent", pa.int64()),
-        pa.field("bytes_received", pa.int64()),
-        pa.field("model_bytes", pa.int64()),
-        pa.field("train_accuracy", pa.float64()),
-        pa.field("train_accuracy_batch_stats", pa.float64()),
-        pa.field("private_refit", pa.bool_()),
-    ]
+# The result row, declared once: (column, Arrow type, nullable, where the value comes from). A value
+# from "evaluation" is that attribute of the `Evaluation` a party returned (None without one); a
+# column added since the first release is None in older checkpoints' rows and older tables.
+COLUMNS: tuple[tuple[str, pa.DataType, bool, str | None], ...] = (
+    ("run_id", pa.string(), False, None),
+    ("party", pa.int32(), False, None),
+    ("model", pa.string(), False, None),
+    ("phase", pa.string(), False, None),
+    ("round", pa.int32(), True, None),
+    ("status", pa.string(), False, None),
+    ("test_accuracy", pa.float64(), True, "accuracy"),
+    ("test_loss", pa.float64(), True, "loss"),
+    ("seconds", pa.float64(), True, "seconds"),
+    ("bytes_sent", pa.int64(), True, None),  # added: communication
+    ("bytes_received", pa.int64(), True, None),
+    ("model_bytes", pa.int64(), True, None),
+    ("train_accuracy", pa.float64(), True, "train_accuracy"),  # added: transfer health
+    ("train_accuracy_batch_stats", pa.float64(), True, "train_accuracy_batch_stats"),
+    ("private_refit", pa.bool_(), True, "refit"),
 )
+RESULT_SCHEMA = pa.schema([pa.field(name, kind, nullable=nullable) for name, kind, nullable, _ in COLUMNS])
+FIRST_RELEASE = ("run_id", "party", "model", "phase", "round", "status", "test_accuracy", "test_loss", "seconds")
+ADDED_COLUMNS = {name: None for name, *_ in COLUMNS if name not in FIRST_RELEASE}
+Row = dict[str, Any]
 
 
-def rows_to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
+def result_row(
+    run_id: str, party: int, model: str, phase: str, round_: int | None, status: str, evaluation: Any | None,
+    **extra: Any,
+) -> Row:
+    """One row of the result table: a party's `evaluation` (an `actors.messages.Evaluation`; None when it
+    sat out or was dropped) in `phase` of `round_` (None for the upper bound, which belongs to no round:
+    a `groupby("round")` must not mix it into round 0), and `extra` columns (bytes moved)."""
+    row: Row = {"run_id": run_id, "party": party, "model": model, "phase": phase, "round": round_, "status": status}
+    for name, _, _, attribute in COLUMNS:
+        if attribute is not None:
+            row[name] = None if evaluation is None else getattr(evaluation, attribute)
+    return row | extra
+
+
+def rows_to_table(rows: Iterable[Row]) -> pa.Table:
     """Rows (dicts with the schema's keys) as a table sorted by phase order, round, party."""
     order = {p: i for i, p in enumerate(PHASES)}
     ordered = sorted(rows, key=lambda r: (r["run_id"], r["round"] or 0, order[r["phase"]], r["party"]))
     return pa.Table.from_pylist([{**ADDED_COLUMNS, **r} for r in ordered], schema=RESULT_SCHEMA)
-
-
-# columns added since the first release: null in older checkpoints' rows and older tables
-ADDED_COLUMNS = {name: None for name in ("bytes_sent", "bytes_received", "model_bytes", "train_accuracy",
-                                         "train_accuracy_batch_stats", "private_refit")}
 
 
 STRATEGY_STATE_SCHEMA = pa.schema(

@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fedmd_ray.phases import TRANSFER, COLLABORATE, UPPER_BOUND
 from fedmd_ray.analysis.metrics import Gain, Harm, Traffic, gain, harm, mean_accuracy, traffic, transfer_health
 
 
@@ -30,24 +31,15 @@ class RunSummary:
         return self.change.value
 
 
-def mean_accuracy_by_round(table: pa.Table, phase_filter: tuple[str, ...] = ("transfer", "collaborate")) -> pa.Table:
-    """(round, mean, min, max) of test accuracy over parties, round 0 = baseline."""
-    rows = table.filter(pc.is_in(table["phase"], pa.array(phase_filter)))
-    grouped = rows.group_by("round").aggregate(
-        [("test_accuracy", "mean"), ("test_accuracy", "min"), ("test_accuracy", "max")]
-    )
-    return grouped.sort_by("round")
-
-
 def summarize(table: pa.Table) -> RunSummary:
     rows = table.to_pylist()
-    last = max(r["round"] for r in rows if r["phase"] in ("transfer", "collaborate"))
-    transfer = [r for r in rows if r["phase"] == "transfer"]
-    final = [r for r in rows if r["phase"] in ("transfer", "collaborate") and r["round"] == last]
+    last = max(r["round"] for r in rows if r["phase"] in (TRANSFER, COLLABORATE))
+    transfer = [r for r in rows if r["phase"] == TRANSFER]
+    final = [r for r in rows if r["phase"] in (TRANSFER, COLLABORATE) and r["round"] == last]
     return RunSummary(
         baseline=mean_accuracy(transfer),
         final=mean_accuracy(final),
-        upper_bound=mean_accuracy(r for r in rows if r["phase"] == "upper_bound"),
+        upper_bound=mean_accuracy(r for r in rows if r["phase"] == UPPER_BOUND),
         rounds=int(last),
         change=gain(transfer, final),
         harm=harm(rows),
@@ -139,7 +131,7 @@ def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
             "rounds_run": run.rounds,
             "baseline": run.baseline,
             "final": run.final,
-            "upper_bound": run.upper_bound,
+            UPPER_BOUND: run.upper_bound,
             "gain": run.gain,
             "worst_party": run.harm.worst_party,
             "worst_party_model": run.harm.worst_party_model,

@@ -34,7 +34,14 @@ from fedmd_ray.data.images import LabeledImages, check_images
 from fedmd_ray.data.sources import load_builtin, resolve_data_root, source_info, source_names
 from fedmd_ray.errors import ConfigError, DataError
 from fedmd_ray.plugins import (
-    Registry, check_users_code, describe, is_import_path, load_object, object_identity, plugin_code, takes_arguments,
+    Registry,
+    check_users_code,
+    describe,
+    is_import_path,
+    load_object,
+    object_identity,
+    plugin_code,
+    takes_arguments,
 )
 
 SourceLoader = Callable[..., LabeledImages]

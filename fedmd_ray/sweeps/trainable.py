@@ -24,8 +24,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from fedmd_ray.actors.portable import Portable
+from fedmd_ray.phases import TRANSFER, COLLABORATE, UPPER_BOUND
 from fedmd_ray.actors.messages import PartyState
+from fedmd_ray.actors.portable import Portable
 from fedmd_ray.analysis.io import join_uri, list_uri, load_results, write_table
 from fedmd_ray.analysis.metrics import accuracies, gain, mean_accuracy
 from fedmd_ray.analysis.schema import rows_to_table
@@ -34,7 +35,7 @@ from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.resolve import SOURCES
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.experiment import prepare
-from fedmd_ray.model_names import MODELS
+from fedmd_ray.model_registry import MODELS
 from fedmd_ray.plugins import Registry, describe
 from fedmd_ray.runner import open_run, run_phases
 from fedmd_ray.strategy import STRATEGIES, StrategyState
@@ -133,8 +134,8 @@ def _finished_rows(results_uri: str, trial_id: str, config: FedMDConfig) -> list
     if uri is None:
         return None
     rows = load_results(uri).to_pylist()
-    last = ("collaborate", config.rounds) if config.rounds else (
-        ("upper_bound", None) if config.upper_bound else ("transfer", 0))
+    last = (COLLABORATE, config.rounds) if config.rounds else (
+        (UPPER_BOUND, None) if config.upper_bound else (TRANSFER, 0))
     return rows if any((r["phase"], r["round"]) == last for r in rows) else None
 
 
@@ -152,8 +153,8 @@ def _restored(checkpoint: Any, run_id: str) -> Checkpoint | None:
 def round_metrics(rows: list[dict[str, Any]], round_: int) -> dict[str, Any]:
     """What a trial reports after `round_`: the mean (NaN when no party answered), the gain over the
     parties present at round 0 and now, and each party's accuracy."""
-    now = [r for r in rows if r["round"] == round_ and r["phase"] in ("transfer", "collaborate")]
-    change = gain([r for r in rows if r["phase"] == "transfer"], now)
+    now = [r for r in rows if r["round"] == round_ and r["phase"] in (TRANSFER, COLLABORATE)]
+    change = gain([r for r in rows if r["phase"] == TRANSFER], now)
     mean = mean_accuracy(now)
     return {
         "round": round_,

@@ -23,28 +23,40 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from ray import tune
 
-from fedmd_ray.actors.backends import check_gpu_memory, check_host_memory, host_groups, host_memory_bytes
-from fedmd_ray.actors.cluster import check_fits, cluster_totals, ray_session
+from fedmd_ray.actors.backends import check_gpu_memory, host_memory_bytes, preflight
+from fedmd_ray.actors.cluster import cluster_totals, ray_session
 from fedmd_ray.actors.placement import actor_resources, actor_sizes
 from fedmd_ray.actors.portable import Portable
-from fedmd_ray.analysis.io import (
-    SUMMARY_FILE, SWEEP_FILE, join_uri, load_results, read_bytes_uri, write_bytes_uri, write_table,
-)
+from fedmd_ray.analysis.io import join_uri, load_results, read_bytes_uri, write_bytes_uri, write_table
 from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
-from fedmd_ray.config import FedMDConfig, changed_fields, describe_change
+from fedmd_ray.config import FedMDConfig, describe_change, differences
 from fedmd_ray.config_file import parse_document
 from fedmd_ray.errors import ConfigError, TrialsFailed
 from fedmd_ray.experiment import prepare
 from fedmd_ray.log import LOGGER, chatty, verbosity
-from fedmd_ray.outdir import as_path, check_out_dir, check_writable_dir, claim_out_dir
+from fedmd_ray.outdir import (
+    SPEC_FILE,
+    SUMMARY_FILE,
+    SWEEP_FILE,
+    as_path,
+    check_out_dir,
+    check_writable_dir,
+    claim_out_dir,
+)
 from fedmd_ray.provenance import environment
 from fedmd_ray.sweeps.plan import SweepPlan, plan_sweep
 from fedmd_ray.sweeps.space import MAX_GRID_POINTS, check_points, check_space, progress, to_tune_space
 from fedmd_ray.sweeps.trainable import (
-    BASE, CACHE, CHATTY, PLUGINS, RESULTS, latest_attempts, registered_plugins, trainable, trial_config,
+    BASE,
+    CACHE,
+    CHATTY,
+    PLUGINS,
+    RESULTS,
+    latest_attempts,
+    registered_plugins,
+    trainable,
+    trial_config,
 )
-
-SPEC_FILE = "fedmd_sweep.json"  # what the sweep was started with (see `_check_same_sweep`)
 
 
 def sweep(
@@ -151,11 +163,9 @@ def _sweep(
         trial_bytes = 0.0
         for i, config in enumerate(configs, 1):  # a trial bigger than the cluster would wait forever
             trial = base.replace(**_swept(config, param_space))
-            resources = check_fits(trial, totals, subject="one trial")
             prepared = prepare(trial)
             specs, data = prepared.party_inputs()
-            groups = host_groups(prepared.setup, specs, data, resources.sizes)
-            check_host_memory(prepared.setup, groups, data, totals, subject="one trial")
+            resources, groups = preflight(prepared.setup, specs, data, totals, subject="one trial")
             trial_bytes = max(trial_bytes, host_memory_bytes(prepared.setup, groups, data))
             if resources.gpus > 0:  # nor may its parties overflow the GPU's memory mid-round
                 check_gpu_memory(prepared.setup, groups, data, resources)
@@ -184,7 +194,7 @@ def _sweep(
                     run_config=tune.RunConfig(
                         storage_path=storage, name=name, verbose=0,
                         failure_config=tune.FailureConfig(max_failures=max_failures),
-                        callbacks=[_Progress(log, expected), *(callbacks or [])],
+                        callbacks=[_TrialProgress(log, expected), *(callbacks or [])],
                         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                     ),
                 )
@@ -351,8 +361,7 @@ def _check_same_sweep(saved: bytes | None, spec: dict[str, Any], experiment: str
     if not isinstance(before, dict) or not isinstance(before.get("base"), dict):
         raise ConfigError(f"the sweep's {SPEC_FILE} at {experiment} is not a fedmd_ray sweep spec; start a new sweep "
                           "in another directory")
-    differ = [describe_change(k, before["base"].get(k), spec["base"][k])
-              for k in changed_fields(before["base"], spec["base"], FedMDConfig().to_json())]
+    differ = differences(before["base"], spec["base"], before["base"], spec["base"], FedMDConfig().to_json())
     differ += [f"{part} (saved {before[part]!r}, given {spec[part]!r})"
                for part in ("space", "num_samples") if before.get(part) != spec[part]]
     if not differ and isinstance(before.get("identities"), list):  # same names: did what they name change?
@@ -476,7 +485,7 @@ def _collect(results_uri: str, statuses: dict[str, str]) -> pa.Table | None:
     return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
-class _Progress(tune.Callback):
+class _TrialProgress(tune.Callback):
     """Prints trials running/finished (of all `expected`: Tune creates trials lazily) and the best gain
     among every finished trial (those a resumed sweep finished before included)."""
 

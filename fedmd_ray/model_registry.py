@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.plugins import (
-    Registry, check_users_code, describe, is_import_path, load_object, object_identity, takes_arguments,
+    Registry,
+    check_users_code,
+    describe,
+    is_import_path,
+    load_object,
+    object_identity,
+    takes_arguments,
 )
 
 if TYPE_CHECKING:
