@@ -1,7 +1,8 @@
 """FedMD (heterogeneous federated learning via model distillation) on Ray.
 
     >>> import fedmd_ray
-    >>> table = fedmd_ray.run(fedmd_ray.preset("quick", rounds=1))  # doctest: +SKIP
+    >>> table = fedmd_ray.run(fedmd_ray.preset("quick", rounds=1), out_dir="runs/q")  # doctest: +SKIP
+    >>> model = fedmd_ray.load_party_model("runs/q", party=0)  # doctest: +SKIP
 
 Plug-in points (see docs/extending.md): `register_model` / a factory / "pkg.mod:factory"
 for models, `register_source` / `LabeledImages` / .npz / image folders for data, and
@@ -33,14 +34,16 @@ from fedmd_ray.strategy import FedMD, RoundInfo, Strategy, register_strategy
 
 if TYPE_CHECKING:
     from fedmd_ray.analysis.io import load_results
+    from fedmd_ray.data.task import load_task
     from fedmd_ray.experiment import check
+    from fedmd_ray.party_models import load_party_model
     from fedmd_ray.runner import run
     from fedmd_ray.sweeps import sweep
 
 __version__ = "0.2.0"
 
 __all__ = [
-    "FedMDConfig", "preset", "preset_names", "run", "sweep", "check", "load_results",
+    "FedMDConfig", "preset", "preset_names", "run", "sweep", "check", "load_results", "load_party_model", "load_task",
     "register_model", "register_source", "register_strategy", "Strategy", "FedMD", "RoundInfo",
     "LabeledImages", "Split", "__version__",
     "FedMDError", "ConfigError", "DataError", "ResourceError", "PartyFailure", "NoPartyLeft", "PluginError", "TrialsFailed",
@@ -66,4 +69,12 @@ def __getattr__(name: str) -> object:
         from fedmd_ray.analysis.io import load_results
 
         return load_results
+    if name == "load_party_model":
+        from fedmd_ray.party_models import load_party_model
+
+        return load_party_model
+    if name == "load_task":
+        from fedmd_ray.data.task import load_task
+
+        return load_task
     raise AttributeError(f"module 'fedmd_ray' has no attribute {name!r}")

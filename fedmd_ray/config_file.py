@@ -197,17 +197,30 @@ def config_from(path: str | Path | None, preset_name: str | None, overrides: dic
     return preset(preset_name or file_preset or "offline", **{**values, **overrides})
 
 
-def to_toml(config: FedMDConfig) -> str:
-    """The config as TOML that `--config` reads back (None as "none", plug-in objects by import path)."""
-    lines = []
-    for name, value in config.to_json().items():
-        lines.append(f"{name} = {_toml_value(value)}")
+def to_toml(config: FedMDConfig, preset_name: str, title: str = "") -> str:
+    """`config`, made from the preset `preset_name`, as a commented TOML file that `--config` reads back:
+    `preset = NAME`, then the fields by group, each with its one-line description; a field the preset
+    leaves unset (None: its default behaviour, which the description states) is commented out, since
+    the preset gives it; plug-in objects by import path."""
+    import dataclasses
+    import textwrap
+
+    from fedmd_ray.config.fields import GROUPS, field_docs
+
+    values, docs = config.to_json(), field_docs(type(config))
+    fields = dataclasses.fields(config)
+    lines = [f"# {title or 'a fedmd_ray config'}", "# fedmd-ray run --config THIS_FILE [--set FIELD=VALUE ...]",
+             f'preset = "{preset_name}"  # the values of the fields below not set here']
+    for group in GROUPS:
+        lines += ["", f"# --- {group} ---"]
+        for f in (f for f in fields if f.metadata.get("group") == group):
+            lines += textwrap.wrap(docs.get(f.name, ""), 100, initial_indent="# ", subsequent_indent="# ")
+            value = values[f.name]
+            lines.append(f"# {f.name} =   (unset)" if value is None else f"{f.name} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 
 def _toml_value(value: Any) -> str:
-    if value is None:
-        return '"none"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

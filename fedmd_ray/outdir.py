@@ -39,8 +39,9 @@ SWEEP_FILE = "sweep.parquet"  # every trial's long table
 SUMMARY_FILE = "summary.parquet"  # one row per trial
 SPEC_FILE = "fedmd_sweep.json"  # what a sweep was started with (a resume must match it)
 LOCK_FILE = ".fedmd_ray.lock"  # held (flock) by the run or sweep writing the directory
+MODELS_DIR = "models"  # each party's model (`party_models`)
 OWNED_FILES = (RESULTS_FILE, CHECKPOINT_FILE, CONFIG_FILE, STRATEGY_STATE_FILE, SWEEP_FILE, SUMMARY_FILE, SPEC_FILE,
-               LOCK_FILE)  # fmt: skip
+               LOCK_FILE, MODELS_DIR)  # fmt: skip
 
 
 def as_path(value: object, what: str) -> Path:

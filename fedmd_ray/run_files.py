@@ -15,6 +15,7 @@ every phase and checkpoints after every round (in the background: see `Checkpoin
 from __future__ import annotations
 
 import contextlib
+import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -26,7 +27,7 @@ from fedmd_ray.analysis.io import json_bytes, replace_files, table_bytes, write_
 from fedmd_ray.analysis.schema import STRATEGY_STATE_SCHEMA, rows_to_table, state_rows
 from fedmd_ray.checkpoint import Checkpoint, CheckpointWriter, checkpoint_bytes
 from fedmd_ray.errors import DiskFull
-from fedmd_ray.outdir import CHECKPOINT_FILE, CONFIG_FILE, RESULTS_FILE, STRATEGY_STATE_FILE, claim_out_dir
+from fedmd_ray.outdir import CHECKPOINT_FILE, CONFIG_FILE, MODELS_DIR, RESULTS_FILE, STRATEGY_STATE_FILE, claim_out_dir
 from fedmd_ray.strategy import StrategyState
 
 Row = dict[str, Any]
@@ -56,6 +57,9 @@ class NoFiles:
     def phase(self, rows: list[Row]) -> None:
         pass
 
+    def models(self, weights: dict[int, PartyState], about: dict[int, dict[str, Any]], round_: int | None) -> None:
+        pass
+
     def checkpointer(self, run_id: str, rows: list[Row]) -> None:
         return None
 
@@ -71,6 +75,7 @@ class RunFiles:
         self._saved = resumed is not None  # the run's own files are in the directory
         self._state_rows: list[Row] = [] if resumed is None else self._history(resumed.round)
         self._writer = CheckpointWriter(directory)
+        self._pending_models: list[Callable[[], None]] = []  # asked for before the first save: written by it
 
     def phase(self, rows: list[Row]) -> None:
         """A phase finished: the table so far (before the first checkpoint it waits for it)."""
@@ -99,6 +104,18 @@ class RunFiles:
 
         return save
 
+    def models(self, weights: dict[int, PartyState], about: dict[int, dict[str, Any]], round_: int | None) -> None:
+        """Each party's model (`party_models`): after `round_`, or (None) the run's last."""
+        from fedmd_ray.party_models import write_models
+
+        def write() -> None:
+            write_models(self.directory, weights, about, round_)
+
+        if self._saved:
+            self._write(write)
+        else:
+            self._pending_models.append(write)
+
     def close(self) -> None:
         """Wait for the last checkpoint to be on disk."""
         self._write(self._writer.close)
@@ -114,6 +131,11 @@ class RunFiles:
             contents[STRATEGY_STATE_FILE] = table_bytes(self._state_table())
         stale = tuple(self.directory / name for name in RUN_FILES if name not in contents)
         replace_files({self.directory / name: data for name, data in contents.items()}, remove=stale)
+        if (self.directory / MODELS_DIR).is_dir():  # an overwritten run's: never beside another run's table
+            shutil.rmtree(self.directory / MODELS_DIR)
+        for write in self._pending_models:
+            write()
+        self._pending_models.clear()
 
     def _state_table(self) -> pa.Table:
         return pa.Table.from_pylist(self._state_rows, schema=STRATEGY_STATE_SCHEMA)

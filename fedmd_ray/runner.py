@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import pyarrow as pa
 
@@ -23,18 +23,20 @@ from fedmd_ray.actors.backends import DriverHandle, open_driver
 from fedmd_ray.actors.driver import Snapshot
 from fedmd_ray.actors.messages import PartyProgress, PartyState
 from fedmd_ray.analysis.io import write_table
-from fedmd_ray.analysis.metrics import gain, mean_accuracy, transfer_health
+from fedmd_ray.analysis.metrics import gain, mean_accuracy, round_metrics, transfer_health
+from fedmd_ray.callbacks import Callback, call_end, call_round
 from fedmd_ray.analysis.schema import rows_to_table
-from fedmd_ray.analysis.summary import format_run
+from fedmd_ray.analysis.summary import format_run, percent, points
 from fedmd_ray.checkpoint import Checkpoint, load_checkpoint
-from fedmd_ray.config import FedMDConfig, absent_values, differences
+from fedmd_ray.config import FedMDConfig, absent_values, differences, origin
 from fedmd_ray.errors import ConfigError, NoPartyLeft, PartyFailure
 from fedmd_ray.experiment import Experiment, prepare
-from fedmd_ray.log import LOGGER, verbosity
-from fedmd_ray.outdir import CHECKPOINT_FILE, CONFIG_FILE, RESULTS_FILE, as_path, check_out_dir, claim_out_dir
+from fedmd_ray.log import LOGGER, SUMMARY, progress_bar, verbosity
+from fedmd_ray.outdir import CHECKPOINT_FILE, CONFIG_FILE, MODELS_DIR, RESULTS_FILE, as_path, check_out_dir, claim_out_dir
+from fedmd_ray.party_models import describe_models
 from fedmd_ray.plugins import describe
 from fedmd_ray.provenance import environment
-from fedmd_ray.run_files import open_files
+from fedmd_ray.run_files import NoFiles, RunFiles, open_files
 from fedmd_ray.strategy import StrategyState
 
 Row = dict[str, Any]
@@ -49,37 +51,37 @@ def run(
     overwrite: bool = False,
     resume: bool = False,
     verbose: bool | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> pa.Table:
     """Run FedMD once and return the long result table (schema: `analysis.schema`).
 
-    With `out_dir` (or `config.out_dir`) it also writes `config.json`,
-    `results.parquet` and `checkpoint.pt` there, after transfer learning and
-    after every round; a directory holding another run's results is refused
-    unless `overwrite=True`. `resume=True` continues the run in `out_dir` from
-    its last finished round (the config must match the saved one in every field
-    that changes results). Uses the running Ray if there is one (and leaves it
-    up), else attaches to `config.address`/`RAY_ADDRESS`, else starts a local
-    Ray and stops it afterwards.
+    With `out_dir` (or `config.out_dir`) it also writes `config.json`, `results.parquet` and
+    `checkpoint.pt` there, after transfer learning and after every round, and each party's model
+    (`party_models`, `save_models`); a directory holding another run's results is refused unless
+    `overwrite=True`. `resume=True` continues the run in `out_dir` from its last finished round (the
+    config must match the saved one in every field that changes results). Uses the running Ray if
+    there is one (and leaves it up), else attaches to `config.address`/`RAY_ADDRESS`, else starts a
+    local Ray and stops it afterwards.
 
-    Check everything, then touch the disk: the config, the output directory, the data,
-    every plug-in and the cluster (CPUs, GPUs, GPU and host memory; the party actors
-    started) are checked before any file is created, replaced or removed; a refusal
-    (ConfigError, DataError, ResourceError; TypeError for arguments of the wrong type)
-    leaves the disk as it was, and `overwrite` removes the old run only once the new one
-    has started.
+    Check everything, then touch the disk: the config, the output directory, the data, every
+    plug-in and the cluster are checked before any file is created, replaced or removed; a refusal
+    (ConfigError, DataError, ResourceError; TypeError for arguments of the wrong type) leaves the
+    disk as it was (docs/failures.md).
 
-    Progress goes to the `fedmd_ray` logger (INFO; see `fedmd_ray.log`): `verbose=True`
-    shows it on stderr for this call, `False` only warnings, `None` (default) leaves it to
-    the logging configuration, which by default prints nothing.
+    Progress (one line per phase, a bar on a terminal) goes to stderr through the `fedmd_ray`
+    logger: shown by default, as Tune and Lightning do, unless you configured that logger or the
+    root logger yourself; `verbose=False` (or the logger at WARNING) keeps warnings only.
+    `callbacks` receive every round's metrics (`fedmd_ray.callbacks`: TensorBoard, MLflow, yours).
     """
-    with verbosity(verbose), _party_traceback_logged():
+    with verbosity(verbose), _party_traceback_logged(), contextlib.ExitStack() as stack:
         start = _start(config, out_dir, overwrite, resume)  # every check: nothing written, no Ray started
         if isinstance(start, pa.Table):  # a resumed run that had finished: its table
             return start
-        log, checkpoint = start.progress, start.checkpoint
+        log, checkpoint, watchers = start.progress, start.checkpoint, list(callbacks)
+        stack.callback(log.close)  # the progress bar, whatever happens
         rows: list[Row] = list(checkpoint.rows) if checkpoint else []
         with open_run(start.experiment, start.run_id, save_states=start.target is not None) as driver:
-            log.placement(driver.describe(), then="" if checkpoint else "; transfer learning...")
+            log.placement(driver.describe(), resumed_after=None if checkpoint is None else checkpoint.round)
             with open_files(start.target, _header(start.config, start.run_id), checkpoint, overwrite, resume) as files:
                 for phase, round_, phase_rows in run_phases(driver, start.config, resume=checkpoint,
                                                             on_checkpoint=files.checkpointer(start.run_id, rows),
@@ -87,7 +89,25 @@ def run(
                     rows.extend(phase_rows)
                     log.phase(phase, round_, start.config.rounds, phase_rows)
                     files.phase(rows)
-        return _summary(rows, start)
+                    if phase != UPPER_BOUND:
+                        call_round(watchers, round_metrics(rows, round_))
+                        _keep_models(start, driver, files, round_)  # before the round's checkpoint
+        log.close()
+        table = _summary(rows, start)
+        call_end(watchers, table)
+        return table
+
+
+def _keep_models(start: _Start, driver: DriverHandle, files: RunFiles | NoFiles, round_: int) -> None:
+    """After `round_`: every party's model if the run keeps every round's, and the last round's as the run's
+    models (written before that round's checkpoint: a run that stops after it has them)."""
+    keep, last = start.keep_models, round_ == start.config.rounds
+    if keep == "every_round" or (keep == "end" and last):
+        weights = driver.export_models()
+        if keep == "every_round":
+            files.models(weights, start.about(round_), round_)
+        if last:
+            files.models(weights, start.about(round_), None)
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,14 @@ class _Start:
     progress: _Progress
     experiment: Experiment
     run_id: str
+
+    @property
+    def keep_models(self) -> str:
+        """`save_models` of a run: "end" unless set (nothing without an output directory)."""
+        return "never" if self.target is None else self.config.save_models or "end"
+
+    def about(self, round_: int) -> dict[int, dict[str, Any]]:
+        return describe_models(self.experiment, self.run_id, round_)
 
 
 def _start(
@@ -122,6 +150,8 @@ def _start(
         return _finished(checkpoint, target, log, len(config.private_classes))  # nothing left to run
     experiment = prepare(config)
     log.header(experiment)
+    LOGGER.debug("run %s (%s); models batched as one computation: %s; output %s", experiment.run_id,
+                 origin(config), ", ".join(sorted(experiment.batched)) or "none", target or "none")
     if checkpoint is not None:
         log.line(f"resuming {target} after round {checkpoint.round} ({len(checkpoint.rows)} rows kept)")
         log.baseline_rows = [r for r in checkpoint.rows if r["phase"] == TRANSFER]  # "(+x vs round 0)" goes on
@@ -144,9 +174,11 @@ def _party_traceback_logged() -> Iterator[None]:
 def _summary(rows: list[Row], start: _Start) -> pa.Table:
     """The run's table, and its summary in the progress output."""
     table = rows_to_table(rows)
-    start.progress.line(format_run(table, len(start.config.private_classes)))
+    SUMMARY.info(format_run(table, len(start.config.private_classes)))
     if start.target is not None:
-        start.progress.line(f"results: {start.target / RESULTS_FILE}")
+        if start.keep_models != "never":
+            SUMMARY.info(f"party models: {start.target / MODELS_DIR} (fedmd_ray.load_party_model(DIR, party))")
+        SUMMARY.info(f"results: {start.target / RESULTS_FILE}")
     return table
 
 
@@ -154,7 +186,8 @@ def _header(config: FedMDConfig, run_id: str) -> dict[str, Any]:
     """What `config.json` holds: the config as it ran (the models resolved: not () for the default),
     its identity, the run id and the environment."""
     resolved = config.replace(models=config.party_models)
-    return {"config": resolved.to_json(), "identity": config.identity(), "fingerprint": run_id, **environment()}
+    return {"config": resolved.to_json(), "preset": origin(config), "identity": config.identity(),
+            "fingerprint": run_id, **environment()}
 
 
 def _finished(checkpoint: Checkpoint, target: Path, log: _Progress, private_classes: int) -> pa.Table:
@@ -163,7 +196,8 @@ def _finished(checkpoint: Checkpoint, target: Path, log: _Progress, private_clas
     log.line(f"{target} finished all its rounds already: nothing to resume")
     with claim_out_dir(target, resume=True):
         write_table(table, target / RESULTS_FILE)
-    log.line(format_run(table, private_classes))
+    SUMMARY.info(format_run(table, private_classes))
+    SUMMARY.info(f"results: {target / RESULTS_FILE}")
     return table
 
 
@@ -320,9 +354,21 @@ class _Progress:
         self.start = time.perf_counter()
         self.baseline_rows: list[Row] = []
         self.private_classes = 0
-        self.parties = 0
+        self.parties = self.rounds = 0
         self.transfer_start = 0.0
         self.transferred: set[int] = set()
+        self.bar: Any = None  # on a terminal, a tqdm bar under the lines: parties transferred, then rounds
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def _bar(self, total: int, what: str, unit: str, done: int = 0) -> None:
+        self.close()
+        self.bar = progress_bar(total, what, unit)
+        if self.bar is not None and done:
+            self.bar.update(done)
 
     def line(self, text: str) -> None:
         LOGGER.info(text)
@@ -334,18 +380,20 @@ class _Progress:
             if event.party in self.transferred:
                 continue  # a restarted host reports its parties again
             self.transferred.add(event.party)
+            if self.bar is not None:
+                self.bar.update(1)
             elapsed = time.perf_counter() - self.transfer_start
             left = elapsed / len(self.transferred) * (self.parties - len(self.transferred))
             epochs = "" if event.pretrain_epochs is None else f" after {event.pretrain_epochs} public epoch(s)"
             self.line(
-                f"[{self._elapsed()}]   party {event.party} transferred: test {event.accuracy:.3f}{epochs}, "
+                f"[{self._elapsed()}]   party {event.party} transferred: test {percent(event.accuracy)}{epochs}, "
                 f"{event.seconds:.1f} s | {len(self.transferred)}/{self.parties} parties, ~{left:.0f} s left"
             )
 
     def header(self, experiment: Experiment) -> None:
         config, task = experiment.config, experiment.task
         self.private_classes = len(config.private_classes)
-        self.parties = config.n_parties
+        self.parties, self.rounds = config.n_parties, config.rounds
         publics = "all" if config.public_classes is None else ",".join(map(str, config.public_classes))
         self.line(
             f"FedMD: {config.n_parties} parties, public {describe(config.public_data)}[{publics}] "
@@ -357,14 +405,23 @@ class _Progress:
         for note in experiment.notes:
             LOGGER.warning("%s", note)
 
-    def placement(self, hosts: list[dict[str, Any]], then: str = "; transfer learning...") -> None:
+    def placement(self, hosts: list[dict[str, Any]], resumed_after: int | None = None) -> None:
+        """The workers are up; transfer learning starts, or the rounds after `resumed_after` do."""
         self.transfer_start = time.perf_counter()
+        then = "; transfer learning..." if resumed_after is None else ""
+        if resumed_after is None:
+            self._bar(self.parties, "transfer learning", "party")
+        else:
+            self._bar(self.rounds, "rounds", "round", resumed_after)
         devices = sorted({h["device"] for h in hosts})
         nodes = {h.get("node", h["host"]) for h in hosts}
         self.line(
             f"[{self._elapsed()}] {len(hosts)} workers ready on {len(nodes)} node(s), device {'/'.join(devices)}, "
             f"{hosts[0]['torch_threads']} torch thread(s) each{then}"
         )
+        for host in hosts:  # -v: which parties share which process
+            LOGGER.debug("  worker pid %s on %s (%s): parties %s", host.get("pid"), host.get("host"), host["device"],
+                         ",".join(map(str, host.get("parties", []))))
 
     def phase(self, phase: str, round_: int, rounds: int, rows: list[Row]) -> None:
         accs = sorted((r["test_accuracy"], r["party"]) for r in rows if r["test_accuracy"] is not None)
@@ -380,21 +437,26 @@ class _Progress:
             moved = gain(self.baseline_rows, rows)
             if moved.value is not None:
                 count = "" if moved.parties == len(rows) else f", {moved.parties} parties in both"
-                change = f" ({moved.value:+.3f} vs round 0{count})"
+                change = f" ({points(moved.value)} vs round 0{count})"
         if len(rows) <= MAX_LISTED_PARTIES:
-            parties = "parties: " + " ".join(_cell(r) for r in rows)
+            parties = "parties (%): " + " ".join(_cell(r) for r in rows)
         else:  # a hundred accuracies per line help nobody: the spread and the weakest
             quartiles = [accs[int(q * (len(accs) - 1))][0] for q in (0.25, 0.5, 0.75)]
-            parties = (f"quartiles {quartiles[0]:.3f}/{quartiles[1]:.3f}/{quartiles[2]:.3f}  weakest: "
-                       + ", ".join(f"party {p} {a:.2f}" for a, p in accs[:3]))
+            parties = (f"quartiles {'/'.join(map(percent, quartiles))}  weakest: "
+                       + ", ".join(f"party {p} {percent(a)}" for a, p in accs[:3]))
         failed = [r for r in rows if r["status"] != "ok"]
         events = "".join(f" | party {r['party']} {r['status']}" for r in failed[:MAX_LISTED_PARTIES])
         if len(failed) > MAX_LISTED_PARTIES:
             events += f" | {len(failed) - MAX_LISTED_PARTIES} more not ok"
         self.line(
-            f"[{self._elapsed()}] {label:<20} mean {mean:.3f}{change}  min {accs[0][0]:.3f}  max {accs[-1][0]:.3f}  "
+            f"[{self._elapsed()}] {label:<20} mean {percent(mean)}{change}  min {percent(accs[0][0])}  "
+            f"max {percent(accs[-1][0])}  "
             f"{parties}{events}"
         )
+        if phase == TRANSFER:
+            self._bar(rounds, "rounds", "round")
+        elif phase == COLLABORATE and self.bar is not None:
+            self.bar.update(1)
         if phase == TRANSFER and self.private_classes:
             for warning in transfer_health(rows, self.private_classes):
                 self.line(f"warning: {warning}")
@@ -405,4 +467,4 @@ class _Progress:
 
 def _cell(row: Row) -> str:
     """A party's accuracy in the progress line; `--` when it sat out or was dropped."""
-    return "--" if row["test_accuracy"] is None else f"{row['test_accuracy']:.2f}"
+    return "--" if row["test_accuracy"] is None else f"{100 * row['test_accuracy']:.0f}"

@@ -31,13 +31,14 @@ def test_harm_names_the_party_furthest_below_its_round_0_and_the_lowest_round_of
     # round means against round 0 over the parties in both: r1 +0.08/3, r2 (parties 0, 2) -0.02/2, r3 (0, 1) +0.17/2
     assert hurt.lowest_round == 2 and math.isclose(hurt.lowest_round_change, -0.01)
     line = format_summary(summarize(pa.Table.from_pylist(rows)))
-    assert "against round 0: worst party 0 (mlp-0) -0.0300 at its last round | lowest round 2: mean -0.0100" in line
+    assert "worst party: 0 (mlp-0), -3.0 points from round 0 to its last round" in line
+    assert "worst round: round 2, the round whose mean stood lowest against round 0: -1.0 points" in line
     summary = sweep_summary(pa.Table.from_pylist(rows), []).to_pylist()[0]
     assert (summary["worst_party"], summary["worst_party_model"]) == (0, "mlp-0")
     assert math.isclose(summary["worst_party_change"], -0.03) and math.isclose(summary["lowest_round_change"], -0.01)
     no_rounds = harm(_trial("t", None, [0.5]))
     assert no_rounds.worst_party is None and no_rounds.lowest_round is None
-    assert "against round 0" not in format_summary(summarize(pa.Table.from_pylist(_trial("t", None, [0.5]))))
+    assert "worst round" not in format_summary(summarize(pa.Table.from_pylist(_trial("t", None, [0.5]))))
 
 
 def test_a_trial_without_a_final_accuracy_sorts_last():

@@ -15,8 +15,9 @@ def test_run_quick_local_prints_progress_and_summary(tmp_path, capsys):
     code = main(["run", "--preset", "quick", "--set", "rounds=1", "--set", "backend=local", "--out", str(tmp_path)])
     captured = capsys.readouterr()
     assert code == 0
-    assert "round 0 (transfer)" in captured.err and "round 1/1" in captured.err
-    assert "mean test accuracy: baseline (round 0)" in captured.err
+    assert "round 0 (transfer)" in captured.err and "round 1/1" in captured.err  # progress: stderr
+    assert "mean test accuracy: " in captured.out and "mean test accuracy" not in captured.err  # the result: stdout
+    assert f"results: {tmp_path / 'results.parquet'}" in captured.out
     assert (tmp_path / "results.parquet").exists() and (tmp_path / "config.json").exists()
 
 
@@ -105,5 +106,5 @@ def test_report_of_a_run_where_no_party_finished_says_n_a(tmp_path, capsys):
     write_table(rows_to_table(rows), tmp_path / RESULTS_FILE)
     assert main(["report", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "baseline (round 0) n/a" in out and "gain n/a" in out
+    assert "n/a after transfer learning (round 0), n/a after round 0 (n/a" in out
     assert "party 0 (mlp-64) dropped from round 0" in out

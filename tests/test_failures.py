@@ -156,7 +156,7 @@ def test_an_actor_that_exits_inside_digest_is_restarted(tmp_path):
     assert done.returncode == 0, done.stderr
     table = pq.read_table(tmp_path / "run" / "results.parquet")
     assert _status(table, 1)[2] == "restarted"
-    assert "its actor died" in done.stderr and "party 1 (mlp-64) restarted in round(s) 2" in done.stderr
+    assert "its actor died" in done.stderr and "party 1 (mlp-64) restarted in round(s) 2" in done.stdout
     assert "Unhandled error" not in done.stderr
 
 

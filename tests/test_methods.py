@@ -201,7 +201,7 @@ def test_local_is_the_no_collaboration_control(monkeypatch):
     assert len(revisits) == 3 * 2  # every party, every round
     rounds = [r for r in table.to_pylist() if r["phase"] == "collaborate"]
     assert len(rounds) == 6 and all(r["bytes_sent"] == r["bytes_received"] == 0 for r in rounds)
-    assert "communication: 0 B moved in the rounds (0.00% of the" in format_run(table)
+    assert "communication: 0 B moved in the rounds, 0.0% of the" in format_run(table)
 
     def never(self, *args):
         raise AssertionError("a round without collaboration scored or digested")
@@ -260,7 +260,7 @@ def test_transfer_health_names_a_party_near_chance_and_a_batch_norm_lag():
     ]
     warnings = transfer_health(rows, private_classes=5)
     assert len(warnings) == 2
-    assert warnings[0].startswith("party 1 (mlp-128) ended transfer learning near chance (0.195; chance 0.200")
+    assert warnings[0].startswith("party 1 (mlp-128) ended transfer learning near chance (19.5%; chance 20.0%")
     assert "party 2 (paper-cnn3)" in warnings[1] and "set precise_bn=true" in warnings[1]
     rows[1] = {**rows[1], "test_accuracy": 0.49, "train_accuracy": 1.0, "private_refit": True}
     warnings = transfer_health(rows, private_classes=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +19,9 @@ from fedmd_ray.cli import main
 TINY = ["--preset", "quick", "--set", "backend=local", "--set", "rounds=1", "--set", "torch_threads=1"]
 
 
-def test_the_library_prints_nothing_unless_asked(capsys, caplog):
+def test_under_the_users_logging_configuration_the_library_prints_nothing_unless_asked(capsys, caplog):
     config = fedmd_ray.preset("quick", backend="local", rounds=1, torch_threads=1)
-    fedmd_ray.run(config)
+    fedmd_ray.run(config)  # pytest configured the root logger, as a user's logging.basicConfig would
     assert capsys.readouterr().err == ""
     fedmd_ray.run(config, verbose=True)
     err = capsys.readouterr().err
@@ -34,7 +35,7 @@ def test_transfer_learning_reports_each_party_as_it_finishes_with_time_left(caps
     fedmd_ray.run(fedmd_ray.preset("quick", backend="local", rounds=0, torch_threads=1), verbose=True)
     lines = [line for line in capsys.readouterr().err.splitlines() if "transferred:" in line]
     assert len(lines) == 3
-    assert "party 0 transferred: test 0." in lines[0] and "public epoch(s)" in lines[0]
+    assert re.search(r"party 0 transferred: test \d+\.\d%", lines[0]) and "public epoch(s)" in lines[0]
     assert lines[0].endswith("s left") and "1/3 parties" in lines[0] and "3/3 parties, ~0 s left" in lines[-1]
 
 
@@ -52,11 +53,11 @@ def test_the_cli_is_quiet_about_ray_and_prints_progress_and_where_results_went(t
     err = done.stderr
     assert "Started a local Ray instance" not in err and "Token authentication" not in err
     assert "transferred:" in err and "round 1/1" in err
-    written = next(line for line in err.splitlines() if line.startswith("results: "))
+    written = next(line for line in done.stdout.splitlines() if line.startswith("results: "))
     assert f"{tmp_path}/runs/quick-" in written and Path(written.split(" ", 1)[1]).exists()
     quiet = _cli("run", *TINY, "--out", str(tmp_path / "q"), env={"FEDMD_RAY_LOG_LEVEL": "WARNING"})
     assert quiet.returncode == 0 and "round 1/1" not in quiet.stderr
-    assert "mean test accuracy: baseline (round 0)" in quiet.stdout  # as with -q: the summary stays
+    assert "mean test accuracy: " in quiet.stdout and "results: " in quiet.stdout  # as with -q: the result stays
 
 
 def test_result_files_are_readable_by_colleagues(tmp_path):
@@ -138,7 +139,7 @@ def test_progress_lines_with_many_parties_show_the_spread_and_the_weakest(caplog
     with caplog.at_level(logging.INFO, logger="fedmd_ray"):
         progress.phase("transfer", 0, 5, rows)
     line = caplog.records[-1].getMessage()
-    assert len(line) < 200 and "weakest: party 0 0.50, party 1 0.51, party 2 0.52" in line and "quartiles" in line
+    assert len(line) < 200 and "weakest: party 0 50.0%, party 1 51.0%, party 2 52.0%" in line and "quartiles" in line
 
 
 @pytest.mark.timeout(300)

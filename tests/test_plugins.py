@@ -58,7 +58,7 @@ def test_roles_derive_every_list():
     base = fedmd_ray.preset("quick")
     assert set(resumable_fields()) == {
         "backend", "cpus_per_party", "parties_per_actor", "driver_cpus", "address", "actor_start_timeout_s",
-        "out_dir", "on_party_failure", "max_party_restarts", "round_timeout_s", "connect_timeout_s",
+        "out_dir", "on_party_failure", "max_party_restarts", "round_timeout_s", "connect_timeout_s", "save_models",
     }
     for collaboration in (dict(rounds=7), dict(subset_size=100), dict(strategy=TrimmedMean()), dict(collab_lr=1e-4)):
         changed = base.replace(**collaboration)

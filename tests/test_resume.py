@@ -158,7 +158,8 @@ def test_an_overwrite_that_dies_before_its_first_checkpoint_leaves_the_old_run_w
     _, finished = reference
     out = tmp_path / "reused"
     shutil.copytree(finished, out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    models = {p.name: p.read_bytes() for p in (out / "models").iterdir()}
 
     def dies_at_start(*args, **kwargs):
         raise RuntimeError("killed before transfer learning finished")
@@ -168,7 +169,8 @@ def test_an_overwrite_that_dies_before_its_first_checkpoint_leaves_the_old_run_w
     other = fedmd_ray.preset("quick", **{**SLOW, "seed": 1})
     with pytest.raises(RuntimeError, match="killed before"):
         fedmd_ray.run(other, out_dir=out, overwrite=True, verbose=False)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert {p.name: p.read_bytes() for p in (out / "models").iterdir()} == models  # its party models too
     with pytest.raises(ConfigError, match=r"with a different config: seed \(saved 0, given 1\)"):
         fedmd_ray.run(other, out_dir=out, resume=True, verbose=False)
 

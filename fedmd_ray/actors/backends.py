@@ -36,6 +36,8 @@ class DriverHandle(Protocol):
 
     def export_states(self) -> Snapshot: ...
 
+    def export_models(self) -> dict[int, PartyState]: ...
+
     def import_states(self, states: dict[int, PartyState], strategy_state: StrategyState) -> None: ...
 
     def usage(self) -> dict[str, Any]: ...
@@ -244,6 +246,9 @@ class RemoteDriver:
     def export_states(self) -> Snapshot:
         snapshot: Snapshot = self._get(self._actor.export_states.remote())
         return snapshot
+
+    def export_models(self) -> dict[int, PartyState]:
+        return dict(self._get(self._actor.export_models.remote()))
 
     def import_states(self, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
         self._get(self._actor.import_states.remote(states, strategy_state))

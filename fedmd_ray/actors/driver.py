@@ -29,6 +29,7 @@ from fedmd_ray.actors.messages import (
     DigestRevisitEvaluate,
     Distributed,
     Evaluation,
+    ExportModel,
     ExportState,
     ImportState,
     PartyProgress,
@@ -283,6 +284,10 @@ class Driver:
             active = self._active()
             parties = SavedStates(((tuple(active), self._ask(ExportState(), -1, active)),))
         return Snapshot(parties, self._strategy_step("state_dict", self.strategy.state_dict))
+
+    def export_models(self) -> dict[int, PartyState]:
+        """Every active party's reported model's weights, serialized (`Participant.export_model`)."""
+        return self._ask(ExportModel(), -1, self._active())
 
     def import_states(self, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
         """Restore a checkpoint; parties without a state were dropped before it."""

@@ -262,6 +262,15 @@ class ExportState(PartyTask[PartyState]):
 
 
 @dataclass(frozen=True)
+class ExportModel(PartyTask[PartyState]):
+    """The weights of the model each party reported last, serialized (`Participant.export_model`)."""
+
+    phase: ClassVar[str] = "saving models"
+    step: ClassVar[str] = "export_model"
+    is_state_transfer: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
 class ImportState(PartyTask[None]):
     """Restore each party's serialized state (a checkpoint, the transfer cache, a restart)."""
 

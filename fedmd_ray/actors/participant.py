@@ -110,6 +110,7 @@ class Participant:
         self._averaged = 0  # rounds in it
         self._round0: dict[str, torch.Tensor] | None = None  # with `wise_ft` < 1: the weights after transfer learning
         self._report_model: torch.nn.Module | None = None  # evaluates what `swa` / `wise_ft` report
+        self._reported: torch.nn.Module = self.model  # the model the party reported last (`export_model`)
         self._digest_opt = torch.optim.Adam(self.model.parameters(), lr=config.round_lr)
         self._revisit_opt = torch.optim.Adam(self.model.parameters(), lr=config.round_lr)
         # what a weight-averaging method would send each way per round (communication accounting)
@@ -317,6 +318,7 @@ class Participant:
         trains on with its own weights whatever it reports."""
         averaging = self.config.swa and round_ > self.config.rounds // 2
         if not averaging and self._round0 is None:
+            self._reported = self.model
             return self.model
         own = self.model.state_dict()
         state = self._update_average() if averaging else own
@@ -325,7 +327,16 @@ class Participant:
         if self._report_model is None:
             self._report_model = copy.deepcopy(self.model)
         self._report_model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+        self._reported = self._report_model
         return self._report_model
+
+    def export_model(self) -> PartyState:
+        """The weights of the model this party reported last (`reported_model`; after transfer learning, its
+        own), serialized: tensors only (`torch.load(weights_only=True)` reads them)."""
+        model = self._reported
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+        return np.frombuffer(buffer.getbuffer(), dtype=np.uint8)
 
     def _update_average(self) -> dict[str, torch.Tensor]:
         """Add this round's weights to their running average (`swa`; float64, integer buffers as they

@@ -165,7 +165,7 @@ def _result_table(table: pa.Table, where: str) -> pa.Table:
                 f"{where} is not a fedmd_ray result table: column {field.name!r} holds {actual}, where a result "
                 f"table has {field.type}"
             )
-    return table
+    return table.replace_schema_metadata(RESULT_SCHEMA.metadata)  # pandas: `round` as Int32, as written now
 
 
 def _compatible(actual: pa.DataType, expected: pa.DataType) -> bool:

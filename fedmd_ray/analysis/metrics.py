@@ -13,6 +13,8 @@ the sweep summary and what Tune trials report:
 
 from __future__ import annotations
 
+import math
+
 from fedmd_ray.phases import TRANSFER, COLLABORATE
 
 from dataclasses import dataclass
@@ -128,7 +130,7 @@ def transfer_health(rows: Iterable[Row], private_classes: int | None) -> list[st
         accuracy = r.get("test_accuracy")
         if accuracy is not None and chance is not None and accuracy < NEAR_CHANCE * chance:
             warnings.append(
-                f"{who} ended transfer learning near chance ({accuracy:.3f}; chance {chance:.3f} for {private_classes} "
+                f"{who} ended transfer learning near chance ({100 * accuracy:.1f}%; chance {100 * chance:.1f}% for {private_classes} "
                 "classes): it did not learn its private classes, or its share holds (almost) only one of them "
                 "(partition=noniid); for the former give it more private_epochs, head_epochs or another model"
             )
@@ -140,7 +142,22 @@ def transfer_health(rows: Iterable[Row], private_classes: int | None) -> list[st
         fit, batch = r.get("train_accuracy"), r.get("train_accuracy_batch_stats")
         if fit is not None and batch is not None and batch - fit > BATCH_NORM_GAP:
             warnings.append(
-                f"{who} fits its private data with batch statistics ({batch:.2f}) but not with its running "
-                f"batch-norm statistics ({fit:.2f}): they lag the weights; set precise_bn=true"
+                f"{who} fits its private data with batch statistics ({100 * batch:.0f}%) but not with its running "
+                f"batch-norm statistics ({100 * fit:.0f}%): they lag the weights; set precise_bn=true"
             )
     return warnings
+
+
+def round_metrics(rows: list[dict[str, Any]], round_: int) -> dict[str, Any]:
+    """What a trial reports after `round_`: the mean (NaN when no party answered), the gain over the
+    parties present at round 0 and now, and each party's accuracy."""
+    now = [r for r in rows if r["round"] == round_ and r["phase"] in (TRANSFER, COLLABORATE)]
+    change = gain([r for r in rows if r["phase"] == TRANSFER], now)
+    mean = mean_accuracy(now)
+    return {
+        "round": round_,
+        "mean_accuracy": math.nan if mean is None else mean,
+        "mean_gain": math.nan if change.value is None else change.value,
+        "parties_in_gain": change.parties,
+        **{f"party_{party}_accuracy": accuracy for party, accuracy in accuracies(now).items()},
+    }

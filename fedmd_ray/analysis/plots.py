@@ -35,39 +35,69 @@ def swept_parameters(table: pa.Table) -> list[str]:
     return [c for c in table.column_names if c not in RESULT_SCHEMA.names and c not in ("trial_id", "trial_status")]
 
 
-def plot_run(table: pa.Table, path: Path) -> Path:
-    """Per-party test accuracy vs round (thin), their mean (thick), the round-0 mean (dotted) and the
-    mean upper bound (dashed); rounds on integer ticks."""
+def plot_run(table: pa.Table, path: Path, title: str = "") -> Path:
+    """Per-party test accuracy (%) by round (thin), their mean (thick), the round-0 mean (dotted), and each
+    party's upper bound (a short bar in its colour right of the last round; their mean dashed), under
+    `title` (the preset, seed and run id: `run_title`). The axes end at the data, with a margin."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
     df = table.to_pandas()
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
-    curves = df[df["phase"] != UPPER_BOUND].sort_values("round")
+    curves = df[df["phase"] != UPPER_BOUND].dropna(subset=["round"]).sort_values("round")
+    bounds = df[df["phase"] == UPPER_BOUND].dropna(subset=["test_accuracy"])
     colors = plt.cm.tab10.colors
     many = curves["party"].nunique() > 10
     for party, rows in curves.groupby("party"):
         label = None if many else f"{party}: {rows['model'].iloc[0]}"
-        ax.plot(rows["round"], rows["test_accuracy"], marker="." if not many else None, linewidth=0.8,
+        ax.plot(rows["round"], 100 * rows["test_accuracy"], marker="." if not many else None, linewidth=0.8,
                 alpha=0.35 if many else 0.8, color=colors[party % len(colors)], label=label)
+    last = int(curves["round"].max()) if len(curves) else 0
     mean = curves.groupby("round")["test_accuracy"].mean()
-    ax.plot(mean.index, mean.values, color="black", linewidth=2.5, label="mean")
+    ax.plot(mean.index, 100 * mean.values, color="black", linewidth=2.5, label="mean")
     if 0 in mean.index:
-        ax.axhline(float(mean.loc[0]), color="black", linestyle=":", linewidth=1.2, label="mean at round 0")
-    upper = df.loc[df["phase"] == UPPER_BOUND, "test_accuracy"].mean()
-    if upper == upper:  # not NaN: the run computed the upper bound
-        ax.axhline(float(upper), color="black", linestyle="--", linewidth=1.2, label="mean upper bound")
+        ax.axhline(100 * float(mean.loc[0]), color="black", linestyle=":", linewidth=1.2, label="mean at round 0")
+    bar = max(0.4, last / 30)  # the upper bounds' bars, right of the last round
+    for party, accuracy in zip(bounds["party"], bounds["test_accuracy"]):
+        ax.hlines(100 * accuracy, last + bar / 2, last + 1.5 * bar, color=colors[int(party) % len(colors)],
+                  linewidth=2, alpha=0.35 if many else 0.9)
+    if len(bounds):
+        upper = 100 * float(bounds["test_accuracy"].mean())
+        ax.hlines(upper, 0, last + 1.5 * bar, color="black", linestyle="--", linewidth=1.2,
+                  label="upper bound: mean; bars: each party's")
+    shown = [100 * curves["test_accuracy"].dropna(), 100 * bounds["test_accuracy"]]
+    values = [v for series in shown for v in series]
+    if values:
+        low, high = min(values), max(values)
+        margin = max(2.0, 0.06 * (high - low))  # nothing against the frame
+        ax.set_ylim(low - margin, high + margin)
+    ax.set_xlim(-0.3, last + (1.8 * bar if len(bounds) else 0.3))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round (0 = transfer learning only)")
-    ax.set_ylabel("test accuracy on the private task")
-    ax.set_title("FedMD: accuracy by round (thin: parties; upper bound: pooled private data)", fontsize=10)
+    ax.set_ylabel("test accuracy on the private task (%)")
+    ax.set_title(f"FedMD: accuracy by round{chr(10) + title if title else ''}", fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it hides no point
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
-def plot_sweep(summary: pa.Table, params: list[str], out_dir: Path) -> list[Path]:
-    """Mean gain vs each swept parameter; a heatmap when exactly two were swept."""
+def run_title(header: dict[str, Any], table: pa.Table) -> str:
+    """"offline, seed 0, run 1a2b3c4d5e6f7a8b": what a run's plot names (config.json's `preset`, else
+    "custom"; the seed; the run id)."""
+    config = header.get("config") if isinstance(header.get("config"), dict) else {}
+    run_ids = sorted(set(table.column("run_id").to_pylist())) if "run_id" in table.column_names else []
+    parts = [str(header.get("preset") or "custom")]
+    if isinstance(config, dict) and "seed" in config:
+        parts.append(f"seed {config['seed']}")
+    if run_ids:
+        parts.append(f"run {run_ids[0]}")
+    return ", ".join(parts)
+
+
+def plot_sweep(summary: pa.Table, params: list[str], out_dir: Path, title: str = "") -> list[Path]:
+    """Mean gain vs each swept parameter; a heatmap when exactly two were swept; `title` (the base preset,
+    the trials) in every title."""
+    about = f"\n{title}" if title else ""
     import pandas as pd
 
     plt = _pyplot()
@@ -90,7 +120,7 @@ def plot_sweep(summary: pa.Table, params: list[str], out_dir: Path) -> list[Path
         ax.axhline(0.0, color="black", linewidth=0.8)
         ax.set_xlabel(param)
         ax.set_ylabel("mean accuracy gain over round 0 (points)")
-        ax.set_title(f"FedMD sweep: gain from collaboration vs {param}")
+        ax.set_title(f"FedMD sweep: gain from collaboration vs {param}{about}", fontsize=10, wrap=True)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         paths.append(_save(fig, out_dir / f"gain_vs_{param}.png"))
@@ -116,7 +146,7 @@ def plot_sweep(summary: pa.Table, params: list[str], out_dir: Path) -> list[Path
                         fontsize=9)
         ax.set_xlabel(cols_param)
         ax.set_ylabel(rows_param)
-        ax.set_title("FedMD sweep: mean accuracy gain over round 0 (points)")
+        ax.set_title(f"FedMD sweep: mean accuracy gain over round 0 (points){about}", fontsize=10)
         fig.colorbar(image, ax=ax, label="gain (points)")
         paths.append(_save(fig, out_dir / "gain_heatmap.png"))
     return paths

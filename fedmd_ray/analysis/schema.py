@@ -28,6 +28,8 @@ of absent and dropped parties are null, so means skip them.
 
 from __future__ import annotations
 
+import json
+
 from typing import Any, Iterable
 
 import pyarrow as pa
@@ -54,7 +56,13 @@ COLUMNS: tuple[tuple[str, pa.DataType, bool, str | None], ...] = (
     ("train_accuracy_batch_stats", pa.float64(), True, "train_accuracy_batch_stats"),
     ("private_refit", pa.bool_(), True, "refit"),
 )
-RESULT_SCHEMA = pa.schema([pa.field(name, kind, nullable=nullable) for name, kind, nullable, _ in COLUMNS])
+# pandas metadata: `table.to_pandas()` and `pd.read_parquet` give `round` as the nullable integer Int32 (the
+# upper bound's round is null), not float64
+_PANDAS = {"index_columns": [], "column_indexes": [], "creator": {"library": "fedmd_ray"},
+           "columns": [{"name": "round", "field_name": "round", "pandas_type": "int32", "numpy_type": "Int32",
+                        "metadata": None}]}
+RESULT_SCHEMA = pa.schema([pa.field(name, kind, nullable=nullable) for name, kind, nullable, _ in COLUMNS],
+                          metadata={"pandas": json.dumps(_PANDAS)})
 FIRST_RELEASE = ("run_id", "party", "model", "phase", "round", "status", "test_accuracy", "test_loss", "seconds")
 ADDED_COLUMNS = {name: None for name, *_ in COLUMNS if name not in FIRST_RELEASE}
 Row = dict[str, Any]

@@ -48,30 +48,39 @@ def summarize(table: pa.Table) -> RunSummary:
     )
 
 
-def format_summary(summary: RunSummary) -> str:
-    def number(value: float | None, spec: str = ".4f") -> str:
-        return "n/a" if value is None else format(value, spec)
+def percent(value: float | None) -> str:
+    """An accuracy as printed everywhere: `72.0%` (`n/a` when no party had one)."""
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
+
+def points(value: float | None) -> str:
+    """A change of accuracy as printed everywhere: `+13.4 points` (percentage points)."""
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:+.1f} points"
+
+
+def format_summary(summary: RunSummary) -> str:
+    """The run in three lines: the mean before and after the rounds and the upper bound; the worst
+    party and the worst round against round 0; the traffic. Accuracies in %, changes in points."""
     change = summary.change
-    over = "" if change.parties == summary.parties else f" over the {change.parties} {'party' if change.parties == 1 else 'parties'} present in both"
-    line = (
-        f"mean test accuracy: baseline (round 0) {number(summary.baseline)} | final (round {summary.rounds}) "
-        f"{number(summary.final)} | upper bound {number(summary.upper_bound)} | gain {number(summary.gain, '+.4f')}"
-        f"{over}"
-    )
+    over = "" if change.parties == summary.parties else (
+        f" over the {change.parties} {'party' if change.parties == 1 else 'parties'} present in both")
+    lines = [
+        f"mean test accuracy: {percent(summary.baseline)} after transfer learning (round 0), "
+        f"{percent(summary.final)} after round {summary.rounds} ({points(summary.gain)}{over}); "
+        f"upper bound {percent(summary.upper_bound)}"
+    ]
     hurt = summary.harm
     if hurt.worst_party is not None and hurt.lowest_round is not None:
-        line += (
-            f"\nagainst round 0: worst party {hurt.worst_party} ({hurt.worst_party_model}) "
-            f"{number(hurt.worst_party_change, '+.4f')} at its last round | lowest round {hurt.lowest_round}: "
-            f"mean {number(hurt.lowest_round_change, '+.4f')}"
-        )
+        lines.append(f"worst party: {hurt.worst_party} ({hurt.worst_party_model}), "
+                     f"{points(hurt.worst_party_change)} from round 0 to its last round")
+        lines.append(f"worst round: round {hurt.lowest_round}, the round whose mean stood lowest against round 0: "
+                     f"{points(hurt.lowest_round_change)}")
     moved = summary.traffic
     if moved.moved or moved.weights:  # a control run (`strategy=local`) moves 0 bytes
-        ratio = "" if moved.ratio is None else f" ({moved.ratio:.2%} of the {byte_size(moved.weights)} that " \
-            "exchanging weights would move)"
-        line += f"\ncommunication: {byte_size(moved.moved)} moved in the rounds{ratio}"
-    return line
+        ratio = "" if moved.ratio is None else (
+            f", {100 * moved.ratio:.1f}% of the {byte_size(moved.weights)} that exchanging weights would move")
+        lines.append(f"communication: {byte_size(moved.moved)} moved in the rounds{ratio}")
+    return "\n".join(lines)
 
 
 def byte_size(n: int) -> str:
@@ -144,10 +153,47 @@ def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
     return pa.Table.from_pylist(rows)  # best gain first; None (no party in the last round) last
 
 
-def format_sweep_summary(summary: pa.Table) -> str:
-    """The summary as an aligned text table (pandas formatting)."""
+WIDTH = 120  # columns of the sweep summary a sweep prints (`report` prints every column)
+SHOWN = {"baseline": "round 0", "final": "final", UPPER_BOUND: "upper", "gain": "gain",
+         "worst_party_change": "worst party"}  # the summary columns a sweep prints, by their header
+
+
+def format_sweep_summary(summary: pa.Table, wide: bool = False) -> str:
+    """The summary as an aligned text table: accuracies in %, changes in points. By default the columns
+    that fit `WIDTH` (swept values shortened to fit); `wide=True` every column (`fedmd-ray report`)."""
     import pandas as pd
 
-    with pd.option_context("display.width", 200, "display.max_columns", 50, "display.float_format", "{:.4f}".format):
-        text: str = summary.to_pandas().to_string(index=False)
-    return text
+    frame = summary.to_pandas()
+    for column in frame.columns:
+        if column in ("baseline", "final", UPPER_BOUND, "traffic_vs_weights"):
+            frame[column] = frame[column].map(lambda v: percent(None if pd.isna(v) else v))
+        elif column == "megabytes":
+            frame[column] = frame[column].map("{:.1f}".format)
+        elif column in ("gain", "worst_party_change", "lowest_round_change"):
+            frame[column] = frame[column].map(lambda v: points(None if pd.isna(v) else v).removesuffix(" points"))
+    if not wide:
+        fixed = [c for c in ("trial_id", "status", "rounds_run") if c in frame.columns]
+        params = [c for c in frame.columns if c not in fixed and c not in SHOWN and c not in _DETAIL]
+        frame = frame[fixed[:1] + params + fixed[1:] + list(SHOWN)].rename(columns={**SHOWN, "rounds_run": "rounds"})
+        frame = _fit(frame, params)
+    with pd.option_context("display.width", 10_000, "display.max_columns", 100, "display.max_colwidth", 200,
+                           "display.float_format", "{:.4f}".format):
+        text: str = frame.to_string(index=False)
+    note = "accuracy in %, gain and worst party in points against round 0"
+    return f"{text}\n({note}{'' if wide else '; every column: fedmd-ray report DIR or summary.parquet'})"
+
+
+_DETAIL = ("worst_party", "worst_party_model", "lowest_round_change", "megabytes", "traffic_vs_weights")
+
+
+def _fit(frame: Any, params: list[str]) -> Any:
+    """Shorten the swept values' cells until the table fits `WIDTH` columns (never below 8 characters)."""
+    def width() -> int:
+        return sum(max(len(str(c)), *(len(str(v)) for v in frame[c])) + 2 for c in frame.columns) if len(frame) else 0
+
+    limit = max((len(str(v)) for p in params for v in frame[p]), default=0)
+    while params and width() > WIDTH and limit > 8:
+        limit -= 1
+        for p in params:
+            frame[p] = frame[p].map(lambda v, n=limit: (s if len(s := str(v)) <= n else s[: n - 1] + "…"))
+    return frame

@@ -93,8 +93,6 @@ PRESETS.update({
 })
 
 
-
-
 def preset_names() -> list[str]:
     return list(PRESETS)
 
@@ -104,3 +102,25 @@ def preset(name: str = "offline", **overrides: Any) -> FedMDConfig:
     if name not in PRESETS:
         raise ConfigError(f"preset '{name}' is not known; use one of: {', '.join(PRESETS)}")
     return FedMDConfig.from_dict({**PRESETS[name][1], **overrides})
+
+
+def origin(config: FedMDConfig) -> str:
+    """Which preset `config` is (recorded in config.json, shown in plot titles): its name when every field
+    that changes results has the preset's value; else "custom (from NAME: field, ...)" for the preset it
+    differs from in fewest such fields (up to 4), else "custom"."""
+    import dataclasses
+
+    from fedmd_ray.config.schema import role_of
+
+    result_fields = [f.name for f in dataclasses.fields(FedMDConfig) if role_of(f) != "execution"]
+
+    def values(c: FedMDConfig) -> dict[str, Any]:
+        data = c.replace(models=c.party_models).to_json()
+        return {name: data[name] for name in result_fields}
+
+    given = values(config)
+    changes = {name: [f for f, v in values(preset(name)).items() if given[f] != v] for name in PRESETS}
+    closest = min(changes, key=lambda name: len(changes[name]))
+    if not changes[closest]:
+        return closest
+    return f"custom (from {closest}: {', '.join(changes[closest])})" if len(changes[closest]) <= 4 else "custom"

@@ -166,6 +166,9 @@ class FedMDConfig(FamilyFields, FedMDFields):
     """Seconds to wait for the cluster at `address` to accept the connection before failing."""
     actor_start_timeout_s: float = setting(120.0, role="execution", bounds=TIMEOUT)
     """Seconds to wait for actors to be scheduled before failing (Ray would wait forever)."""
+    save_models: Literal["end", "every_round", "never"] | None = setting(None, role="execution")
+    """Keep each party's model in out_dir/models/: at the end, after every round, or never; None = end for a run,
+    never for a sweep's trials (docs/config.md#save_models)."""
     out_dir: str | None = setting(None, role="execution")
     """Where `run` writes results.parquet, config.json and checkpoint.pt; None = nowhere."""
 

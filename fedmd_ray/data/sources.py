@@ -452,6 +452,41 @@ _LOADERS: dict[str, Callable[[Path], tuple[Split, Split]]] = {
     "cifar100": _load_cifar100,
     "emnist-letters": _load_emnist_letters,
 }
+
+
+def _first_file(paths: list[Path]) -> Path | None:
+    return next((p for p in paths if p.is_file()), None)
+
+
+def _idx_dir(dirs: list[Path], stems: tuple[str, ...] = IDX_STEMS) -> Path | None:
+    files = find_idx_files(dirs, stems)
+    return None if files is None else files[0].parent
+
+
+def _all_files(folder: Path, names: tuple[str, ...]) -> Path | None:
+    return folder if all((folder / n).is_file() for n in names) else None
+
+
+# Where each source's files are under a data root, without reading them (`fedmd-ray data list`).
+_LOCATIONS: dict[str, Callable[[Path], Path | str | None]] = {
+    "mnist": lambda root: _first_file([root / MNIST_NPZ]),
+    "fashion-mnist": lambda root: _idx_dir([root / FASHION_MNIST_DIR, FASHION_MNIST_SYSTEM_DIR]),
+    "digits": lambda root: "shipped with scikit-learn",
+    "mnist-idx": lambda root: _idx_dir([root / MNIST_IDX_DIR]),
+    "cifar10": lambda root: _all_files(root / CIFAR10_DIR, (*CIFAR10_TRAIN, CIFAR10_TEST)),
+    "cifar100": lambda root: _all_files(root / CIFAR100_DIR, ("train", "test")),
+    "emnist-letters": lambda root: _first_file([root / p for p in EMNIST_MAT]) or _idx_dir(
+        [root / EMNIST_IDX_DIR], EMNIST_IDX_STEMS),
+}
+
+
+def location(name: str, root: Path) -> Path | str | None:
+    """Where the built-in source `name` lies under the data root `root` (None: not fetched yet); the files
+    are found, not read (a damaged file shows when a run loads it)."""
+    source_info(name)
+    return _LOCATIONS[name](root)
+
+
 # Sources whose files name their classes; the built-in SourceInfo names are the fallback.
 _CLASS_NAME_READERS: dict[str, Callable[[Path], tuple[str, ...] | None]] = {
     "cifar100": _cifar100_meta_names,

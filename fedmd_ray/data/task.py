@@ -41,6 +41,7 @@ class FedMDTask:
     test_y: Labels
     party_indices: tuple[Indices, ...]
     n_classes: int
+    class_names: tuple[str, ...] = ()  # of the label space: the public classes, then the private ones
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -51,6 +52,15 @@ class FedMDTask:
     def union_indices(self) -> Indices:
         """All parties' private data together (the upper bound's training set)."""
         return np.sort(np.concatenate(self.party_indices))
+
+
+def load_task(config: FedMDConfig) -> FedMDTask:
+    """The data a run of `config` uses, checked as a run checks it: the public set, each party's private
+    images, the test set (`test_x`, `test_y`) and the class names (`fedmd_ray.load_task`, e.g. to try a
+    party's model from `fedmd_ray.load_party_model` on the run's test images)."""
+    if not isinstance(config, FedMDConfig):
+        raise TypeError(f"load_task() takes a FedMDConfig, got {type(config).__name__}")
+    return build_task(config)
 
 
 def build_task(config: FedMDConfig) -> FedMDTask:
@@ -116,6 +126,9 @@ def build_task(config: FedMDConfig) -> FedMDTask:
         test_y=priv_test.y,
         party_indices=tuple(np.searchsorted(held, p) for p in parts),
         n_classes=n_public + len(config.private_classes),
+        class_names=(*(public.class_names[c] for c in public_classes),
+                     *((private.group_names if by_superclass else private.class_names)[c]
+                       for c in config.private_classes)),
     )
 
 

@@ -27,15 +27,17 @@ import pyarrow as pa
 from fedmd_ray.phases import TRANSFER, COLLABORATE, UPPER_BOUND
 from fedmd_ray.actors.messages import PartyState
 from fedmd_ray.actors.portable import Portable
-from fedmd_ray.analysis.io import join_uri, list_uri, load_results, write_table
-from fedmd_ray.analysis.metrics import accuracies, gain, mean_accuracy
+from fedmd_ray.analysis.io import join_uri, list_uri, load_results, write_bytes_uri, write_table
+from fedmd_ray.analysis.metrics import round_metrics
 from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.resolve import SOURCES
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.experiment import prepare
-from fedmd_ray.model_registry import MODELS
+from fedmd_ray.experiment import Experiment, prepare
+from fedmd_ray.model_registry import MODELS as MODEL_REGISTRY
+from fedmd_ray.party_models import describe_models, model_files
+from fedmd_ray.actors.backends import DriverHandle
 from fedmd_ray.plugins import Registry, describe
 from fedmd_ray.runner import open_run, run_phases
 from fedmd_ray.strategy import STRATEGIES, StrategyState
@@ -44,8 +46,9 @@ BASE = "_base"  # the base config (dict) inside Tune's param space
 RESULTS = "_results"  # directory/URI for the trials' tables
 CACHE = "_transfer_cache"  # directory/URI of the transfer cache, or None
 PLUGINS = "_plugins"  # what the user registered in the sweep's process (registries are per process)
+MODELS = "_models"  # directory/URI under which a trial keeps its parties' models, if `save_models` asks
 CHATTY = "_chatty"  # whether Ray's own INFO lines (e.g. every checkpoint Tune stores) should show
-_REGISTRIES: dict[str, Registry[Any]] = {"models": MODELS, "sources": SOURCES, "strategies": STRATEGIES}
+_REGISTRIES: dict[str, Registry[Any]] = {"models": MODEL_REGISTRY, "sources": SOURCES, "strategies": STRATEGIES}
 
 
 def registered_plugins() -> dict[str, dict[str, Any]]:
@@ -103,10 +106,27 @@ def trainable(params: dict[str, Any]) -> None:
         tune.report(round_metrics(finished, config.rounds))
         return
     with open_run(experiment, experiment.run_id, driver_in_process=True, save_states=True) as driver:
-        for phase, _, phase_rows in run_phases(driver, config, transfer_cache=params[CACHE], resume=resume,
+        for phase, round_, phase_rows in run_phases(driver, config, transfer_cache=params[CACHE], resume=resume,
                                                on_checkpoint=report):
             rows.extend(phase_rows)
             write_table(swept_columns(rows_to_table(rows), trial_id, swept_values(params)), results_uri)
+            if phase != UPPER_BOUND:
+                _keep_models(driver, experiment, join_uri(params[MODELS], trial_id), round_)
+
+
+def _keep_models(driver: DriverHandle, experiment: Experiment, trial_uri: str, round_: int) -> None:
+    """A trial's parties' models, only when `save_models` asks (a sweep's trials keep none by default: ten
+    parties' models per trial add up over a grid), under `<sweep>/fedmd_trials/<trial_id>/models/`, before
+    the round's checkpoint; `load_party_model` reads them from `<sweep>/fedmd_trials/<trial_id>`."""
+    keep, last = experiment.config.save_models or "never", round_ == experiment.config.rounds
+    if keep == "never" or (keep == "end" and not last):
+        return
+    weights = driver.export_models()
+    about = describe_models(experiment, experiment.run_id, round_)
+    files = {**(model_files(weights, about, round_) if keep == "every_round" else {}),
+             **(model_files(weights, about) if last else {})}
+    for name, payload in files.items():
+        write_bytes_uri(join_uri(trial_uri, name), payload)
 
 
 def attempt_of(name: str) -> tuple[str, int]:
@@ -150,16 +170,3 @@ def _restored(checkpoint: Any, run_id: str) -> Checkpoint | None:
     return saved
 
 
-def round_metrics(rows: list[dict[str, Any]], round_: int) -> dict[str, Any]:
-    """What a trial reports after `round_`: the mean (NaN when no party answered), the gain over the
-    parties present at round 0 and now, and each party's accuracy."""
-    now = [r for r in rows if r["round"] == round_ and r["phase"] in (TRANSFER, COLLABORATE)]
-    change = gain([r for r in rows if r["phase"] == TRANSFER], now)
-    mean = mean_accuracy(now)
-    return {
-        "round": round_,
-        "mean_accuracy": math.nan if mean is None else mean,
-        "mean_gain": math.nan if change.value is None else change.value,
-        "parties_in_gain": change.parties,
-        **{f"party_{party}_accuracy": accuracy for party, accuracy in accuracies(now).items()},
-    }

@@ -28,12 +28,12 @@ from fedmd_ray.actors.cluster import cluster_totals, ray_session
 from fedmd_ray.actors.placement import actor_resources, actor_sizes
 from fedmd_ray.actors.portable import Portable
 from fedmd_ray.analysis.io import join_uri, load_results, read_bytes_uri, write_bytes_uri, write_table
-from fedmd_ray.analysis.summary import format_sweep_summary, sweep_summary
-from fedmd_ray.config import FedMDConfig, describe_change, differences
+from fedmd_ray.analysis.summary import format_sweep_summary, percent, points, sweep_summary
+from fedmd_ray.config import FedMDConfig, describe_change, differences, origin
 from fedmd_ray.config_file import parse_document
 from fedmd_ray.errors import ConfigError, TrialsFailed
 from fedmd_ray.experiment import prepare
-from fedmd_ray.log import LOGGER, chatty, verbosity
+from fedmd_ray.log import LOGGER, SUMMARY, chatty, verbosity
 from fedmd_ray.outdir import (
     SPEC_FILE,
     SUMMARY_FILE,
@@ -52,6 +52,7 @@ from fedmd_ray.sweeps.trainable import (
     CHATTY,
     PLUGINS,
     RESULTS,
+    MODELS,
     latest_attempts,
     registered_plugins,
     trainable,
@@ -173,7 +174,7 @@ def _sweep(
         plan = _plan(base, configs, trials, totals, max_concurrent_trials, trial_bytes)
         log(f"sweep: {plan.describe(trials, totals.get('CPU', 0.0))}")
         space = {
-            BASE: Portable.wrap(base.to_dict()), RESULTS: results_uri, PLUGINS: Portable.wrap(registered_plugins()),
+            BASE: Portable.wrap(base.to_dict()), RESULTS: results_uri, MODELS: join_uri(experiment, "fedmd_trials"), PLUGINS: Portable.wrap(registered_plugins()),
             CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None, CHATTY: chatty(),
             **to_tune_space(param_space),
         }
@@ -214,11 +215,11 @@ def _sweep(
                     f"the sweep produced no results in {results_uri}")
             log(f"sweep: {len(grid)} trials in {time.perf_counter() - started:.0f} s")
             summary = sweep_summary(table, list(param_space))
-            log(format_sweep_summary(summary))
+            SUMMARY.info(format_sweep_summary(summary))
             if target is not None:
                 write_table(table, target / SWEEP_FILE)
                 write_table(summary, target / SUMMARY_FILE)
-                log(f"results: {target / SWEEP_FILE}")
+                SUMMARY.info(f"results: {target / SWEEP_FILE}")
             if failed:
                 raise TrialsFailed(_failed_message(failed, statuses), table, failed)
             return table
@@ -345,6 +346,7 @@ def _spec(
 
     spec = {
         "base": {k: v for k, v in base.to_json().items() if k in base.identity()},
+        "preset": origin(base),  # for the plots' titles; not compared on resume
         "space": {k: describe(v) for k, v in param_space.items()},
         "num_samples": num_samples,
         "identities": [point.identity() for point in points],
@@ -512,9 +514,9 @@ class _TrialProgress(tune.Callback):
         gains = [((t.last_result or {}).get("mean_gain", float("nan")), t) for t in finished]
         best_gain, best = max(((g, t) for g, t in gains if g == g), key=lambda pair: pair[0], default=(gain, trial))
         self.log(
-            self._status(trials, trial, "TERMINATED") + f" | finished {trial.trial_id}: round {result.get('round')} mean accuracy "
-            f"{result.get('mean_accuracy', float('nan')):.3f}, gain {gain:+.3f} | best so far "
-            f"{best_gain:+.3f} ({best.trial_id} {_params(best.config)})"
+            self._status(trials, trial, "TERMINATED") + f" | finished {trial.trial_id}: round {result.get('round')} "
+            f"mean accuracy {percent(result.get('mean_accuracy'))}, gain {points(gain)} | best so far "
+            f"{points(best_gain)} ({best.trial_id} {_params(best.config)})"
         )
 
     def _status(self, trials: list[Any], current: Any, status: str) -> str:
