@@ -54,8 +54,15 @@ def main() -> None:
     args = parser.parse_args()
     # 10 MNIST digits public + 6 sklearn digits classes private = 16 outputs; a short transfer phase.
     config = fedmd_ray.preset(
-        "offline", public_classes=None, private_data="digits", private_classes=(0, 1, 2, 3, 4, 5), subset_size=5000,
-        rounds=args.rounds, pretrain_epochs=1, private_epochs=1, upper_bound=False,
+        "offline",
+        public_classes=None,
+        private_data="digits",
+        private_classes=(0, 1, 2, 3, 4, 5),
+        subset_size=5000,
+        rounds=args.rounds,
+        pretrain_epochs=1,
+        private_epochs=1,
+        upper_bound=False,
     )
     experiment = prepare(config)
     task = experiment.task
@@ -63,8 +70,10 @@ def main() -> None:
     ray.init(address="local", include_dashboard=False)
     rounds = []
     try:
-        with open_driver(experiment.setup, specs, data, experiment.run_id) as driver, \
-                tempfile.TemporaryDirectory() as tmp:
+        with (
+            open_driver(experiment.setup, specs, data, experiment.run_id) as driver,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             writer = CheckpointWriter(Path(tmp))
             rows = driver.transfer_learn()
             for round_ in range(1, config.rounds + 1):
@@ -76,13 +85,16 @@ def main() -> None:
                 start = time.perf_counter()  # what run() does after each round
                 write_table(rows_to_table(rows), Path(tmp) / "results.parquet")
                 snapshot = driver.export_states()
-                writer.submit(Checkpoint(experiment.run_id, round_, list(rows), snapshot.parties.resolve(),
-                                         snapshot.strategy))
+                writer.submit(
+                    Checkpoint(experiment.run_id, round_, list(rows), snapshot.parties.resolve(), snapshot.strategy)
+                )
                 write = time.perf_counter() - start
                 rounds.append((wall + write, work))
-                print(f"round {round_}: {wall + write:.3f} s, busiest host {work:.3f} s, "
-                      f"overhead {(wall + write - work) * 1000:.0f} ms (table write + checkpoint hand-off "
-                      f"{write * 1000:.1f} ms)")
+                print(
+                    f"round {round_}: {wall + write:.3f} s, busiest host {work:.3f} s, "
+                    f"overhead {(wall + write - work) * 1000:.0f} ms (table write + checkpoint hand-off "
+                    f"{write * 1000:.1f} ms)"
+                )
             writer.close()
         scores = np.random.default_rng(0).standard_normal((10, 5000, task.n_classes)).astype(np.float32)
         info = RoundInfo(1, tuple(range(10)), 10)
@@ -98,12 +110,19 @@ def main() -> None:
     overhead = np.array([w - p for w, p in steady])
     walls = np.array([w for w, _ in steady])
     print(f"\n10 parties x subset 5000 x {task.n_classes} classes, rounds 2..{config.rounds}:")
-    record("driver_overhead", {
-        "parties": config.n_parties, "subset": config.subset_size, "classes": task.n_classes,
-        "round_s": float(walls.mean()), "overhead_ms": float(overhead.mean() * 1000),
-        "overhead_share": float((overhead / walls).mean()),
-        "round1_overhead_ms": (rounds[0][0] - rounds[0][1]) * 1000, **steps,
-    })
+    record(
+        "driver_overhead",
+        {
+            "parties": config.n_parties,
+            "subset": config.subset_size,
+            "classes": task.n_classes,
+            "round_s": float(walls.mean()),
+            "overhead_ms": float(overhead.mean() * 1000),
+            "overhead_share": float((overhead / walls).mean()),
+            "round1_overhead_ms": (rounds[0][0] - rounds[0][1]) * 1000,
+            **steps,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -78,8 +78,11 @@ def main() -> None:
         shared, shared_util, shared_mem = sampled_run(base.replace(backend="ray"))
         paper = None
         if args.paper:
-            paper = sampled_run(fedmd_ray.preset("offline", models=PAPER_MODELS, rounds=args.rounds,
-                                                 gpus_per_party=0.1, parties_per_actor=1))
+            paper = sampled_run(
+                fedmd_ray.preset(
+                    "offline", models=PAPER_MODELS, rounds=args.rounds, gpus_per_party=0.1, parties_per_actor=1
+                )
+            )
     finally:
         ray.shutdown()
     sequential, seq_util, seq_mem = sampled_run(base.replace(backend="local"))
@@ -88,33 +91,47 @@ def main() -> None:
     print(f"startup: shared {shared.startup:.1f} s, sequential {sequential.startup:.1f} s")
     print(f"\noffline, 10 parties, {args.rounds} rounds on one GPU")
     print(f"{'':<12}{'transfer s':>11}{'s/round':>9}{'total s':>9}{'GPU util':>10}{'GPU MiB':>9}{'accuracy':>10}")
-    for label, t, util, mem in (("shared 0.1", shared, shared_util, shared_mem),
-                                ("sequential", sequential, seq_util, seq_mem)):
-        print(f"{label:<12}{t.transfer:11.1f}{np.mean(t.rounds):9.2f}{t.total:9.1f}{util:9.0f}%{mem:9.0f}"
-              f"{t.accuracy:10.3f}")
+    for label, t, util, mem in (
+        ("shared 0.1", shared, shared_util, shared_mem),
+        ("sequential", sequential, seq_util, seq_mem),
+    ):
+        print(
+            f"{label:<12}{t.transfer:11.1f}{np.mean(t.rounds):9.2f}{t.total:9.1f}{util:9.0f}%{mem:9.0f}"
+            f"{t.accuracy:10.3f}"
+        )
     print("per party: peak reserved by torch, without the CUDA context (MiB) / estimate with it (MiB)")
     for party, (m, e) in enumerate(zip(measured, estimated)):
         print(f"  party {party} {base.party_models[party]:<18} {m:8.0f} / {e:8.0f}")
     figures = {
-        "shared_startup_s": shared.startup, "sequential_startup_s": sequential.startup,
-        "shared_total_s": shared.total, "sequential_total_s": sequential.total,
+        "shared_startup_s": shared.startup,
+        "sequential_startup_s": sequential.startup,
+        "shared_total_s": shared.total,
+        "sequential_total_s": sequential.total,
         "speedup_total": sequential.total / shared.total,
         "speedup_rounds": sum(sequential.rounds) / sum(shared.rounds),
         "speedup_transfer": sequential.transfer / shared.transfer,
-        "shared_gpu_util": shared_util, "sequential_gpu_util": seq_util,
-        "shared_gpu_mem_mib": shared_mem, "sequential_gpu_mem_mib": seq_mem,
+        "shared_gpu_util": shared_util,
+        "sequential_gpu_util": seq_util,
+        "shared_gpu_mem_mib": shared_mem,
+        "sequential_gpu_mem_mib": seq_mem,
         "party_peak_reserved_mib": " ".join(f"{m:.0f}" for m in measured),
         "party_estimate_mib": " ".join(f"{e:.0f}" for e in estimated),
     }
     if paper is not None:
         times, util, mem = paper
-        figures.update({
-            "paper_s_per_round": float(np.mean(times.rounds)), "paper_transfer_s": times.transfer,
-            "paper_gpu_util": util, "paper_gpu_mem_mib": mem, "paper_accuracy": times.accuracy,
-            "paper_peak_reserved_mib": " ".join(f"{m:.0f}" for m in by_party(times, "gpu_peak_reserved_mib")),
-            "paper_estimate_mib": " ".join(f"{e:.0f}" for e in estimates_mib(
-                fedmd_ray.preset("offline", models=PAPER_MODELS))),
-        })
+        figures.update(
+            {
+                "paper_s_per_round": float(np.mean(times.rounds)),
+                "paper_transfer_s": times.transfer,
+                "paper_gpu_util": util,
+                "paper_gpu_mem_mib": mem,
+                "paper_accuracy": times.accuracy,
+                "paper_peak_reserved_mib": " ".join(f"{m:.0f}" for m in by_party(times, "gpu_peak_reserved_mib")),
+                "paper_estimate_mib": " ".join(
+                    f"{e:.0f}" for e in estimates_mib(fedmd_ray.preset("offline", models=PAPER_MODELS))
+                ),
+            }
+        )
     record("gpu_sharing", figures)
 
 

@@ -27,8 +27,16 @@ from fedmd_ray.experiment import prepare
 
 def measure(parties: int, rounds: int, batch: bool) -> dict[str, float]:
     config = fedmd_ray.preset(
-        "offline", n_parties=parties, models=("mlp-16", "mlp-32"), samples_per_class=3, public_size=2000,
-        subset_size=500, pretrain_epochs=1, private_epochs=2, upper_bound=False, rounds=rounds,
+        "offline",
+        n_parties=parties,
+        models=("mlp-16", "mlp-32"),
+        samples_per_class=3,
+        public_size=2000,
+        subset_size=500,
+        pretrain_epochs=1,
+        private_epochs=2,
+        upper_bound=False,
+        rounds=rounds,
         batch_parties=batch,
     )
     _, data = prepare(config).party_inputs()
@@ -38,10 +46,16 @@ def measure(parties: int, rounds: int, batch: bool) -> dict[str, float]:
     actor_peaks = [h["peak_rss_mib"] for h in usage["hosts"]]
     steady = times.rounds[1:-1] or times.rounds  # round 1 also gathers scores alone; the last sends none ahead
     return {
-        "parties": parties, "actors": len(usage["hosts"]), "startup_s": times.startup, "transfer_s": times.transfer,
-        "round_s": float(np.mean(steady)), "driver_peak_mib": usage["driver_peak_rss_mib"],
-        "actor_peak_mib_max": max(actor_peaks), "actors_peak_mib_sum": sum(actor_peaks),
-        "object_store_mib": shared_mib, "accuracy": times.accuracy,
+        "parties": parties,
+        "actors": len(usage["hosts"]),
+        "startup_s": times.startup,
+        "transfer_s": times.transfer,
+        "round_s": float(np.mean(steady)),
+        "driver_peak_mib": usage["driver_peak_rss_mib"],
+        "actor_peak_mib_max": max(actor_peaks),
+        "actors_peak_mib_sum": sum(actor_peaks),
+        "object_store_mib": shared_mib,
+        "accuracy": times.accuracy,
     }
 
 
@@ -63,9 +77,11 @@ def main() -> None:
     n = np.log([r["parties"] for r in rows])
     print("\nparties  s/round (batched, alone, x)  transfer s (batched, alone, x)  actors' peak MiB (batched, alone)")
     for r, a in zip(rows, alone):
-        print(f"{r['parties']:7d} {r['round_s']:8.2f} {a['round_s']:7.2f} {a['round_s'] / r['round_s']:5.2f}x "
-              f"{r['transfer_s']:12.1f} {a['transfer_s']:7.1f} {a['transfer_s'] / r['transfer_s']:5.2f}x "
-              f"{r['actors_peak_mib_sum']:12.0f} {a['actors_peak_mib_sum']:7.0f}")
+        print(
+            f"{r['parties']:7d} {r['round_s']:8.2f} {a['round_s']:7.2f} {a['round_s'] / r['round_s']:5.2f}x "
+            f"{r['transfer_s']:12.1f} {a['transfer_s']:7.1f} {a['transfer_s'] / r['transfer_s']:5.2f}x "
+            f"{r['actors_peak_mib_sum']:12.0f} {a['actors_peak_mib_sum']:7.0f}"
+        )
     figures: dict = {"sizes": " ".join(str(p) for p in args.parties)}
     for r, a in zip(rows, alone):
         figures.update({f"{k}_{r['parties']}": v for k, v in r.items() if k != "parties"})

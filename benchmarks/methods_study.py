@@ -57,20 +57,28 @@ def per_trial(df: pd.DataFrame, classes: int, control: pd.DataFrame | None = Non
         rounds = trial[trial["phase"] == "collaborate"]
         weights = trial[trial["phase"] == "transfer"].set_index("party")["model_bytes"]
         hurt = harm(trial.astype(object).where(trial.notna(), None).to_dict("records"))  # the product's rule
-        rows.append({
-            "strategy": strategy, "seed": seed,
-            "round0": by_round.loc[0], "best": by_round.loc[1:].max(), "best_round": int(by_round.loc[1:].idxmax()),
-            "final": by_round.iloc[-1], "upper": trial.loc[trial["phase"] == "upper_bound", "test_accuracy"].mean(),
-            "gain": by_round.iloc[-1] - by_round.loc[0],
-            "worst_round_change": hurt.lowest_round_change,
-            "change_by_round": by_round.loc[1:] - by_round.loc[0],
-            "worst_party_change": hurt.worst_party_change,
-            "near_chance": int((base < 1.5 / classes).sum()),
-            "refits": int(learn.loc[learn["phase"] == "transfer", "private_refit"].fillna(False).astype(bool).sum()),
-            "mb": (moved := rounds["bytes_sent"].sum() + rounds["bytes_received"].sum()) / 1e6,
-            # what weight exchange (FedAvg) would move: each party's parameters both ways, every round it was in
-            "vs_weights": moved / (2 * rounds["party"].map(weights).sum()),
-        })
+        rows.append(
+            {
+                "strategy": strategy,
+                "seed": seed,
+                "round0": by_round.loc[0],
+                "best": by_round.loc[1:].max(),
+                "best_round": int(by_round.loc[1:].idxmax()),
+                "final": by_round.iloc[-1],
+                "upper": trial.loc[trial["phase"] == "upper_bound", "test_accuracy"].mean(),
+                "gain": by_round.iloc[-1] - by_round.loc[0],
+                "worst_round_change": hurt.lowest_round_change,
+                "change_by_round": by_round.loc[1:] - by_round.loc[0],
+                "worst_party_change": hurt.worst_party_change,
+                "near_chance": int((base < 1.5 / classes).sum()),
+                "refits": int(
+                    learn.loc[learn["phase"] == "transfer", "private_refit"].fillna(False).astype(bool).sum()
+                ),
+                "mb": (moved := rounds["bytes_sent"].sum() + rounds["bytes_received"].sum()) / 1e6,
+                # what weight exchange (FedAvg) would move: each party's parameters both ways, every round it was in
+                "vs_weights": moved / (2 * rounds["party"].map(weights).sum()),
+            }
+        )
         if control_final is not None:  # each party against itself in the control (same seed)
             against = last - control_final.xs(seed).reindex(last.index)
             rows[-1].update(vs_control=against.mean(), worst_party_vs_control=against.min())
@@ -85,13 +93,23 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
         """The lowest round of the seeds' mean curve (change against round 0)."""
         return float(pd.concat(list(changes), axis=1).mean(axis=1).min())
 
-    control = {"vs_control": ("vs_control", spread), "worst_party_vs_control": ("worst_party_vs_control", "min")} \
-        if "vs_control" in trials else {}
+    control = (
+        {"vs_control": ("vs_control", spread), "worst_party_vs_control": ("worst_party_vs_control", "min")}
+        if "vs_control" in trials
+        else {}
+    )
     return trials.groupby("strategy").agg(
-        round0=("round0", spread), best=("best", spread), final=("final", spread), upper=("upper", spread),
-        gain=("gain", spread), **control, worst_round=("worst_round_change", "min"),
+        round0=("round0", spread),
+        best=("best", spread),
+        final=("final", spread),
+        upper=("upper", spread),
+        gain=("gain", spread),
+        **control,
+        worst_round=("worst_round_change", "min"),
         worst_mean_round=("change_by_round", worst_of_mean),
-        worst_party=("worst_party_change", "min"), near_chance=("near_chance", "sum"), refits=("refits", "sum"),
+        worst_party=("worst_party_change", "min"),
+        near_chance=("near_chance", "sum"),
+        refits=("refits", "sum"),
         mb=("mb", "mean"),
         vs_weights=("vs_weights", "mean"),
     )
@@ -99,6 +117,7 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(table: pd.DataFrame) -> str:
     """A GitHub table (no tabulate dependency)."""
+
     def cell(column: str, value: object) -> str:
         if not isinstance(value, float):
             return str(value)
@@ -106,8 +125,10 @@ def markdown(table: pd.DataFrame) -> str:
 
     header = ["strategy", *table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join([str(index), *(cell(c, v) for c, v in zip(table.columns, row))]) + " |"
-              for index, row in zip(table.index, table.values)]
+    lines += [
+        "| " + " | ".join([str(index), *(cell(c, v) for c, v in zip(table.columns, row))]) + " |"
+        for index, row in zip(table.index, table.values)
+    ]
     return "\n".join(lines)
 
 
@@ -122,11 +143,19 @@ def main() -> None:
     parser.add_argument("settings", nargs="+", help="sweep output directories, one per setting")
     parser.add_argument("--plot", help="write the mean-accuracy-by-round plot here")
     parser.add_argument("--classes", type=int, nargs="*", help="private classes per setting (default 5)")
-    parser.add_argument("--control", nargs="*", help="per setting, a sweep of the no-collaboration control "
-                        "(`strategy=local`, or `digest_epochs=0`) to compare finals with (default: the setting's "
-                        "own `local` trials, if any)")
-    parser.add_argument("--until", type=int, help="only rounds up to this one: what a shorter run of the same trials "
-                        "reports (a round does not depend on how many follow it)")
+    parser.add_argument(
+        "--control",
+        nargs="*",
+        help="per setting, a sweep of the no-collaboration control "
+        "(`strategy=local`, or `digest_epochs=0`) to compare finals with (default: the setting's "
+        "own `local` trials, if any)",
+    )
+    parser.add_argument(
+        "--until",
+        type=int,
+        help="only rounds up to this one: what a shorter run of the same trials "
+        "reports (a round does not depend on how many follow it)",
+    )
     args = parser.parse_args()
     curves, seeds = {}, {}
     for i, directory in enumerate(args.settings):

@@ -60,6 +60,7 @@ def inference_mode() -> Iterator[None]:
         def inner(*args: Any, **kwargs: Any) -> Any:
             with torch.inference_mode():
                 return fn.__wrapped__(*args, **kwargs) if hasattr(fn, "__wrapped__") else fn(*args, **kwargs)
+
         return inner
 
     training.class_scores, training.evaluate = wrap(originals[0]), wrap(originals[1])
@@ -126,8 +127,11 @@ def main() -> None:
     for name, lever in levers.items():
         seconds, scores = measure(lever)
         same = all(np.array_equal(plain[p], scores[p]) for p in plain)
-        figures[f"{name}_round_s"], figures[f"{name}_speedup"], figures[f"{name}_bit_identical"] = \
-            seconds, plain_s / seconds, same
+        figures[f"{name}_round_s"], figures[f"{name}_speedup"], figures[f"{name}_bit_identical"] = (
+            seconds,
+            plain_s / seconds,
+            same,
+        )
         print(f"{name:<16} {seconds:6.2f} s vs {plain_s:.2f} s: {plain_s / seconds:.2f}x, same numbers: {same}")
     host.run(ImportState(saved))
     start = time.perf_counter()
@@ -138,11 +142,19 @@ def main() -> None:
     seconds, scores = measure(contextlib.nullcontext)
     same = all(np.array_equal(plain[p], scores[p]) for p in plain)
     twenty = (compile_s + 19 * seconds) / (20 * plain_s)
-    figures.update({"compile_first_round_s": compile_s, "compile_round_s": seconds,
-                    "compile_speedup": plain_s / seconds, "compile_20_round_cost_ratio": twenty,
-                    "compile_bit_identical": same})
-    print(f"torch.compile    {seconds:6.2f} s per round after a first round of {compile_s:.1f} s: "
-          f"{plain_s / seconds:.2f}x; 20 rounds cost {twenty:.2f}x the plain ones; same numbers: {same}")
+    figures.update(
+        {
+            "compile_first_round_s": compile_s,
+            "compile_round_s": seconds,
+            "compile_speedup": plain_s / seconds,
+            "compile_20_round_cost_ratio": twenty,
+            "compile_bit_identical": same,
+        }
+    )
+    print(
+        f"torch.compile    {seconds:6.2f} s per round after a first round of {compile_s:.1f} s: "
+        f"{plain_s / seconds:.2f}x; 20 rounds cost {twenty:.2f}x the plain ones; same numbers: {same}"
+    )
     record("round_levers", figures)
 
 

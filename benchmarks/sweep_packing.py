@@ -44,8 +44,9 @@ def timed_sweep(config: fedmd_ray.FedMDConfig, grid: dict, concurrent: int | Non
     meter.start()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        fedmd_ray.sweep(config, grid, max_concurrent_trials=concurrent, out_dir=out, transfer_cache=False,
-                        verbose=False)
+        fedmd_ray.sweep(
+            config, grid, max_concurrent_trials=concurrent, out_dir=out, transfer_cache=False, verbose=False
+        )
     seconds = time.perf_counter() - start
     busy = meter.stop()
     counter.stop.set()
@@ -66,14 +67,26 @@ def main() -> None:
         packed_s, packed_cpu, packed_most = timed_sweep(config, grid, None)  # the default
     finally:
         ray.shutdown()
-    print(f"\n{args.preset}, 4 trials x 3 parties: one at a time (old default) {one_s:.1f} s, default plan "
-          f"{packed_s:.1f} s ({packed_most} at once): {one_s / packed_s:.2f}x")
-    record("sweep_packing", {
-        "preset": args.preset, "trials": 4, "parties": 3, "rounds": args.rounds,
-        "sequential_s": one_s, "packed_s": packed_s, "speedup": one_s / packed_s,
-        "packed_most_trials_at_once": packed_most, "sequential_most_trials_at_once": one_most,
-        "packed_cpu": packed_cpu, "sequential_cpu": one_cpu,
-    })
+    print(
+        f"\n{args.preset}, 4 trials x 3 parties: one at a time (old default) {one_s:.1f} s, default plan "
+        f"{packed_s:.1f} s ({packed_most} at once): {one_s / packed_s:.2f}x"
+    )
+    record(
+        "sweep_packing",
+        {
+            "preset": args.preset,
+            "trials": 4,
+            "parties": 3,
+            "rounds": args.rounds,
+            "sequential_s": one_s,
+            "packed_s": packed_s,
+            "speedup": one_s / packed_s,
+            "packed_most_trials_at_once": packed_most,
+            "sequential_most_trials_at_once": one_most,
+            "packed_cpu": packed_cpu,
+            "sequential_cpu": one_cpu,
+        },
+    )
 
 
 if __name__ == "__main__":

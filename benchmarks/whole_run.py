@@ -37,20 +37,35 @@ def main() -> None:
     sets = [a for item in args.set for a in ("--set", item)]
     with tempfile.TemporaryDirectory() as scratch:
         out = args.keep or scratch
-        ray_s, _ = timed([sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", args.preset, *sets,
-                          "--out", out, "--quiet"])
+        ray_s, _ = timed(
+            [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", args.preset, *sets, "--out", out, "--quiet"]
+        )
         table = pq.read_table(Path(out) / "results.parquet").to_pandas()
     last = table[table["phase"] == "collaborate"]
     ray_accuracy = last[last["round"] == last["round"].max()]["test_accuracy"].mean() if len(last) else float("nan")
-    plain_s, plain_out = timed([sys.executable, str(HERE / "plain_fedmd.py"), "--preset", args.preset,
-                                *(["--set", *args.set] if args.set else [])])
+    plain_s, plain_out = timed(
+        [
+            sys.executable,
+            str(HERE / "plain_fedmd.py"),
+            "--preset",
+            args.preset,
+            *(["--set", *args.set] if args.set else []),
+        ]
+    )
     plain_accuracy = float(plain_out.strip().splitlines()[-2].split()[-1])
     print(f"\n{args.preset} {' '.join(args.set)}: fedmd-ray run {ray_s:.1f} s, plain script {plain_s:.1f} s")
-    record("whole_run", {
-        "preset": args.preset, "overrides": " ".join(args.set), "fedmd_ray_s": ray_s, "plain_s": plain_s,
-        "speedup": plain_s / ray_s, "fedmd_ray_final_accuracy": float(ray_accuracy),
-        "plain_final_accuracy": plain_accuracy,
-    })
+    record(
+        "whole_run",
+        {
+            "preset": args.preset,
+            "overrides": " ".join(args.set),
+            "fedmd_ray_s": ray_s,
+            "plain_s": plain_s,
+            "speedup": plain_s / ray_s,
+            "fedmd_ray_final_accuracy": float(ray_accuracy),
+            "plain_final_accuracy": plain_accuracy,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ def clean_digits() -> fedmd_ray.LabeledImages:
     y = digits.target.astype(np.int64)
     test = np.random.default_rng(0).random(len(y)) < 0.2
     return fedmd_ray.LabeledImages(
-        train=fedmd_ray.Split(x[~test], y[~test]), test=fedmd_ray.Split(x[test], y[test]),
+        train=fedmd_ray.Split(x[~test], y[~test]),
+        test=fedmd_ray.Split(x[test], y[test]),
         class_names=tuple(str(d) for d in range(10)),
     )
 
@@ -51,8 +52,12 @@ def write_noisy_digits(path: Path) -> None:
         return np.clip(x[:, 0] + rng.normal(0, 0.15, x[:, 0].shape), 0, 1) * 255  # (n, 8, 8)
 
     np.savez(
-        path, x_train=noisy(source.train.x).astype(np.uint8), y_train=source.train.y,
-        x_test=noisy(source.test.x).astype(np.uint8), y_test=source.test.y, class_names=np.array(source.class_names),
+        path,
+        x_train=noisy(source.train.x).astype(np.uint8),
+        y_train=source.train.y,
+        x_test=noisy(source.test.x).astype(np.uint8),
+        y_test=source.test.y,
+        class_names=np.array(source.class_names),
     )
 
 
@@ -68,8 +73,12 @@ def main() -> None:
         npz = Path(args.npz or Path(tmp) / "noisy_digits.npz")
         write_noisy_digits(npz)
         config = fedmd_ray.preset(
-            "quick", public_data="clean-digits", public_classes=(0, 1, 2, 3, 4),
-            private_data=str(npz), private_classes=(5, 6, 7, 8, 9), rounds=args.rounds,
+            "quick",
+            public_data="clean-digits",
+            public_classes=(0, 1, 2, 3, 4),
+            private_data=str(npz),
+            private_classes=(5, 6, 7, 8, 9),
+            rounds=args.rounds,
         )
         fedmd_ray.run(config, verbose=True)  # progress on stderr
 

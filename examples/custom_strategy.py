@@ -38,7 +38,7 @@ class TrimmedMean(Strategy):
     def aggregate(self, scores: np.ndarray, info: RoundInfo) -> np.ndarray:
         k = int(self.trim * len(scores))
         ordered = np.sort(scores, axis=0)  # (parties, n_align, classes), sorted over parties
-        return ordered[k:len(scores) - k].mean(axis=0, dtype=np.float64).astype(np.float32)
+        return ordered[k : len(scores) - k].mean(axis=0, dtype=np.float64).astype(np.float32)
 
     def digest_loss(self, student_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.l1_loss(student_logits, target)
@@ -89,8 +89,13 @@ def main() -> None:
     args = parser.parse_args()
     for strategy in (TrimmedMean(trim=0.25), AgreementWeighted(temperature=2.0)):
         print(f"--- {type(strategy).__name__}")
-        config = fedmd_ray.preset("quick", n_parties=4, models=("cnn2-8-16", "mlp-64", "cnn1-16", "mlp-128"),
-                                  rounds=args.rounds, strategy=strategy)
+        config = fedmd_ray.preset(
+            "quick",
+            n_parties=4,
+            models=("cnn2-8-16", "mlp-64", "cnn1-16", "mlp-128"),
+            rounds=args.rounds,
+            strategy=strategy,
+        )
         fedmd_ray.run(config, verbose=True)  # progress on stderr
 
 

@@ -38,8 +38,10 @@ def main() -> None:
             predicted = model(images).argmax(dim=1)
         accuracy = (predicted == labels).float().mean().item()
         first = ", ".join(f"{task.class_names[p]} ({task.class_names[t]})" for p, t in zip(predicted[:5], labels[:5]))
-        print(f"  party {row['party']} {row['model']:<14} test accuracy {100 * accuracy:.1f}% "
-              f"(the run's table: {100 * row['test_accuracy']:.1f}%); first 5 predicted (true): {first}")
+        print(
+            f"  party {row['party']} {row['model']:<14} test accuracy {100 * accuracy:.1f}% "
+            f"(the run's table: {100 * row['test_accuracy']:.1f}%); first 5 predicted (true): {first}"
+        )
 
 
 if __name__ == "__main__":

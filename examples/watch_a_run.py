@@ -43,11 +43,14 @@ def main() -> None:
     log_dir = args.tensorboard or tempfile.mkdtemp(prefix="fedmd-tb-")
     config = fedmd_ray.preset(args.preset, rounds=args.rounds)
     gains: list[float] = []
-    fedmd_ray.run(config, callbacks=[
-        lambda metrics: gains.append(metrics["mean_gain"]),  # a plain function works too
-        StopWatch(),
-        TensorBoard(log_dir),
-    ])
+    fedmd_ray.run(
+        config,
+        callbacks=[
+            lambda metrics: gains.append(metrics["mean_gain"]),  # a plain function works too
+            StopWatch(),
+            TensorBoard(log_dir),
+        ],
+    )
     print("mean gain by round (points):", " ".join(f"{100 * g:+.1f}" for g in gains))
     print(f"TensorBoard scalars in {log_dir}: tensorboard --logdir {log_dir}")
 

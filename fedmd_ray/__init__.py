@@ -43,10 +43,32 @@ if TYPE_CHECKING:
 __version__ = "0.2.0"
 
 __all__ = [
-    "FedMDConfig", "preset", "preset_names", "run", "sweep", "check", "load_results", "load_party_model", "load_task",
-    "register_model", "register_source", "register_strategy", "Strategy", "FedMD", "RoundInfo",
-    "LabeledImages", "Split", "__version__",
-    "FedMDError", "ConfigError", "DataError", "ResourceError", "PartyFailure", "NoPartyLeft", "PluginError", "TrialsFailed",
+    "FedMDConfig",
+    "preset",
+    "preset_names",
+    "run",
+    "sweep",
+    "check",
+    "load_results",
+    "load_party_model",
+    "load_task",
+    "register_model",
+    "register_source",
+    "register_strategy",
+    "Strategy",
+    "FedMD",
+    "RoundInfo",
+    "LabeledImages",
+    "Split",
+    "__version__",
+    "FedMDError",
+    "ConfigError",
+    "DataError",
+    "ResourceError",
+    "PartyFailure",
+    "NoPartyLeft",
+    "PluginError",
+    "TrialsFailed",
 ]
 
 

@@ -88,7 +88,7 @@ def trimmed_mean_consensus(scores: Scores, fraction: float) -> Consensus:
         raise ValueError(f"trim fraction {fraction} must lie in [0, 0.5)")
     k = trim_count(fraction, scores.shape[0])
     ordered = np.sort(scores, axis=0)  # (parties, n_align, classes), sorted over parties
-    kept = ordered[k:scores.shape[0] - k]
+    kept = ordered[k : scores.shape[0] - k]
     return mean_consensus(kept)
 
 

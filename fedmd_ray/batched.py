@@ -44,8 +44,23 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 EXACT = (
-    nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh,
-    nn.Sigmoid, nn.ELU, nn.SiLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Linear,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.GELU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.ELU,
+    nn.SiLU,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.Flatten,
+    nn.Identity,
     nn.Dropout,
 )
 
@@ -90,8 +105,9 @@ def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch
     return x.new_empty((*x.shape[:-1], weight.shape[0]))
 
 
-def _linear_rule(info: Any, in_dims: tuple[int | None, ...], x: torch.Tensor, weight: torch.Tensor,
-                 bias: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+def _linear_rule(
+    info: Any, in_dims: tuple[int | None, ...], x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> tuple[torch.Tensor, int]:
     """Every party's weights against one input (the test set, the alignment subset): one matrix product
     with the parties' outputs side by side, (b, in) @ (in, P*out), instead of P thin ones; each output is
     the same dot product as a party's own `F.linear` gives. Per-party inputs: a batched product."""
@@ -125,8 +141,9 @@ def _forward_only(base: nn.Module) -> nn.Module:
     for name, module in list(copied.named_modules()):
         if type(module) is nn.Linear:
             parent, _, leaf = name.rpartition(".")
-            replacement = _OneInputLinear(module.in_features, module.out_features, bias=module.bias is not None,
-                                          device="meta")
+            replacement = _OneInputLinear(
+                module.in_features, module.out_features, bias=module.bias is not None, device="meta"
+            )
             setattr(copied.get_submodule(parent) if parent else copied, leaf, replacement)
     return copied
 
@@ -212,8 +229,9 @@ class Stack:
                     if name in self.buffers:
                         buffer.copy_(self.buffers[name][i])
 
-    def logits(self, x: torch.Tensor, *, shared: bool, train: bool = False,
-               masks: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def logits(
+        self, x: torch.Tensor, *, shared: bool, train: bool = False, masks: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """(P, b, classes) logits of every party: `x` is one batch for all (`shared`, (b, ...)) or one each
         ((P, b, ...)). Without gradients (`torch.no_grad`), linear layers take one product for all parties."""
         module = self.base if torch.is_grad_enabled() else self.forward_only
@@ -271,9 +289,22 @@ class StackedAdam:
                 return t if whole else t.index_select(0, rows)
 
             p, g, m, v = pick(flat), pick(grad), pick(self.avg), pick(self.avg_sq)
-            adam([p], [g], [m], [v], [], [torch.tensor(count)], fused=True,
-                 amsgrad=False, beta1=self.betas[0], beta2=self.betas[1], lr=self.lr, weight_decay=0.0, eps=self.eps,
-                 maximize=False)
+            adam(
+                [p],
+                [g],
+                [m],
+                [v],
+                [],
+                [torch.tensor(count)],
+                fused=True,
+                amsgrad=False,
+                beta1=self.betas[0],
+                beta2=self.betas[1],
+                lr=self.lr,
+                weight_decay=0.0,
+                eps=self.eps,
+                maximize=False,
+            )
             if not whole:  # the rows were copies
                 flat.index_copy_(0, rows, p)
                 self.avg.index_copy_(0, rows, m)
@@ -293,7 +324,9 @@ class StackedAdam:
                 }
 
 
-def draw_masks(stack: Stack, gens: Sequence[torch.Generator], shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+def draw_masks(
+    stack: Stack, gens: Sequence[torch.Generator], shapes: dict[str, tuple[int, ...]]
+) -> dict[str, torch.Tensor]:
     """Per dropout layer, each party's mask from its own (CPU) generator, as `nn.Dropout` draws it on a CPU:
     `empty(shape).bernoulli_(1 - p)`, scaled by 1 / (1 - p); party by party, layer after layer; then moved
     to the stack's device."""
@@ -314,14 +347,16 @@ def dropout_shapes(stack: Stack, sample: torch.Tensor) -> dict[str, tuple[int, .
     for name, module in stack.base.named_modules():
         if isinstance(module, _PartyDropout):
             key = f"{name}.mask"
-            handles.append(module.register_forward_pre_hook(
-                lambda m, args, key=key: shapes.__setitem__(key, tuple(args[0].shape))))
+            handles.append(
+                module.register_forward_pre_hook(lambda m, args, key=key: shapes.__setitem__(key, tuple(args[0].shape)))
+            )
     try:
         with torch.no_grad():
             one = {k: v[0].detach().to("meta") for k, v in stack.params.items()}
             stack.base.eval()
-            functional_call(stack.base, (one, {k: v[0].to("meta") for k, v in stack.buffers.items()}),
-                            (sample.to("meta"),))
+            functional_call(
+                stack.base, (one, {k: v[0].to("meta") for k, v in stack.buffers.items()}), (sample.to("meta"),)
+            )
     finally:
         for handle in handles:
             handle.remove()
@@ -369,8 +404,11 @@ def train_epochs(
             values = losses.detach().double()
             bad = (~torch.isfinite(values)).nonzero().flatten().tolist()
             if bad:
-                raise FloatingPointError(f"the training loss of stacked part(ies) {bad} is not finite; their weights "
-                                         "are left as before this batch", bad)
+                raise FloatingPointError(
+                    f"the training loss of stacked part(ies) {bad} is not finite; their weights "
+                    "are left as before this batch",
+                    bad,
+                )
             stack.backward(losses.sum() if penalty is None else losses.sum() + penalty(stack.params))
             optimizer.step()
             totals += values * idx.shape[1]
@@ -397,8 +435,9 @@ def evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor, *, batch_size: int)
 @torch.no_grad()
 def class_scores(stack: Stack, x: torch.Tensor, *, batch_size: int) -> torch.Tensor:
     """`training.class_scores` of every party: (P, n, classes) float32 logits in inference mode."""
-    return torch.cat([stack.logits(x[i : i + batch_size], shared=True).float() for i in range(0, len(x), batch_size)],
-                     dim=1)
+    return torch.cat(
+        [stack.logits(x[i : i + batch_size], shared=True).float() for i in range(0, len(x), batch_size)], dim=1
+    )
 
 
 def generators(states: Sequence[torch.Tensor]) -> list[torch.Generator]:
@@ -418,4 +457,3 @@ def check_loss(loss_fn: LossFn, classes: int) -> str | None:
     except Exception as exc:
         return f"its digest loss does not run batched ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
     return None
-

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedmd_ray.phases import COLLABORATE
 from fedmd_ray.actors.messages import PartyState
 from fedmd_ray.analysis.io import atomic_write_bytes
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.outdir import CHECKPOINT_FILE
+from fedmd_ray.phases import COLLABORATE
 from fedmd_ray.strategy import StrategyState
 
 FORMAT = 2  # 2: with the strategy's state (format 1 files read as a stateless strategy's)
@@ -88,7 +88,9 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
         raise _damaged(path, "it is not in fedmd_ray's checkpoint format")
     try:
         checkpoint = Checkpoint(
-            fingerprint=str(payload["fingerprint"]), round=int(payload["round"]), rows=list(payload["rows"]),
+            fingerprint=str(payload["fingerprint"]),
+            round=int(payload["round"]),
+            rows=list(payload["rows"]),
             states={int(p): t.numpy() for p, t in payload["states"].items()},
             strategy_state=_unpack(payload.get("strategy_state")),
         )
@@ -101,8 +103,10 @@ def load_checkpoint(directory: Path) -> Checkpoint | None:
 
 
 def _damaged(path: Path, what: str) -> ConfigError:
-    return ConfigError(f"{path} is damaged: {what}. Its run cannot be continued from it; start the run again "
-                       "(--overwrite, or another --out)")
+    return ConfigError(
+        f"{path} is damaged: {what}. Its run cannot be continued from it; start the run again "
+        "(--overwrite, or another --out)"
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -123,8 +127,9 @@ def _check_rows(path: Path, checkpoint: Checkpoint) -> None:
             raise _damaged(path, f"row {i} is not a result row")
         round_ = row.get("round")
         if round_ is not None and (not isinstance(round_, int) or not 0 <= round_ <= checkpoint.round):
-            raise _damaged(path, f"row {i} belongs to round {round_!r}, but the checkpoint is of round "
-                                 f"{checkpoint.round}")
+            raise _damaged(
+                path, f"row {i} belongs to round {round_!r}, but the checkpoint is of round {checkpoint.round}"
+            )
     try:
         rows_to_table(checkpoint.rows)
     except Exception as exc:
@@ -138,9 +143,12 @@ def _check_state(path: Path, party: int, state: PartyState) -> None:
     """A party's state decodes as tensors (`Participant.export_state`): a model state dict and an RNG state."""
     try:
         decoded = torch.load(io.BytesIO(state.tobytes()), map_location="cpu", weights_only=True)
-        ok = (isinstance(decoded, dict) and isinstance(decoded.get("model"), dict)
-              and all(isinstance(v, torch.Tensor) for v in decoded["model"].values())
-              and isinstance(decoded.get("rng"), torch.Tensor))
+        ok = (
+            isinstance(decoded, dict)
+            and isinstance(decoded.get("model"), dict)
+            and all(isinstance(v, torch.Tensor) for v in decoded["model"].values())
+            and isinstance(decoded.get("rng"), torch.Tensor)
+        )
     except Exception:
         ok = False
     if not ok:

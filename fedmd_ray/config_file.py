@@ -41,8 +41,9 @@ def read_config_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
     values = dict(values)
     name = values.pop("preset", None)
     if name is not None and not isinstance(name, str):
-        raise ConfigError(f"{label}: preset must be a preset's name (a string), not {_kind(name)}; use one of: "
-                          f"{', '.join(PRESETS)}")
+        raise ConfigError(
+            f"{label}: preset must be a preset's name (a string), not {_kind(name)}; use one of: {', '.join(PRESETS)}"
+        )
     if name is not None and name not in PRESETS:
         raise ConfigError(f"{label}: preset {name!r} is not known; use one of: {', '.join(PRESETS)}")
     unknown = [key for key in values if key not in FedMDConfig.__dataclass_fields__]
@@ -75,7 +76,9 @@ def parse_document(raw: bytes, label: str, fmt: Format) -> Any:
     try:
         document = json.loads(text, object_pairs_hook=_unique_keys) if fmt == "json" else _toml().loads(text)
     except RecursionError:
-        raise ConfigError(f"{label} nests tables or arrays too deeply; a config nests at most {MAX_DEPTH} deep") from None
+        raise ConfigError(
+            f"{label} nests tables or arrays too deeply; a config nests at most {MAX_DEPTH} deep"
+        ) from None
     except ValueError as exc:  # json.JSONDecodeError and tomllib.TOMLDecodeError are ValueErrors
         raise ConfigError(f"{label} is not valid {kind}: {exc}") from None
     _check_tree(document, label)
@@ -114,8 +117,9 @@ def read_small_file(path: str | Path, label: str, limit: int = MAX_FILE_BYTES) -
             chunks.append(chunk)
             size += len(chunk)
         if size > limit:
-            raise ConfigError(f"{label} grew past {limit} bytes while it was read; a config file may hold at most "
-                              f"{_bytes(limit)}")
+            raise ConfigError(
+                f"{label} grew past {limit} bytes while it was read; a config file may hold at most {_bytes(limit)}"
+            )
         return b"".join(chunks)
     except OSError as exc:
         raise ConfigError(f"{label}: cannot read it ({exc.strerror or exc})") from exc
@@ -130,9 +134,13 @@ def shown(path: str | Path) -> str:
 
 
 def _file_kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return kind
     return "a special file"
@@ -166,8 +174,9 @@ def _check_text(text: str, label: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # JSON's "\\ud800": a lone surrogate, which no file name or text can hold
-        raise ConfigError(f"{label} holds a string that is not valid Unicode ({text[:40]!r}: a lone surrogate "
-                          "escape)") from None
+        raise ConfigError(
+            f"{label} holds a string that is not valid Unicode ({text[:40]!r}: a lone surrogate escape)"
+        ) from None
 
 
 def _bytes(limit: int) -> str:
@@ -176,8 +185,15 @@ def _bytes(limit: int) -> str:
 
 def _kind(value: Any) -> str:
     """What a parsed value is, in the file's words."""
-    return {dict: "a table", list: "a list", bool: "a boolean", int: "a number", float: "a number",
-            str: "a string", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a table",
+        list: "a list",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -209,8 +225,11 @@ def to_toml(config: FedMDConfig, preset_name: str, title: str = "") -> str:
 
     values, docs = config.to_json(), field_docs(type(config))
     fields = dataclasses.fields(config)
-    lines = [f"# {title or 'a fedmd_ray config'}", "# fedmd-ray run --config THIS_FILE [--set FIELD=VALUE ...]",
-             f'preset = "{preset_name}"  # the values of the fields below not set here']
+    lines = [
+        f"# {title or 'a fedmd_ray config'}",
+        "# fedmd-ray run --config THIS_FILE [--set FIELD=VALUE ...]",
+        f'preset = "{preset_name}"  # the values of the fields below not set here',
+    ]
     for group in GROUPS:
         lines += ["", f"# --- {group} ---"]
         for f in (f for f in fields if f.metadata.get("group") == group):

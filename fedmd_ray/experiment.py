@@ -43,8 +43,15 @@ class Experiment:
         task = self.task
         specs = [PartySpec(p, m, idx) for p, (m, idx) in enumerate(zip(self.models, task.party_indices))]
         data = SharedData(
-            task.public_x, task.public_y, task.public_val_x, task.public_val_y,
-            task.private_x, task.private_y, task.test_x, task.test_y, task.union_indices,
+            task.public_x,
+            task.public_y,
+            task.public_val_x,
+            task.public_val_y,
+            task.private_x,
+            task.private_y,
+            task.test_x,
+            task.test_y,
+            task.union_indices,
         )
         return specs, data
 
@@ -61,8 +68,7 @@ def prepare(config: FedMDConfig) -> Experiment:
     probe_strategy(strategy, config.n_parties, task.n_classes)
     batched, reasons = batched_models(config, models, strategy, task.image_shape, task.n_classes)
     notes = (*strategy_notes(config, strategy), *reasons)
-    return Experiment(config, task, models, strategy, config.fingerprint(), notes, batched,
-                      Faults.from_environment())
+    return Experiment(config, task, models, strategy, config.fingerprint(), notes, batched, Faults.from_environment())
 
 
 def batched_models(
@@ -85,8 +91,9 @@ def batched_models(
         if problem is None:
             batched.add(model.identity)
         else:
-            reasons.append(f"model {model.name}: its {Counter(models)[model]} parties run one at a time "
-                           f"(batch_parties): {problem}")
+            reasons.append(
+                f"model {model.name}: its {Counter(models)[model]} parties run one at a time (batch_parties): {problem}"
+            )
     return frozenset(batched), reasons
 
 

@@ -45,8 +45,12 @@ class Faults:
             return None
         fields = dict(item.split("=", 1) for item in spec.split(",")) if spec else {}
         return cls(
-            int(fields["party"]) if "party" in fields else None, int(fields["round"]) if "round" in fields else None,
-            fields.get("method"), fields.get("action", "raise"), fields.get("once"), float(delay or 0.0),
+            int(fields["party"]) if "party" in fields else None,
+            int(fields["round"]) if "round" in fields else None,
+            fields.get("method"),
+            fields.get("action", "raise"),
+            fields.get("once"),
+            float(delay or 0.0),
         )
 
     def check(self, party: int, round_: int, method: str) -> None:

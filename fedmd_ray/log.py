@@ -3,8 +3,9 @@
 `run()` and `sweep()` show their progress on stderr by default, as Tune and Lightning do,
 unless the user configured logging (a level or handler on `fedmd_ray`, or handlers on the root
 logger, e.g. `logging.basicConfig`): then that configuration decides. `verbose=False` keeps
-warnings only; `verbose=True` shows progress whatever the configuration. The CLI installs one stderr handler (`configure`): `-v` for debug
-output and Ray's and Tune's own banners, `-q` for warnings only, or
+warnings only; `verbose=True` shows progress whatever the configuration. The CLI installs one
+stderr handler (`configured`), and the summary on stdout: `-v` for debug output and Ray's and
+Tune's own banners, `-q` for warnings only, or
 `FEDMD_RAY_LOG_LEVEL=DEBUG|INFO|WARNING|ERROR`. Ray's start-up lines (the token
 warning, "Started a local Ray instance") and Tune's experiment box are quiet unless the
 logger is at DEBUG.
@@ -156,9 +157,11 @@ class Relay(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         # formatted here: arguments may not pickle, and a traceback object never does
         text = record.exc_text or (logging.Formatter().formatException(record.exc_info) if record.exc_info else None)
-        self._records.append(logging.makeLogRecord(
-            {**record.__dict__, "msg": record.getMessage(), "args": None, "exc_info": None, "exc_text": text}
-        ))
+        self._records.append(
+            logging.makeLogRecord(
+                {**record.__dict__, "msg": record.getMessage(), "args": None, "exc_info": None, "exc_text": text}
+            )
+        )
 
     def take(self) -> list[logging.LogRecord]:
         """The records since the last call; safe while another thread logs."""

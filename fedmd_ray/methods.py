@@ -98,8 +98,9 @@ class FedMDKL(Strategy):
 
     def __init__(self, temperature: float = 1.0, party_weights: str = "equal") -> None:
         if party_weights not in typing.get_args(PartyWeights):  # built in Python: the config checks its own field
-            raise ConfigError(f"party_weights={party_weights!r} is not allowed: must be one of "
-                              f"{typing.get_args(PartyWeights)}")
+            raise ConfigError(
+                f"party_weights={party_weights!r} is not allowed: must be one of {typing.get_args(PartyWeights)}"
+            )
         self.temperature = temperature
         self.party_weights = party_weights
         self.weights: npt.NDArray[np.float64] | None = None  # the last round's, by party id (absent: 0)
@@ -181,6 +182,11 @@ class Local(Strategy):
     collaborates = False
 
 
-for _name, _method in (("cronus", Cronus), ("ds-fl", DSFL), ("fedmd-kl", FedMDKL), ("kt-pfl", KTpFL),
-                       ("local", Local)):  # registered as a user's would be
+for _name, _method in (
+    ("cronus", Cronus),
+    ("ds-fl", DSFL),
+    ("fedmd-kl", FedMDKL),
+    ("kt-pfl", KTpFL),
+    ("local", Local),
+):  # registered as a user's would be
     STRATEGIES.register(_name, _method, builtin=True)

@@ -207,13 +207,16 @@ def load_factory(path: str) -> ModelFactory:
             raise ConfigError(f"{what} is a {type(obj).__name__}, not a factory(input_shape, n_classes)")
         if inspect.isclass(obj):
             if not any(c.__name__ == "Module" and c.__module__.startswith("torch.nn") for c in obj.__mro__):
-                raise ConfigError(f"{what} is the class {obj.__qualname__}, not a torch.nn.Module subclass or a "
-                                  "factory(input_shape, n_classes)")
+                raise ConfigError(
+                    f"{what} is the class {obj.__qualname__}, not a torch.nn.Module subclass or a "
+                    "factory(input_shape, n_classes)"
+                )
         else:
             check_users_code(obj, what)
         if not takes_arguments(obj, 2):
-            raise ConfigError(f"{what} is not a factory(input_shape, n_classes): it cannot be called with those "
-                              "two arguments")
+            raise ConfigError(
+                f"{what} is not a factory(input_shape, n_classes): it cannot be called with those two arguments"
+            )
 
     factory: ModelFactory = load_object(path, what, check)
     return factory

@@ -157,7 +157,10 @@ CPU_PROBE_ELEMENTS = 20_000_000
 
 
 def _probe(
-    build: Callable[[], nn.Module], input_shape: tuple[int, int, int], batch: int, hook: Callable[..., None] | None = None
+    build: Callable[[], nn.Module],
+    input_shape: tuple[int, int, int],
+    batch: int,
+    hook: Callable[..., None] | None = None,
 ) -> tuple[nn.Module, torch.Tensor]:
     """`build()` and a forward pass of `batch` zero images through it (values meaningless), with
     `hook` on every leaf module; torch's RNG is left as it was. A module that cannot be built or run
@@ -184,8 +187,11 @@ def _forward(
     sees every leaf module's call once the pass succeeded (a pass that fails on the meta device must
     not leave half a count behind)."""
     calls: list[tuple[Any, ...]] = []
-    handles = [m.register_forward_hook(lambda *call: calls.append(call))
-               for m in module.modules() if hook and not list(m.children())]
+    handles = [
+        m.register_forward_hook(lambda *call: calls.append(call))
+        for m in module.modules()
+        if hook and not list(m.children())
+    ]
     try:
         with torch.device(device), torch.no_grad():
             out = module.eval()(torch.zeros(batch, *input_shape))
@@ -330,7 +336,9 @@ def _check_trainable(name: str, module: nn.Module, input_shape: tuple[int, int, 
             raise ConfigError(f"model {name!r} in train mode, input (2, {shape}): {type(exc).__name__}: {exc}") from exc
     got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
     if got != (2, n_classes):
-        raise ConfigError(f"model {name!r} in train mode maps input (2, {shape}) to {got}; expected logits (2, {n_classes})")
+        raise ConfigError(
+            f"model {name!r} in train mode maps input (2, {shape}) to {got}; expected logits (2, {n_classes})"
+        )
 
 
 @dataclass(frozen=True)
@@ -358,7 +366,10 @@ CPU_EVAL_BYTES = 32 * 2**20
 
 
 def eval_batch(
-    model: ModelPlugin | ModelEntry, input_shape: tuple[int, int, int], n_classes: int, device_type: str,
+    model: ModelPlugin | ModelEntry,
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    device_type: str,
     configured: int | None = None,
 ) -> int:
     """Batch for scoring and testing: `configured` (`FedMDConfig.eval_batch_size`) when set.

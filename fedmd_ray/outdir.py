@@ -71,11 +71,14 @@ def _check_lengths(path: Path, what: str) -> None:
         name_max, path_max = 255, 4096
     long = [part for part in path.parts if len(os.fsencode(part)) > name_max]
     if long:
-        raise ConfigError(f"{what}: the name {long[0][:40]!r}... is {len(os.fsencode(long[0]))} bytes long; "
-                          f"this filesystem allows {name_max}")
+        raise ConfigError(
+            f"{what}: the name {long[0][:40]!r}... is {len(os.fsencode(long[0]))} bytes long; "
+            f"this filesystem allows {name_max}"
+        )
     if len(os.fsencode(str(path))) + 64 > path_max:  # room for our own file names below it
-        raise ConfigError(f"{what}: the path is {len(os.fsencode(str(path)))} bytes long; this filesystem allows "
-                          f"{path_max} in all")
+        raise ConfigError(
+            f"{what}: the path is {len(os.fsencode(str(path)))} bytes long; this filesystem allows {path_max} in all"
+        )
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -92,8 +95,10 @@ def resolve_dir(value: object, what: str) -> Path:
     its target somewhere the user did not name."""
     path = as_path(value, what)
     if os.path.islink(path) and not os.path.exists(path):
-        raise ConfigError(f"{what}={str(value)!r} is a symbolic link to {os.readlink(path)!r}, which does not exist; "
-                          "create that directory or choose another one")
+        raise ConfigError(
+            f"{what}={str(value)!r} is a symbolic link to {os.readlink(path)!r}, which does not exist; "
+            "create that directory or choose another one"
+        )
     return Path(os.path.realpath(path))
 
 

@@ -46,14 +46,25 @@ def describe_models(experiment: Experiment, run_id: str, round_: int) -> dict[in
     writes it), identity, input shape and classes, with the party, the round and the run id."""
     config, task = experiment.config, experiment.task
     entries = config.replace(models=config.party_models).to_json()["models"]
-    return {party: {"party": party, "round": round_, "run_id": run_id, "model": plugin.name,
-                    "entry": entries[party], "identity": plugin.identity, "input_shape": list(task.image_shape),
-                    "n_classes": task.n_classes, "class_names": list(task.class_names)}
-            for party, plugin in enumerate(experiment.models)}
+    return {
+        party: {
+            "party": party,
+            "round": round_,
+            "run_id": run_id,
+            "model": plugin.name,
+            "entry": entries[party],
+            "identity": plugin.identity,
+            "input_shape": list(task.image_shape),
+            "n_classes": task.n_classes,
+            "class_names": list(task.class_names),
+        }
+        for party, plugin in enumerate(experiment.models)
+    }
 
 
-def model_files(weights: dict[int, PartyState], about: dict[int, dict[str, Any]],
-                round_: int | None = None) -> dict[str, bytes]:
+def model_files(
+    weights: dict[int, PartyState], about: dict[int, dict[str, Any]], round_: int | None = None
+) -> dict[str, bytes]:
     """Each party's file (name relative to the run directory -> contents): its serialized weights
     (`Participant.export_model`) with `about` it, checked to hold tensors only."""
     files = {}
@@ -65,15 +76,19 @@ def model_files(weights: dict[int, PartyState], about: dict[int, dict[str, Any]]
     return files
 
 
-def write_models(directory: Path, weights: dict[int, PartyState], about: dict[int, dict[str, Any]],
-                 round_: int | None = None) -> None:
+def write_models(
+    directory: Path, weights: dict[int, PartyState], about: dict[int, dict[str, Any]], round_: int | None = None
+) -> None:
     """`model_files` under `directory`, all renamed into place together (`analysis.io.replace_files`:
     a full disk leaves the previous files as they were)."""
     replace_files({directory / name: data for name, data in model_files(weights, about, round_).items()})
 
 
 def load_party_model(
-    run_dir: str | Path, party: int, *, round: int | None = None,  # noqa: A002  the result table's name
+    run_dir: str | Path,
+    party: int,
+    *,
+    round: int | None = None,  # noqa: A002  the result table's name
     factory: Callable[[tuple[int, int, int], int], nn.Module] | None = None,
 ) -> nn.Module:
     """Party `party`'s model of the run in `run_dir` (its last, or after `round` when the run kept every
@@ -86,7 +101,11 @@ def load_party_model(
         raise TypeError(f"round must be a round's number (an int >= 0) or None, not {round!r}")
     path = model_path(Path(run_dir), party, round)
     if not path.is_file():
-        kept = sorted(p.name for p in (Path(run_dir) / MODELS_DIR).glob("*")) if (Path(run_dir) / MODELS_DIR).is_dir() else []
+        kept = (
+            sorted(p.name for p in (Path(run_dir) / MODELS_DIR).glob("*"))
+            if (Path(run_dir) / MODELS_DIR).is_dir()
+            else []
+        )
         raise DataError(f"{path} does not exist; the run kept {kept or 'no models'} (save_models, docs/usage.md)")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -98,8 +117,10 @@ def load_party_model(
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:  # another architecture than the one the weights belong to
-        raise ConfigError(f"{path}: the weights of party {about.get('party')}'s {about.get('model')} do not fit the "
-                          f"model built for them: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(
+            f"{path}: the weights of party {about.get('party')}'s {about.get('model')} do not fit the "
+            f"model built for them: {str(exc).splitlines()[0]}"
+        ) from None
     return model.eval()
 
 
@@ -109,12 +130,19 @@ def _build(about: dict[str, Any], shape: tuple[int, int, int], classes: int, pat
 
     entry = about["entry"]
     if not isinstance(entry, str) or entry.startswith("<object"):
-        raise ConfigError(f"{path}: party {about['party']}'s model came from {entry}, which no import path names; "
-                          "pass the same factory: load_party_model(run_dir, party, factory=...)")
+        raise ConfigError(
+            f"{path}: party {about['party']}'s model came from {entry}, which no import path names; "
+            "pass the same factory: load_party_model(run_dir, party, factory=...)"
+        )
     plugin = resolve_model(entry)
     if plugin.identity != about.get("identity"):
-        log.warning("%s: model %s's code changed since the run (identity %s, now %s); loading its weights anyway",
-                    path, entry, about.get("identity"), plugin.identity)
+        log.warning(
+            "%s: model %s's code changed since the run (identity %s, now %s); loading its weights anyway",
+            path,
+            entry,
+            about.get("identity"),
+            plugin.identity,
+        )
     return plugin.build(shape, classes)
 
 

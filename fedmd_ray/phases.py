@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 TRANSFER: str = "transfer"  # round 0: each party after transfer learning (the baseline)
 COLLABORATE: str = "collaborate"  # rounds 1..R
 UPPER_BOUND: str = "upper_bound"  # each pretrained model trained on every party's private data (no round)

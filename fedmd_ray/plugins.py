@@ -57,7 +57,17 @@ def is_import_path(entry: str) -> bool:
 # loader's or a factory's arguments; no one writes a plug-in there. Refused before anything is
 # imported (importing some standard modules has effects of its own).
 NOT_PLUGINS = frozenset(sys.stdlib_module_names) | {
-    "builtins", "torch", "torchvision", "numpy", "pyarrow", "pandas", "ray", "sklearn", "scipy", "matplotlib", "PIL",
+    "builtins",
+    "torch",
+    "torchvision",
+    "numpy",
+    "pyarrow",
+    "pandas",
+    "ray",
+    "sklearn",
+    "scipy",
+    "matplotlib",
+    "PIL",
 }
 
 
@@ -89,8 +99,10 @@ def load_object(path: str, what: str, check: Callable[[Any], None] | None = None
     target: Any = module
     for part in attribute.split("."):
         if inspect.ismodule(target) and target is not module:
-            raise ConfigError(f"{what}: {attribute!r} passes through the module {target.__name__!r}; name the object "
-                              "in the module that defines it")
+            raise ConfigError(
+                f"{what}: {attribute!r} passes through the module {target.__name__!r}; name the object "
+                "in the module that defines it"
+            )
         try:
             target = getattr(target, part)
         except AttributeError:
@@ -137,8 +149,9 @@ def plugin_code() -> Iterator[None]:
     except (Exception, KeyboardInterrupt, Overdue):
         raise
     except BaseException as exc:
-        raise PluginExit(f"{type(exc).__name__}({', '.join(map(repr, exc.args))}): the plug-in tried to end the "
-                         "process") from exc
+        raise PluginExit(
+            f"{type(exc).__name__}({', '.join(map(repr, exc.args))}): the plug-in tried to end the process"
+        ) from exc
 
 
 def current_directory_last() -> None:
@@ -205,7 +218,9 @@ def object_identity(obj: Any) -> str:
 def _users_bases(cls: type) -> list[type]:
     """The base classes of `cls` that are the user's code: not fedmd_ray's (a built-in is named by its
     name), not Python's or an installed library's (torch's `nn.Module`: versioned by its package)."""
-    installed = tuple(filter(None, {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}))
+    installed = tuple(
+        filter(None, {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")})
+    )
     bases = []
     for base in cls.__mro__[1:]:
         module = sys.modules.get(base.__module__)

@@ -22,7 +22,12 @@ def environment() -> dict[str, str]:
     from fedmd_ray import __version__
 
     return {
-        "fedmd_ray": __version__, "python": platform.python_version(), "torch": torch.__version__,
-        "numpy": numpy.__version__, "ray": ray.__version__, "pyarrow": pyarrow.__version__,
-        "host": platform.node(), "cpu": f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}",
+        "fedmd_ray": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "ray": ray.__version__,
+        "pyarrow": pyarrow.__version__,
+        "host": platform.node(),
+        "cpu": f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}",
     }

@@ -26,14 +26,14 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from fedmd_ray.phases import TRANSFER, COLLABORATE, UPPER_BOUND
 from fedmd_ray.actors.messages import Evaluation
 from fedmd_ray.actors.participant import DeviceData, Participant
 from fedmd_ray.analysis.schema import result_row, rows_to_table
 from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.errors import ConfigError
-from fedmd_ray.experiment import prepare
+from fedmd_ray.experiment import Experiment, prepare
+from fedmd_ray.phases import COLLABORATE, TRANSFER, UPPER_BOUND
 from fedmd_ray.seeding import rng
 from fedmd_ray.strategy import RoundInfo, check_targets
 
@@ -43,52 +43,61 @@ def run_reference(config: FedMDConfig) -> pa.Table:
     if config.party_dropout > 0:
         raise ConfigError("the reference round has every party in every round: party_dropout must be 0")
     experiment = prepare(config)  # the data, the models and the strategy, checked
-    run_id, strategy = experiment.run_id, experiment.strategy
     specs, shared = experiment.party_inputs()
     data = DeviceData.place(shared, torch.device("cpu"))
     if config.torch_threads is not None:
         torch.set_num_threads(config.torch_threads)
     parties = [Participant(spec, experiment.setup, data) for spec in specs]
-    rows: list[dict[str, Any]] = []
+    rows = transfer_learning(parties, experiment.run_id)
+    for round_ in range(1, config.rounds + 1):
+        rows += fedmd_round(round_, parties, experiment)
+    return rows_to_table(rows)
 
-    # Round 0, transfer learning: each party trains on the public data D0 (early stopping on
-    # its held-out part), then on its own private data. The upper bound: the same pretrained
-    # model trained on the union of every party's private data.
+
+def transfer_learning(parties: list[Participant], run_id: str) -> list[dict[str, Any]]:
+    """Round 0: each party trains on the public data D0 (early stopping on its held-out part), then on its
+    own private data. The upper bound: the same pretrained model trained on the union of every party's
+    private data."""
+    rows = []
     for party in parties:
         results = party.transfer_learn()
         rows.append(row(run_id, party, TRANSFER, 0, results[TRANSFER]) | {"model_bytes": party.model_bytes})
         if UPPER_BOUND in results:
             rows.append(row(run_id, party, UPPER_BOUND, None, results[UPPER_BOUND]))
+    return rows
 
-    # Rounds 1..R: collaborate through class scores on a public subset.
+
+def fedmd_round(round_: int, parties: list[Participant], experiment: Experiment) -> list[dict[str, Any]]:
+    """Round `round_` (1..R): the parties collaborate through class scores on a public subset."""
+    config, strategy = experiment.config, experiment.strategy
     collaborates = strategy.collaborates and config.digest_epochs > 0
-    ids = tuple(party.party for party in parties)
-    for round_ in range(1, config.rounds + 1):
+    if collaborates:
+        # Sample: a fresh alignment subset of D0, the same for every party (seeded by the round).
+        align_idx = sample_alignment(
+            rng(config.seed, "alignment", round_), experiment.task.public_y, config.subset_size
+        )
+        # Communicate: every party computes its class scores on the subset.
+        scores = np.stack([party.communicate(align_idx) for party in parties])  # (parties, n_align, classes)
+        # Aggregate: the consensus (paper: the mean of the scores), or one target per party.
+        info = RoundInfo(round_, tuple(party.party for party in parties), len(parties))
+        targets = check_targets(strategy.aggregate(scores, info), len(parties), scores.shape[1:], strategy)
+    rows = []
+    for i, party in enumerate(parties):
+        start = time.perf_counter()
+        party.round = round_
+        traffic = {"bytes_sent": 0, "bytes_received": 0}  # nothing moves without collaboration
         if collaborates:
-            # Sample: a fresh alignment subset of D0, the same for every party (seeded by the round).
-            align_idx = sample_alignment(rng(config.seed, "alignment", round_), experiment.task.public_y,
-                                         config.subset_size)
-            # Communicate: every party computes its class scores on the subset.
-            scores = np.stack([party.communicate(align_idx) for party in parties])  # (parties, n_align, classes)
-            # Aggregate: the consensus (paper: the mean of the scores), or one target per party.
-            targets = check_targets(strategy.aggregate(scores, RoundInfo(round_, ids, len(parties))), len(parties),
-                                    scores.shape[1:], strategy)
-        for i, party in enumerate(parties):
-            start = time.perf_counter()
-            party.round = round_
-            traffic = {"bytes_sent": 0, "bytes_received": 0}  # nothing moves without collaboration
-            if collaborates:
-                # Distribute: the party gets the consensus (or its own row of personalised targets) ...
-                target = targets if targets.ndim == 2 else targets[i]
-                # ... and digests it: trains toward it on the subset (paper: L1 on the logits).
-                party.digest(align_idx, target)
-                traffic = {"bytes_sent": scores[i].nbytes, "bytes_received": align_idx.nbytes + target.nbytes}
-            # Revisit: a few epochs on its own private data.
-            party.revisit()
-            # Evaluate: accuracy on the private task's test set, of the model the party reports.
-            evaluation = party.evaluate(start, party.reported_model(round_))
-            rows.append(row(run_id, party, COLLABORATE, round_, evaluation) | traffic)
-    return rows_to_table(rows)
+            # Distribute: the party gets the consensus (or its own row of personalised targets) ...
+            target = targets if targets.ndim == 2 else targets[i]
+            # ... and digests it: trains toward it on the subset (paper: L1 on the logits).
+            party.digest(align_idx, target)
+            traffic = {"bytes_sent": scores[i].nbytes, "bytes_received": align_idx.nbytes + target.nbytes}
+        # Revisit: a few epochs on its own private data.
+        party.revisit()
+        # Evaluate: accuracy on the private task's test set, of the model the party reports.
+        evaluation = party.evaluate(start, party.reported_model(round_))
+        rows.append(row(experiment.run_id, party, COLLABORATE, round_, evaluation) | traffic)
+    return rows
 
 
 def row(run_id: str, party: Participant, phase: str, round_: int | None, evaluation: Evaluation) -> dict[str, Any]:

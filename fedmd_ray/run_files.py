@@ -94,9 +94,7 @@ class RunFiles:
         if checkpoint.strategy_state:
             self._write(lambda: write_table(self._state_table(), self.directory / STRATEGY_STATE_FILE))
 
-    def checkpointer(
-        self, run_id: str, rows: list[Row]
-    ) -> Callable[[int, dict[int, PartyState], StrategyState], None]:
+    def checkpointer(self, run_id: str, rows: list[Row]) -> Callable[[int, dict[int, PartyState], StrategyState], None]:
         """What `runner.run_phases` calls after every finished round: a checkpoint of `rows` as they are then."""
 
         def save(round_: int, states: dict[int, PartyState], strategy_state: StrategyState) -> None:
@@ -152,7 +150,9 @@ class RunFiles:
         try:
             write()
         except DiskFull as exc:
-            kept = ("the files of its last finished round are kept: free some space and continue it with "
-                    "--resume" if self._saved else "nothing of it was written, and what the directory held before "
-                    "is kept as it was")
+            kept = (
+                "the files of its last finished round are kept: free some space and continue it with --resume"
+                if self._saved
+                else "nothing of it was written, and what the directory held before is kept as it was"
+            )
             raise DiskFull(f"{exc}. The run stopped; {kept}") from None

@@ -18,22 +18,30 @@ from typing import Any, Callable, Iterator, Sequence
 
 import pyarrow as pa
 
-from fedmd_ray.phases import TRANSFER, COLLABORATE, UPPER_BOUND
 from fedmd_ray.actors.backends import DriverHandle, open_driver
 from fedmd_ray.actors.driver import Snapshot
 from fedmd_ray.actors.messages import PartyProgress, PartyState
 from fedmd_ray.analysis.io import write_table
 from fedmd_ray.analysis.metrics import gain, mean_accuracy, round_metrics, transfer_health
-from fedmd_ray.callbacks import Callback, call_end, call_round
 from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.analysis.summary import format_run, percent, points
+from fedmd_ray.callbacks import Callback, call_end, call_round
 from fedmd_ray.checkpoint import Checkpoint, load_checkpoint
 from fedmd_ray.config import FedMDConfig, absent_values, differences, origin
 from fedmd_ray.errors import ConfigError, NoPartyLeft, PartyFailure
 from fedmd_ray.experiment import Experiment, prepare
 from fedmd_ray.log import LOGGER, SUMMARY, progress_bar, verbosity
-from fedmd_ray.outdir import CHECKPOINT_FILE, CONFIG_FILE, MODELS_DIR, RESULTS_FILE, as_path, check_out_dir, claim_out_dir
+from fedmd_ray.outdir import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    MODELS_DIR,
+    RESULTS_FILE,
+    as_path,
+    check_out_dir,
+    claim_out_dir,
+)
 from fedmd_ray.party_models import describe_models
+from fedmd_ray.phases import COLLABORATE, TRANSFER, UPPER_BOUND
 from fedmd_ray.plugins import describe
 from fedmd_ray.provenance import environment
 from fedmd_ray.run_files import NoFiles, RunFiles, open_files
@@ -83,15 +91,19 @@ def run(
         with open_run(start.experiment, start.run_id, save_states=start.target is not None) as driver:
             log.placement(driver.describe(), resumed_after=None if checkpoint is None else checkpoint.round)
             with open_files(start.target, _header(start.config, start.run_id), checkpoint, overwrite, resume) as files:
-                for phase, round_, phase_rows in run_phases(driver, start.config, resume=checkpoint,
-                                                            on_checkpoint=files.checkpointer(start.run_id, rows),
-                                                            on_progress=log.parties_done):
+                for phase, round_, phase_rows in run_phases(
+                    driver,
+                    start.config,
+                    resume=checkpoint,
+                    on_checkpoint=files.checkpointer(start.run_id, rows),
+                    on_progress=log.parties_done,
+                ):
                     rows.extend(phase_rows)
                     log.phase(phase, round_, start.config.rounds, phase_rows)
                     files.phase(rows)
                     if phase != UPPER_BOUND:
-                        call_round(watchers, round_metrics(rows, round_))
                         _keep_models(start, driver, files, round_)  # before the round's checkpoint
+                        call_round(watchers, round_metrics(rows, round_))
         log.close()
         table = _summary(rows, start)
         call_end(watchers, table)
@@ -150,8 +162,13 @@ def _start(
         return _finished(checkpoint, target, log, len(config.private_classes))  # nothing left to run
     experiment = prepare(config)
     log.header(experiment)
-    LOGGER.debug("run %s (%s); models batched as one computation: %s; output %s", experiment.run_id,
-                 origin(config), ", ".join(sorted(experiment.batched)) or "none", target or "none")
+    LOGGER.debug(
+        "run %s (%s); models batched as one computation: %s; output %s",
+        experiment.run_id,
+        origin(config),
+        ", ".join(sorted(experiment.batched)) or "none",
+        target or "none",
+    )
     if checkpoint is not None:
         log.line(f"resuming {target} after round {checkpoint.round} ({len(checkpoint.rows)} rows kept)")
         log.baseline_rows = [r for r in checkpoint.rows if r["phase"] == TRANSFER]  # "(+x vs round 0)" goes on
@@ -186,8 +203,13 @@ def _header(config: FedMDConfig, run_id: str) -> dict[str, Any]:
     """What `config.json` holds: the config as it ran (the models resolved: not () for the default),
     its identity, the run id and the environment."""
     resolved = config.replace(models=config.party_models)
-    return {"config": resolved.to_json(), "preset": origin(config), "identity": config.identity(),
-            "fingerprint": run_id, **environment()}
+    return {
+        "config": resolved.to_json(),
+        "preset": origin(config),
+        "identity": config.identity(),
+        "fingerprint": run_id,
+        **environment(),
+    }
 
 
 def _finished(checkpoint: Checkpoint, target: Path, log: _Progress, private_classes: int) -> pa.Table:
@@ -207,8 +229,9 @@ def open_run(
 ) -> Iterator[DriverHandle]:
     """The run's driver with its parties started (Ray started or attached, the cluster checked)."""
     specs, data = experiment.party_inputs()
-    with open_driver(experiment.setup, specs, data, run_id, driver_in_process=driver_in_process,
-                     save_states=save_states) as driver:
+    with open_driver(
+        experiment.setup, specs, data, run_id, driver_in_process=driver_in_process, save_states=save_states
+    ) as driver:
         yield driver
 
 
@@ -260,12 +283,14 @@ def iterate_phases(
     on_checkpoint: Callable[[int, dict[int, PartyState], StrategyState], None] | None = None,
 ) -> Iterator[Phase]:
     """`open_run` and `run_phases` in one: what a Tune trial and the tests iterate."""
-    with open_run(experiment, experiment.run_id, driver_in_process=driver_in_process,
-                  save_states=on_checkpoint is not None) as driver:
+    with open_run(
+        experiment, experiment.run_id, driver_in_process=driver_in_process, save_states=on_checkpoint is not None
+    ) as driver:
         if on_start is not None:
             on_start(driver.describe())
-        yield from run_phases(driver, experiment.config, transfer_cache=transfer_cache, resume=resume,
-                              on_checkpoint=on_checkpoint)
+        yield from run_phases(
+            driver, experiment.config, transfer_cache=transfer_cache, resume=resume, on_checkpoint=on_checkpoint
+        )
 
 
 def _fetched(snapshot: Snapshot) -> tuple[dict[int, PartyState], StrategyState]:
@@ -420,8 +445,13 @@ class _Progress:
             f"{hosts[0]['torch_threads']} torch thread(s) each{then}"
         )
         for host in hosts:  # -v: which parties share which process
-            LOGGER.debug("  worker pid %s on %s (%s): parties %s", host.get("pid"), host.get("host"), host["device"],
-                         ",".join(map(str, host.get("parties", []))))
+            LOGGER.debug(
+                "  worker pid %s on %s (%s): parties %s",
+                host.get("pid"),
+                host.get("host"),
+                host["device"],
+                ",".join(map(str, host.get("parties", []))),
+            )
 
     def phase(self, phase: str, round_: int, rounds: int, rows: list[Row]) -> None:
         accs = sorted((r["test_accuracy"], r["party"]) for r in rows if r["test_accuracy"] is not None)
@@ -442,8 +472,9 @@ class _Progress:
             parties = "parties (%): " + " ".join(_cell(r) for r in rows)
         else:  # a hundred accuracies per line help nobody: the spread and the weakest
             quartiles = [accs[int(q * (len(accs) - 1))][0] for q in (0.25, 0.5, 0.75)]
-            parties = (f"quartiles {'/'.join(map(percent, quartiles))}  weakest: "
-                       + ", ".join(f"party {p} {percent(a)}" for a, p in accs[:3]))
+            parties = f"quartiles {'/'.join(map(percent, quartiles))}  weakest: " + ", ".join(
+                f"party {p} {percent(a)}" for a, p in accs[:3]
+            )
         failed = [r for r in rows if r["status"] != "ok"]
         events = "".join(f" | party {r['party']} {r['status']}" for r in failed[:MAX_LISTED_PARTIES])
         if len(failed) > MAX_LISTED_PARTIES:

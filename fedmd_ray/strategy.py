@@ -147,7 +147,9 @@ class FedMD(Strategy):
         if aggregator not in AGGREGATOR_NAMES:  # a FedMD built in Python: the config checks its own fields
             raise ConfigError(f"aggregator={aggregator!r} is not allowed: must be one of {list(AGGREGATOR_NAMES)}")
         if digest_loss not in typing.get_args(DigestLoss):
-            raise ConfigError(f"digest_loss={digest_loss!r} is not allowed: must be one of {typing.get_args(DigestLoss)}")
+            raise ConfigError(
+                f"digest_loss={digest_loss!r} is not allowed: must be one of {typing.get_args(DigestLoss)}"
+            )
         self.aggregator = aggregator
         self.loss = digest_loss
         self.temperature = temperature
@@ -232,13 +234,21 @@ def strategy_notes(config: FedMDConfig, strategy: Strategy) -> list[str]:
     notes = []
     for field, takers in strategy_fields(config).items():
         if field not in taken and values[field] != defaults[field]:
-            notes.append(f"{field}={values[field]!r} has no effect: strategy {describe(config.strategy)} does not take "
-                         f"it ({who_takes(takers)})")
+            notes.append(
+                f"{field}={values[field]!r} has no effect: strategy {describe(config.strategy)} does not take "
+                f"it ({who_takes(takers)})"
+            )
     n = config.n_parties
-    if isinstance(strategy, FedMD) and strategy.aggregator == "trimmed_mean" and trim_count(strategy.trim_fraction, n) == 0:
+    if (
+        isinstance(strategy, FedMD)
+        and strategy.aggregator == "trimmed_mean"
+        and trim_count(strategy.trim_fraction, n) == 0
+    ):
         hint = f"; trim_fraction >= {1 / n:.3g} trims one at each end" if n >= 3 else ""
-        notes.append(f"trim_fraction={strategy.trim_fraction:g} of {n} parties trims none (it rounds down): the "
-                     f"consensus is their plain mean{hint}")
+        notes.append(
+            f"trim_fraction={strategy.trim_fraction:g} of {n} parties trims none (it rounds down): the "
+            f"consensus is their plain mean{hint}"
+        )
     return notes
 
 
@@ -296,23 +306,30 @@ def check_targets(targets: Any, n_parties: int, shape: tuple[int, int], strategy
             f"{shared} (one consensus) or {personal} (one target per party)"
         )
     if not np.isfinite(array).all():
-        raise ConfigError(f"strategy {describe(strategy)}.aggregate returned non-finite values (nan or inf) from "
-                          "finite scores: check its parameters")
+        raise ConfigError(
+            f"strategy {describe(strategy)}.aggregate returned non-finite values (nan or inf) from "
+            "finite scores: check its parameters"
+        )
     with np.errstate(over="ignore"):
         single = np.ascontiguousarray(array, dtype=np.float32)
     if not np.isfinite(single).all():  # parties train in float32: a float64 target beyond it is inf there
-        raise ConfigError(f"strategy {describe(strategy)}.aggregate returned values beyond float32's range (largest "
-                          f"{np.abs(array).max():.3g}); parties train on float32 targets: check its parameters")
+        raise ConfigError(
+            f"strategy {describe(strategy)}.aggregate returned values beyond float32's range (largest "
+            f"{np.abs(array).max():.3g}); parties train on float32 targets: check its parameters"
+        )
     return single
 
 
 def check_state(state: Any, strategy: Strategy) -> StrategyState:
     """`state_dict()`'s output, or ConfigError: a dict of str -> numeric numpy arrays (what checkpoints
     and `strategy_state.parquet` can hold)."""
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, np.ndarray)
-                                              and v.dtype.kind in "biuf" for k, v in state.items()):
-        raise ConfigError(f"strategy {type(strategy).__name__}.state_dict must return a dict of str -> numeric numpy "
-                          "arrays (bool, int or float: they are saved in checkpoints and in strategy_state.parquet)")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, np.ndarray) and v.dtype.kind in "biuf" for k, v in state.items()
+    ):
+        raise ConfigError(
+            f"strategy {type(strategy).__name__}.state_dict must return a dict of str -> numeric numpy "
+            "arrays (bool, int or float: they are saved in checkpoints and in strategy_state.parquet)"
+        )
     return state
 
 
@@ -328,11 +345,19 @@ def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
     name = describe(strategy)  # with its parameters: a temperature that overflows shows in the message
     generator = torch.Generator().manual_seed(0)
     try:
-        with plugin_code(), np.errstate(all="ignore"):  # what overflows is reported below, by name, not as numpy's warning
-            scores = np.stack([_probe_share(trial, torch.randn(4, n_classes, generator=generator), name)
-                               for _ in range(n_parties)])  # parties disagree, as they do in a round
-            targets = check_targets(trial.aggregate(scores, RoundInfo(1, tuple(range(n_parties)), n_parties)),
-                                    n_parties, (4, n_classes), trial)
+        with (
+            plugin_code(),
+            np.errstate(all="ignore"),
+        ):  # what overflows is reported below, by name, not as numpy's warning
+            scores = np.stack(
+                [_probe_share(trial, torch.randn(4, n_classes, generator=generator), name) for _ in range(n_parties)]
+            )  # parties disagree, as they do in a round
+            targets = check_targets(
+                trial.aggregate(scores, RoundInfo(1, tuple(range(n_parties)), n_parties)),
+                n_parties,
+                (4, n_classes),
+                trial,
+            )
         student = torch.randn(4, n_classes, generator=generator, requires_grad=True)
         target = torch.from_numpy(targets if targets.ndim == 2 else targets[0])
         with plugin_code():
@@ -341,8 +366,10 @@ def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
             raise ConfigError(f"strategy {name}.digest_loss must return a scalar tensor that depends on the logits")
         loss.backward()  # type: ignore[no-untyped-call]
         if not (torch.isfinite(loss).all() and student.grad is not None and torch.isfinite(student.grad).all()):
-            raise ConfigError(f"strategy {name}.digest_loss gave a non-finite loss or gradient ({loss.item()}) on "
-                              "random logits and its own targets: check its parameters")
+            raise ConfigError(
+                f"strategy {name}.digest_loss gave a non-finite loss or gradient ({loss.item()}) on "
+                "random logits and its own targets: check its parameters"
+            )
         with plugin_code():
             check_state(strategy.state_dict(), strategy)  # as the run starts, and after a round
             state = check_state(trial.state_dict(), trial)
@@ -350,7 +377,9 @@ def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
     except ConfigError:
         raise
     except Exception as exc:
-        raise ConfigError(f"strategy {name} failed a trial round on random scores: {type(exc).__name__}: {exc}") from exc
+        raise ConfigError(
+            f"strategy {name} failed a trial round on random scores: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _probe_share(strategy: Strategy, logits: torch.Tensor, name: str) -> npt.NDArray[np.float32]:
@@ -360,7 +389,9 @@ def _probe_share(strategy: Strategy, logits: torch.Tensor, name: str) -> npt.NDA
     shared = strategy.share(logits)
     if not isinstance(shared, torch.Tensor) or shared.shape != logits.shape:
         got = tuple(shared.shape) if isinstance(shared, torch.Tensor) else type(shared).__name__
-        raise ConfigError(f"strategy {name}.share returned {got} for logits {tuple(logits.shape)}; expected the same shape")
+        raise ConfigError(
+            f"strategy {name}.share returned {got} for logits {tuple(logits.shape)}; expected the same shape"
+        )
     if not torch.isfinite(shared).all():
         raise ConfigError(f"strategy {name}.share returned non-finite values for random logits: check its parameters")
     return shared.detach().numpy().astype(np.float32)

@@ -65,8 +65,10 @@ def train_epochs(
             loss = loss_fn(model(inputs), target[idx])
             value = loss.item()
             if not math.isfinite(value):  # a step on it would make every weight nan
-                raise FloatingPointError(f"the training loss is {value} (the model's outputs or the loss are not "
-                                         "finite); its weights are left as before this batch")
+                raise FloatingPointError(
+                    f"the training loss is {value} (the model's outputs or the loss are not "
+                    "finite); its weights are left as before this batch"
+                )
             optimizer.zero_grad(set_to_none=True)
             (loss + output_penalty(model)).backward()  # type: ignore[no-untyped-call]
             optimizer.step()
@@ -128,7 +130,9 @@ def fit_classifier(
     return epochs
 
 
-def consensus_distance(name: str, logits: torch.Tensor, consensus: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def consensus_distance(
+    name: str, logits: torch.Tensor, consensus: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """How far a batch of logits is from the consensus: `l1` (the paper) or `mse` on logits, `kl` between
     their softmax at `temperature` (scaled by T^2)."""
     if name == "l1":
@@ -201,8 +205,10 @@ def batch_norm_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_
     for module in probe.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.train()
-    correct = sum(int((probe(x[i : i + batch_size]).argmax(dim=1) == y[i : i + batch_size]).sum().item())
-                  for i in range(0, len(x), batch_size))
+    correct = sum(
+        int((probe(x[i : i + batch_size]).argmax(dim=1) == y[i : i + batch_size]).sum().item())
+        for i in range(0, len(x), batch_size)
+    )
     return eval_accuracy, correct / max(len(x), 1)
 
 

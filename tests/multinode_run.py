@@ -29,8 +29,9 @@ def statuses(rows: list[dict]) -> list[list]:
 
 # actor_start_timeout_s: how long a restart waits for room before its party is dropped (scenario 1 drops
 # one); an actor process that imports torch can take tens of seconds to start on a loaded machine
-config = fedmd_ray.preset("quick", rounds=3, parties_per_actor=1, cpus_per_party=0.45, torch_threads=1,
-                          actor_start_timeout_s=60)
+config = fedmd_ray.preset(
+    "quick", rounds=3, parties_per_actor=1, cpus_per_party=0.45, torch_threads=1, actor_start_timeout_s=60
+)
 result = {}
 
 # 1. 3 actors x 0.45 CPU + 0.05 for the driver cannot fit one 1-CPU node: Ray must use both.
@@ -46,14 +47,32 @@ for phase, round_, phase_rows in iterate_phases(prepare(config), on_start=hosts.
         cluster.remove_node(worker)  # the node leaves mid-run
 ray.shutdown()
 result.update(
-    nodes=sorted({h["node"] for h in hosts}), head=cluster.head_node.node_id, statuses=statuses(rows),
+    nodes=sorted({h["node"] for h in hosts}),
+    head=cluster.head_node.node_id,
+    statuses=statuses(rows),
     on_worker=sorted(p for h in hosts if h["node"] == worker.node_id for p in h["parties"]),
 )
 # attach a CLI run to the (now one-node) cluster instead of starting a second one
 cli = subprocess.run(
-    [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", "--set", "rounds=1",
-     "--set", f"address={cluster.address}", "--set", "cpus_per_party=0.3"],
-    capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL, cwd=tempfile.mkdtemp(),  # its runs/
+    [
+        sys.executable,
+        "-m",
+        "fedmd_ray.cli",
+        "run",
+        "--preset",
+        "quick",
+        "--set",
+        "rounds=1",
+        "--set",
+        f"address={cluster.address}",
+        "--set",
+        "cpus_per_party=0.3",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=240,
+    stdin=subprocess.DEVNULL,
+    cwd=tempfile.mkdtemp(),  # its runs/
 )
 result.update(cli_rc=cli.returncode, cli_err=cli.stderr)
 cluster.shutdown()
@@ -81,8 +100,7 @@ def leave_after_fetch(round_: int, states: dict, strategy_state: dict) -> None:
 # not in the driver's memory.
 large = config.replace(models=("mlp-128",))
 hosts, rows = [], []
-for _, _, phase_rows in iterate_phases(prepare(large), on_start=hosts.extend,
-                                       on_checkpoint=leave_after_fetch):
+for _, _, phase_rows in iterate_phases(prepare(large), on_start=hosts.extend, on_checkpoint=leave_after_fetch):
     rows.extend(phase_rows)
 ray.shutdown()
 result.update(

@@ -15,16 +15,30 @@ from fedmd_ray.analysis.summary import format_summary, summarize, sweep_summary
 def _trial(trial_id: str, lr: float | None, accuracies: list[float | None], party: int = 0) -> list[dict]:
     """One party's rows of one trial: round 0 (transfer), then one collaborate row per accuracy."""
     phases = ["transfer"] + ["collaborate"] * (len(accuracies) - 1)
-    return [dict(run_id="r", party=party, model=f"mlp-{party}", phase=phase, round=r,
-                 status="ok" if a is not None else "absent", test_accuracy=a, test_loss=None, seconds=None,
-                 trial_id=trial_id, collab_lr=lr)
-            for r, (phase, a) in enumerate(zip(phases, accuracies))]
+    return [
+        dict(
+            run_id="r",
+            party=party,
+            model=f"mlp-{party}",
+            phase=phase,
+            round=r,
+            status="ok" if a is not None else "absent",
+            test_accuracy=a,
+            test_loss=None,
+            seconds=None,
+            trial_id=trial_id,
+            collab_lr=lr,
+        )
+        for r, (phase, a) in enumerate(zip(phases, accuracies))
+    ]
 
 
 def test_harm_names_the_party_furthest_below_its_round_0_and_the_lowest_round_of_the_same_parties():
-    rows = (_trial("t", None, [0.80, 0.78, 0.79, 0.77], party=0)  # ends -0.03: the worst
-            + _trial("t", None, [0.40, 0.50, None, 0.60], party=1)  # absent in round 2
-            + _trial("t", None, [0.60, 0.60, 0.59, None], party=2))  # ends on round 2: -0.01
+    rows = (
+        _trial("t", None, [0.80, 0.78, 0.79, 0.77], party=0)  # ends -0.03: the worst
+        + _trial("t", None, [0.40, 0.50, None, 0.60], party=1)  # absent in round 2
+        + _trial("t", None, [0.60, 0.60, 0.59, None], party=2)
+    )  # ends on round 2: -0.01
     hurt = harm(rows)
     assert (hurt.worst_party, hurt.worst_party_model) == (0, "mlp-0")
     assert math.isclose(hurt.worst_party_change, -0.03)
@@ -42,8 +56,9 @@ def test_harm_names_the_party_furthest_below_its_round_0_and_the_lowest_round_of
 
 
 def test_a_trial_without_a_final_accuracy_sorts_last():
-    table = pa.Table.from_pylist(_trial("a", 1e-3, [0.5, None]) + _trial("b", 1e-4, [0.5, 0.6])
-                                 + _trial("c", None, [0.5, 0.4]))
+    table = pa.Table.from_pylist(
+        _trial("a", 1e-3, [0.5, None]) + _trial("b", 1e-4, [0.5, 0.6]) + _trial("c", None, [0.5, 0.4])
+    )
     summary = sweep_summary(table, ["collab_lr"]).to_pylist()
     assert [r["trial_id"] for r in summary] == ["b", "c", "a"]
     assert summary[-1]["gain"] is None  # no party answered in its last round: no number, never 0.0
@@ -51,8 +66,10 @@ def test_a_trial_without_a_final_accuracy_sorts_last():
 
 def test_sweep_plots_show_a_field_swept_to_none(tmp_path):
     """None (the field's default) is a value of the sweep like any other, not a missing one."""
-    rows = [dict(trial_id=f"t{i}", collab_lr=lr, subset_size=size, gain=0.01 * i)
-            for i, (lr, size) in enumerate([(None, 100), (5e-4, 100), (None, 200), (5e-4, 200)])]
+    rows = [
+        dict(trial_id=f"t{i}", collab_lr=lr, subset_size=size, gain=0.01 * i)
+        for i, (lr, size) in enumerate([(None, 100), (5e-4, 100), (None, 200), (5e-4, 200)])
+    ]
     paths = plot_sweep(pa.Table.from_pylist(rows), ["collab_lr", "subset_size"], tmp_path)
     assert sorted(p.name for p in paths) == ["gain_heatmap.png", "gain_vs_collab_lr.png", "gain_vs_subset_size.png"]
     for path in paths:

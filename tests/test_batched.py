@@ -92,8 +92,9 @@ def test_a_party_failing_inside_a_group_restarts_with_it_and_the_numbers_stand(l
 @pytest.fixture(scope="module")
 def host_pair():
     """Two hosts of the same four dropout-MLP parties after transfer learning: one batched, one not."""
-    config = fedmd_ray.preset("quick", n_parties=4, models=("mlp-16-d0.3",), revisit_shift=1, revisit_epochs=2,
-                              torch_threads=1)
+    config = fedmd_ray.preset(
+        "quick", n_parties=4, models=("mlp-16-d0.3",), revisit_shift=1, revisit_epochs=2, torch_threads=1
+    )
     hosts = []
     for batch in (True, False):
         experiment = prepare(config.replace(batch_parties=batch))
@@ -177,5 +178,7 @@ def test_a_group_of_one_runs_as_two_copies_and_matches_a_group_of_two():
     results = [together.run(TransferLearn()), alone.run(TransferLearn())]
     untimed = [{k: dataclasses.replace(v, seconds=0) for k, v in r[1].items()} for r in results]
     assert untimed[0] == untimed[1]
-    for a, b in zip(together.participants[1].model.state_dict().values(), alone.participants[1].model.state_dict().values()):
+    for a, b in zip(
+        together.participants[1].model.state_dict().values(), alone.participants[1].model.state_dict().values()
+    ):
         assert torch.equal(a, b)

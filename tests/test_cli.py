@@ -27,6 +27,9 @@ def test_argparse_errors_exit_2(capsys):
     assert exit_info.value.code == 2
     assert "invalid choice: 'nope'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--grid", "rounds=1,2", "--scheduler", "nope"])
+    assert exit_info.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
         main(["run", "-q", "-v"])
     assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
@@ -38,11 +41,14 @@ def test_presets_lists_names_sources_and_models(capsys):
         assert name in out
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["offline"], "to print that preset: `fedmd-ray presets show offline`"),
-    (["--json"], "--json only applies to `fedmd-ray presets show NAME --json`"),
-    (["show", "quick", "--fields"], "`presets show NAME` already prints every field"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["offline"], "to print that preset: `fedmd-ray presets show offline`"),
+        (["--json"], "--json only applies to `fedmd-ray presets show NAME --json`"),
+        (["show", "quick", "--fields"], "`presets show NAME` already prints every field"),
+    ],
+)
 def test_presets_refuses_flags_it_would_ignore(argv, message, capsys):
     assert main(["presets", *argv]) == 2
     captured = capsys.readouterr()
@@ -75,7 +81,11 @@ def test_console_entry_point_on_bad_input_has_no_traceback(tmp_path):
     env = {**os.environ, "FEDMD_RAY_DATA_ROOT": str(tmp_path / "empty")}
     proc = subprocess.run(
         [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "offline"],
-        capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 2
     assert "MNIST not found" in proc.stderr and "fedmd-ray data fetch mnist" in proc.stderr
@@ -101,8 +111,21 @@ def test_report_of_a_run_where_no_party_finished_says_n_a(tmp_path, capsys):
     from fedmd_ray.analysis.schema import rows_to_table
     from fedmd_ray.outdir import RESULTS_FILE
 
-    rows = [dict(run_id="r", party=p, model="mlp-64", phase=phase, round=0, status="dropped", test_accuracy=None,
-                 test_loss=None, seconds=None) for p in range(2) for phase in ("transfer", "upper_bound")]
+    rows = [
+        dict(
+            run_id="r",
+            party=p,
+            model="mlp-64",
+            phase=phase,
+            round=0,
+            status="dropped",
+            test_accuracy=None,
+            test_loss=None,
+            seconds=None,
+        )
+        for p in range(2)
+        for phase in ("transfer", "upper_bound")
+    ]
     write_table(rows_to_table(rows), tmp_path / RESULTS_FILE)
     assert main(["report", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -44,16 +44,21 @@ def test_bad_values_name_field_value_and_rule(overrides, fragment):
     "overrides, fragment",
     [
         (dict(private_classes=(5, 99)), "private_classes=[5, 99] is not allowed: must be class ids in 0..9"),
-        (dict(public_data="mnist", private_data="mnist-idx", private_classes=(3, 7)),
-         "share classes [3] of the same images"),
+        (
+            dict(public_data="mnist", private_data="mnist-idx", private_classes=(3, 7)),
+            "share classes [3] of the same images",
+        ),
         (dict(private_classes=(4, 5)), "share classes [4]"),
         (dict(models=("paper-cnn3-64-128-256",)), "paper-cnn3"),
         (dict(partition="writer"), "partition='writer' needs writer ids"),
         (dict(strategy="fedmd_ray.plugins:Registry"), "not a Strategy subclass or instance"),
         (dict(models=("no_such_module_xyz:net",)), "cannot import module 'no_such_module_xyz'"),
         (dict(models=("fedmd_ray.models:no_such_factory",)), "has no attribute 'no_such_factory'"),
-        (dict(revisit_shift=4), "revisit_shift=4 moves the 8x8 images (the public set's size, which private "
-                                "images are resized to) by half their side or more; use at most 3"),
+        (
+            dict(revisit_shift=4),
+            "revisit_shift=4 moves the 8x8 images (the public set's size, which private "
+            "images are resized to) by half their side or more; use at most 3",
+        ),
     ],
 )
 def test_values_checked_with_the_data_and_plugins_are_refused_by_check(overrides, fragment):
@@ -129,7 +134,9 @@ def test_transfer_cache_key_follows_the_data_directory(tmp_path):
     """Trials over different data directories must never share transfer-learned parties."""
     base = preset("quick", data_root=str(tmp_path / "a"))
     assert base.transfer_fingerprint() != base.replace(data_root=str(tmp_path / "b")).transfer_fingerprint()
-    assert base.transfer_fingerprint() == base.replace(data_root=str(tmp_path / "a" / ".." / "a")).transfer_fingerprint()
+    assert (
+        base.transfer_fingerprint() == base.replace(data_root=str(tmp_path / "a" / ".." / "a")).transfer_fingerprint()
+    )
     assert base.transfer_fingerprint() == base.replace(rounds=7).transfer_fingerprint()
     # the hosts' actual torch threads, not the field (None resolves per cluster): they change numerics
     assert base.transfer_fingerprint((1, 1)) != base.transfer_fingerprint((2,))

@@ -183,9 +183,7 @@ def test_idx_sources_load(tmp_path: Path, name: str, subdir: str, gz: bool) -> N
     assert len(data.class_names) == 10
 
 
-def test_fashion_mnist_fetch_copies_system_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fashion_mnist_fetch_copies_system_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     system = tmp_path / "usr-share"
     _write_idx_set(system, gz=True)
     monkeypatch.setattr(sources, "FASHION_MNIST_SYSTEM_DIR", system)
@@ -206,9 +204,7 @@ def test_fashion_mnist_fetch_without_system_package(tmp_path: Path) -> None:
      (lambda b: b"\x00\x00\x08\x02" + b[4:], "magic number 0x00000802")],
 )  # fmt: skip
 @pytest.mark.parametrize("gz", [True, False])
-def test_read_idx_rejects_damaged_files(
-    tmp_path: Path, damage: Any, message: str, gz: bool
-) -> None:
+def test_read_idx_rejects_damaged_files(tmp_path: Path, damage: Any, message: str, gz: bool) -> None:
     data = damage(_idx_bytes(np.zeros((3, 28, 28))))
     path = tmp_path / "images"
     path.write_bytes(gzip.compress(data) if gz else data)
@@ -246,9 +242,7 @@ def test_bad_labels_name_the_file(tmp_path: Path, labels: np.ndarray, message: s
      ("fashion-mnist", "fashion-mnist", "apt-get install dataset-fashion-mnist"),
      ("mnist-idx", "MNIST/raw", "torchvision.datasets.MNIST")],
 )  # fmt: skip
-def test_missing_files_say_where_and_how(
-    tmp_path: Path, name: str, expected_path: str, command: str
-) -> None:
+def test_missing_files_say_where_and_how(tmp_path: Path, name: str, expected_path: str, command: str) -> None:
     with pytest.raises(DataError) as err:
         load_source(name, tmp_path)
     assert str(tmp_path.resolve() / expected_path) in str(err.value)

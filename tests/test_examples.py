@@ -15,11 +15,14 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("script, expected", [
-    ("custom_model.py", "resnet8"),
-    ("custom_data.py", "noisy_digits.npz[5,6,7,8,9]"),
-    ("custom_strategy.py", "strategy AgreementWeighted"),
-])
+@pytest.mark.parametrize(
+    "script, expected",
+    [
+        ("custom_model.py", "resnet8"),
+        ("custom_data.py", "noisy_digits.npz[5,6,7,8,9]"),
+        ("custom_strategy.py", "strategy AgreementWeighted"),
+    ],
+)
 def test_example_runs_on_ray_actors(script, expected, tmp_path):
     done = _example(script, tmp_path, "--rounds", "1")
     output = done.stdout + done.stderr
@@ -31,8 +34,15 @@ def test_example_runs_on_ray_actors(script, expected, tmp_path):
 def _example(script, tmp_path, *arguments):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)  # its own local Ray, whatever else runs on the machine
-    done = subprocess.run([sys.executable, str(EXAMPLES / script), *arguments], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=280, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *arguments],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -47,7 +57,10 @@ def test_the_party_models_example_classifies_with_each_partys_model_as_the_run_m
         mine, table = re.findall(r"(\d+\.\d)%", line)[:2]
         assert mine == table, line
     assert sorted(p.name for p in (tmp_path / "run" / "models").iterdir()) == [
-        "party-000.pt", "party-001.pt", "party-002.pt"]
+        "party-000.pt",
+        "party-001.pt",
+        "party-002.pt",
+    ]
 
 
 @pytest.mark.slow

@@ -51,9 +51,15 @@ def test_a_restarted_party_keeps_its_round0_weights_for_wise_ft(monkeypatch, tmp
     assert _metrics(table) == _metrics(straight)
 
 
-@pytest.mark.parametrize("policy, checkpoints, saved", [
-    ("restart", False, True), ("drop", True, True), ("drop", False, False), ("fail", False, False),
-])
+@pytest.mark.parametrize(
+    "policy, checkpoints, saved",
+    [
+        ("restart", False, True),
+        ("drop", True, True),
+        ("drop", False, False),
+        ("fail", False, False),
+    ],
+)
 def test_states_are_saved_only_when_a_restart_or_a_checkpoint_needs_them(policy, checkpoints, saved):
     """Saving every party's model and optimizers each round costs time (most on a GPU)."""
     config = fedmd_ray.preset("quick", on_party_failure=policy, **LOCAL)
@@ -145,9 +151,22 @@ def test_a_party_actor_killed_from_outside_is_restarted(ray_cluster, reference, 
 def _cli(tmp_path, fault: str, *sets: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     env = {**os.environ, VARIABLE: fault}
     env.pop("RAY_ADDRESS", None)
-    command = [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", "--set", "rounds=2",
-               "--set", "torch_threads=1", *[a for s in sets for a in ("--set", s)], "--out", str(tmp_path / "run"),
-               *flags]
+    command = [
+        sys.executable,
+        "-m",
+        "fedmd_ray.cli",
+        "run",
+        "--preset",
+        "quick",
+        "--set",
+        "rounds=2",
+        "--set",
+        "torch_threads=1",
+        *[a for s in sets for a in ("--set", s)],
+        "--out",
+        str(tmp_path / "run"),
+        *flags,
+    ]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
 
 
@@ -170,7 +189,8 @@ def test_a_raising_party_under_fail_policy_prints_its_traceback_once(tmp_path):
 
 @pytest.mark.parametrize("backend, flags", [("local", ()), ("ray", ("-v",))])
 def test_a_party_failing_on_every_restart_warns_one_line_per_failure_and_its_traceback_only_with_v(
-        tmp_path, backend, flags):
+    tmp_path, backend, flags
+):
     done = _cli(tmp_path, "party=1,round=1,method=digest,action=raise", f"backend={backend}", flags=flags)
     assert done.returncode == 0, done.stderr  # the others go on without it (Ray: those on its actor, too)
     err = done.stderr
@@ -188,8 +208,7 @@ def test_a_party_failing_on_every_restart_warns_one_line_per_failure_and_its_tra
 
 
 def test_a_hanging_party_times_out_and_fail_policy_exits_2(tmp_path):
-    done = _cli(tmp_path, "party=0,round=1,method=digest,action=hang", "round_timeout_s=5",
-                "on_party_failure=fail")
+    done = _cli(tmp_path, "party=0,round=1,method=digest,action=hang", "round_timeout_s=5", "on_party_failure=fail")
     assert done.returncode == 2
     assert "party 0 (cnn2-8-16) failed in digest/revisit/evaluate of round 1: no answer within 5 s" in done.stderr
     assert "Traceback" not in done.stderr.split("fedmd-ray: error:")[-1]
@@ -201,8 +220,23 @@ def test_random_reply_order_changes_no_number(tmp_path, reference):
     """Parties sleep a random time before every step, so they answer in a random order."""
     env = {**os.environ, DELAY_VARIABLE: "0.3"}
     env.pop("RAY_ADDRESS", None)
-    command = [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", "--set", "rounds=3",
-               "--set", "torch_threads=1", "--set", "parties_per_actor=1", "--out", str(tmp_path / "run"), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "fedmd_ray.cli",
+        "run",
+        "--preset",
+        "quick",
+        "--set",
+        "rounds=3",
+        "--set",
+        "torch_threads=1",
+        "--set",
+        "parties_per_actor=1",
+        "--out",
+        str(tmp_path / "run"),
+        "--quiet",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     assert _metrics(pq.read_table(tmp_path / "run" / "results.parquet")) == _metrics(reference)

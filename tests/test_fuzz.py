@@ -29,18 +29,53 @@ from fedmd_ray.config import FedMDConfig
 from fedmd_ray.errors import ConfigError, FedMDError
 
 EXAMPLES = int(os.environ.get("FEDMD_RAY_FUZZ_EXAMPLES", "25"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("FEDMD_RAY_FUZZ_RANDOM"),
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=not os.environ.get("FEDMD_RAY_FUZZ_RANDOM"),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 FIELDS = [f.name for f in dataclasses.fields(FedMDConfig)]
 # A run that every accepted command line can afford: no training, in this process.
-TINY = ["--preset", "quick", "--set", "backend=local", "--set", "rounds=0", "--set", "pretrain_epochs=0",
-        "--set", "private_epochs=0", "--set", "upper_bound=false"]
+TINY = [
+    "--preset",
+    "quick",
+    "--set",
+    "backend=local",
+    "--set",
+    "rounds=0",
+    "--set",
+    "pretrain_epochs=0",
+    "--set",
+    "private_epochs=0",
+    "--set",
+    "upper_bound=false",
+]
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**12, 10**12), st.sampled_from([0, 1, 2, -1, 3, 5000, 10**9]),
-    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.5, 1.0, 1.5, 1e-9, -0.1]),
-    st.text(max_size=12), st.sampled_from(["mnist", "digits", "cnn2-8-16", "mlp-1000000000", "fedmd",
-                                           "os:getcwd", "x:y", "~nosuchuser/x", "/", "none", "iid", "ray"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.sampled_from([0, 1, 2, -1, 3, 5000, 10**9]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 0.5, 1.0, 1.5, 1e-9, -0.1]),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "mnist",
+            "digits",
+            "cnn2-8-16",
+            "mlp-1000000000",
+            "fedmd",
+            "os:getcwd",
+            "x:y",
+            "~nosuchuser/x",
+            "/",
+            "none",
+            "iid",
+            "ray",
+        ]
+    ),
 )
 values = st.one_of(scalars, st.lists(scalars, max_size=4), st.tuples(scalars, scalars))
 QUICK = fedmd_ray.preset("quick").to_dict()
@@ -58,7 +93,8 @@ def _near(value: object) -> st.SearchStrategy:
 
 
 field_assignments = st.sampled_from(FIELDS).flatmap(
-    lambda name: st.tuples(st.just(name), st.one_of(_near(QUICK[name]), values)))
+    lambda name: st.tuples(st.just(name), st.one_of(_near(QUICK[name]), values))
+)
 
 
 def _snapshot(root: Path) -> dict[str, str]:
@@ -98,10 +134,21 @@ def _text(value: object) -> str:
 
 
 paths = st.one_of(
-    st.sampled_from(["run", "a/b/c", "file_here", "file_here/below", "~nosuchuser/r", "x" * 300, "held",
-                     "linked", "held/../run", ""]),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1,
-            max_size=20),
+    st.sampled_from(
+        [
+            "run",
+            "a/b/c",
+            "file_here",
+            "file_here/below",
+            "~nosuchuser/r",
+            "x" * 300,
+            "held",
+            "linked",
+            "held/../run",
+            "",
+        ]
+    ),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=20),
 )
 
 
@@ -208,9 +255,11 @@ def _corrupt(arrays: dict[str, np.ndarray], key: str, how: str) -> dict[str, np.
 
 @pytest.mark.timeout(600)
 @FUZZ
-@given(st.sampled_from(["x_train", "y_train", "x_test", "y_test"]),
-       st.sampled_from(["float", "nan", "negative", "huge", "short", "flat", "empty", "text"]),
-       st.booleans())
+@given(
+    st.sampled_from(["x_train", "y_train", "x_test", "y_test"]),
+    st.sampled_from(["float", "nan", "negative", "huge", "short", "flat", "empty", "text"]),
+    st.booleans(),
+)
 def test_corrupted_data_files_are_refused_with_a_data_error(key, how, as_public):
     digits = fedmd_ray.data.load_source("digits")
     good = dict(x_train=digits.train.x, y_train=digits.train.y, x_test=digits.test.x, y_test=digits.test.y)
@@ -226,17 +275,23 @@ def test_corrupted_data_files_are_refused_with_a_data_error(key, how, as_public)
 
 # --- config files (`--config`, a run's config.json) ---------------------------------------------
 file_scalars = st.one_of(
-    st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
     st.sampled_from(["quick", "offline", "none", "mnist", "digits", "cnn2-8-16", "os:rmdir", "1,2", "5", "1e300"]),
 )
 file_values = st.recursive(  # what TOML and JSON can hold: tables and arrays, nested
-    file_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner,
-                                                                                       max_size=3)),
-    max_leaves=8)
-file_keys = st.one_of(st.sampled_from([*FIELDS, "preset", "config", "roundz", "rounds=3", " rounds"]), st.text(max_size=8))
-documents = st.dictionaries(
-    file_keys, st.one_of(st.none(), file_values), max_size=5
-).flatmap(lambda doc: st.one_of(st.just(doc), st.just({"config": doc, "fingerprint": "x"})))
+    file_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=8,
+)
+file_keys = st.one_of(
+    st.sampled_from([*FIELDS, "preset", "config", "roundz", "rounds=3", " rounds"]), st.text(max_size=8)
+)
+documents = st.dictionaries(file_keys, st.one_of(st.none(), file_values), max_size=5).flatmap(
+    lambda doc: st.one_of(st.just(doc), st.just({"config": doc, "fingerprint": "x"}))
+)
 
 
 def _toml_document(document: dict) -> str:
@@ -267,7 +322,7 @@ def _damage(data: bytes, how: str, where: int) -> bytes:
     return {
         "none": data,
         "truncated": data[:cut],
-        "byte": data[:cut] + bytes([where % 256]) + data[cut + 1:],
+        "byte": data[:cut] + bytes([where % 256]) + data[cut + 1 :],
         "latin-1": data[:cut] + b"\xe9\xff" + data[cut:],
         "bom": b"\xef\xbb\xbf" + data,
         "deep": b'{"config": ' * 60 + data + b"}" * 60,
@@ -277,9 +332,14 @@ def _damage(data: bytes, how: str, where: int) -> bytes:
 
 @pytest.mark.timeout(600)
 @FUZZ
-@given(documents, st.sampled_from([".toml", ".json"]), st.booleans(),
-       st.sampled_from(["none", "none", "truncated", "byte", "latin-1", "bom", "deep", "deep arrays"]),
-       st.integers(0, 10**6), st.one_of(st.none(), st.binary(max_size=300)))
+@given(
+    documents,
+    st.sampled_from([".toml", ".json"]),
+    st.booleans(),
+    st.sampled_from(["none", "none", "truncated", "byte", "latin-1", "bom", "deep", "deep arrays"]),
+    st.integers(0, 10**6),
+    st.one_of(st.none(), st.binary(max_size=300)),
+)
 def test_config_files_give_a_config_or_a_config_error(document, suffix, as_json, how, where, random_bytes):
     """`--config FILE` (and a run's config.json): a FedMDConfig or one ConfigError, whatever the bytes;
     never another exception (a TypeError, RecursionError or UnicodeDecodeError is a bug)."""

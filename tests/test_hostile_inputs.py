@@ -68,11 +68,23 @@ def _refused(argv: list[str], root: Path, capsys: pytest.CaptureFixture[str]) ->
 
 CONFIG_FILES = {  # name: (suffix, bytes, what the one line says)
     "not UTF-8": (".toml", b"rounds = 1\n# caf\xe9\n", "is not UTF-8 text (byte 0xe9 at offset 16)"),
-    "deep TOML arrays": (".toml", b"rounds = " + b"[" * 3000 + b"]" * 3000 + b"\n", "nests tables or arrays too deeply"),
-    "deep JSON arrays": (".json", b'{"rounds": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nests tables or arrays too"),
+    "deep TOML arrays": (
+        ".toml",
+        b"rounds = " + b"[" * 3000 + b"]" * 3000 + b"\n",
+        "nests tables or arrays too deeply",
+    ),
+    "deep JSON arrays": (
+        ".json",
+        b'{"rounds": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        "nests tables or arrays too",
+    ),
     "deep JSON tables": (".json", b'{"a": ' * 40 + b"1" + b"}" * 40, "nests tables or arrays too deeply"),
     "preset as a list": (".toml", b'preset = ["quick"]\n', "preset must be a preset's name (a string), not a list"),
-    "preset as a table": (".toml", b"[preset]\nname = 'quick'\n", "preset must be a preset's name (a string), not a table"),
+    "preset as a table": (
+        ".toml",
+        b"[preset]\nname = 'quick'\n",
+        "preset must be a preset's name (a string), not a table",
+    ),
     "preset as a number": (".json", b'{"preset": 3}', "preset must be a preset's name (a string), not a number"),
     "a table for a number": (".toml", b"[rounds]\nn = 1\n", "rounds={'n': 1} is not allowed: must be an integer"),
     "a list for a number": (".json", b'{"lr": [0.1]}', "lr=[0.1] is not allowed: must be a number"),
@@ -82,7 +94,11 @@ CONFIG_FILES = {  # name: (suffix, bytes, what the one line says)
     "a NUL in a value": (".json", b'{"data_root": "/tmp/a\\u0000b"}', "holds a string with a NUL character"),
     "a lone surrogate": (".json", b'{"out_dir": "\\ud800"}', "holds a string that is not valid Unicode"),
     "too large": (".toml", b"# padding\n" * (MAX_FILE_BYTES // 10 + 1), "a config file may hold at most 1048576 bytes"),
-    "a seed beyond numpy's": (".toml", b"seed = " + b"9" * 30 + b"\n", "seed=999999999999999999999999999999 is not allowed"),
+    "a seed beyond numpy's": (
+        ".toml",
+        b"seed = " + b"9" * 30 + b"\n",
+        "seed=999999999999999999999999999999 is not allowed",
+    ),
     "a timeout that overflows": (".toml", b"round_timeout_s = 1e300\n", "round_timeout_s=1e+300 is not allowed"),
 }
 
@@ -96,8 +112,22 @@ def test_a_hostile_config_file_is_one_config_error(case, tmp_path, capsys):
     with pytest.raises(ConfigError, match=None) as err:
         config_from(path, None, {})
     assert message in str(err.value)
-    line = _refused(["run", "--preset", "quick", "--config", str(path), "--set", "backend=local", "--out",
-                     str(tmp_path / "out"), "-q"], tmp_path, capsys)
+    line = _refused(
+        [
+            "run",
+            "--preset",
+            "quick",
+            "--config",
+            str(path),
+            "--set",
+            "backend=local",
+            "--out",
+            str(tmp_path / "out"),
+            "-q",
+        ],
+        tmp_path,
+        capsys,
+    )
     assert message in line
 
 
@@ -105,10 +135,12 @@ def _special_files(tmp: Path) -> dict[str, tuple[str, str]]:
     fifo = tmp / "fifo.toml"
     os.mkfifo(fifo)  # nobody writes it: reading it would block forever
     (tmp / "a_directory.toml").mkdir()
-    files = {"a FIFO": (str(fifo), "is a named pipe (FIFO), not a regular file"),
-             "a directory": (str(tmp / "a_directory.toml"), "is a directory, not a regular file"),
-             "an empty path": ("", "the path is empty"),
-             "a missing file": (str(tmp / "nothere.toml"), "cannot read it (No such file or directory)")}
+    files = {
+        "a FIFO": (str(fifo), "is a named pipe (FIFO), not a regular file"),
+        "a directory": (str(tmp / "a_directory.toml"), "is a directory, not a regular file"),
+        "an empty path": ("", "the path is empty"),
+        "a missing file": (str(tmp / "nothere.toml"), "cannot read it (No such file or directory)"),
+    }
     if Path("/dev/zero").exists():  # reading it would fill the memory
         files["/dev/zero"] = ("/dev/zero", "is a character device, not a regular file")
     return files
@@ -124,8 +156,11 @@ def test_special_files_as_config_are_refused_without_reading_them(case, tmp_path
     with pytest.raises(ConfigError) as err:
         read_config_file(path)
     assert message in str(err.value)
-    assert message in _refused(["run", "--preset", "quick", "--config", path, "--set", "backend=local", "-q", "--out",
-                                str(tmp_path / "out")], tmp_path, capsys)
+    assert message in _refused(
+        ["run", "--preset", "quick", "--config", path, "--set", "backend=local", "-q", "--out", str(tmp_path / "out")],
+        tmp_path,
+        capsys,
+    )
 
 
 def test_a_byte_order_mark_is_skipped_and_a_valid_file_still_reads(tmp_path):
@@ -164,6 +199,7 @@ def test_resume_reads_config_json_as_safely_as_config(case, tmp_path, capsys):
 
 
 # --- numbers -------------------------------------------------------------------------------------
+
 
 def _numeric_fields() -> list[dataclasses.Field]:
     types_ = _field_types(FedMDConfig)
@@ -246,28 +282,40 @@ def test_resource_shares_are_zero_or_what_ray_can_count():
     assert MAX_SHARE * 10_000 < 2**63
     assert fedmd_ray.preset("quick", gpus_per_party=0, driver_cpus=0).driver_cpus == 0
     for name in ("gpus_per_party", "driver_cpus"):
-        with pytest.raises(ConfigError, match=rf"{name}=1e-05 is not allowed: must be 0 or a number in \[0.0001, 4096\]"):
+        with pytest.raises(
+            ConfigError, match=rf"{name}=1e-05 is not allowed: must be 0 or a number in \[0.0001, 4096\]"
+        ):
             fedmd_ray.preset("quick", **{name: 0.00001})
-    with pytest.raises(ConfigError, match=r"cpus_per_party=1e-05 is not allowed: must be a number in \[0.0001, 4096\] "
-                                          "or None"):
+    with pytest.raises(
+        ConfigError,
+        match=r"cpus_per_party=1e-05 is not allowed: must be a number in \[0.0001, 4096\] "
+        "or None",
+    ):
         fedmd_ray.preset("quick", cpus_per_party=0.00001)
 
 
 @pytest.mark.timeout(120)
 def test_a_timeout_that_would_overflow_is_refused_before_anything_is_written(tmp_path, capsys):
-    line = _refused(["run", *TINY, "--set", "round_timeout_s=1e300", "--out", str(tmp_path / "out"), "-q"], tmp_path,
-                    capsys)
+    line = _refused(
+        ["run", *TINY, "--set", "round_timeout_s=1e300", "--out", str(tmp_path / "out"), "-q"], tmp_path, capsys
+    )
     assert "round_timeout_s=1e+300 is not allowed: must be a number in (0, 1e+07] or None" in line
 
 
-@pytest.mark.parametrize("assignment, message", [
-    ("n_parties=1000000", "n_parties=1000000 is not allowed: must be an integer in [1, 100000]"),
-    ("torch_threads=10000000000", "torch_threads=10000000000 is not allowed: must be an integer in [1, 4096] or None"),
-    ("eval_batch_size=10**30", "eval_batch_size='10**30' is not allowed: must be an integer or None"),
-    ("eval_batch_size=1000000000000", "must be an integer in [1, 1000000] or None"),
-    ("lr=1e300", "lr=1e+300 is not allowed: must be a number in (0, 10]"),
-    ("pretrain_min_delta=2", "pretrain_min_delta=2.0 is not allowed: must be a number in [0, 1]"),
-])
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("n_parties=1000000", "n_parties=1000000 is not allowed: must be an integer in [1, 100000]"),
+        (
+            "torch_threads=10000000000",
+            "torch_threads=10000000000 is not allowed: must be an integer in [1, 4096] or None",
+        ),
+        ("eval_batch_size=10**30", "eval_batch_size='10**30' is not allowed: must be an integer or None"),
+        ("eval_batch_size=1000000000000", "must be an integer in [1, 1000000] or None"),
+        ("lr=1e300", "lr=1e+300 is not allowed: must be a number in (0, 10]"),
+        ("pretrain_min_delta=2", "pretrain_min_delta=2.0 is not allowed: must be a number in [0, 1]"),
+    ],
+)
 def test_numbers_beyond_what_their_consumers_handle_are_refused_with_the_range(assignment, message):
     from fedmd_ray.config import parse_overrides
 
@@ -278,6 +326,7 @@ def test_numbers_beyond_what_their_consumers_handle_are_refused_with_the_range(a
 
 # --- labels and other numbers inside data files ----------------------------------------------
 
+
 def _npz(path: Path, **arrays: np.ndarray) -> Path:
     x = np.zeros((20, 8, 8), np.uint8)
     y = np.arange(20) % 10
@@ -286,11 +335,19 @@ def _npz(path: Path, **arrays: np.ndarray) -> Path:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("labels, message", [
-    (np.where(np.arange(20) == 0, 2_000_000, np.arange(20) % 10), ("its largest label is 2000000, so without "
-     "class_names its classes would be 0..2000000: 2000001 classes for 30 images (train and test)")),
-    (np.full(20, 2**64 - 1, dtype=np.uint64), "its largest label is 18446744073709551615"),
-])
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (
+            np.where(np.arange(20) == 0, 2_000_000, np.arange(20) % 10),
+            (
+                "its largest label is 2000000, so without "
+                "class_names its classes would be 0..2000000: 2000001 classes for 30 images (train and test)"
+            ),
+        ),
+        (np.full(20, 2**64 - 1, dtype=np.uint64), "its largest label is 18446744073709551615"),
+    ],
+)
 def test_a_label_larger_than_the_archive_is_refused_with_the_numbers(labels, message, tmp_path):
     path = _npz(tmp_path / "labels.npz", y_train=labels)
     before = _tree(tmp_path)
@@ -306,8 +363,13 @@ def test_group_names_that_are_not_a_list_are_a_data_error(tmp_path):
     from fedmd_ray.data.files import load_npz
 
     y = np.arange(20) % 10
-    path = _npz(tmp_path / "groups.npz", groups_train=y % 2, groups_test=y[:10] % 2, group_kind=np.array("superclass"),
-                group_names=np.array(5))
+    path = _npz(
+        tmp_path / "groups.npz",
+        groups_train=y % 2,
+        groups_test=y[:10] % 2,
+        group_kind=np.array("superclass"),
+        group_names=np.array(5),
+    )
     with pytest.raises(DataError, match=r"group_names is shaped \(\); expected a 1-D array of names"):
         load_npz(path)
 
@@ -353,6 +415,7 @@ def test_an_npz_that_unpacks_beyond_the_memory_is_refused_before_unpacking(tmp_p
 
 # --- sweeps ----------------------------------------------------------------------------------------
 
+
 def _tiny_base() -> FedMDConfig:
     return fedmd_ray.preset("quick", backend="local", rounds=0, pretrain_epochs=0, private_epochs=0, upper_bound=False)
 
@@ -376,17 +439,31 @@ def _domains() -> dict:
         "a tuple": ({"rounds": (1, 2)}, "the sweep gives rounds=(1, 2) (tuple); give a list of values"),
         "a number": ({"rounds": 3}, "the sweep gives rounds=3 (int)"),
         "grid_search of a string": ({"rounds": {"grid_search": "12"}}, "tune.grid_search('12'); give it a list"),
-        "a float domain for an integer": ({"rounds": tune.uniform(1, 3)}, ("the sweep's rounds domain (Float from 1 "
-                                          "to 3) can draw rounds=1.0, which is refused")),
-        "a category that overflows": ({"round_timeout_s": tune.choice([60.0, 1e300])}, "can draw round_timeout_s=1e+300"),
+        "a float domain for an integer": (
+            {"rounds": tune.uniform(1, 3)},
+            ("the sweep's rounds domain (Float from 1 to 3) can draw rounds=1.0, which is refused"),
+        ),
+        "a category that overflows": (
+            {"round_timeout_s": tune.choice([60.0, 1e300])},
+            "can draw round_timeout_s=1e+300",
+        ),
         "a normal over a positive field": ({"lr": tune.randn(0, 1)}, "can draw lr=-inf, which is refused"),
     }
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("case", ["a string", "a tuple", "a number", "grid_search of a string",
-                                  "a float domain for an integer", "a category that overflows",
-                                  "a normal over a positive field"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "a string",
+        "a tuple",
+        "a number",
+        "grid_search of a string",
+        "a float domain for an integer",
+        "a category that overflows",
+        "a normal over a positive field",
+    ],
+)
 def test_a_sweep_space_of_the_wrong_form_is_refused_before_ray(case, tmp_path):
     space, message = _domains()[case]
     assert message in _sweep_refused(space, tmp_path)
@@ -400,13 +477,16 @@ def test_a_grid_beyond_the_limit_is_refused_with_its_count_before_any_config_is_
     assert time.perf_counter() - started < 10
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"num_samples": "2"}, "num_samples='2' is not allowed: must be an integer in [1, 10000]"),
-    ({"num_samples": 0}, "num_samples=0 is not allowed"),
-    ({"max_failures": 1.5}, "max_failures=1.5 is not allowed"),
-    ({"max_concurrent_trials": "2"}, "max_concurrent_trials='2' is not allowed"),
-    ({"name": "../elsewhere"}, "name='../elsewhere' is not allowed: the sweep's name is one directory name"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_samples": "2"}, "num_samples='2' is not allowed: must be an integer in [1, 10000]"),
+        ({"num_samples": 0}, "num_samples=0 is not allowed"),
+        ({"max_failures": 1.5}, "max_failures=1.5 is not allowed"),
+        ({"max_concurrent_trials": "2"}, "max_concurrent_trials='2' is not allowed"),
+        ({"name": "../elsewhere"}, "name='../elsewhere' is not allowed: the sweep's name is one directory name"),
+    ],
+)
 def test_sweep_arguments_of_the_wrong_type_are_refused_before_ray(kwargs, message, tmp_path):
     assert message in _sweep_refused({"seed": [0, 1]}, tmp_path, **kwargs)
 
@@ -431,9 +511,12 @@ def test_checking_many_grid_points_says_how_far_it_got(monkeypatch, caplog):
 
 def test_a_trailing_comma_in_a_grid_names_the_empty_value(tmp_path, capsys):
     line = _refused(["sweep", *TINY, "--grid", "seed=1,2,", "--out", str(tmp_path / "sweep"), "-q"], tmp_path, capsys)
-    assert "--grid 'seed=1,2,': its last value is empty (a stray ','); separate the values of seed by single ','" in line
-    line = _refused(["sweep", *TINY, "--grid", "models=mlp-64;;cnn1-16", "--out", str(tmp_path / "s"), "-q"], tmp_path,
-                    capsys)
+    assert (
+        "--grid 'seed=1,2,': its last value is empty (a stray ','); separate the values of seed by single ','" in line
+    )
+    line = _refused(
+        ["sweep", *TINY, "--grid", "models=mlp-64;;cnn1-16", "--out", str(tmp_path / "s"), "-q"], tmp_path, capsys
+    )
     assert "its 2nd value is empty (a stray ';')" in line
 
 
@@ -442,8 +525,12 @@ def s3_without_credentials_lookup(monkeypatch):
     pafs = pytest.importorskip("pyarrow.fs")
     if not hasattr(pafs, "S3FileSystem"):
         pytest.skip("pyarrow without S3")
-    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
-                        ("AWS_EC2_METADATA_DISABLED", "true"), ("AWS_DEFAULT_REGION", "us-east-1")):
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
         monkeypatch.setenv(name, value)
 
 
@@ -471,15 +558,21 @@ def test_a_storage_that_fails_to_answer_is_one_message_before_ray(tmp_path, monk
 
     class Unreachable:
         def get_file_info(self, path):
-            raise OSError("When getting information for key 'sweeps' in bucket 'bucket': AWS Error NETWORK_CONNECTION\n"
-                          "during HeadObject operation")
+            raise OSError(
+                "When getting information for key 'sweeps' in bucket 'bucket': AWS Error NETWORK_CONNECTION\n"
+                "during HeadObject operation"
+            )
 
-    fake = types.SimpleNamespace(FileSystem=types.SimpleNamespace(from_uri=lambda uri: (Unreachable(), "bucket/sweeps")))
+    fake = types.SimpleNamespace(
+        FileSystem=types.SimpleNamespace(from_uri=lambda uri: (Unreachable(), "bucket/sweeps"))
+    )
     monkeypatch.setattr(tuner, "pafs", fake)
     message = _sweep_refused({"seed": [0, 1]}, tmp_path, storage_path="s3://bucket/sweeps")
-    assert message == ("storage_path='s3://bucket/sweeps' cannot be read: OSError: When getting information for key "
-                       "'sweeps' in bucket 'bucket': AWS Error NETWORK_CONNECTION; check the address, the network and "
-                       "the credentials, or use a local directory")
+    assert message == (
+        "storage_path='s3://bucket/sweeps' cannot be read: OSError: When getting information for key "
+        "'sweeps' in bucket 'bucket': AWS Error NETWORK_CONNECTION; check the address, the network and "
+        "the credentials, or use a local directory"
+    )
 
 
 @pytest.mark.slow  # ~12 s: pyarrow retries a refused connection
@@ -494,12 +587,15 @@ def test_a_dead_storage_endpoint_is_one_message_before_ray(tmp_path, s3_without_
     assert f"storage_path={uri!r} cannot be read: OSError: " in message
 
 
-@pytest.mark.parametrize("saved, message", [
-    (b"\xff\xfe", "fedmd_sweep.json at x is not UTF-8 text"),
-    (b"[" * 100_000, "nests tables or arrays too deeply"),
-    (b"[1, 2]", "is not a fedmd_ray sweep spec"),
-    (b'{"base": 3}', "is not a fedmd_ray sweep spec"),
-])
+@pytest.mark.parametrize(
+    "saved, message",
+    [
+        (b"\xff\xfe", "fedmd_sweep.json at x is not UTF-8 text"),
+        (b"[" * 100_000, "nests tables or arrays too deeply"),
+        (b"[1, 2]", "is not a fedmd_ray sweep spec"),
+        (b'{"base": 3}', "is not a fedmd_ray sweep spec"),
+    ],
+)
 def test_a_damaged_sweep_spec_in_storage_is_one_config_error(saved, message):
     from fedmd_ray.sweeps.tuner import _check_same_sweep
 

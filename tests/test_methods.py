@@ -175,7 +175,9 @@ def test_each_method_runs_end_to_end_with_bytes_counted(strategy, tmp_path):
 def test_with_absent_parties_bytes_count_what_crossed_and_kt_pfl_rows_stay_on_the_simplex(tmp_path):
     """A party absent next round is not sent the next subset (its scores would be thrown away)."""
     config = fedmd_ray.preset("quick", strategy="kt-pfl", party_dropout=0.4, **{**LOCAL, "rounds": 4})
-    rows = [r for r in fedmd_ray.run(config, out_dir=tmp_path, verbose=False).to_pylist() if r["phase"] == "collaborate"]
+    rows = [
+        r for r in fedmd_ray.run(config, out_dir=tmp_path, verbose=False).to_pylist() if r["phase"] == "collaborate"
+    ]
     absent = {(r["party"], r["round"]) for r in rows if r["status"] == "absent"}
     subset, n_classes = config.subset_size, 10
     cases = set()
@@ -227,7 +229,16 @@ def test_the_summary_reports_bytes_moved_against_weight_exchange():
     assert summary.traffic.weights == sum(2 * model[p] * 2 for p in model)  # 2 rounds, both ways
     assert f"communication: {byte_size(moved)} moved" in format_run(table)
     assert [byte_size(n) for n in (0, 999, 1000, 28_870, 3_500_000, 2 * 10**9, 999_940, 999_960, 999_960_000)] == [
-        "0 B", "999 B", "1.0 kB", "28.9 kB", "3.5 MB", "2.0 GB", "999.9 kB", "1.0 MB", "1.0 GB"]
+        "0 B",
+        "999 B",
+        "1.0 kB",
+        "28.9 kB",
+        "3.5 MB",
+        "2.0 GB",
+        "999.9 kB",
+        "1.0 MB",
+        "1.0 GB",
+    ]
 
 
 def test_precise_bn_makes_eval_mode_see_the_training_data():
@@ -251,12 +262,30 @@ def test_transfer_health_names_a_party_near_chance_and_a_batch_norm_lag():
     from fedmd_ray.analysis.metrics import transfer_health
 
     rows = [
-        {"phase": "transfer", "party": 0, "model": "ok-net", "test_accuracy": 0.8, "train_accuracy": 1.0,
-         "train_accuracy_batch_stats": 1.0},
-        {"phase": "transfer", "party": 1, "model": "mlp-128", "test_accuracy": 0.195, "train_accuracy": 0.3,
-         "train_accuracy_batch_stats": 0.3},
-        {"phase": "transfer", "party": 2, "model": "paper-cnn3", "test_accuracy": 0.42, "train_accuracy": 0.43,
-         "train_accuracy_batch_stats": 1.0},
+        {
+            "phase": "transfer",
+            "party": 0,
+            "model": "ok-net",
+            "test_accuracy": 0.8,
+            "train_accuracy": 1.0,
+            "train_accuracy_batch_stats": 1.0,
+        },
+        {
+            "phase": "transfer",
+            "party": 1,
+            "model": "mlp-128",
+            "test_accuracy": 0.195,
+            "train_accuracy": 0.3,
+            "train_accuracy_batch_stats": 0.3,
+        },
+        {
+            "phase": "transfer",
+            "party": 2,
+            "model": "paper-cnn3",
+            "test_accuracy": 0.42,
+            "train_accuracy": 0.43,
+            "train_accuracy_batch_stats": 1.0,
+        },
     ]
     warnings = transfer_health(rows, private_classes=5)
     assert len(warnings) == 2
@@ -276,8 +305,9 @@ def test_report_without_config_json_keeps_the_health_findings_the_table_holds(tm
     fedmd_ray.run(config, out_dir=tmp_path, verbose=False)
     rows = pq.read_table(tmp_path / "results.parquet").to_pylist()
     rows[0] = {**rows[0], "private_refit": True}  # what a refitted private fit leaves in the table
-    pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(tmp_path / "results.parquet")),
-                   tmp_path / "results.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(rows, schema=pq.read_schema(tmp_path / "results.parquet")), tmp_path / "results.parquet"
+    )
     (tmp_path / "config.json").unlink()
     text, _ = report(tmp_path)
     assert f"party {rows[0]['party']} ({rows[0]['model']}) did not fit its own private images" in text
@@ -300,14 +330,18 @@ def test_a_run_warns_of_fields_its_strategy_ignores_and_of_a_trimmed_mean_that_t
     assert prepare(fedmd_ray.preset("quick", strategy="kt-pfl", temperature=2.0, kt_rho=0.1)).notes == ()
     assert prepare(fedmd_ray.preset("quick", strategy=fedmd_ray.FedMD(), temperature=2.0)).notes == (
         "temperature=2.0 has no effect: strategy FedMD(aggregator='mean', loss='l1', temperature=1.0, "
-        "trim_fraction=0.2) does not take it (fedmd, fedmd-kl, kt-pfl do)",)  # an instance keeps its own
+        "trim_fraction=0.2) does not take it (fedmd, fedmd-kl, kt-pfl do)",
+    )  # an instance keeps its own
     monkeypatch.setattr(STRATEGIES, "_items", dict(STRATEGIES._items))  # the registration below ends with the test
     fedmd_ray.register_strategy("takes-seed", TakesSeed)
     assert prepare(fedmd_ray.preset("quick", seed=3)).notes == ()  # every run uses the seed: not a strategy's field
     assert prepare(fedmd_ray.preset("quick", kt_lr=0.1)).notes == (
-        "kt_lr=0.1 has no effect: strategy fedmd does not take it (kt-pfl does)",)
-    assert "(fedmd, fedmd-kl, kt-pfl, takes-seed do)" in prepare(fedmd_ray.preset("quick", strategy="local",
-                                                                                   temperature=2.0)).notes[0]
+        "kt_lr=0.1 has no effect: strategy fedmd does not take it (kt-pfl does)",
+    )
+    assert (
+        "(fedmd, fedmd-kl, kt-pfl, takes-seed do)"
+        in prepare(fedmd_ray.preset("quick", strategy="local", temperature=2.0)).notes[0]
+    )
 
 
 class TakesSeed(fedmd_ray.FedMD):

@@ -99,8 +99,15 @@ def test_small_specs_take_other_input_sizes(name: str, shape: tuple[int, int, in
 @pytest.mark.parametrize(
     "name",
     [
-        "cnn9-1", "cnn2-16", "cnn5-1-2-3-4-5", "mlp", "mlp2-64",
-        "paper-cnn4-1-2-3-4", "cnn2-0-8", "cnn2-8-8-d1.5", "resnet18",
+        "cnn9-1",
+        "cnn2-16",
+        "cnn5-1-2-3-4-5",
+        "mlp",
+        "mlp2-64",
+        "paper-cnn4-1-2-3-4",
+        "cnn2-0-8",
+        "cnn2-8-8-d1.5",
+        "resnet18",
     ],  # fmt: skip
 )
 def test_bad_names_raise_config_error(name: str) -> None:
@@ -161,7 +168,6 @@ def test_check_model_is_cheap_even_for_a_model_too_large_to_allocate() -> None:
     assert checked < 3 * build_and_forward
 
 
-
 class _ChecksForNaN(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.isnan(x).any():  # reads values: impossible on the meta device
@@ -175,10 +181,18 @@ def test_a_large_model_whose_forward_reads_values_is_checked_on_the_cpu(monkeypa
     monkeypatch.setattr(models, "CPU_PROBE_ELEMENTS", 0)  # every model "large": measured on the meta device first
     check_model(lambda shape, n: _ChecksForNaN(nn.Flatten(), nn.Linear(64, n)), (1, 8, 8), 10)
 
-@pytest.mark.parametrize("name, cpu", [
-    ("cnn2-8-16", 256), ("cnn2-4-8", 512), ("mlp-16", 1024), ("mlp-512-256-128", 1024),
-    ("paper-cnn3-64-128-256", 64), ("paper-cnn2-128-512", 64),
-])
+
+@pytest.mark.parametrize(
+    "name, cpu",
+    [
+        ("cnn2-8-16", 256),
+        ("cnn2-4-8", 512),
+        ("mlp-16", 1024),
+        ("mlp-512-256-128", 1024),
+        ("paper-cnn3-64-128-256", 64),
+        ("paper-cnn2-128-512", 64),
+    ],
+)
 def test_default_eval_batch_keeps_activations_cache_sized_on_cpu(name, cpu):
     """Past ~32 MiB of activations per batch, CPU inference slows per image (measured in
     `models.eval_batch`); a GPU wants big batches."""

@@ -18,7 +18,11 @@ def two_nodes():
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     done = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("multinode_run.py"))],
-        capture_output=True, text=True, timeout=540, env=env, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -71,7 +75,12 @@ def test_a_run_without_address_starts_its_own_ray_where_ray_start_left_an_addres
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_TMPDIR": str(temp)}
         done = subprocess.run(
             [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", "--set", "rounds=1"],
-            capture_output=True, text=True, timeout=280, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=280,
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
         )
     finally:
         shutil.rmtree(temp, ignore_errors=True)

@@ -42,8 +42,15 @@ def test_transfer_learning_reports_each_party_as_it_finishes_with_time_left(caps
 def _cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, **(env or {})}
     environment.pop("RAY_ADDRESS", None)
-    return subprocess.run([sys.executable, "-m", "fedmd_ray.cli", *args], capture_output=True, text=True,
-                          timeout=240, env=environment, cwd=cwd, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "fedmd_ray.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=environment,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.mark.timeout(300)
@@ -78,8 +85,25 @@ def test_a_preset_shown_as_toml_and_a_runs_config_json_reproduce_the_run(tmp_pat
     from fedmd_ray.config_file import config_from
 
     assert config_from(tmp_path / "exp.toml", None, {}).fingerprint() == fedmd_ray.preset("quick").fingerprint()
-    assert main(["run", "--config", str(tmp_path / "exp.toml"), "--set", "backend=local", "--set", "rounds=1",
-                 "--set", "torch_threads=1", "--out", str(tmp_path / "a"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(tmp_path / "exp.toml"),
+                "--set",
+                "backend=local",
+                "--set",
+                "rounds=1",
+                "--set",
+                "torch_threads=1",
+                "--out",
+                str(tmp_path / "a"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((tmp_path / "a" / "config.json").read_text())
     assert saved["config"]["models"] == ["cnn2-8-16", "mlp-64", "cnn1-16"]  # the models that ran
     assert main(["run", "--config", str(tmp_path / "a" / "config.json"), "--out", str(tmp_path / "b"), "-q"]) == 0
@@ -123,8 +147,11 @@ def test_report_without_matplotlib_prints_the_summary_and_how_to_get_plots(tmp_p
 
 def test_the_gain_compares_the_same_parties_and_no_answer_is_no_number():
     before = [{"party": p, "test_accuracy": a} for p, a in enumerate([0.5, 0.6, 0.7])]
-    after = [{"party": 0, "test_accuracy": None}, {"party": 1, "test_accuracy": 0.8},
-             {"party": 2, "test_accuracy": 0.9}]  # party 0 dropped
+    after = [
+        {"party": 0, "test_accuracy": None},
+        {"party": 1, "test_accuracy": 0.8},
+        {"party": 2, "test_accuracy": 0.9},
+    ]  # party 0 dropped
     change = gain(before, after)
     assert change.parties == 2 and change.value == pytest.approx(0.2)  # 0.85 - 0.65, not 0.85 - 0.6
     assert mean_accuracy([{"party": 0, "test_accuracy": None}]) is None
@@ -144,7 +171,24 @@ def test_progress_lines_with_many_parties_show_the_spread_and_the_weakest(caplog
 
 @pytest.mark.timeout(300)
 def test_sweep_quiet_prints_the_summary_and_exits_0(ray_cluster, tmp_path, capsys):
-    assert main(["sweep", "--preset", "quick", "--set", "rounds=1", "--set", "cpus_per_party=0.3",
-                 "--grid", "seed=0,1", "--out", str(tmp_path), "-q"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "--preset",
+                "quick",
+                "--set",
+                "rounds=1",
+                "--set",
+                "cpus_per_party=0.3",
+                "--grid",
+                "seed=0,1",
+                "--out",
+                str(tmp_path),
+                "-q",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "trial_id" in out and "gain" in out

@@ -23,17 +23,38 @@ FRACTION = re.compile(r"(?<![\d.])0\.\d{2,}")  # 0.813: an accuracy printed as a
 
 
 def _trial_rows(trial: str, params: dict, accuracies: list[float]) -> list[dict]:
-    return [dict(run_id=trial, party=p, model="cnn2-8-16", phase="transfer" if r == 0 else "collaborate", round=r,
-                 status="ok", test_accuracy=a - p / 100, test_loss=0.1, seconds=1.0, bytes_sent=10, bytes_received=10,
-                 model_bytes=100, trial_id=trial, trial_status="finished", **params)
-            for p in range(3) for r, a in enumerate(accuracies)]
+    return [
+        dict(
+            run_id=trial,
+            party=p,
+            model="cnn2-8-16",
+            phase="transfer" if r == 0 else "collaborate",
+            round=r,
+            status="ok",
+            test_accuracy=a - p / 100,
+            test_loss=0.1,
+            seconds=1.0,
+            bytes_sent=10,
+            bytes_received=10,
+            model_bytes=100,
+            trial_id=trial,
+            trial_status="finished",
+            **params,
+        )
+        for p in range(3)
+        for r, a in enumerate(accuracies)
+    ]
 
 
 def test_the_sweep_summary_fits_120_columns_with_long_swept_values_and_report_shows_every_column():
     long_models = "cnn2-8-16,cnn3-6-12-24,mlp-512-256-128,paper-cnn2-128-256,mypackage.nets:resnet8"
-    rows = [row for i in range(4) for row in _trial_rows(f"a1b2c_0000{i}", {"models": long_models + str(i),
-                                                                             "subset_size": 1000 * i},
-                                                         [0.6, 0.7 + i / 100])]
+    rows = [
+        row
+        for i in range(4)
+        for row in _trial_rows(
+            f"a1b2c_0000{i}", {"models": long_models + str(i), "subset_size": 1000 * i}, [0.6, 0.7 + i / 100]
+        )
+    ]
     summary = sweep_summary(pa.Table.from_pylist(rows), ["models", "subset_size"])
     text = format_sweep_summary(summary)
     assert max(map(len, text.splitlines())) <= WIDTH
@@ -45,8 +66,11 @@ def test_the_sweep_summary_fits_120_columns_with_long_swept_values_and_report_sh
 def test_summaries_speak_in_percent_and_points(tmp_path, capsys):
     assert main(["run", *TINY, "--out", str(tmp_path), "-q"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"mean test accuracy: \d+\.\d% after transfer learning \(round 0\), \d+\.\d% after round 1 "
-                     r"\([+-]\d+\.\d points\); upper bound \d+\.\d%", out)
+    assert re.search(
+        r"mean test accuracy: \d+\.\d% after transfer learning \(round 0\), \d+\.\d% after round 1 "
+        r"\([+-]\d+\.\d points\); upper bound \d+\.\d%",
+        out,
+    )
     assert "worst round: round 1, the round whose mean stood lowest against round 0:" in out
     assert not FRACTION.search(out), out
     text = format_run(fedmd_ray.load_results(tmp_path), 5)
@@ -121,8 +145,7 @@ def test_the_run_plot_names_its_run_draws_each_upper_bound_and_ends_at_the_data(
 
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
-    table = fedmd_ray.run(fedmd_ray.preset("quick", seed=3, **dict(backend="local")), out_dir=tmp_path,
-                          verbose=False)
+    table = fedmd_ray.run(fedmd_ray.preset("quick", seed=3, **dict(backend="local")), out_dir=tmp_path, verbose=False)
     report(tmp_path)
     ax = figures[0].axes[0]
     run_id = table.column("run_id")[0].as_py()
@@ -140,6 +163,7 @@ def test_the_run_plot_names_its_run_draws_each_upper_bound_and_ends_at_the_data(
 
 @pytest.mark.timeout(120)
 def test_cli_help_lists_the_new_options():
-    done = subprocess.run([sys.executable, "-m", "fedmd_ray.cli", "run", "--help"], capture_output=True, text=True,
-                          timeout=100)
+    done = subprocess.run(
+        [sys.executable, "-m", "fedmd_ray.cli", "run", "--help"], capture_output=True, text=True, timeout=100
+    )
     assert "--tensorboard DIR" in done.stdout and "--mlflow URI" in done.stdout

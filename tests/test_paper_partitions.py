@@ -33,31 +33,49 @@ def test_superclass_partition_shows_each_party_other_subclasses():
     assert len(flat) == len(np.unique(flat)) == 4 * 2 * 5  # disjoint even where subclasses repeat
 
 
-def _fake_source(name: str, groups_train: np.ndarray | None, y_train: np.ndarray, y_test: np.ndarray,
-                 groups_test: np.ndarray | None = None) -> LabeledImages:
+def _fake_source(
+    name: str,
+    groups_train: np.ndarray | None,
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    groups_test: np.ndarray | None = None,
+) -> LabeledImages:
     rng = np.random.default_rng(1)
     x_train = rng.random((len(y_train), 3, 32, 32), dtype=np.float32)
     x_test = rng.random((len(y_test), 3, 32, 32), dtype=np.float32)
     n_names = int(y_train.max()) + 1  # as many class names as the labels use
     kind = {"cifar100": "superclass", "emnist-letters": "writer"}.get(name) if groups_train is not None else None
-    return LabeledImages(Split(x_train, y_train, groups_train), Split(x_test, y_test, groups_test),
-                         tuple(str(i) for i in range(n_names)), groups=kind,
-                         group_names=tuple(str(i) for i in range(20)) if kind == "superclass" else (), name=name)
+    return LabeledImages(
+        Split(x_train, y_train, groups_train),
+        Split(x_test, y_test, groups_test),
+        tuple(str(i) for i in range(n_names)),
+        groups=kind,
+        group_names=tuple(str(i) for i in range(20)) if kind == "superclass" else (),
+        name=name,
+    )
 
 
 def test_cifar_superclass_task_end_to_end(monkeypatch):
     fine = np.repeat(np.arange(10), 30).astype(np.int64)
     coarse = fine // 5  # superclass 0 = fine 0..4, superclass 1 = fine 5..9
-    cifar10 = _fake_source("cifar10", None, np.repeat(np.arange(10), 30).astype(np.int64),
-                           np.repeat(np.arange(10), 5).astype(np.int64))
-    cifar100 = _fake_source("cifar100", coarse, fine, np.repeat(np.arange(10), 4).astype(np.int64),
-                            np.repeat(np.arange(10), 4).astype(np.int64) // 5)
-    monkeypatch.setattr(task_module, "load_source", lambda source, root: cifar10 if source.name == "cifar10" else cifar100)
+    cifar10 = _fake_source(
+        "cifar10", None, np.repeat(np.arange(10), 30).astype(np.int64), np.repeat(np.arange(10), 5).astype(np.int64)
+    )
+    cifar100 = _fake_source(
+        "cifar100",
+        coarse,
+        fine,
+        np.repeat(np.arange(10), 4).astype(np.int64),
+        np.repeat(np.arange(10), 4).astype(np.int64) // 5,
+    )
+    monkeypatch.setattr(
+        task_module, "load_source", lambda source, root: cifar10 if source.name == "cifar10" else cifar100
+    )
     config = preset("paper-cifar-noniid", private_classes=(1, 0), n_parties=3, samples_per_class=4, subset_size=50)
     task = task_module.build_task(config)
     assert task.n_classes == 12
     assert set(task.test_y.tolist()) == {10, 11} and len(task.test_y) == 40  # all test images of both superclasses
-    for party, idx in enumerate(task.party_indices):
+    for idx in task.party_indices:
         assert np.bincount(task.private_y[idx] - 10).tolist() == [4, 4]  # 4 per superclass
     # private_classes=(1, 0): label 10 = superclass 1 (fine 5..9), label 11 = superclass 0 (fine 0..4);
     # party p sees fine 5 + p and fine p. Recover the fine labels through the images (random, unique).
@@ -75,10 +93,15 @@ def test_writer_partition_needs_writer_ids():
 
 
 def test_emnist_idx_files_without_writers_are_refused_for_writer_partition(monkeypatch):
-    mnist = _fake_source("mnist", None, np.repeat(np.arange(10), 10).astype(np.int64),
-                         np.repeat(np.arange(10), 2).astype(np.int64))
-    letters = _fake_source("emnist-letters", None, np.repeat(np.arange(26), 10).astype(np.int64),
-                           np.repeat(np.arange(26), 2).astype(np.int64))
+    mnist = _fake_source(
+        "mnist", None, np.repeat(np.arange(10), 10).astype(np.int64), np.repeat(np.arange(10), 2).astype(np.int64)
+    )
+    letters = _fake_source(
+        "emnist-letters",
+        None,
+        np.repeat(np.arange(26), 10).astype(np.int64),
+        np.repeat(np.arange(26), 2).astype(np.int64),
+    )
     monkeypatch.setattr(task_module, "load_source", lambda source, root: mnist if source.name == "mnist" else letters)
     with pytest.raises(ConfigError, match="needs writer ids .emnist-letters from its .mat file"):
         task_module.build_task(preset("paper-mnist-noniid", n_parties=2, subset_size=10, models=("cnn2-8-16",)))

@@ -208,7 +208,9 @@ def test_cifar_batches_re_saved_by_python3_load_the_same(tmp_path: Path, protoco
 
 def test_cifar_fractional_labels_are_refused(tmp_path: Path) -> None:
     _write_cifar10(tmp_path)
-    _write_py2_pickle(tmp_path / "cifar-10-batches-py" / "test_batch", {b"data": _rgb_rows(3), b"labels": [0.0, 0.5, 1.0]})
+    _write_py2_pickle(
+        tmp_path / "cifar-10-batches-py" / "test_batch", {b"data": _rgb_rows(3), b"labels": [0.0, 0.5, 1.0]}
+    )
     with pytest.raises(DataError, match=r"b'labels' must be 3 labels in 0\.\.9"):
         load_source("cifar10", tmp_path)
 

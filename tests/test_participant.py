@@ -30,7 +30,8 @@ def setup():
     return experiment.setup, experiment.task, data, specs
 
 
-def _round(targets, align=np.arange(10), next_align=None, round_=1):
+def _round(targets, align=None, next_align=None, round_=1):
+    align = np.arange(10) if align is None else align
     return DigestRevisitEvaluate(round_, align, Distributed(targets), next_align)
 
 
@@ -41,7 +42,7 @@ def test_digest_moves_every_party_toward_the_consensus(setup):
     align = sample_alignment(np.random.default_rng(0), task.public_y, config.config.subset_size)
     before = host.run(Communicate(align))
     consensus = mean_consensus(np.stack([before[p] for p in sorted(before)]))
-    for party, participant in host.participants.items():
+    for participant in host.participants.values():
         participant.digest(align, consensus)
     after = host.run(Communicate(align))
     for party in before:
@@ -51,8 +52,15 @@ def test_digest_moves_every_party_toward_the_consensus(setup):
 @pytest.mark.parametrize("head_epochs", [0, 3])
 def test_head_epochs_train_the_output_layer_alone(head_epochs):
     """No pretraining, no whole-model epochs: only `head_epochs` may change a weight, and only the head's."""
-    config = preset("quick", pretrain_epochs=0, private_epochs=0, head_epochs=head_epochs, upper_bound=False,
-                    refit_head_epochs=0, torch_threads=1)
+    config = preset(
+        "quick",
+        pretrain_epochs=0,
+        private_epochs=0,
+        head_epochs=head_epochs,
+        upper_bound=False,
+        refit_head_epochs=0,
+        torch_threads=1,
+    )
     experiment = prepare(config)
     specs, data = experiment.party_inputs()
     host = PartyHost(specs[:1], experiment.setup, data, threads=1, gpus=0)
@@ -68,8 +76,14 @@ def test_a_stuck_private_fit_is_redone_with_the_output_layer_first_and_kept_when
     `refit_head_epochs` it is fitted again, output layer first, and that fit is kept; without, not."""
     outcomes = {}
     for refit_epochs in (0, 10):
-        config = preset("quick", pretrain_epochs=0, private_epochs=0, upper_bound=False,
-                        refit_head_epochs=refit_epochs, torch_threads=1)
+        config = preset(
+            "quick",
+            pretrain_epochs=0,
+            private_epochs=0,
+            upper_bound=False,
+            refit_head_epochs=refit_epochs,
+            torch_threads=1,
+        )
         experiment = prepare(config)
         specs, data = experiment.party_inputs()
         host = PartyHost(specs[:1], experiment.setup, data, threads=1, gpus=0)
@@ -146,9 +160,12 @@ def test_personalised_targets_reach_each_party_as_its_own_row(setup):
     config, task, data, specs = setup
     rows = np.random.default_rng(0).standard_normal((2, 10, task.n_classes)).astype(np.float32)
     personal = PartyHost(specs[:2], config, data, threads=1, gpus=0).run(
-        DigestRevisitEvaluate(1, np.arange(10), Distributed(rows, {0: 0, 1: 1}), np.arange(10)))
-    own = {p: PartyHost(specs[p:p + 1], config, data, threads=1, gpus=0).run(_round(rows[p], next_align=np.arange(10)))
-           for p in (0, 1)}
+        DigestRevisitEvaluate(1, np.arange(10), Distributed(rows, {0: 0, 1: 1}), np.arange(10))
+    )
+    own = {
+        p: PartyHost(specs[p : p + 1], config, data, threads=1, gpus=0).run(_round(rows[p], next_align=np.arange(10)))
+        for p in (0, 1)
+    }
     swapped = PartyHost(specs[:1], config, data, threads=1, gpus=0).run(_round(rows[1], next_align=np.arange(10)))
     for party in (0, 1):
         assert np.array_equal(personal[party].next_scores, own[party][party].next_scores)
@@ -195,8 +212,9 @@ def test_swa_evaluates_the_average_of_the_last_half_of_the_rounds_and_keeps_trai
     and round 4 the model whose weights (and batch-norm statistics) are the mean of rounds 3 and 4; the
     party itself digests and revisits from its own weights, as without `swa`."""
     config, task, data, specs = setup
-    configs = {swa: dataclasses.replace(config, config=config.config.replace(swa=swa, rounds=4))
-               for swa in (False, True)}
+    configs = {
+        swa: dataclasses.replace(config, config=config.config.replace(swa=swa, rounds=4)) for swa in (False, True)
+    }
     hosts = {swa: PartyHost(specs[:1], c, data, threads=1, gpus=0) for swa, c in configs.items()}
     for host in hosts.values():
         host.run(TransferLearn())
@@ -222,8 +240,12 @@ def test_wise_ft_reports_the_blend_with_the_round0_weights_and_keeps_training_it
     blended alike), theta_0 the weights after transfer learning; a = 0 reports round 0's model every
     round. The party itself trains as without it."""
     config, task, data, specs = setup
-    hosts = {a: PartyHost(specs[:1], dataclasses.replace(config, config=config.config.replace(wise_ft=a)),
-                          data, threads=1, gpus=0) for a in (1.0, 0.25, 0.0)}
+    hosts = {
+        a: PartyHost(
+            specs[:1], dataclasses.replace(config, config=config.config.replace(wise_ft=a)), data, threads=1, gpus=0
+        )
+        for a in (1.0, 0.25, 0.0)
+    }
     round0 = {a: host.run(TransferLearn())[0]["transfer"] for a, host in hosts.items()}
     start = {k: v.clone() for k, v in hosts[1.0].participants[0].model.state_dict().items()}
     consensus = np.zeros((10, task.n_classes), dtype=np.float32)
@@ -232,14 +254,19 @@ def test_wise_ft_reports_the_blend_with_the_round0_weights_and_keeps_training_it
         own = {k: v.clone() for k, v in hosts[1.0].participants[0].model.state_dict().items()}
         assert all(torch.equal(own[k], v) for k, v in hosts[0.25].participants[0].model.state_dict().items())
         model = hosts[0.25].participants[0].model  # evaluates the hand-made blend, then gets its weights back
-        model.load_state_dict({k: (0.75 * start[k].double() + 0.25 * v.double()).float()
-                               if v.is_floating_point() else v for k, v in own.items()})
+        model.load_state_dict(
+            {
+                k: (0.75 * start[k].double() + 0.25 * v.double()).float() if v.is_floating_point() else v
+                for k, v in own.items()
+            }
+        )
         blend = training.evaluate(model, *hosts[0.25].participants[0].data.test, batch_size=256)
         model.load_state_dict(own)
         assert (reported[0.25].accuracy, reported[0.25].loss) == pytest.approx(blend, rel=1e-6)
         assert reported[0.25].loss != reported[1.0].loss
-        assert (reported[0.0].accuracy, reported[0.0].loss) == pytest.approx((round0[0.0].accuracy, round0[0.0].loss),
-                                                                             rel=1e-6)
+        assert (reported[0.0].accuracy, reported[0.0].loss) == pytest.approx(
+            (round0[0.0].accuracy, round0[0.0].loss), rel=1e-6
+        )
 
 
 def test_a_state_saved_without_round0_weights_is_refused_where_wise_ft_needs_them(setup):
@@ -248,7 +275,8 @@ def test_a_state_saved_without_round0_weights_is_refused_where_wise_ft_needs_the
     host.run(TransferLearn())
     host.run(_round(np.zeros((10, task.n_classes), dtype=np.float32)))
     saved = host.states()
-    blending = PartyHost(specs[:1], dataclasses.replace(config, config=config.config.replace(wise_ft=0.5)),
-                         data, threads=1, gpus=0)
+    blending = PartyHost(
+        specs[:1], dataclasses.replace(config, config=config.config.replace(wise_ft=0.5)), data, threads=1, gpus=0
+    )
     with pytest.raises(ValueError, match="round 1 holds no round-0 weights.*saved with wise_ft=1"):
         blending.run(ImportState(saved))

@@ -55,8 +55,9 @@ def test_every_round_keeps_each_rounds_models_and_never_keeps_none(tmp_path):
     table = fedmd_ray.run(config, out_dir=tmp_path / "every", verbose=False)
     task = fedmd_ray.load_task(config)
     names = {str(p.relative_to(tmp_path / "every" / "models")) for p in kept_models(tmp_path / "every")}
-    assert names == {f"{folder}party-00{p}.pt" for p in range(3) for folder in ("", "round-000/", "round-001/",
-                                                                                "round-002/")}
+    assert names == {
+        f"{folder}party-00{p}.pt" for p in range(3) for folder in ("", "round-000/", "round-001/", "round-002/")
+    }
     for round_ in (0, 1):
         for party, accuracy in _final(table, round_).items():
             model = fedmd_ray.load_party_model(tmp_path / "every", party, round=round_)
@@ -121,8 +122,9 @@ def test_a_sweep_keeps_no_models_by_default_and_each_trials_when_asked(ray_clust
     config = fedmd_ray.preset("quick", rounds=1, cpus_per_party=0.3, torch_threads=1)
     fedmd_ray.sweep(config, {"subset_size": [100]}, out_dir=tmp_path / "plain", verbose=False)
     assert not list((tmp_path / "plain").rglob("party-*.pt"))
-    table = fedmd_ray.sweep(config.replace(save_models="end"), {"subset_size": [100, 300]}, out_dir=tmp_path / "kept",
-                            verbose=False)
+    table = fedmd_ray.sweep(
+        config.replace(save_models="end"), {"subset_size": [100, 300]}, out_dir=tmp_path / "kept", verbose=False
+    )
     task = fedmd_ray.load_task(config)
     trials = sorted((tmp_path / "kept").glob("tune/*/fedmd_trials/*"))
     assert sorted(t.name for t in trials) == sorted(set(table.column("trial_id").to_pylist()))

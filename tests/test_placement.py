@@ -76,9 +76,14 @@ def test_footprint_counts_parameters():
     assert fp.flops >= 2 * (784 * 128 + 128 * 10)
 
 
-@pytest.mark.parametrize("name, shape", [
-    ("cnn3-6-12-24", (1, 28, 28)), ("mlp-512-256-128", (1, 8, 8)), ("paper-cnn3-64-128-192", (3, 32, 32)),
-])
+@pytest.mark.parametrize(
+    "name, shape",
+    [
+        ("cnn3-6-12-24", (1, 28, 28)),
+        ("mlp-512-256-128", (1, 8, 8)),
+        ("paper-cnn3-64-128-192", (3, 32, 32)),
+    ],
+)
 def test_footprint_counts_flops_as_torch_does(name, shape):
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -97,8 +102,9 @@ GIB = 2**30
 
 
 def _paper_estimates(groups):
-    config = fedmd_ray.preset("paper-mnist-iid", public_classes=(0, 1, 2, 3, 4), private_data="mnist",
-                              private_classes=(5, 6, 7, 8, 9))
+    config = fedmd_ray.preset(
+        "paper-mnist-iid", public_classes=(0, 1, 2, 3, 4), private_data="mnist", private_classes=(5, 6, 7, 8, 9)
+    )
     models = [resolve_model(m) for m in config.party_models]
     return estimate_hosts(config, models, groups, [15] * 10, (1, 28, 28), 10, shared_bytes=200 * 2**20)
 

@@ -57,8 +57,18 @@ def test_a_new_field_is_in_the_fingerprint_and_the_cache_key_unless_declared_oth
 def test_roles_derive_every_list():
     base = fedmd_ray.preset("quick")
     assert set(resumable_fields()) == {
-        "backend", "cpus_per_party", "parties_per_actor", "driver_cpus", "address", "actor_start_timeout_s",
-        "out_dir", "on_party_failure", "max_party_restarts", "round_timeout_s", "connect_timeout_s", "save_models",
+        "backend",
+        "cpus_per_party",
+        "parties_per_actor",
+        "driver_cpus",
+        "address",
+        "actor_start_timeout_s",
+        "out_dir",
+        "on_party_failure",
+        "max_party_restarts",
+        "round_timeout_s",
+        "connect_timeout_s",
+        "save_models",
     }
     for collaboration in (dict(rounds=7), dict(subset_size=100), dict(strategy=TrimmedMean()), dict(collab_lr=1e-4)):
         changed = base.replace(**collaboration)
@@ -104,15 +114,19 @@ def test_a_strategys_identity_covers_its_own_base_classes_not_the_librarys(tmp_p
     """Editing a base class of yours changes what `super()` runs: a resume must refuse it."""
     from fedmd_ray.plugins import object_identity
 
-    child = "from userbase import Base\n\nclass Child(Base):\n    def aggregate(self, scores, info):\n" \
-            "        return super().aggregate(scores, info)\n"
+    child = (
+        "from userbase import Base\n\nclass Child(Base):\n    def aggregate(self, scores, info):\n"
+        "        return super().aggregate(scores, info)\n"
+    )
     identities = []
     for version, body in enumerate(["scores.mean(axis=0)", "np.median(scores, axis=0)"]):
         folder = tmp_path / str(version)
         folder.mkdir()
-        (folder / "userbase.py").write_text("import numpy as np\nimport fedmd_ray\n\n"
-                                            f"class Base(fedmd_ray.FedMD):\n    def aggregate(self, scores, info):\n"
-                                            f"        return {body}\n")
+        (folder / "userbase.py").write_text(
+            "import numpy as np\nimport fedmd_ray\n\n"
+            f"class Base(fedmd_ray.FedMD):\n    def aggregate(self, scores, info):\n"
+            f"        return {body}\n"
+        )
         (folder / "userchild.py").write_text(child)
         monkeypatch.syspath_prepend(str(folder))
         for name in ("userbase", "userchild"):
@@ -147,6 +161,7 @@ def test_partials_and_instances_are_told_apart_by_their_arguments():
     assert describe(strategies[0]) != describe(strategies[1])
     assert describe(strategies[1]).startswith("TrimmedMean(") and "0.4" in describe(strategies[1])
 
+
 def test_a_model_defined_in_a_function_travels_by_value_to_ray_actors_with_the_numbers_of_local(ray_cluster):
     def local_net(input_shape, n_classes):  # no import path: Ray's cloudpickle copies it
         c, h, w = input_shape
@@ -159,21 +174,29 @@ def test_a_model_defined_in_a_function_travels_by_value_to_ray_actors_with_the_n
     assert config.to_json()["models"][0].startswith("<object ")  # a file cannot rebuild it: said on resume
 
 
-@pytest.mark.parametrize("entry, message", [
-    ("no_such_pkg_xyz.nets:net", "model 'no_such_pkg_xyz.nets:net': cannot import module 'no_such_pkg_xyz.nets'"),
-    ("plugin_fixtures:missing", "'plugin_fixtures' has no attribute 'missing'"),
-    ("plugin_fixtures:NOT_CALLABLE", "is a int, not a factory"),
-    ("plugin_fixtures:raises", "model 'plugin_fixtures:raises' for input (2, 1, 8, 8) and 10 classes: RuntimeError"),
-    ("plugin_fixtures:not_a_module", "returned str, not a torch.nn.Module"),
-    ("plugin_fixtures:wrong_output", "maps input (2, 1, 8, 8) to (2, 11); expected float logits of shape (2, 10)"),
-    ("plugin_fixtures:no_arguments", "is not a factory(input_shape, n_classes): it cannot be called with those two arguments"),
-    ("plugin_fixtures:unregistered_layers", "has no trainable parameters (layers kept in a plain list"),
-    ("plugin_fixtures:holds_a_lock", "'plugin_fixtures:holds_a_lock' cannot be copied (TypeError"),
-    ("plugin_fixtures:tuple_when_training", "in train mode maps input (2, 1, 8, 8) to tuple; expected logits"),
-    ("my-net", "model 'my-net' is not known"),
-])
-def test_a_bad_model_entry_exits_2_before_ray_starts_and_writes_nothing(entry, message, tmp_path, capsys,
-                                                                         monkeypatch):
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ("no_such_pkg_xyz.nets:net", "model 'no_such_pkg_xyz.nets:net': cannot import module 'no_such_pkg_xyz.nets'"),
+        ("plugin_fixtures:missing", "'plugin_fixtures' has no attribute 'missing'"),
+        ("plugin_fixtures:NOT_CALLABLE", "is a int, not a factory"),
+        (
+            "plugin_fixtures:raises",
+            "model 'plugin_fixtures:raises' for input (2, 1, 8, 8) and 10 classes: RuntimeError",
+        ),
+        ("plugin_fixtures:not_a_module", "returned str, not a torch.nn.Module"),
+        ("plugin_fixtures:wrong_output", "maps input (2, 1, 8, 8) to (2, 11); expected float logits of shape (2, 10)"),
+        (
+            "plugin_fixtures:no_arguments",
+            "is not a factory(input_shape, n_classes): it cannot be called with those two arguments",
+        ),
+        ("plugin_fixtures:unregistered_layers", "has no trainable parameters (layers kept in a plain list"),
+        ("plugin_fixtures:holds_a_lock", "'plugin_fixtures:holds_a_lock' cannot be copied (TypeError"),
+        ("plugin_fixtures:tuple_when_training", "in train mode maps input (2, 1, 8, 8) to tuple; expected logits"),
+        ("my-net", "model 'my-net' is not known"),
+    ],
+)
+def test_a_bad_model_entry_exits_2_before_ray_starts_and_writes_nothing(entry, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(Path(__file__).parent)
     out = tmp_path / "run"
     assert main(["run", "--preset", "quick", "--set", f"models={entry},cnn2-8-16", "--out", str(out)]) == 2
@@ -184,8 +207,13 @@ def test_a_bad_model_entry_exits_2_before_ray_starts_and_writes_nothing(entry, m
 
 # --- data ---------------------------------------------------------------------------------------
 def _write_npz(path: Path, source: fedmd_ray.LabeledImages, **overrides) -> Path:
-    arrays = dict(x_train=source.train.x, y_train=source.train.y, x_test=source.test.x, y_test=source.test.y,
-                  class_names=np.array(source.class_names))
+    arrays = dict(
+        x_train=source.train.x,
+        y_train=source.train.y,
+        x_test=source.test.x,
+        y_test=source.test.y,
+        class_names=np.array(source.class_names),
+    )
     np.savez(path, **{**arrays, **overrides})
     return path
 
@@ -220,16 +248,22 @@ def test_an_image_folder_is_read_into_arrays_once(tmp_path):
     np.testing.assert_array_equal(data.train.x[5, 0], pixels[("train", "dog", 1)] / np.float32(255))
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(y_train=np.zeros(10)), "labels must be an integer numpy array, got float64"),
-    (dict(y_train=np.full(1397, 12)), "labels lie in 12..12 but there are 10 class names"),
-    (dict(x_train=np.full((1397, 1, 8, 8), np.nan, dtype=np.float32)), "images hold NaN or infinite values"),
-    (dict(x_train=np.full((1397, 1, 8, 8), 2.0, dtype=np.float32)), "image values lie in [2, 2]"),
-    (dict(x_train=np.zeros((1397, 64), dtype=np.float32)), "images must be a numpy array (n, C, H, W)"),
-    (dict(x_train=np.zeros((1397, 8, 8, 3), dtype=np.uint8)), "look channels-last"),
-    (dict(y_test=np.zeros(3, dtype=np.int64)), "labels are shaped (3,); expected (400,)"),
-    (dict(x_test=np.zeros((400, 1, 4, 4), dtype=np.float32)), "train images are (1, 8, 8) but test images are (1, 4, 4)"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(y_train=np.zeros(10)), "labels must be an integer numpy array, got float64"),
+        (dict(y_train=np.full(1397, 12)), "labels lie in 12..12 but there are 10 class names"),
+        (dict(x_train=np.full((1397, 1, 8, 8), np.nan, dtype=np.float32)), "images hold NaN or infinite values"),
+        (dict(x_train=np.full((1397, 1, 8, 8), 2.0, dtype=np.float32)), "image values lie in [2, 2]"),
+        (dict(x_train=np.zeros((1397, 64), dtype=np.float32)), "images must be a numpy array (n, C, H, W)"),
+        (dict(x_train=np.zeros((1397, 8, 8, 3), dtype=np.uint8)), "look channels-last"),
+        (dict(y_test=np.zeros(3, dtype=np.int64)), "labels are shaped (3,); expected (400,)"),
+        (
+            dict(x_test=np.zeros((400, 1, 4, 4), dtype=np.float32)),
+            "train images are (1, 8, 8) but test images are (1, 4, 4)",
+        ),
+    ],
+)
 def test_bad_arrays_are_refused_with_what_is_wrong(overrides, message, tmp_path):
     npz = _write_npz(tmp_path / "bad.npz", load_source("digits"), **overrides)
     with pytest.raises(DataError) as err:
@@ -237,20 +271,27 @@ def test_bad_arrays_are_refused_with_what_is_wrong(overrides, message, tmp_path)
     assert message in str(err.value) and str(npz) in str(err.value)
 
 
-
 def test_npz_labels_and_class_names_are_checked_whether_or_not_names_are_given(tmp_path):
     digits = load_source("digits")
     arrays = dict(x_train=digits.train.x, x_test=digits.test.x, y_test=digits.test.y)
     np.savez(tmp_path / "float.npz", **arrays, y_train=digits.train.y.astype(np.float64))  # no class_names
     np.savez(tmp_path / "flat.npz", **arrays, y_train=digits.train.y, class_names=np.array([list("0123456789")]))
-    np.savez(tmp_path / "rgba.npz", x_train=np.repeat(digits.train.x, 4, axis=1),
-             x_test=np.repeat(digits.test.x, 4, axis=1), y_train=digits.train.y, y_test=digits.test.y)
-    for name, message in (("float", "labels must be an integer numpy array, got float64"),
-                          ("flat", "class_names is shaped (1, 10); expected a 1-D array of names"),
-                          ("rgba", "4 channels cannot become 1 (only grayscale <-> colour is converted)")):
+    np.savez(
+        tmp_path / "rgba.npz",
+        x_train=np.repeat(digits.train.x, 4, axis=1),
+        x_test=np.repeat(digits.test.x, 4, axis=1),
+        y_train=digits.train.y,
+        y_test=digits.test.y,
+    )
+    for name, message in (
+        ("float", "labels must be an integer numpy array, got float64"),
+        ("flat", "class_names is shaped (1, 10); expected a 1-D array of names"),
+        ("rgba", "4 channels cannot become 1 (only grayscale <-> colour is converted)"),
+    ):
         with pytest.raises(DataError) as err:
             fedmd_ray.check(fedmd_ray.preset("quick", private_data=str(tmp_path / f"{name}.npz")))
         assert message in str(err.value) and name in str(err.value)
+
 
 def test_a_loader_that_raises_or_returns_something_else_is_named(tmp_path):
     def broken():
@@ -307,19 +348,25 @@ def test_strategy_state_is_checkpointed_and_a_resume_continues_bit_identically(s
 
 
 def test_a_strategy_raising_inside_digest_meets_the_failure_policy_with_party_round_and_phase():
-    config = fedmd_ray.preset("quick", strategy="plugin_fixtures:FailsOnLargeBatches", on_party_failure="fail",
-                              **LOCAL)
-    with pytest.raises(PartyFailure, match=r"party 0 \(cnn2-8-16\) failed in digest/revisit/evaluate of round 1: "
-                                           r"raised ZeroDivisionError: digest blew up \(in digest\)"):
+    config = fedmd_ray.preset("quick", strategy="plugin_fixtures:FailsOnLargeBatches", on_party_failure="fail", **LOCAL)
+    with pytest.raises(
+        PartyFailure,
+        match=r"party 0 \(cnn2-8-16\) failed in digest/revisit/evaluate of round 1: "
+        r"raised ZeroDivisionError: digest blew up \(in digest\)",
+    ):
         fedmd_ray.run(config, verbose=False)
 
 
 def test_a_nan_digest_loss_is_the_partys_failure_before_any_weight_turns_nan():
     """Not `aggregate`'s of the next round (it used to be blamed, the party's row said ok with a nan loss)."""
-    config = fedmd_ray.preset("quick", strategy="plugin_fixtures:NanLossOnLargeBatches", on_party_failure="fail",
-                              **LOCAL)
-    with pytest.raises(PartyFailure, match=r"party 0 \(cnn2-8-16\) failed in digest/revisit/evaluate of round 1: "
-                                           r"raised FloatingPointError: the training loss is nan .*\(in digest\)"):
+    config = fedmd_ray.preset(
+        "quick", strategy="plugin_fixtures:NanLossOnLargeBatches", on_party_failure="fail", **LOCAL
+    )
+    with pytest.raises(
+        PartyFailure,
+        match=r"party 0 \(cnn2-8-16\) failed in digest/revisit/evaluate of round 1: "
+        r"raised FloatingPointError: the training loss is nan .*\(in digest\)",
+    ):
         fedmd_ray.run(config, verbose=False)
 
 
@@ -356,17 +403,26 @@ def test_a_model_with_nan_outputs_is_that_partys_failure_and_the_others_go_on():
     assert {r["status"] for r in table if r["party"] == 0} == {"dropped"}
     others = [r for r in table if r["party"] != 0 and r["phase"] == "collaborate"]
     assert {r["status"] for r in others} == {"ok"} and all(np.isfinite(r["test_loss"]) for r in others)
-    with pytest.raises(PartyFailure, match=r"party 0 \(plugin_fixtures:nan_on_real_images\) failed in transfer "
-                                           r".*FloatingPointError: the training loss is nan .*\(in transfer learning\)"):
+    with pytest.raises(
+        PartyFailure,
+        match=r"party 0 \(plugin_fixtures:nan_on_real_images\) failed in transfer "
+        r".*FloatingPointError: the training loss is nan .*\(in transfer learning\)",
+    ):
         fedmd_ray.run(config.replace(on_party_failure="fail"), verbose=False)
 
 
-@pytest.mark.parametrize("entry, message", [
-    ("plugin_fixtures:FailsInRoundTwo", "strategy FailsInRoundTwo raised in aggregate of round 2: KeyError"),
-    ("plugin_fixtures:WrongShapeInRoundTwo", "aggregate returned float32 (3, 3, 10); expected float (300, 10)"),
-    ("plugin_fixtures:StringStateInRoundTwo", "failed in aggregate of round 2: strategy StringStateInRoundTwo."
-                                              "state_dict must return a dict of str -> numeric numpy arrays"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ("plugin_fixtures:FailsInRoundTwo", "strategy FailsInRoundTwo raised in aggregate of round 2: KeyError"),
+        ("plugin_fixtures:WrongShapeInRoundTwo", "aggregate returned float32 (3, 3, 10); expected float (300, 10)"),
+        (
+            "plugin_fixtures:StringStateInRoundTwo",
+            "failed in aggregate of round 2: strategy StringStateInRoundTwo."
+            "state_dict must return a dict of str -> numeric numpy arrays",
+        ),
+    ],
+)
 def test_a_strategy_failing_on_the_driver_stops_the_run_naming_it_and_the_round(entry, message, tmp_path):
     config = fedmd_ray.preset("quick", strategy=entry, **{**LOCAL, "rounds": 3})
     with pytest.raises(PluginError) as err:
@@ -376,14 +432,17 @@ def test_a_strategy_failing_on_the_driver_stops_the_run_naming_it_and_the_round(
     assert max(r for r in pq.read_table(tmp_path / "results.parquet")["round"].to_pylist() if r is not None) == 1
 
 
-@pytest.mark.parametrize("entry, message", [
-    ("plugin_fixtures:BadShare", "share returned (4, 2) for logits (4, 10); expected the same shape"),
-    ("plugin_fixtures:ScalarlessLoss", "digest_loss must return a scalar tensor"),
-    ("plugin_fixtures:tiny_mlp", "'plugin_fixtures:tiny_mlp' is not a Strategy subclass or instance"),
-    ("plugin_fixtures:SharesState", "state_dict must return a dict of str -> numeric numpy arrays"),
-    ("plugin_fixtures:StateWithoutLoad", "was given state ['n'] but does not override load_state_dict"),
-    ("no_such_strategy", "strategy 'no_such_strategy' is not known"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ("plugin_fixtures:BadShare", "share returned (4, 2) for logits (4, 10); expected the same shape"),
+        ("plugin_fixtures:ScalarlessLoss", "digest_loss must return a scalar tensor"),
+        ("plugin_fixtures:tiny_mlp", "'plugin_fixtures:tiny_mlp' is not a Strategy subclass or instance"),
+        ("plugin_fixtures:SharesState", "state_dict must return a dict of str -> numeric numpy arrays"),
+        ("plugin_fixtures:StateWithoutLoad", "was given state ['n'] but does not override load_state_dict"),
+        ("no_such_strategy", "strategy 'no_such_strategy' is not known"),
+    ],
+)
 def test_a_bad_strategy_is_refused_before_ray_starts(entry, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(Path(__file__).parent)
     assert main(["run", "--preset", "quick", "--set", f"strategy={entry}", "--out", str(tmp_path / "r")]) == 2
@@ -391,12 +450,21 @@ def test_a_bad_strategy_is_refused_before_ray_starts(entry, message, tmp_path, c
     assert message in err and "Started a local Ray instance" not in err and not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda: FedMDKL(temperature=1e-300), r"FedMDKL\(temperature=1e-300.*\.share returned non-finite"),
-    (lambda: DSFL(era_temperature=1e-320), r"DSFL\(era_temperature=1e-320\)\.aggregate returned non-fin"),
-    (lambda: FedMD(digest_loss="kl", temperature=1e-40), r"FedMD\(.*temperature=1e-40.*\)\.digest_loss gave a non-finite"),
-    (lambda: FedMD(digest_loss="kl", temperature=1e300), r"FedMD\(.*temperature=1e\+300.*\) failed a trial round .*Overflow"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: FedMDKL(temperature=1e-300), r"FedMDKL\(temperature=1e-300.*\.share returned non-finite"),
+        (lambda: DSFL(era_temperature=1e-320), r"DSFL\(era_temperature=1e-320\)\.aggregate returned non-fin"),
+        (
+            lambda: FedMD(digest_loss="kl", temperature=1e-40),
+            r"FedMD\(.*temperature=1e-40.*\)\.digest_loss gave a non-finite",
+        ),
+        (
+            lambda: FedMD(digest_loss="kl", temperature=1e300),
+            r"FedMD\(.*temperature=1e\+300.*\) failed a trial round .*Overflow",
+        ),
+    ],
+)
 def test_parameters_that_overflow_are_refused_in_the_trial_round_with_their_values(build, message, recwarn):
     """Not later, as nan losses after the run started; no numpy RuntimeWarning on the way. (The config's
     bounds refuse these values; a strategy built in Python is checked by its trial round.)"""
@@ -419,7 +487,6 @@ def test_constructor_parameters_named_like_fields_come_from_the_config():
     assert fedmd.digest_loss(logits, logits).item() == pytest.approx(0.0, abs=1e-7)
 
 
-
 def test_the_trial_round_gives_parties_different_scores_and_names_an_uncopyable_instance():
     """A strategy that divides by the parties' disagreement is valid: the trial round must not
     feed every party the same scores. An instance a run cannot copy is refused by name."""
@@ -431,14 +498,16 @@ def test_the_trial_round_gives_parties_different_scores_and_names_an_uncopyable_
     with pytest.raises(ConfigError, match="strategy 'HoldsALock' cannot be copied .*locks, open files"):
         resolve_strategy(HoldsALock(), fedmd_ray.preset("quick"))
 
+
 # --- plug-ins in sweep trials and across a CLI resume ---------------------------------------------
 @pytest.mark.slow
 def test_plugins_reach_sweep_trials_by_name_by_path_and_by_object(ray_cluster, tmp_path):
     from plugin_fixtures import tiny_mlp
 
     fedmd_ray.register_model("tiny-for-sweeps", tiny_mlp)  # registered here, installed in each trial
-    config = fedmd_ray.preset("quick", models=("tiny-for-sweeps", "cnn2-8-16"), rounds=1, cpus_per_party=0.3,
-                              torch_threads=1)
+    config = fedmd_ray.preset(
+        "quick", models=("tiny-for-sweeps", "cnn2-8-16"), rounds=1, cpus_per_party=0.3, torch_threads=1
+    )
     grid = {"strategy": ["fedmd", TrimmedMean(trim=0.25), "custom_strategy:AgreementWeighted"]}
     table = fedmd_ray.sweep(config, grid, out_dir=tmp_path, verbose=False)
     df = table.to_pandas()
@@ -456,31 +525,74 @@ def test_a_cli_run_with_plugins_resumes_from_its_own_directory(tmp_path):
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXAMPLES), os.environ.get("PYTHONPATH", "")])}
     env.pop("RAY_ADDRESS", None)
-    run = [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", "--set", "backend=local",
-           "--set", "rounds=3", "--set", "torch_threads=1", "--set", "models=plugin_fixtures:tiny_mlp,cnn2-8-16",
-           "--set", "strategy=custom_strategy:AgreementWeighted", "--set", "on_party_failure=fail", "--quiet"]
-    straight = subprocess.run([*run, "--out", str(tmp_path / "a")], env=env, cwd=Path(__file__).parent,
-                              capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    run = [
+        sys.executable,
+        "-m",
+        "fedmd_ray.cli",
+        "run",
+        "--preset",
+        "quick",
+        "--set",
+        "backend=local",
+        "--set",
+        "rounds=3",
+        "--set",
+        "torch_threads=1",
+        "--set",
+        "models=plugin_fixtures:tiny_mlp,cnn2-8-16",
+        "--set",
+        "strategy=custom_strategy:AgreementWeighted",
+        "--set",
+        "on_party_failure=fail",
+        "--quiet",
+    ]
+    straight = subprocess.run(
+        [*run, "--out", str(tmp_path / "a")],
+        env=env,
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
+    )
     assert straight.returncode == 0, straight.stderr
     failing = {**env, VARIABLE: "party=0,round=2,method=revisit,action=raise"}
-    stopped = subprocess.run([*run, "--out", str(tmp_path / "b")], env=failing, cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    stopped = subprocess.run(
+        [*run, "--out", str(tmp_path / "b")],
+        env=failing,
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
+    )
     assert stopped.returncode == 2 and load_checkpoint(tmp_path / "b").round == 1
-    resumed = subprocess.run([sys.executable, "-m", "fedmd_ray.cli", "run", "--resume", str(tmp_path / "b"), "--quiet"],
-                             env=env, cwd=Path(__file__).parent, capture_output=True, text=True, timeout=240,
-                             stdin=subprocess.DEVNULL)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "fedmd_ray.cli", "run", "--resume", str(tmp_path / "b"), "--quiet"],
+        env=env,
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
+    )
     assert resumed.returncode == 0, resumed.stderr
-    assert _metrics(pq.read_table(tmp_path / "b" / "results.parquet")) == \
-        _metrics(pq.read_table(tmp_path / "a" / "results.parquet"))
+    assert _metrics(pq.read_table(tmp_path / "b" / "results.parquet")) == _metrics(
+        pq.read_table(tmp_path / "a" / "results.parquet")
+    )
 
 
 def test_grid_and_set_take_import_paths_like_names():
     from fedmd_ray.config import parse_overrides
     from fedmd_ray.sweeps.space import parse_grid
 
-    grid = parse_grid(["models=plugin_fixtures:tiny_mlp,cnn2-8-16;cnn1-8", "strategy=fedmd,custom_strategy:TrimmedMean"])
-    assert grid == {"models": [("plugin_fixtures:tiny_mlp", "cnn2-8-16"), ("cnn1-8",)],
-                    "strategy": ["fedmd", "custom_strategy:TrimmedMean"]}
+    grid = parse_grid(
+        ["models=plugin_fixtures:tiny_mlp,cnn2-8-16;cnn1-8", "strategy=fedmd,custom_strategy:TrimmedMean"]
+    )
+    assert grid == {
+        "models": [("plugin_fixtures:tiny_mlp", "cnn2-8-16"), ("cnn1-8",)],
+        "strategy": ["fedmd", "custom_strategy:TrimmedMean"],
+    }
     assert parse_overrides(["private_data=~/data/mine.npz"]) == {"private_data": "~/data/mine.npz"}
     with pytest.raises(ConfigError, match="--set rounds is given twice"):
         parse_overrides(["rounds=3", "rounds=4"])

@@ -15,12 +15,15 @@ def columns(table):
     return table.select([n for n in RESULT_SCHEMA.names if n not in CLOCK_AND_PIPELINE]).to_pylist()
 
 
-@pytest.mark.parametrize("fields", [
-    dict(),  # the paper's FedMD
-    dict(strategy="kt-pfl"),  # one target per party, state across rounds
-    dict(strategy="local"),  # no collaboration: revisit only
-    dict(strategy="fedmd-kl", swa=True, wise_ft=0.5, revisit_shift=1),  # reported models, augmented revisit
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        dict(),  # the paper's FedMD
+        dict(strategy="kt-pfl"),  # one target per party, state across rounds
+        dict(strategy="local"),  # no collaboration: revisit only
+        dict(strategy="fedmd-kl", swa=True, wise_ft=0.5, revisit_shift=1),  # reported models, augmented revisit
+    ],
+)
 def test_the_reference_round_gives_the_local_backends_table(fields):
     config = fedmd_ray.preset("quick", backend="local", rounds=2, torch_threads=1, **fields)
     assert columns(run_reference(config)) == columns(fedmd_ray.run(config, verbose=False))

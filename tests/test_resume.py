@@ -39,7 +39,10 @@ def _stop_in_round_two(out, signum, **fields):
     sets = [a for k, v in {**SLOW, **fields}.items() for a in ("--set", f"{k}={v}")]
     proc = subprocess.Popen(
         [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", *sets, "--out", str(out), "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
     )
     deadline = time.monotonic() + 240
     try:
@@ -86,7 +89,8 @@ def test_results_are_readable_after_sigkill(killed, capsys):
     assert main(["report", str(killed)]) == 0  # says the run is unfinished and how to continue it
     done = max(r for r in rounds if r is not None)
     assert f"the run stopped after round {done} of 4; continue it with `fedmd-ray run --resume {killed}`" in (
-        capsys.readouterr().out)
+        capsys.readouterr().out
+    )
 
 
 def test_resume_after_sigkill_gives_the_uninterrupted_table(killed, reference):
@@ -108,8 +112,9 @@ def test_resume_with_a_different_config_is_refused_and_changes_nothing(reference
 
 def test_resume_may_change_how_the_run_executes(reference):
     table, out = reference  # finished: resuming runs no round and returns the same rows
-    again = fedmd_ray.run(fedmd_ray.preset("quick", **{**SLOW, "parties_per_actor": 2}), out_dir=out,
-                          resume=True, verbose=False)
+    again = fedmd_ray.run(
+        fedmd_ray.preset("quick", **{**SLOW, "parties_per_actor": 2}), out_dir=out, resume=True, verbose=False
+    )
     assert _metrics(again) == _metrics(table)
 
 
@@ -216,8 +221,9 @@ def test_a_resumed_swa_run_continues_from_the_saved_average(stopped_and_resumed)
     straight, resumed = stopped_and_resumed(config)
     assert _metrics(resumed) == _metrics(straight)
     plain = fedmd_ray.run(config.replace(swa=False), verbose=False)
-    assert [r["test_loss"] for r in _metrics(plain) if r["round"] == 3] != \
-        [r["test_loss"] for r in _metrics(straight) if r["round"] == 3]
+    assert [r["test_loss"] for r in _metrics(plain) if r["round"] == 3] != [
+        r["test_loss"] for r in _metrics(straight) if r["round"] == 3
+    ]
 
 
 def test_a_resumed_wise_ft_run_blends_with_the_saved_round0_weights(stopped_and_resumed):
@@ -227,8 +233,9 @@ def test_a_resumed_wise_ft_run_blends_with_the_saved_round0_weights(stopped_and_
     straight, resumed = stopped_and_resumed(config)
     assert _metrics(resumed) == _metrics(straight)
     unblended = fedmd_ray.run(config.replace(wise_ft=1.0), verbose=False)
-    assert [r["test_loss"] for r in _metrics(unblended) if r["round"] == 3] != \
-        [r["test_loss"] for r in _metrics(straight) if r["round"] == 3]
+    assert [r["test_loss"] for r in _metrics(unblended) if r["round"] == 3] != [
+        r["test_loss"] for r in _metrics(straight) if r["round"] == 3
+    ]
 
 
 def test_a_resumed_run_with_revisit_shift_draws_the_same_offsets(stopped_and_resumed):
@@ -238,5 +245,6 @@ def test_a_resumed_run_with_revisit_shift_draws_the_same_offsets(stopped_and_res
     straight, resumed = stopped_and_resumed(config)
     assert _metrics(resumed) == _metrics(straight)
     unshifted = fedmd_ray.run(config.replace(revisit_shift=0), verbose=False)
-    assert [r["test_loss"] for r in _metrics(unshifted) if r["round"] == 3] != \
-        [r["test_loss"] for r in _metrics(straight) if r["round"] == 3]
+    assert [r["test_loss"] for r in _metrics(unshifted) if r["round"] == 3] != [
+        r["test_loss"] for r in _metrics(straight) if r["round"] == 3
+    ]

@@ -36,13 +36,16 @@ def test_local_run_table_has_the_design_schema(local_table):
     assert table.num_rows == cfg.n_parties * (2 + cfg.rounds)
     phases = table.group_by(["phase", "round"]).aggregate([("party", "count")]).to_pylist()
     assert sorted((p["phase"], p["round"], p["party_count"]) for p in phases if p["round"] is not None) == [
-        ("collaborate", 1, 3), ("collaborate", 2, 3), ("transfer", 0, 3)
+        ("collaborate", 1, 3),
+        ("collaborate", 2, 3),
+        ("transfer", 0, 3),
     ]
     assert [(p["phase"], p["party_count"]) for p in phases if p["round"] is None] == [("upper_bound", 3)]
     # the upper bound belongs to no round: a per-round mean is the parties' mean, round 0 included
     df = table.to_pandas()
     assert df.groupby("round")["test_accuracy"].mean().loc[0] == pytest.approx(
-        df[df["phase"] == "transfer"]["test_accuracy"].mean())
+        df[df["phase"] == "transfer"]["test_accuracy"].mean()
+    )
     accuracies = table["test_accuracy"].to_pylist()
     assert all(0.0 <= a <= 1.0 for a in accuracies)
     assert table["model"].to_pylist()[:3] == list(cfg.party_models)
@@ -101,7 +104,6 @@ def test_gpu_without_gpu_is_refused(ray_cluster):
         fedmd_ray.run(fedmd_ray.preset("quick", gpus_per_party=0.5), verbose=False)
 
 
-
 def test_an_address_other_than_the_running_sessions_is_refused(ray_cluster, tmp_path):
     running = ray_cluster.get_runtime_context().gcs_address
     with pytest.raises(ResourceError, match=r"already running in this process, attached to .*address='127.0.0.1:1'"):
@@ -109,6 +111,7 @@ def test_an_address_other_than_the_running_sessions_is_refused(ray_cluster, tmp_
     assert not (tmp_path / "r").exists()
     table = fedmd_ray.run(fedmd_ray.preset("quick", address=running, rounds=0, upper_bound=False), verbose=False)
     assert table.num_rows == 3
+
 
 def test_busy_cluster_times_out_instead_of_hanging(ray_cluster):
     ray = ray_cluster

@@ -31,8 +31,9 @@ print(seen)
 @pytest.mark.timeout(180)
 def test_a_cluster_started_by_fedmd_ray_has_token_auth_and_no_dashboard():
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=170, env=env,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=170, env=env, stdin=subprocess.DEVNULL
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "{'token': True, 'dashboard_port_open': False}" in done.stdout
 

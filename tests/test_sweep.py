@@ -119,8 +119,12 @@ def test_asha_stops_poor_trials_early(ray_cluster, tmp_path):
     # the next two barely or never do, so their round-0 accuracy falls below the first rung's cutoff.
     config = fedmd_ray.preset("quick", backend="local", rounds=4)
     table = fedmd_ray.sweep(
-        config, {"private_epochs": [40, 0, 1]}, scheduler="asha", max_concurrent_trials=1,
-        out_dir=tmp_path, verbose=False,
+        config,
+        {"private_epochs": [40, 0, 1]},
+        scheduler="asha",
+        max_concurrent_trials=1,
+        out_dir=tmp_path,
+        verbose=False,
     )
     rounds_run = table.to_pandas().groupby("private_epochs")["round"].max().to_dict()
     assert rounds_run[40] == 4
@@ -180,8 +184,12 @@ def test_resume_after_kill_redoes_nothing_finished(ray_cluster, tmp_path):
     kept = [r for r in interrupted if r["phase"] != "collaborate"]
 
     table = fedmd_ray.sweep(
-        fedmd_ray.preset("quick", backend="local", rounds=4, torch_threads=1), {"subset_size": [100, 150, 200]},
-        max_concurrent_trials=1, out_dir=tmp_path, resume=True, verbose=False,
+        fedmd_ray.preset("quick", backend="local", rounds=4, torch_threads=1),
+        {"subset_size": [100, 150, 200]},
+        max_concurrent_trials=1,
+        out_dir=tmp_path,
+        resume=True,
+        verbose=False,
     )
     df = table.to_pandas()
     assert sorted(df["subset_size"].unique()) == [100, 150, 200]
@@ -224,8 +232,9 @@ def test_a_failed_trial_is_retried_from_its_last_round(tmp_path):
     )
     env = {**os.environ, VARIABLE: f"party=1,round=2,method=digest,action=raise,once={tmp_path / 'fired'}"}
     env.pop("RAY_ADDRESS", None)
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=280,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=280, stdin=subprocess.DEVNULL
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "fired").exists()  # the fault did fire once
     rows = pq.read_table(tmp_path / "sweep.parquet").to_pylist()
@@ -257,8 +266,12 @@ def test_a_failing_trial_is_retried_the_sweep_goes_on_and_then_raises(ray_cluste
     # Tune's storage is given as a URI (pyarrow filesystems) rather than a plain path.
     with pytest.raises(TrialsFailed, match=r"1 of 2 trials failed") as failed:
         fedmd_ray.sweep(
-            fedmd_ray.preset("quick", rounds=1, cpus_per_party=0.6), {"actor_start_timeout_s": [0.001, 120.0]},
-            max_failures=1, storage_path=f"file://{tmp_path}/store", out_dir=tmp_path / "out", verbose=True,
+            fedmd_ray.preset("quick", rounds=1, cpus_per_party=0.6),
+            {"actor_start_timeout_s": [0.001, 120.0]},
+            max_failures=1,
+            storage_path=f"file://{tmp_path}/store",
+            out_dir=tmp_path / "out",
+            verbose=True,
         )
     table = failed.value.table
     assert table.to_pandas()["actor_start_timeout_s"].unique().tolist() == [120.0]
@@ -278,7 +291,9 @@ def test_tune_search_domains_and_samples(ray_cluster, tmp_path):
     table = fedmd_ray.sweep(
         fedmd_ray.preset("quick", backend="local", rounds=1),
         {"collab_lr": tune.loguniform(1e-4, 1e-3), "subset_size": [100, 200]},
-        num_samples=2, out_dir=tmp_path, verbose=False,
+        num_samples=2,
+        out_dir=tmp_path,
+        verbose=False,
     )
     points = table.to_pandas().groupby("trial_id")[["collab_lr", "subset_size"]].first()
     assert len(points) == 4 and sorted(points["subset_size"]) == [100, 100, 200, 200]
@@ -312,9 +327,28 @@ def test_bad_sweep_arguments_are_refused_before_ray(tmp_path):
 def test_ctrl_c_stops_a_sweep_with_exit_130_and_no_final_table(tmp_path):
     """Tune catches Ctrl-C and returns what it has; that must not look like a finished sweep."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fedmd_ray.cli", "sweep", "--preset", "quick", "--set", "backend=local",
-         "--set", "rounds=3", "--grid", "subset_size=100,150,200,250", "--max-concurrent", "1", "--out", str(tmp_path)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "fedmd_ray.cli",
+            "sweep",
+            "--preset",
+            "quick",
+            "--set",
+            "backend=local",
+            "--set",
+            "rounds=3",
+            "--grid",
+            "subset_size=100,150,200,250",
+            "--max-concurrent",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     results = tmp_path / "tune" / "fedmd_sweep" / "fedmd_results"
     deadline = time.monotonic() + 180
@@ -379,9 +413,14 @@ def test_callbacks_and_search_algorithms_reach_tune_and_see_every_party(ray_clus
     from ray.tune.search import BasicVariantGenerator
 
     log = tmp_path / "results.jsonl"
-    fedmd_ray.sweep(fedmd_ray.preset("quick", rounds=2, cpus_per_party=0.3, torch_threads=1), {"seed": [0]},
-                    callbacks=[_Recorder(log)], search_alg=BasicVariantGenerator(max_concurrent=1),
-                    out_dir=tmp_path / "out", verbose=False)
+    fedmd_ray.sweep(
+        fedmd_ray.preset("quick", rounds=2, cpus_per_party=0.3, torch_threads=1),
+        {"seed": [0]},
+        callbacks=[_Recorder(log)],
+        search_alg=BasicVariantGenerator(max_concurrent=1),
+        out_dir=tmp_path / "out",
+        verbose=False,
+    )
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [line["round"] for line in lines] == [0, 1, 2]
     assert all(set(line) >= {"party_0_accuracy", "party_1_accuracy", "party_2_accuracy"} for line in lines)
@@ -403,8 +442,9 @@ def test_a_sweep_saved_before_a_field_existed_resumes_with_the_field_at_its_defa
     del old["base"]["head_epochs"]
     _check_same_sweep(json.dumps(old).encode(), spec, "exp")  # the same sweep
     with pytest.raises(ConfigError, match=r"head_epochs \(saved None, given 3\)"):
-        _check_same_sweep(json.dumps(old).encode(), _spec(base.replace(head_epochs=3), {"seed": [0, 1]}, 1, points),
-                          "exp")
+        _check_same_sweep(
+            json.dumps(old).encode(), _spec(base.replace(head_epochs=3), {"seed": [0, 1]}, 1, points), "exp"
+        )
 
 
 def test_a_sweep_resumes_in_another_environment_and_keeps_the_first():
@@ -436,8 +476,11 @@ def test_resuming_a_sweep_whose_plug_in_code_changed_is_refused():
     saved = json.loads(json.dumps(spec))
     _check_same_sweep(json.dumps(saved).encode(), spec, "exp")
     saved["identities"][1]["strategy"] += "0"  # what an edit of the class's source does to its identity
-    with pytest.raises(ConfigError, match=r"strategy \(\['fedmd', 'plugin_fixtures:InverseDeviation'\] reads the "
-                                          r"same, but its code or data changed"):
+    with pytest.raises(
+        ConfigError,
+        match=r"strategy \(\['fedmd', 'plugin_fixtures:InverseDeviation'\] reads the "
+        r"same, but its code or data changed",
+    ):
         _check_same_sweep(json.dumps(saved).encode(), spec, "exp")
 
 
@@ -472,7 +515,6 @@ def test_by_default_a_sweep_runs_every_trial_that_fits_at_once_on_a_larger_clust
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", SIMULATED], capture_output=True, text=True, timeout=550,
-                          cwd=tmp_path)
+    done = subprocess.run([sys.executable, "-c", SIMULATED], capture_output=True, text=True, timeout=550, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["most"] == 8

@@ -9,14 +9,17 @@ from fedmd_ray.sweeps.plan import plan_sweep
 GIB = 2**30
 
 
-@pytest.mark.parametrize("cluster, trials, parties, share, at_once", [
-    (dict(cpus=2), 4, 3, 0.15, 4),  # this machine, 4 quick trials: all at once, one process each
-    (dict(cpus=2), 100, 10, 0.04, 4),  # many trials on few cores: each still gets ~half a core
-    (dict(cpus=16), 8, 10, 0.19, 8),
-    (dict(cpus=64), 4, 10, 1.0, 6),  # a big box: one CPU per party, never six threads per tiny model
-    (dict(cpus=64), 100, 10, 0.05, 116),
-    (dict(cpus=64, gpus=4), 8, 10, 0.79, 4),  # 0.1 GPU per party: four trials fill four GPUs
-])
+@pytest.mark.parametrize(
+    "cluster, trials, parties, share, at_once",
+    [
+        (dict(cpus=2), 4, 3, 0.15, 4),  # this machine, 4 quick trials: all at once, one process each
+        (dict(cpus=2), 100, 10, 0.04, 4),  # many trials on few cores: each still gets ~half a core
+        (dict(cpus=16), 8, 10, 0.19, 8),
+        (dict(cpus=64), 4, 10, 1.0, 6),  # a big box: one CPU per party, never six threads per tiny model
+        (dict(cpus=64), 100, 10, 0.05, 116),
+        (dict(cpus=64, gpus=4), 8, 10, 0.79, 4),  # 0.1 GPU per party: four trials fill four GPUs
+    ],
+)
 def test_a_sweep_fills_the_cluster_at_an_efficient_share(cluster, trials, parties, share, at_once):
     gpus_per_party = 0.1 if cluster.get("gpus") else 0.0
     plan = plan_sweep(trials=trials, parties=parties, gpus_per_party=gpus_per_party, **cluster)

@@ -97,9 +97,17 @@ _TEN = np.repeat(np.arange(10), 20).astype(np.int64)
 def test_an_empty_evaluation_set_is_refused_before_training(monkeypatch, public_test, private_test, message):
     """Every party is tested on both each phase: an empty one is a data error, not a mid-run crash."""
     public, private = _fake("cifar10", _TEN, public_test), _fake("cifar100", _TEN, private_test)
-    monkeypatch.setattr(task_module, "load_source", lambda source, root: public if source.name == "cifar10" else private)
-    cfg = preset("paper-cifar-iid", public_classes=(0, 1), private_classes=(5, 6), n_parties=2, samples_per_class=2,
-                 subset_size=10)
+    monkeypatch.setattr(
+        task_module, "load_source", lambda source, root: public if source.name == "cifar10" else private
+    )
+    cfg = preset(
+        "paper-cifar-iid",
+        public_classes=(0, 1),
+        private_classes=(5, 6),
+        n_parties=2,
+        samples_per_class=2,
+        subset_size=10,
+    )
     with pytest.raises(DataError, match=message):
         build_task(cfg)
 
@@ -108,8 +116,15 @@ def test_private_superclasses_must_not_hold_public_classes_of_the_same_source(mo
     fine = _TEN
     cifar100 = _fake("cifar100", fine, fine, fine // 5, fine // 5)  # superclass 0 = fine 0..4, 1 = fine 5..9
     monkeypatch.setattr(task_module, "load_source", lambda source, root: cifar100)
-    cfg = preset("paper-cifar-noniid", public_data="cifar100", public_classes=(6, 7), private_classes=(1,),
-                 n_parties=2, samples_per_class=2, subset_size=10)
+    cfg = preset(
+        "paper-cifar-noniid",
+        public_data="cifar100",
+        public_classes=(6, 7),
+        private_classes=(1,),
+        n_parties=2,
+        samples_per_class=2,
+        subset_size=10,
+    )
     with pytest.raises(ConfigError, match=r"superclasses \[1\] hold fine classes \[6, 7\]"):
         build_task(cfg)
     task = build_task(cfg.replace(private_classes=(0,)))  # superclass 0 holds fine 0..4: no overlap

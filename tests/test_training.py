@@ -81,8 +81,12 @@ def test_random_shift_moves_each_image_by_its_own_offset_within_the_bound_and_re
     padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
     offsets = set()
     for i in range(len(x)):
-        found = [(dy, dx) for dy in range(3) for dx in range(3)
-                 if torch.equal(shifted[i], padded[i, :, dy:dy + 6, dx:dx + 7])]
+        found = [
+            (dy, dx)
+            for dy in range(3)
+            for dx in range(3)
+            if torch.equal(shifted[i], padded[i, :, dy : dy + 6, dx : dx + 7])
+        ]
         assert found, f"image {i} is not a shift of at most one pixel of its original"
         offsets.add(found[0])
     assert len(offsets) > 3  # 9 possible offsets, drawn per image

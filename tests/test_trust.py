@@ -51,8 +51,9 @@ def victim(finished: Path, where: Path) -> Path:
     return where
 
 
-def refused(argv: list[str], capsys: pytest.CaptureFixture[str], fragment: str, code: int = 2,
-            party_traceback: bool = False) -> str:
+def refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str], fragment: str, code: int = 2, party_traceback: bool = False
+) -> str:
     """`fedmd-ray ARGV` exits with `code` and one error line holding `fragment`, without a traceback of
     fedmd_ray's own (`party_traceback`: a party's, which `on_party_failure=fail` shows as a warning)."""
     capsys.readouterr()
@@ -83,8 +84,10 @@ def test_an_overwrite_through_a_missing_directory_replaces_the_run_it_names_and_
     monkeypatch.chdir(tmp_path)
     assert main(["run", *QUICK, "--set", "seed=3", "--out", "nothere/../victim", "--overwrite", "-q"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["victim"]
-    assert fedmd_ray.load_results(tmp_path / "victim")["run_id"][0].as_py() != \
-        fedmd_ray.load_results(finished)["run_id"][0].as_py()
+    assert (
+        fedmd_ray.load_results(tmp_path / "victim")["run_id"][0].as_py()
+        != fedmd_ray.load_results(finished)["run_id"][0].as_py()
+    )
 
 
 def test_a_link_to_a_finished_run_is_refused_as_that_run(finished, tmp_path, capsys):
@@ -146,9 +149,15 @@ def test_the_current_directory_never_shadows_an_installed_package(finished, tmp_
 
 def test_a_users_module_in_the_current_directory_is_still_found(tmp_path):
     (tmp_path / "mynets.py").write_text(
-        "from torch import nn\n\ndef mlp(shape, n):\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, n))\n")
-    done = subprocess.run([CLI, "run", *QUICK, "--set", "models=mynets:mlp", "--out", "r", "-q"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+        "from torch import nn\n\ndef mlp(shape, n):\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, n))\n"
+    )
+    done = subprocess.run(
+        [CLI, "run", *QUICK, "--set", "models=mynets:mlp", "--out", "r", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert set(fedmd_ray.load_results(tmp_path / "r")["model"].to_pylist()) == {"mynets:mlp"}
 
@@ -157,8 +166,13 @@ def test_a_users_module_in_the_current_directory_is_still_found(tmp_path):
 def test_ray_workers_do_not_import_a_module_from_the_current_directory(tmp_path):
     """Ray puts the driver's directory first on its workers' paths: a `torch.py` there must not be imported."""
     (tmp_path / "torch.py").write_text("open('IMPORTED', 'w').close()\nraise SystemExit('shadowed')\n")
-    done = subprocess.run([CLI, "run", "--preset", "quick", "--set", "rounds=1", "--out", "r", "-q"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [CLI, "run", "--preset", "quick", "--set", "rounds=1", "--out", "r", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "IMPORTED").exists()
 
@@ -192,19 +206,38 @@ def test_a_config_string_reaches_only_plug_ins(case, tmp_path, capsys):
 
 
 def test_a_strategy_calling_sys_exit_fails_the_run(tmp_path, capsys):
-    refused(["run", *QUICK, "--set", "strategy=plugin_fixtures:ExitsInAggregate", "--out", str(tmp_path / "r")],
-            capsys, "strategy ExitsInAggregate raised in aggregate of round 1: PluginExit")
+    refused(
+        ["run", *QUICK, "--set", "strategy=plugin_fixtures:ExitsInAggregate", "--out", str(tmp_path / "r")],
+        capsys,
+        "strategy ExitsInAggregate raised in aggregate of round 1: PluginExit",
+    )
 
 
 def test_a_data_loader_calling_sys_exit_is_a_refusal(tmp_path, capsys):
-    refused(["run", *QUICK, "--set", "public_data=plugin_fixtures:exiting_loader", "--out", str(tmp_path / "r")],
-            capsys, "its loader raised PluginExit")
+    refused(
+        ["run", *QUICK, "--set", "public_data=plugin_fixtures:exiting_loader", "--out", str(tmp_path / "r")],
+        capsys,
+        "its loader raised PluginExit",
+    )
     assert not (tmp_path / "r").exists()
 
 
 def test_a_party_calling_sys_exit_is_a_party_failure(tmp_path, capsys):
-    refused(["run", *QUICK, "--set", "strategy=plugin_fixtures:ExitsInDigest", "--set", "on_party_failure=fail",
-             "--out", str(tmp_path / "r")], capsys, "PluginExit", party_traceback=True)
+    refused(
+        [
+            "run",
+            *QUICK,
+            "--set",
+            "strategy=plugin_fixtures:ExitsInDigest",
+            "--set",
+            "on_party_failure=fail",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capsys,
+        "PluginExit",
+        party_traceback=True,
+    )
 
 
 def test_sys_exit_anywhere_in_a_command_is_not_a_success(monkeypatch, capsys):
@@ -215,8 +248,11 @@ def test_sys_exit_anywhere_in_a_command_is_not_a_success(monkeypatch, capsys):
 
 
 def test_a_strategy_whose_targets_overflow_float32_is_named(tmp_path, capsys):
-    refused(["run", *QUICK, "--set", "strategy=plugin_fixtures:Float64Overflow", "--out", str(tmp_path / "r")],
-            capsys, "beyond float32's range")
+    refused(
+        ["run", *QUICK, "--set", "strategy=plugin_fixtures:Float64Overflow", "--out", str(tmp_path / "r")],
+        capsys,
+        "beyond float32's range",
+    )
 
 
 # --- full disks --------------------------------------------------------------------------------
@@ -247,8 +283,9 @@ def test_a_full_disk_never_costs_the_run_an_overwrite_would_replace(finished, tm
     run = victim(finished, tmp_path / "run")
     before = tree(tmp_path)
     tried = fill_disk_after(monkeypatch, writes)
-    line = refused(["run", *QUICK, "--set", "seed=3", "--out", str(run), "--overwrite"], capsys,
-                   "No space left on device")
+    line = refused(
+        ["run", *QUICK, "--set", "seed=3", "--out", str(run), "--overwrite"], capsys, "No space left on device"
+    )
     assert "what the directory held before is kept as it was" in line and len(tried) == writes + 1
     assert tree(tmp_path) == before
 
@@ -269,7 +306,9 @@ def test_disk_full_is_one_error_with_the_sizes(tmp_path, monkeypatch):
 
     fill_disk_after(monkeypatch, 0)
     (tmp_path / "f").write_bytes(b"old")
-    with pytest.raises(DiskFull, match=r"cannot write .*/f: No space left on device \(5 bytes to write; .* bytes are free"):
+    with pytest.raises(
+        DiskFull, match=r"cannot write .*/f: No space left on device \(5 bytes to write; .* bytes are free"
+    ):
         atomic_write_bytes(tmp_path / "f", b"new!!")
     assert [p.name for p in tmp_path.iterdir()] == ["f"] and (tmp_path / "f").read_bytes() == b"old"
 
@@ -281,9 +320,11 @@ def test_backend_local_holds_round_timeout_s(tmp_path, capsys, monkeypatch):
     from fedmd_ray.faults import VARIABLE
 
     monkeypatch.setenv(VARIABLE, "party=1,round=1,method=digest,action=hang")
-    refused(["run", *QUICK, "--set", "round_timeout_s=2", "--set", "on_party_failure=fail", "--out",
-             str(tmp_path / "r")], capsys, "party 1 (mlp-64) failed in digest/revisit/evaluate of round 1: no answer "
-                                           "within 2 s")
+    refused(
+        ["run", *QUICK, "--set", "round_timeout_s=2", "--set", "on_party_failure=fail", "--out", str(tmp_path / "r")],
+        capsys,
+        "party 1 (mlp-64) failed in digest/revisit/evaluate of round 1: no answer within 2 s",
+    )
 
 
 def test_the_deadline_leaves_an_outer_alarm_armed():
@@ -322,16 +363,19 @@ def random_states(payload: dict) -> None:
     import torch
 
     generator = np.random.default_rng(0)
-    payload["states"] = {p: torch.from_numpy(generator.integers(0, 256, 5000, dtype=np.uint8))
-                         for p in payload["states"]}
+    payload["states"] = {
+        p: torch.from_numpy(generator.integers(0, 256, 5000, dtype=np.uint8)) for p in payload["states"]
+    }
 
 
 DAMAGE = {
     "party states of random bytes": (random_states, "party 0's saved state is not a model"),
     "junk rows": (lambda p: p.update(rows=[{"junk": 1}]), "row 0 is not a result row"),
     "rows of a later round": (lambda p: p.update(round=0), "belongs to round 1, but the checkpoint is of round 0"),
-    "rows without their rounds": (lambda p: p.update(rows=[r for r in p["rows"] if r["phase"] != "collaborate"]),
-                                  "its rows hold rounds [], not 1..1"),
+    "rows without their rounds": (
+        lambda p: p.update(rows=[r for r in p["rows"] if r["phase"] != "collaborate"]),
+        "its rows hold rounds [], not 1..1",
+    ),
 }
 
 

@@ -31,8 +31,9 @@ def test_callbacks_hear_every_round_with_the_metrics_a_sweep_reports_then_the_ta
             ends.append(table)
 
     plain: list[dict] = []
-    table = fedmd_ray.run(fedmd_ray.preset("quick", rounds=2, **QUICK), callbacks=[Watcher(), plain.append],
-                          verbose=False)
+    table = fedmd_ray.run(
+        fedmd_ray.preset("quick", rounds=2, **QUICK), callbacks=[Watcher(), plain.append], verbose=False
+    )
     rows = table.to_pylist()
     assert [m["round"] for m in heard] == [0, 1, 2] and plain == heard
     for metrics in heard:  # what the trainable reports to Tune, computed the same way
@@ -50,8 +51,8 @@ def _scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
         data = path.read_bytes()
         at = 0
         while at < len(data):
-            (length,) = struct.unpack("<Q", data[at:at + 8])
-            event = Event.FromString(data[at + 12:at + 12 + length])
+            (length,) = struct.unpack("<Q", data[at : at + 8])
+            event = Event.FromString(data[at + 12 : at + 12 + length])
             at += 12 + length + 4
             for value in event.summary.value:
                 found.setdefault(value.tag, []).append((event.step, value.simple_value))
@@ -59,8 +60,22 @@ def _scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
 
 
 def test_tensorboard_gets_every_rounds_scalars_from_the_cli(tmp_path, capsys):
-    code = main(["run", "--preset", "quick", "--set", "rounds=2", "--set", "backend=local", "--out",
-                 str(tmp_path / "run"), "--tensorboard", str(tmp_path / "tb"), "-q"])
+    code = main(
+        [
+            "run",
+            "--preset",
+            "quick",
+            "--set",
+            "rounds=2",
+            "--set",
+            "backend=local",
+            "--out",
+            str(tmp_path / "run"),
+            "--tensorboard",
+            str(tmp_path / "tb"),
+            "-q",
+        ]
+    )
     assert code == 0
     scalars = _scalars(tmp_path / "tb")
     table = fedmd_ray.load_results(tmp_path / "run").to_pylist()
@@ -83,8 +98,12 @@ def test_mlflow_logs_every_rounds_metrics_at_its_step(monkeypatch):
     watcher = MLflow("file:/tmp/nowhere", params={"rounds": 1})
     fedmd_ray.run(fedmd_ray.preset("quick", rounds=1, **QUICK), callbacks=[watcher], verbose=False)
     steps = [c[1] for c in calls if c[0] == "metrics"]
-    assert calls[:4] == [("uri", "file:/tmp/nowhere"), ("experiment", "fedmd_ray"), ("start", None),
-                         ("params", {"rounds": 1})]
+    assert calls[:4] == [
+        ("uri", "file:/tmp/nowhere"),
+        ("experiment", "fedmd_ray"),
+        ("start", None),
+        ("params", {"rounds": 1}),
+    ]
     assert steps == [0, 1] and calls[-1] == ("end",)
     assert "mean_accuracy" in calls[-2][2] and "round" not in calls[-2][2]
 
@@ -93,6 +112,14 @@ def test_without_mlflow_installed_the_callback_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)  # import fails as if not installed
     with pytest.raises(fedmd_ray.ConfigError, match=r"fedmd-ray\[mlflow\]"):
         MLflow()
+
+
+def test_the_cli_refuses_mlflow_when_it_is_not_installed_before_writing_anything(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    argv = ["run", "--preset", "quick", "--set", "backend=local", "--out", str(tmp_path / "r")]
+    assert main([*argv, "--mlflow", str(tmp_path / "ml")]) == 2
+    assert "pip install 'fedmd-ray[mlflow]'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_tensorboard_writer_skips_non_numbers(tmp_path):
@@ -104,17 +131,33 @@ def test_tensorboard_writer_skips_non_numbers(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_run_from_a_plain_python_script_shows_its_progress_and_false_silences_it(tmp_path):
-    script = ("import sys, fedmd_ray\n"
-              "fedmd_ray.run(fedmd_ray.preset('quick', rounds=1, backend='local', torch_threads=1),"
-              " verbose={'default': None, 'off': False}[sys.argv[1]])\n")
+    script = (
+        "import sys, fedmd_ray\n"
+        "fedmd_ray.run(fedmd_ray.preset('quick', rounds=1, backend='local', torch_threads=1),"
+        " verbose={'default': None, 'off': False}[sys.argv[1]])\n"
+    )
     env = {**os.environ}
     env.pop("RAY_ADDRESS", None)
-    shown = subprocess.run([sys.executable, "-c", script, "default"], capture_output=True, text=True, timeout=240,
-                           env=env, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    shown = subprocess.run(
+        [sys.executable, "-c", script, "default"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
     assert shown.returncode == 0, shown.stderr
     assert "round 1/1" in shown.stderr and "mean test accuracy" in shown.stderr and shown.stdout == ""
-    silent = subprocess.run([sys.executable, "-c", script, "off"], capture_output=True, text=True, timeout=240,
-                            env=env, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    silent = subprocess.run(
+        [sys.executable, "-c", script, "off"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
     assert silent.returncode == 0 and silent.stderr == "", silent.stderr
 
 

@@ -45,7 +45,12 @@ class DriverHandle(Protocol):
 
 @contextlib.contextmanager
 def open_driver(
-    setup: HostSetup, specs: list[PartySpec], data: SharedData, run_id: str, *, driver_in_process: bool = False,
+    setup: HostSetup,
+    specs: list[PartySpec],
+    data: SharedData,
+    run_id: str,
+    *,
+    driver_in_process: bool = False,
     save_states: bool = True,
 ) -> Iterator[DriverHandle]:
     """`driver_in_process=True` keeps the driver in this process even on Ray (a Tune
@@ -91,14 +96,20 @@ def host_groups(
     """The parties of each host, balanced by estimated work (see `actors.placement`)."""
     c, h, w = data.public_x.shape[1:]
     private_sizes = [len(s.private_idx) for s in specs]
-    costs = party_costs(setup.config, [s.model for s in specs], private_sizes, (c, h, w), setup.n_classes,
-                        len(data.test_y))
+    costs = party_costs(
+        setup.config, [s.model for s in specs], private_sizes, (c, h, w), setup.n_classes, len(data.test_y)
+    )
     return [[specs[p] for p in group] for group in assign_parties(costs, sizes)]
 
 
 def preflight(
-    setup: HostSetup, specs: list[PartySpec], data: SharedData, totals: dict[str, float], *,
-    subject: str = "the run", memory: bool = True,
+    setup: HostSetup,
+    specs: list[PartySpec],
+    data: SharedData,
+    totals: dict[str, float],
+    *,
+    subject: str = "the run",
+    memory: bool = True,
 ) -> tuple[ActorResources, list[list[PartySpec]]]:
     """The one cluster check of a run and of a sweep's trials, before anything starts: its host actors fit
     the cluster's CPUs and GPUs (`cluster.check_fits`), and (`memory`) their parties' estimated host
@@ -113,7 +124,10 @@ def preflight(
 
 
 def check_host_memory(
-    setup: HostSetup, groups: list[list[PartySpec]], data: SharedData, totals: dict[str, float],
+    setup: HostSetup,
+    groups: list[list[PartySpec]],
+    data: SharedData,
+    totals: dict[str, float],
     subject: str = "the run",
 ) -> None:
     """Refuse hosts that cannot fit the cluster's (or this machine's) memory, with the numbers
@@ -150,7 +164,6 @@ def _ray_driver(
     setup: HostSetup, specs: list[PartySpec], data: SharedData, run_id: str, in_process: bool, save_states: bool
 ) -> Iterator[DriverHandle]:
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from fedmd_ray.actors.cluster import cluster_totals, ray_session
     from fedmd_ray.actors.ray_pool import RayPool, wait_scheduled
@@ -180,24 +193,42 @@ def _ray_driver(
             finally:
                 pool.close()
             return
-        # The driver lives on the caller's node: losing a worker node then costs parties, not the run.
-        # It starts while the hosts start.
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-        models = [s.model.name for s in sorted(specs, key=lambda s: s.party)]
-        log_group = {DriverActor.LOG_GROUP: 1}
-        driver_actor = ray.remote(concurrency_groups=log_group)(DriverActor)  # type: ignore[call-overload]
-        actor = driver_actor.options(num_cpus=config.driver_cpus, scheduling_strategy=here).remote(
-            Portable.wrap((config, setup.strategy)), LOGGER.getEffectiveLevel(), models, data.public_y, pool, run_id,
-            save_states,
-        )
+        actor = _start_driver_actor(setup, specs, data, pool, run_id, save_states)
         try:
             pool.wait_ready()
-            wait_scheduled([actor.describe.remote()], config.actor_start_timeout_s,
-                           f"the driver actor (CPU={config.driver_cpus:g})")
+            wait_scheduled(
+                [actor.describe.remote()],
+                config.actor_start_timeout_s,
+                f"the driver actor (CPU={config.driver_cpus:g})",
+            )
             yield RemoteDriver(actor, pool, _driver_call_bound(config))
         finally:
             ray.kill(actor)
             pool.close()
+
+
+def _start_driver_actor(
+    setup: HostSetup, specs: list[PartySpec], data: SharedData, pool: PartyPool, run_id: str, save_states: bool
+) -> Any:
+    """The driver actor, on the caller's node (losing a worker node then costs parties, not the run); it
+    starts while the hosts start."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    config = setup.config
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    models = [s.model.name for s in sorted(specs, key=lambda s: s.party)]
+    log_group = {DriverActor.LOG_GROUP: 1}
+    driver_actor = ray.remote(concurrency_groups=log_group)(DriverActor)  # type: ignore[call-overload]
+    return driver_actor.options(num_cpus=config.driver_cpus, scheduling_strategy=here).remote(
+        Portable.wrap((config, setup.strategy)),
+        LOGGER.getEffectiveLevel(),
+        models,
+        data.public_y,
+        pool,
+        run_id,
+        save_states,
+    )
 
 
 def _driver_call_bound(config: FedMDConfig) -> float | None:

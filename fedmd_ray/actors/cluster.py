@@ -25,9 +25,7 @@ from fedmd_ray.signals import terminate_as_interrupt
 
 
 @contextlib.contextmanager
-def ray_session(
-    config: FedMDConfig, precheck: Callable[[dict[str, float]], object] | None = None
-) -> Iterator[None]:
+def ray_session(config: FedMDConfig, precheck: Callable[[dict[str, float]], object] | None = None) -> Iterator[None]:
     """Use the running Ray (and leave it up), attach to `address`, or start one and stop it after.
     `precheck(totals)` runs on this machine's resources before a local Ray is started (default:
     `check_fits`): a refusal costs no Ray start."""
@@ -124,9 +122,15 @@ def check_fits(config: FedMDConfig, totals: dict[str, float], subject: str = "th
         )
     short_cpu, short_gpu = need_cpu > have_cpu + 1e-9, need_gpu > have_gpu + 1e-9
     if short_cpu or short_gpu:
-        knobs = [name for name, short in (("cpus_per_party", short_cpu and res.cpus > 0),
-                                          ("driver_cpus", short_cpu and config.driver_cpus > 0),
-                                          ("gpus_per_party", short_gpu)) if short]
+        knobs = [
+            name
+            for name, short in (
+                ("cpus_per_party", short_cpu and res.cpus > 0),
+                ("driver_cpus", short_cpu and config.driver_cpus > 0),
+                ("gpus_per_party", short_gpu),
+            )
+            if short
+        ]
         raise ResourceError(
             f"{subject} needs CPU={need_cpu:g}, GPU={need_gpu:g} ({res.count} actors x "
             f"CPU={res.cpus:g}, GPU={res.gpus:g}, plus CPU={config.driver_cpus:g} for the driver) but the "
@@ -148,8 +152,12 @@ def local_totals() -> dict[str, float]:
     import torch
 
     memory = float(_available_memory())
-    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count()), "memory": memory,
-            "node_memory": memory}
+    return {
+        "CPU": float(os.cpu_count() or 1),
+        "GPU": float(torch.cuda.device_count()),
+        "memory": memory,
+        "node_memory": memory,
+    }
 
 
 def _available_memory() -> int:

@@ -23,7 +23,6 @@ from typing import Any, Callable, Sequence, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from fedmd_ray.phases import TRANSFER, COLLABORATE, UPPER_BOUND
 from fedmd_ray.actors.messages import (
     Communicate,
     DigestRevisitEvaluate,
@@ -47,6 +46,7 @@ from fedmd_ray.config import FedMDConfig
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.errors import FedMDError, PluginError
 from fedmd_ray.log import relay_from_here
+from fedmd_ray.phases import COLLABORATE, TRANSFER, UPPER_BOUND
 from fedmd_ray.plugins import plugin_code
 from fedmd_ray.seeding import rng
 from fedmd_ray.strategy import RoundInfo, Strategy, StrategyState, Targets, check_state, check_targets
@@ -69,8 +69,14 @@ class Snapshot:
 
 class Driver:
     def __init__(
-        self, config: FedMDConfig, strategy: Strategy, models: Sequence[str], public_y: npt.NDArray[np.int64],
-        pool: PartyPool, run_id: str, save_states: bool = True,
+        self,
+        config: FedMDConfig,
+        strategy: Strategy,
+        models: Sequence[str],
+        public_y: npt.NDArray[np.int64],
+        pool: PartyPool,
+        run_id: str,
+        save_states: bool = True,
     ) -> None:
         """`models`: each party's model name (for rows). `save_states`: hosts save their parties'
         states with every phase (for checkpoints); `on_party_failure=restart` saves them in any
@@ -169,8 +175,13 @@ class Driver:
         """One row per party of the run: the present ones' results and bytes, the others' status."""
         rows = []
         for p in self.models:
-            row = self._row(p, COLLABORATE, round_, results[p].evaluation if p in results else None,
-                            "absent" if p in absent and p not in self.recovery.dropped else None)
+            row = self._row(
+                p,
+                COLLABORATE,
+                round_,
+                results[p].evaluation if p in results else None,
+                "absent" if p in absent and p not in self.recovery.dropped else None,
+            )
             if p in results:
                 row["bytes_sent"], row["bytes_received"] = traffic[p]
             rows.append(row)
@@ -311,13 +322,16 @@ class Driver:
         answers = self.pool.run(task, parties, timeout=self.config.round_timeout_s, save=save)
         return self.recovery.settle(answers, task, round_, parties, save)
 
-    def _row(
-        self, party: int, phase: str, round_: int | None, ev: Evaluation | None, status: str | None = None
-    ) -> Row:
+    def _row(self, party: int, phase: str, round_: int | None, ev: Evaluation | None, status: str | None = None) -> Row:
         """One result row (`analysis.schema.result_row`); the status from what happened to the party."""
         if status is None:
-            status = ("dropped" if party in self.recovery.dropped else
-                      "restarted" if party in self.recovery.restarted else "ok")
+            status = (
+                "dropped"
+                if party in self.recovery.dropped
+                else "restarted"
+                if party in self.recovery.restarted
+                else "ok"
+            )
         return result_row(self.run_id, party, self.models[party], phase, round_, status, ev)
 
 

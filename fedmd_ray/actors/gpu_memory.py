@@ -62,8 +62,9 @@ def party_state_bytes(
 def activation_bytes(config: FedMDConfig, model: ModelPlugin, input_shape: tuple[int, int, int], n_classes: int) -> int:
     """Peak activations: the largest training batch kept for backward (x3), or an eval batch."""
     fp = footprint(model, input_shape, n_classes)
-    train_batch = max(config.pretrain_batch_size, config.digest_batch_size, config.private_batch_size,
-                      config.revisit_batch_size)
+    train_batch = max(
+        config.pretrain_batch_size, config.digest_batch_size, config.private_batch_size, config.revisit_batch_size
+    )
     scoring = eval_batch(model, input_shape, n_classes, "cuda", config.eval_batch_size)
     return FLOAT * fp.activations * max(3 * train_batch, scoring)
 
@@ -101,8 +102,16 @@ def estimate_groups(
     on_device = (data.public_x, data.public_y, data.public_val_x, data.public_val_y, data.test_x, data.test_y)
     specs = sorted((s for group in groups for s in group), key=lambda s: s.party)
     party_groups = [[s.party for s in group] for group in groups]
-    return estimate_hosts(setup.config, [s.model for s in specs], party_groups, [len(s.private_idx) for s in specs],
-                          (c, h, w), setup.n_classes, sum(a.nbytes for a in on_device), device)
+    return estimate_hosts(
+        setup.config,
+        [s.model for s in specs],
+        party_groups,
+        [len(s.private_idx) for s in specs],
+        (c, h, w),
+        setup.n_classes,
+        sum(a.nbytes for a in on_device),
+        device,
+    )
 
 
 def check_gpu_packing(estimates: list[HostEstimate], gpus_per_actor: float, free_bytes: int, total_bytes: int) -> None:

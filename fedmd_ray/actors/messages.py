@@ -13,8 +13,6 @@ torch out of its imports spares ~1.2 s of CPU and ~470 MiB per driver.
 
 from __future__ import annotations
 
-from fedmd_ray.phases import TRANSFER, COLLABORATE, UPPER_BOUND
-
 import resource
 import sys
 from dataclasses import dataclass, field, replace
@@ -22,6 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+from fedmd_ray.phases import COLLABORATE, TRANSFER, UPPER_BOUND
 
 if TYPE_CHECKING:
     from fedmd_ray.config import FedMDConfig
@@ -168,6 +168,7 @@ def peak_rss_mib() -> float:
 
 
 # --- the tasks -----------------------------------------------------------------------------
+
 
 class PartyTask(Generic[R]):
     """One step, applied to each party of a host: `getattr(party, step)(*arguments())`. `phase` names it

@@ -24,7 +24,6 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from fedmd_ray.phases import TRANSFER, UPPER_BOUND
 from fedmd_ray import training
 from fedmd_ray.actors.messages import (
     Distributed,
@@ -44,6 +43,7 @@ from fedmd_ray.actors.messages import (
 from fedmd_ray.actors.party_group import PartyGroup, group_key
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.models import eval_batch, output_layer
+from fedmd_ray.phases import TRANSFER, UPPER_BOUND
 from fedmd_ray.plugins import plugin_code
 from fedmd_ray.seeding import derive_seed
 
@@ -72,8 +72,13 @@ class DeviceData:
             return training.as_tensor(x, device), training.as_tensor(y, device)
 
         return cls(
-            device, pair(data.public_x, data.public_y), pair(data.public_val_x, data.public_val_y),
-            pair(data.test_x, data.test_y), data.private_x, data.private_y, data.union_idx,
+            device,
+            pair(data.public_x, data.public_y),
+            pair(data.public_val_x, data.public_val_y),
+            pair(data.test_x, data.test_y),
+            data.private_x,
+            data.private_y,
+            data.union_idx,
         )
 
 
@@ -153,18 +158,30 @@ class Participant:
             fit_eval, fit_train = training.batch_norm_gap(self.model, *self._private, batch_size=self._eval_batch)
         self._keep_round0()
         upper_s = results[UPPER_BOUND].seconds if UPPER_BOUND in results else 0.0
-        results[TRANSFER] = Evaluation(transfer.accuracy, transfer.loss, transfer.seconds - upper_s,
-                                         train_accuracy=fit_eval, train_accuracy_batch_stats=fit_train,
-                                         pretrain_epochs=epochs, refit=refit)
+        results[TRANSFER] = Evaluation(
+            transfer.accuracy,
+            transfer.loss,
+            transfer.seconds - upper_s,
+            train_accuracy=fit_eval,
+            train_accuracy_batch_stats=fit_train,
+            pretrain_epochs=epochs,
+            refit=refit,
+        )
         return results
 
     def pretrain(self) -> int:
         """Cross-entropy on the public set, early-stopped on its held-out part; the epochs run."""
         cfg = self.config
         epochs = training.fit_classifier(
-            self.model, *self.data.public, epochs=cfg.pretrain_epochs, batch_size=cfg.pretrain_batch_size,
-            lr=cfg.lr, val=self.data.public_val, patience=cfg.pretrain_patience,
-            min_delta=cfg.pretrain_min_delta, eval_batch_size=self._eval_batch,
+            self.model,
+            *self.data.public,
+            epochs=cfg.pretrain_epochs,
+            batch_size=cfg.pretrain_batch_size,
+            lr=cfg.lr,
+            val=self.data.public_val,
+            patience=cfg.pretrain_patience,
+            min_delta=cfg.pretrain_min_delta,
+            eval_batch_size=self._eval_batch,
         )
         self._precise_bn(self.data.public[0])
         return epochs
@@ -207,12 +224,21 @@ class Participant:
         cfg = self.config
         if head_epochs and self._head is not None:
             training.train_epochs(
-                self.model, torch.optim.Adam(self._head.parameters(), lr=cfg.lr), x, y,
-                torch.nn.functional.cross_entropy, epochs=head_epochs, batch_size=cfg.private_batch_size,
+                self.model,
+                torch.optim.Adam(self._head.parameters(), lr=cfg.lr),
+                x,
+                y,
+                torch.nn.functional.cross_entropy,
+                epochs=head_epochs,
+                batch_size=cfg.private_batch_size,
             )
         training.fit_classifier(
-            self.model, x, y, epochs=cfg.private_epochs if epochs is None else epochs,
-            batch_size=cfg.private_batch_size, lr=cfg.lr,
+            self.model,
+            x,
+            y,
+            epochs=cfg.private_epochs if epochs is None else epochs,
+            batch_size=cfg.private_batch_size,
+            lr=cfg.lr,
         )
         self._precise_bn(x)
 
@@ -287,8 +313,15 @@ class Participant:
         with self._step("digest"), self._own_rng():
             x = self.data.public[0][torch.from_numpy(align_idx).to(self.device)]
             y = torch.tensor(target, device=self.device)  # copies the read-only view
-            loss = training.train_epochs(self.model, self._digest_opt, x, y, self.strategy.digest_loss,
-                                         epochs=cfg.digest_epochs, batch_size=cfg.digest_batch_size)
+            loss = training.train_epochs(
+                self.model,
+                self._digest_opt,
+                x,
+                y,
+                self.strategy.digest_loss,
+                epochs=cfg.digest_epochs,
+                batch_size=cfg.digest_batch_size,
+            )
             self._precise_bn(x)
             return loss
 
@@ -297,9 +330,15 @@ class Participant:
         cfg = self.config
         shift = functools.partial(training.random_shift, pixels=cfg.revisit_shift) if cfg.revisit_shift else None
         with self._step("revisit"), self._own_rng():
-            loss = training.train_epochs(self.model, self._revisit_opt, *self._private,
-                                         torch.nn.functional.cross_entropy, epochs=cfg.revisit_epochs,
-                                         batch_size=cfg.revisit_batch_size, augment=shift)
+            loss = training.train_epochs(
+                self.model,
+                self._revisit_opt,
+                *self._private,
+                torch.nn.functional.cross_entropy,
+                epochs=cfg.revisit_epochs,
+                batch_size=cfg.revisit_batch_size,
+                augment=shift,
+            )
             self._precise_bn(self._private[0])
             return loss
 
@@ -391,8 +430,10 @@ class Participant:
         elif self.round == 0:
             self._keep_round0()  # the model is theta_0 (a transfer cache, a restart from round 0)
         elif self.config.wise_ft < 1:
-            raise ValueError(f"party {self.party}'s state of round {self.round} holds no round-0 weights, "
-                             f"which wise_ft={self.config.wise_ft} blends with: it was saved with wise_ft=1")
+            raise ValueError(
+                f"party {self.party}'s state of round {self.round} holds no round-0 weights, "
+                f"which wise_ft={self.config.wise_ft} blends with: it was saved with wise_ft=1"
+            )
         if "digest_opt" in state:
             self._digest_opt.load_state_dict(state["digest_opt"])
             self._revisit_opt.load_state_dict(state["revisit_opt"])
@@ -486,8 +527,12 @@ class PartyHost:
     def usage(self) -> dict[str, Any]:
         """Seconds of party work inside `run` so far (a round's time beyond it is overhead), seconds
         spent saving/restoring states, and peak memory."""
-        usage: dict[str, Any] = {"parties": sorted(self.participants), "busy_s": self.busy_s,
-                                 "state_s": self.state_s, "peak_rss_mib": peak_rss_mib()}
+        usage: dict[str, Any] = {
+            "parties": sorted(self.participants),
+            "busy_s": self.busy_s,
+            "state_s": self.state_s,
+            "peak_rss_mib": peak_rss_mib(),
+        }
         if self.device.type == "cuda":
             usage["gpu_peak_allocated_mib"] = torch.cuda.max_memory_allocated(self.device) / 2**20
             usage["gpu_peak_reserved_mib"] = torch.cuda.max_memory_reserved(self.device) / 2**20

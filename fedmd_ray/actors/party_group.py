@@ -28,10 +28,10 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from fedmd_ray.phases import TRANSFER, UPPER_BOUND
 from fedmd_ray import batched, training
 from fedmd_ray.actors.messages import Distributed, Evaluation, RoundResult
 from fedmd_ray.models import footprint
+from fedmd_ray.phases import TRANSFER, UPPER_BOUND
 
 if TYPE_CHECKING:
     from fedmd_ray.actors.participant import Participant
@@ -84,8 +84,10 @@ class PartyGroup:
         ahead = [m for m in self.members if scores_ahead is None or m.party in scores_ahead]
         scores = {} if next_align_idx is None or not ahead else PartyGroup(ahead).communicate(next_align_idx)
         seconds = (time.perf_counter() - start) / len(self.members)
-        return {m.party: RoundResult(Evaluation(acc, loss, seconds), scores.get(m.party))
-                for m, (acc, loss) in zip(self.members, evaluations)}
+        return {
+            m.party: RoundResult(Evaluation(acc, loss, seconds), scores.get(m.party))
+            for m, (acc, loss) in zip(self.members, evaluations)
+        }
 
     def transfer_learn(self) -> dict[int, dict[str, Evaluation]]:
         """`Participant.transfer_learn` of every member: public pretraining (early-stopped per member), the
@@ -100,8 +102,9 @@ class PartyGroup:
             upper_s = time.perf_counter() - start
             x = torch.stack([m._private[0] for m in self.members])
             y = torch.stack([m._private[1] for m in self.members])
-            refit = self.fit_private(self.members, x, y, shared=False, epochs=config.private_epochs,
-                                     retry_imperfect=True)
+            refit = self.fit_private(
+                self.members, x, y, shared=False, epochs=config.private_epochs, retry_imperfect=True
+            )
             evaluations = self.evaluate([m.model for m in self.members])
             gaps = [training.batch_norm_gap(m.model, *m._private, batch_size=m._eval_batch) for m in self.members]
         for member in self.members:
@@ -109,9 +112,17 @@ class PartyGroup:
         seconds = (time.perf_counter() - start - upper_s) / len(self.members)
         results: dict[int, dict[str, Evaluation]] = {}
         for i, member in enumerate(self.members):
-            results[member.party] = {TRANSFER: Evaluation(
-                evaluations[i][0], evaluations[i][1], seconds, train_accuracy=gaps[i][0],
-                train_accuracy_batch_stats=gaps[i][1], pretrain_epochs=epochs[member.party], refit=refit[i])}
+            results[member.party] = {
+                TRANSFER: Evaluation(
+                    evaluations[i][0],
+                    evaluations[i][1],
+                    seconds,
+                    train_accuracy=gaps[i][0],
+                    train_accuracy_batch_stats=gaps[i][1],
+                    pretrain_epochs=epochs[member.party],
+                    refit=refit[i],
+                )
+            }
             if member.party in upper:
                 results[member.party][UPPER_BOUND] = upper[member.party]
         return results
@@ -122,9 +133,15 @@ class PartyGroup:
         if not self._batches(config.pretrain_batch_size):
             return {m.party: m.pretrain() for m in self.members}
         x, y = first.data.public
-        epochs = self._fit(self.members, x, y.expand(len(self.members), -1), shared=True,
-                           epochs=config.pretrain_epochs, batch_size=config.pretrain_batch_size,
-                           val=first.data.public_val)
+        epochs = self._fit(
+            self.members,
+            x,
+            y.expand(len(self.members), -1),
+            shared=True,
+            epochs=config.pretrain_epochs,
+            batch_size=config.pretrain_batch_size,
+            val=first.data.public_val,
+        )
         for member in self.members:
             member._precise_bn(x)
         return epochs
@@ -140,32 +157,48 @@ class PartyGroup:
         idx = first.data.union_idx
         x = torch.from_numpy(first.data.pool_x[idx]).to(first.device)
         y = torch.from_numpy(first.data.pool_y[idx]).to(first.device)
-        refit = self.fit_private(self.members, x, y.expand(len(self.members), -1), shared=True,
-                                 epochs=config.upper_bound_epochs)
+        refit = self.fit_private(
+            self.members, x, y.expand(len(self.members), -1), shared=True, epochs=config.upper_bound_epochs
+        )
         evaluations = self.evaluate([m.model for m in self.members])
         for member, weights in zip(self.members, pretrained):
             member.model.load_state_dict(weights)
         seconds = (time.perf_counter() - start) / len(self.members)
-        return {m.party: Evaluation(acc, loss, seconds, refit=refit[i])
-                for i, (m, (acc, loss)) in enumerate(zip(self.members, evaluations))}
+        return {
+            m.party: Evaluation(acc, loss, seconds, refit=refit[i])
+            for i, (m, (acc, loss)) in enumerate(zip(self.members, evaluations))
+        }
 
-    def fit_private(self, members: list[Participant], x: torch.Tensor, y: torch.Tensor, *, shared: bool, epochs: int,
-                    retry_imperfect: bool = False) -> list[bool]:
+    def fit_private(
+        self,
+        members: list[Participant],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        shared: bool,
+        epochs: int,
+        retry_imperfect: bool = False,
+    ) -> list[bool]:
         """`Participant._fit_private` of `members` (y: one row each; x likewise unless `shared`): one fit;
         then, for those whose fit is stuck (or, with `retry_imperfect`, misses an image of its own), a
         second fit from the same start with the output layer first, kept where it fits better."""
         config = members[0].config
         if not self._batches(config.private_batch_size):
-            return [m._fit_private(x if shared else x[i], y[i], epochs, retry_imperfect=retry_imperfect)
-                    for i, m in enumerate(members)]
+            return [
+                m._fit_private(x if shared else x[i], y[i], epochs, retry_imperfect=retry_imperfect)
+                for i, m in enumerate(members)
+            ]
         can_refit = config.refit_head_epochs > 0 and members[0]._head is not None
         start = [m._weights() for m in members] if can_refit else []
         self._fit_once(members, x, y, shared=shared, epochs=epochs, head_epochs=config.head_epochs)
         if not can_refit:
             return [False] * len(members)
         first = self._fit_accuracy(members, x, y, shared)
-        redo = [i for i, (m, acc) in enumerate(zip(members, first))
-                if (acc < 1.0 if retry_imperfect else training.fit_is_stuck(acc, y[i]))]
+        redo = [
+            i
+            for i, (m, acc) in enumerate(zip(members, first))
+            if (acc < 1.0 if retry_imperfect else training.fit_is_stuck(acc, y[i]))
+        ]
         if not redo:
             return [False] * len(members)
         again = [members[i] for i in redo]
@@ -173,8 +206,14 @@ class PartyGroup:
         for i in redo:
             members[i].model.load_state_dict(start[i])
         rows = torch.tensor(redo)
-        self._fit_once(again, x if shared else x[rows], y[rows], shared=shared, epochs=epochs,
-                       head_epochs=max(config.head_epochs, config.refit_head_epochs))
+        self._fit_once(
+            again,
+            x if shared else x[rows],
+            y[rows],
+            shared=shared,
+            epochs=epochs,
+            head_epochs=max(config.head_epochs, config.refit_head_epochs),
+        )
         second = self._fit_accuracy(again, x if shared else x[rows], y[rows], shared)
         kept = [False] * len(members)
         for j, i in enumerate(redo):
@@ -184,27 +223,60 @@ class PartyGroup:
                 kept[i] = True
         return kept
 
-    def _fit_once(self, members: list[Participant], x: torch.Tensor, y: torch.Tensor, *, shared: bool, epochs: int,
-                  head_epochs: int) -> None:
+    def _fit_once(
+        self,
+        members: list[Participant],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        shared: bool,
+        epochs: int,
+        head_epochs: int,
+    ) -> None:
         """`Participant._fit_once` of `members`: the output layer alone for `head_epochs`, then everything."""
         config = members[0].config
         if head_epochs and members[0]._head is not None:
             optimizers = [torch.optim.Adam(m._head.parameters(), lr=config.lr) for m in members]  # type: ignore[union-attr]
-            self._train_stacked(members, optimizers, x, y, torch.nn.functional.cross_entropy, shared=shared,
-                                epochs=head_epochs, batch_size=config.private_batch_size)
+            self._train_stacked(
+                members,
+                optimizers,
+                x,
+                y,
+                torch.nn.functional.cross_entropy,
+                shared=shared,
+                epochs=head_epochs,
+                batch_size=config.private_batch_size,
+            )
         self._fit(members, x, y, shared=shared, epochs=epochs, batch_size=config.private_batch_size)
         for i, member in enumerate(members):
             member._precise_bn(x if shared else x[i])
 
-    def _fit(self, members: list[Participant], x: torch.Tensor, y: torch.Tensor, *, shared: bool, epochs: int,
-             batch_size: int, val: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[int, int]:
+    def _fit(
+        self,
+        members: list[Participant],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        shared: bool,
+        epochs: int,
+        batch_size: int,
+        val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> dict[int, int]:
         """`training.fit_classifier` of `members` (a fresh Adam each), early-stopped one by one on `val`
         accuracy (`pretrain_patience`, `pretrain_min_delta`); the epochs each ran."""
         config = members[0].config
         optimizers = [torch.optim.Adam(m.model.parameters(), lr=config.lr) for m in members]
         if val is None or config.pretrain_patience <= 0:  # no early stopping: every epoch in one call
-            self._train_stacked(members, optimizers, x, y, torch.nn.functional.cross_entropy, shared=shared,
-                                epochs=epochs, batch_size=batch_size)
+            self._train_stacked(
+                members,
+                optimizers,
+                x,
+                y,
+                torch.nn.functional.cross_entropy,
+                shared=shared,
+                epochs=epochs,
+                batch_size=batch_size,
+            )
             return {m.party: epochs for m in members}
         active = list(range(len(members)))
         best = [-float("inf")] * len(members)
@@ -212,9 +284,16 @@ class PartyGroup:
         ran = {m.party: epochs for m in members}
         for epoch in range(1, epochs + 1):
             rows = torch.tensor(active)
-            self._train_stacked([members[i] for i in active], [optimizers[i] for i in active],
-                                x if shared else x[rows], y[rows], torch.nn.functional.cross_entropy, shared=shared,
-                                epochs=1, batch_size=batch_size)
+            self._train_stacked(
+                [members[i] for i in active],
+                [optimizers[i] for i in active],
+                x if shared else x[rows],
+                y[rows],
+                torch.nn.functional.cross_entropy,
+                shared=shared,
+                epochs=1,
+                batch_size=batch_size,
+            )
             accuracies = self._accuracy([members[i].model for i in active], *val)
             for i, accuracy in zip(list(active), accuracies):
                 if accuracy > best[i] + config.pretrain_min_delta:
@@ -256,9 +335,16 @@ class PartyGroup:
         x = first.data.public[0][torch.from_numpy(align_idx).to(first.device)]
         y = torch.stack([torch.tensor(targets.for_party(m.party), device=first.device) for m in self.members])
         with self._step("digest"):  # y: (P, n_align, classes), a copy of the read-only targets
-            self._train_stacked(self.members, [m.optimizer("digest") for m in self.members], x, y,
-                                first.strategy.digest_loss, shared=True, epochs=config.digest_epochs,
-                                batch_size=config.digest_batch_size)
+            self._train_stacked(
+                self.members,
+                [m.optimizer("digest") for m in self.members],
+                x,
+                y,
+                first.strategy.digest_loss,
+                shared=True,
+                epochs=config.digest_epochs,
+                batch_size=config.digest_batch_size,
+            )
         for member in self.members:
             member._precise_bn(x)
 
@@ -272,13 +358,19 @@ class PartyGroup:
             return
         x = torch.stack([m._private[0] for m in self.members])  # (P, n, C, H, W)
         y = torch.stack([m._private[1] for m in self.members])  # (P, n)
-        shift = (functools.partial(training.random_shift, pixels=config.revisit_shift) if config.revisit_shift
-                 else None)
+        shift = functools.partial(training.random_shift, pixels=config.revisit_shift) if config.revisit_shift else None
         with self._step("revisit"):
-            self._train_stacked(self.members, [m.optimizer("revisit") for m in self.members], x, y,
-                                torch.nn.functional.cross_entropy, shared=False, epochs=config.revisit_epochs,
-                                batch_size=config.revisit_batch_size,
-                                augment=None if shift is None else lambda images, gen: shift(images, generator=gen))
+            self._train_stacked(
+                self.members,
+                [m.optimizer("revisit") for m in self.members],
+                x,
+                y,
+                torch.nn.functional.cross_entropy,
+                shared=False,
+                epochs=config.revisit_epochs,
+                batch_size=config.revisit_batch_size,
+                augment=None if shift is None else lambda images, gen: shift(images, generator=gen),
+            )
         for member in self.members:
             member._precise_bn(member._private[0])
 
@@ -288,8 +380,17 @@ class PartyGroup:
 
     # --- helpers ------------------------------------------------------------------------
     def _train_stacked(
-        self, members: list[Participant], optimizers: list[torch.optim.Adam], x: torch.Tensor, y: torch.Tensor,
-        loss_fn: batched.LossFn, *, shared: bool, epochs: int, batch_size: int, augment: batched.Augment | None = None,
+        self,
+        members: list[Participant],
+        optimizers: list[torch.optim.Adam],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        loss_fn: batched.LossFn,
+        *,
+        shared: bool,
+        epochs: int,
+        batch_size: int,
+        augment: batched.Augment | None = None,
     ) -> None:
         """`batched.train_epochs` over `members` in chunks, each member with its optimizer (whose moments are
         read and written back; it may hold some of the parameters only: the rest stay as they are) and its
@@ -300,9 +401,20 @@ class PartyGroup:
             stack = batched.Stack.of(models)
             adam = batched.StackedAdam([optimizers[i] for i in rows], stack, models)
             gens = batched.generators([m._rng_state for m in chunk])
-            batched.train_epochs(stack, adam, gens, x if shared else x[rows], y[rows], loss_fn, shared=shared,
-                                 shared_target=False, epochs=epochs, batch_size=batch_size, augment=augment,
-                                 penalty=_penalty(chunk[0]))
+            batched.train_epochs(
+                stack,
+                adam,
+                gens,
+                x if shared else x[rows],
+                y[rows],
+                loss_fn,
+                shared=shared,
+                shared_target=False,
+                epochs=epochs,
+                batch_size=batch_size,
+                augment=augment,
+                penalty=_penalty(chunk[0]),
+            )
             real = len(set(rows))
             stack.copy_into(models[:real])
             adam.copy_into(real)
@@ -345,7 +457,9 @@ class PartyGroup:
     def _chunks(self, count: int, batch_size: int) -> Iterator[list[int]]:
         """Indices 0..count-1 in chunks of near-equal size whose stacked activations for `batch_size` images fit
         `BATCH_BYTES`; a chunk of one names its party twice (see the module docstring)."""
-        most = max(2, min(BATCH_BYTES // max(batch_size * self._sample_bytes, 1), PARAMETER_BYTES // self._parameter_bytes))
+        most = max(
+            2, min(BATCH_BYTES // max(batch_size * self._sample_bytes, 1), PARAMETER_BYTES // self._parameter_bytes)
+        )
         chunks = -(-count // most)
         bounds = [round(i * count / chunks) for i in range(chunks + 1)]
         for start, end in zip(bounds, bounds[1:]):

@@ -81,8 +81,12 @@ def even_cpu_share(cpus: float, parts: int) -> float:
 
 
 def party_costs(
-    config: FedMDConfig, models: Sequence[ModelPlugin | ModelEntry], private_sizes: Sequence[int],
-    input_shape: tuple[int, int, int], n_classes: int, n_test: int,
+    config: FedMDConfig,
+    models: Sequence[ModelPlugin | ModelEntry],
+    private_sizes: Sequence[int],
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    n_test: int,
 ) -> list[float]:
     """Estimated work of each party per round: samples touched, weighted by its model's cost per sample.
 

@@ -140,8 +140,7 @@ class PartyPool(Protocol):
         """Each host's seconds of party work so far and peak memory (for benchmarks)."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 def restore(pool: PartyPool, states: dict[int, PartyState] | None) -> HostFailure | None:
@@ -205,8 +204,9 @@ class LocalPool:
             except Overdue as late:  # as a Ray host that does not answer: failed, its answer (if any) unused
                 failures.append(HostFailure(index, tuple(own), str(late), ""))
             except Exception as exc:  # a party's bug: reported with its parties, policy decides
-                failures.append(HostFailure(index, tuple(own), failure_reason(exc), traceback.format_exc(),
-                                            repeats_on_restart(exc)))
+                failures.append(
+                    HostFailure(index, tuple(own), failure_reason(exc), traceback.format_exc(), repeats_on_restart(exc))
+                )
             if self.listener is not None and host.finished:
                 self.listener(host.finished)
                 host.finished = []

@@ -37,6 +37,7 @@ from fedmd_ray.errors import ResourceError
 if TYPE_CHECKING:
     from fedmd_ray.actors.placement import ActorResources  # sizing imports torch
 
+
 class RemoteHost:
     """A `PartyHost` whose shared arrays arrive as top-level arguments.
 
@@ -143,8 +144,15 @@ class RayPool:
                 if index in states:
                     self._saved[index] = states[index]
             except ray.exceptions.RayTaskError as exc:  # the party raised: its traceback is in `exc`
-                failures.append(HostFailure(index, tuple(self.groups[index]), failure_reason(exc.cause), _plain(exc),
-                                            repeats_on_restart(exc.cause)))
+                failures.append(
+                    HostFailure(
+                        index,
+                        tuple(self.groups[index]),
+                        failure_reason(exc.cause),
+                        _plain(exc),
+                        repeats_on_restart(exc.cause),
+                    )
+                )
                 _read_failed(states.get(index))
             except ray.exceptions.RayActorError as exc:  # the process died (os._exit, OOM kill, ray.kill, node loss)
                 failures.append(HostFailure(index, tuple(self.groups[index]), "its actor died", _plain(exc)))
@@ -173,8 +181,11 @@ class RayPool:
         """Parties that finished a long task since the last call, asked of every host (each answers
         from a concurrency group of its own while it works); a host that does not answer within a
         few seconds is asked again next time."""
-        refs = {index: host.progress.remote(self._seen.get(index, 0))
-                for index, host in enumerate(self.hosts) if host is not None}
+        refs = {
+            index: host.progress.remote(self._seen.get(index, 0))
+            for index, host in enumerate(self.hosts)
+            if host is not None
+        }
         ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=5)
         events: list[PartyProgress] = []
         for index, ref in refs.items():

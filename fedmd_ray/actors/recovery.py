@@ -42,7 +42,9 @@ class Recovery:
         """The parties not dropped, in party order."""
         return [p for p in self.models if p not in self.dropped]
 
-    def settle(self, answers: Answers[R], task: PartyTask[R], round_: int, parties: list[int], save: bool = False) -> dict[int, R]:
+    def settle(
+        self, answers: Answers[R], task: PartyTask[R], round_: int, parties: list[int], save: bool = False
+    ) -> dict[int, R]:
         """`answers` to `task` (asked of `parties`), with every failed host's parties restarted and their part
         redone, or dropped, under the policy; `save` as the call was made. In party order."""
         results = dict(answers.results)
@@ -61,17 +63,24 @@ class Recovery:
             raise PartyFailure(
                 f"{who} failed {where}: {failure.reason}. The run stopped (on_party_failure=fail); its checkpoint "
                 "holds the last finished round: continue with --resume (fedmd-ray run --resume DIR; in a sweep, its "
-                "command with --resume)", failure.detail,
+                "command with --resume)",
+                failure.detail,
             )
         _log_failure(f"{who} failed {where}", failure)
         # The failed host's saved states are still those after the last finished phase: its failed
         # task (and the save that goes with it) is redone from them.
         redo = [p for p in failure.parties if p in parties]
         if policy == "restart" and failure.repeats:
-            log.warning("%s not restarted: its numbers went non-finite, and a restart redoes the same arithmetic "
-                        "from the same state", who)
-        while (policy == "restart" and not failure.repeats
-               and all(self.restarts[p] < self.config.max_party_restarts for p in failure.parties)):
+            log.warning(
+                "%s not restarted: its numbers went non-finite, and a restart redoes the same arithmetic "
+                "from the same state",
+                who,
+            )
+        while (
+            policy == "restart"
+            and not failure.repeats
+            and all(self.restarts[p] < self.config.max_party_restarts for p in failure.parties)
+        ):
             states = self.pool.saved().resolve(failure.parties) or None
             if states is None and not task.restores_state:
                 break  # nothing to restart from (those tasks rebuild the parties' state themselves)

@@ -14,11 +14,10 @@ the sweep summary and what Tune trials report:
 from __future__ import annotations
 
 import math
-
-from fedmd_ray.phases import TRANSFER, COLLABORATE
-
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
+
+from fedmd_ray.phases import COLLABORATE, TRANSFER
 
 Row = Mapping[str, Any]
 
@@ -53,8 +52,7 @@ def gain(before_rows: Iterable[Row], after_rows: Iterable[Row]) -> Gain:
     common = sorted(set(before) & set(after))
     if not common:
         return Gain(None, None, 0)
-    return Gain(sum(before[p] for p in common) / len(common), sum(after[p] for p in common) / len(common),
-                len(common))
+    return Gain(sum(before[p] for p in common) / len(common), sum(after[p] for p in common) / len(common), len(common))
 
 
 @dataclass(frozen=True)
@@ -84,8 +82,11 @@ def harm(rows: Iterable[Row]) -> Harm:
     worst = min(changes, key=lambda p: (changes[p], p)) if changes else None
     lowest = min(means, key=lambda n: (means[n], n)) if means else None
     return Harm(
-        worst, None if worst is None else next(str(r["model"]) for r in transfer if int(r["party"]) == worst),
-        None if worst is None else changes[worst], lowest, None if lowest is None else means[lowest],
+        worst,
+        None if worst is None else next(str(r["model"]) for r in transfer if int(r["party"]) == worst),
+        None if worst is None else changes[worst],
+        lowest,
+        None if lowest is None else means[lowest],
     )
 
 
@@ -130,9 +131,10 @@ def transfer_health(rows: Iterable[Row], private_classes: int | None) -> list[st
         accuracy = r.get("test_accuracy")
         if accuracy is not None and chance is not None and accuracy < NEAR_CHANCE * chance:
             warnings.append(
-                f"{who} ended transfer learning near chance ({100 * accuracy:.1f}%; chance {100 * chance:.1f}% for {private_classes} "
-                "classes): it did not learn its private classes, or its share holds (almost) only one of them "
-                "(partition=noniid); for the former give it more private_epochs, head_epochs or another model"
+                f"{who} ended transfer learning near chance ({100 * accuracy:.1f}%; chance {100 * chance:.1f}% for "
+                f"{private_classes} classes): it did not learn its private classes, or its share holds (almost) only "
+                "one of them (partition=noniid); for the former give it more private_epochs, head_epochs or another "
+                "model"
             )
         if r.get("private_refit"):
             warnings.append(

@@ -11,9 +11,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from fedmd_ray.phases import UPPER_BOUND
 from fedmd_ray.analysis.schema import RESULT_SCHEMA
 from fedmd_ray.errors import FedMDError
+from fedmd_ray.phases import UPPER_BOUND
 
 FIGSIZE = (8, 5)  # inches; at 100 dpi: 800 x 500 pixels
 DPI = 100
@@ -50,28 +50,21 @@ def plot_run(table: pa.Table, path: Path, title: str = "") -> Path:
     many = curves["party"].nunique() > 10
     for party, rows in curves.groupby("party"):
         label = None if many else f"{party}: {rows['model'].iloc[0]}"
-        ax.plot(rows["round"], 100 * rows["test_accuracy"], marker="." if not many else None, linewidth=0.8,
-                alpha=0.35 if many else 0.8, color=colors[party % len(colors)], label=label)
+        ax.plot(
+            rows["round"],
+            100 * rows["test_accuracy"],
+            marker="." if not many else None,
+            linewidth=0.8,
+            alpha=0.35 if many else 0.8,
+            color=colors[party % len(colors)],
+            label=label,
+        )
     last = int(curves["round"].max()) if len(curves) else 0
     mean = curves.groupby("round")["test_accuracy"].mean()
     ax.plot(mean.index, 100 * mean.values, color="black", linewidth=2.5, label="mean")
     if 0 in mean.index:
         ax.axhline(100 * float(mean.loc[0]), color="black", linestyle=":", linewidth=1.2, label="mean at round 0")
-    bar = max(0.4, last / 30)  # the upper bounds' bars, right of the last round
-    for party, accuracy in zip(bounds["party"], bounds["test_accuracy"]):
-        ax.hlines(100 * accuracy, last + bar / 2, last + 1.5 * bar, color=colors[int(party) % len(colors)],
-                  linewidth=2, alpha=0.35 if many else 0.9)
-    if len(bounds):
-        upper = 100 * float(bounds["test_accuracy"].mean())
-        ax.hlines(upper, 0, last + 1.5 * bar, color="black", linestyle="--", linewidth=1.2,
-                  label="upper bound: mean; bars: each party's")
-    shown = [100 * curves["test_accuracy"].dropna(), 100 * bounds["test_accuracy"]]
-    values = [v for series in shown for v in series]
-    if values:
-        low, high = min(values), max(values)
-        margin = max(2.0, 0.06 * (high - low))  # nothing against the frame
-        ax.set_ylim(low - margin, high + margin)
-    ax.set_xlim(-0.3, last + (1.8 * bar if len(bounds) else 0.3))
+    _upper_bounds_and_limits(ax, curves, bounds, last, colors, many)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round (0 = transfer learning only)")
     ax.set_ylabel("test accuracy on the private task (%)")
@@ -81,8 +74,41 @@ def plot_run(table: pa.Table, path: Path, title: str = "") -> Path:
     return _save(fig, path)
 
 
+def _upper_bounds_and_limits(ax: Any, curves: Any, bounds: Any, last: int, colors: Any, many: bool) -> None:
+    """Each party's upper bound as a short bar in its colour right of the last round, their mean dashed
+    across; the axes ending at the data, with a margin: nothing against the frame."""
+    bar = max(0.4, last / 30)  # the upper bounds' bars, right of the last round
+    for party, accuracy in zip(bounds["party"], bounds["test_accuracy"]):
+        ax.hlines(
+            100 * accuracy,
+            last + bar / 2,
+            last + 1.5 * bar,
+            color=colors[int(party) % len(colors)],
+            linewidth=2,
+            alpha=0.35 if many else 0.9,
+        )
+    if len(bounds):
+        upper = 100 * float(bounds["test_accuracy"].mean())
+        ax.hlines(
+            upper,
+            0,
+            last + 1.5 * bar,
+            color="black",
+            linestyle="--",
+            linewidth=1.2,
+            label="upper bound: mean; bars: each party's",
+        )
+    shown = [100 * curves["test_accuracy"].dropna(), 100 * bounds["test_accuracy"]]
+    values = [v for series in shown for v in series]
+    if values:
+        low, high = min(values), max(values)
+        margin = max(2.0, 0.06 * (high - low))  # nothing against the frame
+        ax.set_ylim(low - margin, high + margin)
+    ax.set_xlim(-0.3, last + (1.8 * bar if len(bounds) else 0.3))
+
+
 def run_title(header: dict[str, Any], table: pa.Table) -> str:
-    """"offline, seed 0, run 1a2b3c4d5e6f7a8b": what a run's plot names (config.json's `preset`, else
+    """ "offline, seed 0, run 1a2b3c4d5e6f7a8b": what a run's plot names (config.json's `preset`, else
     "custom"; the seed; the run id)."""
     config = header.get("config") if isinstance(header.get("config"), dict) else {}
     run_ids = sorted(set(table.column("run_id").to_pylist())) if "run_id" in table.column_names else []
@@ -97,17 +123,22 @@ def run_title(header: dict[str, Any], table: pa.Table) -> str:
 def plot_sweep(summary: pa.Table, params: list[str], out_dir: Path, title: str = "") -> list[Path]:
     """Mean gain vs each swept parameter; a heatmap when exactly two were swept; `title` (the base preset,
     the trials) in every title."""
-    about = f"\n{title}" if title else ""
     import pandas as pd
 
+    about = f"\n{title}" if title else ""
     plt = _pyplot()
     values = summary.to_pandas()
     # Swept values as labels ("None": a field swept to its default), categories in value order.
-    df = values.assign(**{
-        p: pd.Categorical(values[p].map(_label), list(dict.fromkeys(values[p].sort_values(na_position="first")
-                                                                   .map(_label))), ordered=True)
-        for p in params
-    })
+    df = values.assign(
+        **{
+            p: pd.Categorical(
+                values[p].map(_label),
+                list(dict.fromkeys(values[p].sort_values(na_position="first").map(_label))),
+                ordered=True,
+            )
+            for p in params
+        }
+    )
     paths = []
     for param in params:
         fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
@@ -125,31 +156,36 @@ def plot_sweep(summary: pa.Table, params: list[str], out_dir: Path, title: str =
         ax.grid(alpha=0.3)
         paths.append(_save(fig, out_dir / f"gain_vs_{param}.png"))
     if len(params) == 2:
-        rows_param, cols_param = params
-        from matplotlib.colors import TwoSlopeNorm
-
-        df = df.assign(points=100 * df["gain"].astype(float))
-        grid = df.pivot_table(index=rows_param, columns=cols_param, values="points", aggfunc="mean", observed=True)
-        fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
-        reach = max(float(abs(grid.values[grid.values == grid.values]).max(initial=0.0)), 1e-6)
-        norm = TwoSlopeNorm(vcenter=0.0, vmin=-reach, vmax=reach)  # white = no gain, blue up, red down
-        cmap = plt.get_cmap("RdBu")
-        image = ax.imshow(grid.values, cmap=cmap, norm=norm, aspect="auto")
-        ax.set_xticks(range(len(grid.columns)), [str(c) for c in grid.columns])
-        ax.set_yticks(range(len(grid.index)), [str(i) for i in grid.index])
-        for i in range(grid.shape[0]):
-            for j in range(grid.shape[1]):
-                value = grid.values[i, j]
-                red, green, blue, _ = cmap(norm(value))
-                dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # text that reads on its cell
-                ax.text(j, i, f"{value:+.1f}", ha="center", va="center", color="white" if dark else "black",
-                        fontsize=9)
-        ax.set_xlabel(cols_param)
-        ax.set_ylabel(rows_param)
-        ax.set_title(f"FedMD sweep: mean accuracy gain over round 0 (points){about}", fontsize=10)
-        fig.colorbar(image, ax=ax, label="gain (points)")
-        paths.append(_save(fig, out_dir / "gain_heatmap.png"))
+        paths.append(_heatmap(df, params, out_dir, about))
     return paths
+
+
+def _heatmap(df: Any, params: list[str], out_dir: Path, about: str) -> Path:
+    """Mean gain (points) for each pair of values of the two swept fields: blue up, red down, white none."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    plt = _pyplot()
+    rows_param, cols_param = params
+    df = df.assign(points=100 * df["gain"].astype(float))
+    grid = df.pivot_table(index=rows_param, columns=cols_param, values="points", aggfunc="mean", observed=True)
+    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
+    reach = max(float(abs(grid.values[grid.values == grid.values]).max(initial=0.0)), 1e-6)
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-reach, vmax=reach)
+    cmap = plt.get_cmap("RdBu")
+    image = ax.imshow(grid.values, cmap=cmap, norm=norm, aspect="auto")
+    ax.set_xticks(range(len(grid.columns)), [str(c) for c in grid.columns])
+    ax.set_yticks(range(len(grid.index)), [str(i) for i in grid.index])
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            value = grid.values[i, j]
+            red, green, blue, _ = cmap(norm(value))
+            dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # text that reads on its cell
+            ax.text(j, i, f"{value:+.1f}", ha="center", va="center", color="white" if dark else "black", fontsize=9)
+    ax.set_xlabel(cols_param)
+    ax.set_ylabel(rows_param)
+    ax.set_title(f"FedMD sweep: mean accuracy gain over round 0 (points){about}", fontsize=10)
+    fig.colorbar(image, ax=ax, label="gain (points)")
+    return _save(fig, out_dir / "gain_heatmap.png")
 
 
 def _label(value: Any) -> str:

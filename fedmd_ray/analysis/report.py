@@ -49,8 +49,9 @@ def report(directory: str | Path) -> tuple[str, list[Path]]:
         raise DataError(f"{folder} is a file; report takes the directory of a run or sweep: {folder.parent}")
     if not folder.is_dir():
         raise DataError(f"{folder} does not exist or is not a directory")
-    started = "; a sweep was started here: continue it with `fedmd-ray sweep --resume`" if (
-        folder / "tune").is_dir() else ""
+    started = (
+        "; a sweep was started here: continue it with `fedmd-ray sweep --resume`" if (folder / "tune").is_dir() else ""
+    )
     raise DataError(f"{folder} holds neither {RESULTS_FILE} (a run) nor {SWEEP_FILE} (a sweep){started}")
 
 
@@ -75,8 +76,10 @@ def _models(folder: Path) -> str:
     last = [p for p in kept if p.parent.name == MODELS_DIR]
     rounds = sorted({p.parent.name for p in kept if p.parent.name != MODELS_DIR})
     per_round = f"; every round's in {folder / MODELS_DIR}/round-NNN ({len(rounds)} rounds)" if rounds else ""
-    return (f"\nparty models: {len(last)} in {folder / MODELS_DIR}{per_round}; "
-            "fedmd_ray.load_party_model(DIR, party) loads one")
+    return (
+        f"\nparty models: {len(last)} in {folder / MODELS_DIR}{per_round}; "
+        "fedmd_ray.load_party_model(DIR, party) loads one"
+    )
 
 
 def _unfinished(table: pa.Table, rounds: object, folder: Path) -> str:
@@ -84,4 +87,7 @@ def _unfinished(table: pa.Table, rounds: object, folder: Path) -> str:
     done = max((r for r in table.column("round").to_pylist() if r is not None), default=0)
     if not isinstance(rounds, int) or done >= rounds:
         return ""
-    return f"\nunfinished: the run stopped after round {done} of {rounds}; continue it with `fedmd-ray run --resume {folder}`"
+    return (
+        f"\nunfinished: the run stopped after round {done} of {rounds}; continue it with "
+        f"`fedmd-ray run --resume {folder}`"
+    )

@@ -29,7 +29,6 @@ of absent and dropped parties are null, so means skip them.
 from __future__ import annotations
 
 import json
-
 from typing import Any, Iterable
 
 import pyarrow as pa
@@ -58,18 +57,31 @@ COLUMNS: tuple[tuple[str, pa.DataType, bool, str | None], ...] = (
 )
 # pandas metadata: `table.to_pandas()` and `pd.read_parquet` give `round` as the nullable integer Int32 (the
 # upper bound's round is null), not float64
-_PANDAS = {"index_columns": [], "column_indexes": [], "creator": {"library": "fedmd_ray"},
-           "columns": [{"name": "round", "field_name": "round", "pandas_type": "int32", "numpy_type": "Int32",
-                        "metadata": None}]}
-RESULT_SCHEMA = pa.schema([pa.field(name, kind, nullable=nullable) for name, kind, nullable, _ in COLUMNS],
-                          metadata={"pandas": json.dumps(_PANDAS)})
+_PANDAS = {
+    "index_columns": [],
+    "column_indexes": [],
+    "creator": {"library": "fedmd_ray"},
+    "columns": [
+        {"name": "round", "field_name": "round", "pandas_type": "int32", "numpy_type": "Int32", "metadata": None}
+    ],
+}
+RESULT_SCHEMA = pa.schema(
+    [pa.field(name, kind, nullable=nullable) for name, kind, nullable, _ in COLUMNS],
+    metadata={"pandas": json.dumps(_PANDAS)},
+)
 FIRST_RELEASE = ("run_id", "party", "model", "phase", "round", "status", "test_accuracy", "test_loss", "seconds")
 ADDED_COLUMNS = {name: None for name, *_ in COLUMNS if name not in FIRST_RELEASE}
 Row = dict[str, Any]
 
 
 def result_row(
-    run_id: str, party: int, model: str, phase: str, round_: int | None, status: str, evaluation: Any | None,
+    run_id: str,
+    party: int,
+    model: str,
+    phase: str,
+    round_: int | None,
+    status: str,
+    evaluation: Any | None,
     **extra: Any,
 ) -> Row:
     """One row of the result table: a party's `evaluation` (an `actors.messages.Evaluation`; None when it
@@ -105,5 +117,13 @@ learns from whom, round by round (a round where no party answered repeats the pr
 
 def state_rows(run_id: str, round_: int, state: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of `STRATEGY_STATE_SCHEMA` for one round's `Strategy.state_dict()`."""
-    return [{"run_id": run_id, "round": round_, "name": name, "shape": list(array.shape),
-             "values": array.astype("float64").ravel().tolist()} for name, array in sorted(state.items())]
+    return [
+        {
+            "run_id": run_id,
+            "round": round_,
+            "name": name,
+            "shape": list(array.shape),
+            "values": array.astype("float64").ravel().tolist(),
+        }
+        for name, array in sorted(state.items())
+    ]

@@ -9,8 +9,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fedmd_ray.phases import TRANSFER, COLLABORATE, UPPER_BOUND
 from fedmd_ray.analysis.metrics import Gain, Harm, Traffic, gain, harm, mean_accuracy, traffic, transfer_health
+from fedmd_ray.phases import COLLABORATE, TRANSFER, UPPER_BOUND
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,11 @@ def format_summary(summary: RunSummary) -> str:
     """The run in three lines: the mean before and after the rounds and the upper bound; the worst
     party and the worst round against round 0; the traffic. Accuracies in %, changes in points."""
     change = summary.change
-    over = "" if change.parties == summary.parties else (
-        f" over the {change.parties} {'party' if change.parties == 1 else 'parties'} present in both")
+    over = (
+        ""
+        if change.parties == summary.parties
+        else (f" over the {change.parties} {'party' if change.parties == 1 else 'parties'} present in both")
+    )
     lines = [
         f"mean test accuracy: {percent(summary.baseline)} after transfer learning (round 0), "
         f"{percent(summary.final)} after round {summary.rounds} ({points(summary.gain)}{over}); "
@@ -71,14 +74,21 @@ def format_summary(summary: RunSummary) -> str:
     ]
     hurt = summary.harm
     if hurt.worst_party is not None and hurt.lowest_round is not None:
-        lines.append(f"worst party: {hurt.worst_party} ({hurt.worst_party_model}), "
-                     f"{points(hurt.worst_party_change)} from round 0 to its last round")
-        lines.append(f"worst round: round {hurt.lowest_round}, the round whose mean stood lowest against round 0: "
-                     f"{points(hurt.lowest_round_change)}")
+        lines.append(
+            f"worst party: {hurt.worst_party} ({hurt.worst_party_model}), "
+            f"{points(hurt.worst_party_change)} from round 0 to its last round"
+        )
+        lines.append(
+            f"worst round: round {hurt.lowest_round}, the round whose mean stood lowest against round 0: "
+            f"{points(hurt.lowest_round_change)}"
+        )
     moved = summary.traffic
     if moved.moved or moved.weights:  # a control run (`strategy=local`) moves 0 bytes
-        ratio = "" if moved.ratio is None else (
-            f", {100 * moved.ratio:.1f}% of the {byte_size(moved.weights)} that exchanging weights would move")
+        ratio = (
+            ""
+            if moved.ratio is None
+            else (f", {100 * moved.ratio:.1f}% of the {byte_size(moved.weights)} that exchanging weights would move")
+        )
         lines.append(f"communication: {byte_size(moved.moved)} moved in the rounds{ratio}")
     return "\n".join(lines)
 
@@ -133,29 +143,36 @@ def sweep_summary(table: pa.Table, params: list[str]) -> pa.Table:
     rows = []
     for trial_id, trial in trials.items():
         run = summarize(pa.Table.from_pylist(trial))
-        rows.append({
-            "trial_id": trial_id,
-            **{p: trial[0][p] for p in params},
-            **({"status": trial[0]["trial_status"]} if "trial_status" in trial[0] else {}),  # older sweeps lack it
-            "rounds_run": run.rounds,
-            "baseline": run.baseline,
-            "final": run.final,
-            UPPER_BOUND: run.upper_bound,
-            "gain": run.gain,
-            "worst_party": run.harm.worst_party,
-            "worst_party_model": run.harm.worst_party_model,
-            "worst_party_change": run.harm.worst_party_change,
-            "lowest_round_change": run.harm.lowest_round_change,
-            "megabytes": run.traffic.moved / 1e6,
-            "traffic_vs_weights": run.traffic.ratio,
-        })
+        rows.append(
+            {
+                "trial_id": trial_id,
+                **{p: trial[0][p] for p in params},
+                **({"status": trial[0]["trial_status"]} if "trial_status" in trial[0] else {}),  # older sweeps lack it
+                "rounds_run": run.rounds,
+                "baseline": run.baseline,
+                "final": run.final,
+                UPPER_BOUND: run.upper_bound,
+                "gain": run.gain,
+                "worst_party": run.harm.worst_party,
+                "worst_party_model": run.harm.worst_party_model,
+                "worst_party_change": run.harm.worst_party_change,
+                "lowest_round_change": run.harm.lowest_round_change,
+                "megabytes": run.traffic.moved / 1e6,
+                "traffic_vs_weights": run.traffic.ratio,
+            }
+        )
     rows.sort(key=lambda r: -math.inf if r["gain"] is None or math.isnan(r["gain"]) else r["gain"], reverse=True)
     return pa.Table.from_pylist(rows)  # best gain first; None (no party in the last round) last
 
 
 WIDTH = 120  # columns of the sweep summary a sweep prints (`report` prints every column)
-SHOWN = {"baseline": "round 0", "final": "final", UPPER_BOUND: "upper", "gain": "gain",
-         "worst_party_change": "worst party"}  # the summary columns a sweep prints, by their header
+SHOWN = {
+    "baseline": "round 0",
+    "final": "final",
+    UPPER_BOUND: "upper",
+    "gain": "gain",
+    "worst_party_change": "worst party",
+}  # the summary columns a sweep prints, by their header
 
 
 def format_sweep_summary(summary: pa.Table, wide: bool = False) -> str:
@@ -176,8 +193,16 @@ def format_sweep_summary(summary: pa.Table, wide: bool = False) -> str:
         params = [c for c in frame.columns if c not in fixed and c not in SHOWN and c not in _DETAIL]
         frame = frame[fixed[:1] + params + fixed[1:] + list(SHOWN)].rename(columns={**SHOWN, "rounds_run": "rounds"})
         frame = _fit(frame, params)
-    with pd.option_context("display.width", 10_000, "display.max_columns", 100, "display.max_colwidth", 200,
-                           "display.float_format", "{:.4f}".format):
+    with pd.option_context(
+        "display.width",
+        10_000,
+        "display.max_columns",
+        100,
+        "display.max_colwidth",
+        200,
+        "display.float_format",
+        "{:.4f}".format,
+    ):
         text: str = frame.to_string(index=False)
     note = "accuracy in %, gain and worst party in points against round 0"
     return f"{text}\n({note}{'' if wide else '; every column: fedmd-ray report DIR or summary.parquet'})"
@@ -188,6 +213,7 @@ _DETAIL = ("worst_party", "worst_party_model", "lowest_round_change", "megabytes
 
 def _fit(frame: Any, params: list[str]) -> Any:
     """Shorten the swept values' cells until the table fits `WIDTH` columns (never below 8 characters)."""
+
     def width() -> int:
         return sum(max(len(str(c)), *(len(str(v)) for v in frame[c])) + 2 for c in frame.columns) if len(frame) else 0
 
@@ -195,5 +221,5 @@ def _fit(frame: Any, params: list[str]) -> Any:
     while params and width() > WIDTH and limit > 8:
         limit -= 1
         for p in params:
-            frame[p] = frame[p].map(lambda v, n=limit: (s if len(s := str(v)) <= n else s[: n - 1] + "…"))
+            frame[p] = frame[p].map(lambda v, n=limit: s if len(s := str(v)) <= n else s[: n - 1] + "…")
     return frame

@@ -58,8 +58,10 @@ class Bounds:
         zero = "0 or " if self.zero else ""
         if self.high is None:
             return f"{zero}{noun} {'>' if self.low_open else '>='} {_number(self.low, integer)}"
-        return (f"{zero}{noun} in {'(' if self.low_open else '['}{_number(self.low, integer)}, "
-                f"{_number(self.high, integer)}{')' if self.high_open else ']'}")
+        return (
+            f"{zero}{noun} in {'(' if self.low_open else '['}{_number(self.low, integer)}, "
+            f"{_number(self.high, integer)}{')' if self.high_open else ']'}"
+        )
 
 
 def _number(value: float | None, integer: bool) -> str:
@@ -91,14 +93,25 @@ TEMPERATURE = Bounds(1e-3, 1e3)  # z / T and T**2 stay finite in float32 for any
 _NO_VALUE = object()
 
 
-def setting(default: Any, *, role: Role = "transfer", bounds: Bounds | None = None,
-            plugin: PluginKind | None = None, absent: Any = _NO_VALUE, group: Group | None = None) -> Any:
+def setting(
+    default: Any,
+    *,
+    role: Role = "transfer",
+    bounds: Bounds | None = None,
+    plugin: PluginKind | None = None,
+    absent: Any = _NO_VALUE,
+    group: Group | None = None,
+) -> Any:
     """A config field with its role (see the module docstring), range and plug-in kind. `absent`: the
     value that reproduces what runs did before the field existed, when that is not its default (a
     saved config without the field means it). `group`: where `fedmd-ray presets --fields` lists it
     (default: by its role: transfer, rounds, execution)."""
-    metadata = {"role": role, "bounds": bounds, "plugin": plugin,
-                "group": group or {"transfer": "transfer", "result": "rounds", "execution": "execution"}[role]}
+    metadata = {
+        "role": role,
+        "bounds": bounds,
+        "plugin": plugin,
+        "group": group or {"transfer": "transfer", "result": "rounds", "execution": "execution"}[role],
+    }
     if absent is not _NO_VALUE:
         metadata["absent"] = absent
     return dataclasses.field(default=default, metadata=metadata)

@@ -31,14 +31,18 @@ def changed_fields(saved: dict[str, Any], given: dict[str, Any], defaults: dict[
 
 
 def differences(
-    saved_identity: dict[str, Any], given_identity: dict[str, Any], saved: dict[str, Any], given: dict[str, Any],
+    saved_identity: dict[str, Any],
+    given_identity: dict[str, Any],
+    saved: dict[str, Any],
+    given: dict[str, Any],
     defaults: dict[str, Any],
 ) -> list[str]:
     """Why a saved run (or sweep) cannot be continued with the given config: each field whose identity
     changed (`changed_fields`: fields saved before they existed count as their old behaviour), described
     with both values (`describe_change`). The one resume check of runs and sweeps."""
-    return [describe_change(k, saved.get(k), given.get(k)) for k in changed_fields(saved_identity, given_identity,
-                                                                                   defaults)]
+    return [
+        describe_change(k, saved.get(k), given.get(k)) for k in changed_fields(saved_identity, given_identity, defaults)
+    ]
 
 
 def describe_change(name: str, saved: Any, given: Any) -> str:

@@ -59,7 +59,9 @@ def _field_types(cls: type) -> dict[str, Any]:
         else:
             owner = next(c for c in cls.__mro__ if f.name in c.__dict__.get("__annotations__", {}))
             annotation: Any = f.type  # a string under `from __future__ import annotations`
-            types_[f.name] = eval(annotation, vars(sys.modules[owner.__module__])) if isinstance(annotation, str) else annotation
+            types_[f.name] = (
+                eval(annotation, vars(sys.modules[owner.__module__])) if isinstance(annotation, str) else annotation
+            )
     _FIELD_TYPES[cls] = types_
     return types_
 
@@ -94,7 +96,9 @@ def _coerce_plugin(name: str, value: Any, kind: str) -> Any:
 
     if kind == "model":
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{name}={value!r} is not allowed: must be a list of model names, import paths or factories")
+            raise ConfigError(
+                f"{name}={value!r} is not allowed: must be a list of model names, import paths or factories"
+            )
         entries = tuple(v.strip() if isinstance(v, str) else v for v in value)
         for entry in entries:
             check_model_entry(entry)

@@ -8,7 +8,6 @@ from fedmd_ray.config.schema import FedMDConfig
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.model_registry import PAPER_MODELS
 
-
 # Measured on `offline` (2 CPU cores, see README): public pretraining converges in a
 # few epochs on these small models; 50 private epochs (150 steps at batch 5) are what
 # the MLPs need to learn the new output classes at all (20 left them at 2-14%, which
@@ -28,10 +27,20 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "quick": (
         "smoke test: sklearn 8x8 digits 0-4 public -> 5-9 private, 3 parties, 2 rounds (< 90 s)",
         dict(
-            public_data="digits", private_data="digits", n_parties=3,
-            models=("cnn2-8-16", "mlp-64", "cnn1-16"), samples_per_class=3, subset_size=300,
-            rounds=2, pretrain_epochs=4, pretrain_patience=2, pretrain_batch_size=64,
-            private_epochs=40, upper_bound_epochs=20, digest_epochs=1, revisit_epochs=1,
+            public_data="digits",
+            private_data="digits",
+            n_parties=3,
+            models=("cnn2-8-16", "mlp-64", "cnn1-16"),
+            samples_per_class=3,
+            subset_size=300,
+            rounds=2,
+            pretrain_epochs=4,
+            pretrain_patience=2,
+            pretrain_batch_size=64,
+            private_epochs=40,
+            upper_bound_epochs=20,
+            digest_epochs=1,
+            revisit_epochs=1,
         ),
     ),
     "offline": (
@@ -41,8 +50,12 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "offline-fashion": (
         "MNIST digits 0-9 public -> 6 Fashion-MNIST classes private, 10 small CNNs/MLPs",
         dict(
-            public_data="mnist", public_classes=None, private_data="fashion-mnist",
-            private_classes=(0, 1, 2, 3, 4, 5), n_parties=10, **_CPU_SCHEDULE,
+            public_data="mnist",
+            public_classes=None,
+            private_data="fashion-mnist",
+            private_classes=(0, 1, 2, 3, 4, 5),
+            n_parties=10,
+            **_CPU_SCHEDULE,
         ),
     ),
 }
@@ -58,39 +71,77 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 # (x/255 - mean image; we use x/255), and lets parties that share a CIFAR subclass draw
 # overlapping samples (ours are disjoint).
 _PAPER_COMMON: dict[str, Any] = dict(
-    n_parties=10, models=PAPER_MODELS, subset_size=5000, digest_epochs=1, lr=1e-3, digest_loss="l1",
-    aggregator="mean", pretrain_epochs=20, pretrain_patience=3, pretrain_batch_size=128,
-    private_epochs=25, private_batch_size=32, upper_bound_epochs=50,
+    n_parties=10,
+    models=PAPER_MODELS,
+    subset_size=5000,
+    digest_epochs=1,
+    lr=1e-3,
+    digest_loss="l1",
+    aggregator="mean",
+    pretrain_epochs=20,
+    pretrain_patience=3,
+    pretrain_batch_size=128,
+    private_epochs=25,
+    private_batch_size=32,
+    upper_bound_epochs=50,
 )
 _PAPER_MNIST: dict[str, Any] = dict(
-    _PAPER_COMMON, public_data="mnist", public_classes=None, private_data="emnist-letters",
-    private_classes=(0, 1, 2, 3, 4, 5), samples_per_class=3, pretrain_min_delta=0.001, rounds=20,
-    digest_batch_size=256, revisit_batch_size=5,
+    _PAPER_COMMON,
+    public_data="mnist",
+    public_classes=None,
+    private_data="emnist-letters",
+    private_classes=(0, 1, 2, 3, 4, 5),
+    samples_per_class=3,
+    pretrain_min_delta=0.001,
+    rounds=20,
+    digest_batch_size=256,
+    revisit_batch_size=5,
 )
 _PAPER_CIFAR: dict[str, Any] = dict(
-    _PAPER_COMMON, public_data="cifar10", public_classes=None, private_data="cifar100",
+    _PAPER_COMMON,
+    public_data="cifar10",
+    public_classes=None,
+    private_data="cifar100",
     pretrain_min_delta=0.005,
 )
-PRESETS.update({
-    "paper-mnist-iid": (
-        "paper setting 1, iid: MNIST public -> EMNIST letters a-f, 3 per class per party, 10 paper CNNs",
-        dict(_PAPER_MNIST, partition="iid", revisit_epochs=2),
-    ),
-    "paper-mnist-noniid": (
-        "paper setting 1, non-iid: each party holds one EMNIST writer's letters a-f (needs emnist-letters.mat)",
-        dict(_PAPER_MNIST, partition="writer", revisit_epochs=4),
-    ),
-    "paper-cifar-iid": (
-        "paper setting 2, iid: CIFAR-10 public -> CIFAR-100 fine classes 0,2,20,63,71,82, 3 per class per party",
-        dict(_PAPER_CIFAR, partition="iid", private_classes=(0, 2, 20, 63, 71, 82), samples_per_class=3,
-             rounds=20, digest_batch_size=256, revisit_epochs=4, revisit_batch_size=5),
-    ),
-    "paper-cifar-noniid": (
-        "paper setting 2, non-iid: CIFAR-100 superclasses 0,1,7,9,12,18, parties see other subclasses",
-        dict(_PAPER_CIFAR, partition="superclass", private_classes=(0, 1, 7, 9, 12, 18), samples_per_class=20,
-             rounds=13, digest_batch_size=128, revisit_epochs=10, revisit_batch_size=10),
-    ),
-})
+PRESETS.update(
+    {
+        "paper-mnist-iid": (
+            "paper setting 1, iid: MNIST public -> EMNIST letters a-f, 3 per class per party, 10 paper CNNs",
+            dict(_PAPER_MNIST, partition="iid", revisit_epochs=2),
+        ),
+        "paper-mnist-noniid": (
+            "paper setting 1, non-iid: each party holds one EMNIST writer's letters a-f (needs emnist-letters.mat)",
+            dict(_PAPER_MNIST, partition="writer", revisit_epochs=4),
+        ),
+        "paper-cifar-iid": (
+            "paper setting 2, iid: CIFAR-10 public -> CIFAR-100 fine classes 0,2,20,63,71,82, 3 per class per party",
+            dict(
+                _PAPER_CIFAR,
+                partition="iid",
+                private_classes=(0, 2, 20, 63, 71, 82),
+                samples_per_class=3,
+                rounds=20,
+                digest_batch_size=256,
+                revisit_epochs=4,
+                revisit_batch_size=5,
+            ),
+        ),
+        "paper-cifar-noniid": (
+            "paper setting 2, non-iid: CIFAR-100 superclasses 0,1,7,9,12,18, parties see other subclasses",
+            dict(
+                _PAPER_CIFAR,
+                partition="superclass",
+                private_classes=(0, 1, 7, 9, 12, 18),
+                samples_per_class=20,
+                rounds=13,
+                digest_batch_size=128,
+                revisit_epochs=10,
+                revisit_batch_size=10,
+            ),
+        ),
+    }
+)
 
 
 def preset_names() -> list[str]:

@@ -19,11 +19,29 @@ from dataclasses import dataclass
 from typing import Any, Literal, Union
 
 from fedmd_ray.config.fields import (
-    COUNT, IMAGES, LEARNING_RATE, MAX_PARTIES, MAX_SEED, MAX_SHARE, MIN_SHARE, POSITIVE_COUNT, PROBABILITY, TIMEOUT,
-    Bounds, Role, setting,
+    COUNT,
+    IMAGES,
+    LEARNING_RATE,
+    MAX_PARTIES,
+    MAX_SEED,
+    MAX_SHARE,
+    MIN_SHARE,
+    POSITIVE_COUNT,
+    PROBABILITY,
+    TIMEOUT,
+    Bounds,
+    Role,
+    setting,
 )
 from fedmd_ray.config.parsing import (
-    _check_class_list, _coerce, _coerce_plugin, _field_types, _is_optional, _json_entry, _jsonable, _require,
+    _check_class_list,
+    _coerce,
+    _coerce_plugin,
+    _field_types,
+    _is_optional,
+    _json_entry,
+    _jsonable,
+    _require,
     _unknown_key_message,
 )
 from fedmd_ray.errors import ConfigError
@@ -69,8 +87,8 @@ class FedMDConfig(FamilyFields, FedMDFields):
     n_parties: int = setting(10, bounds=Bounds(1, MAX_PARTIES), group="data")
     """Number of participants."""
     models: tuple[ModelEntry, ...] = setting((), plugin="model", group="data")
-    """Model per party, cycled: a spec (cnn2-8-16), a registered name, an import path or a factory; () = the 10 small CPU models.
-    (docs/config.md#models)"""
+    """Model per party, cycled: a spec (cnn2-8-16), a registered name, an import path or a factory; () = the 10
+    small CPU models. (docs/config.md#models)"""
     samples_per_class: int = setting(3, bounds=POSITIVE_COUNT, group="data")
     """Private training samples per class per party (paper, iid: 3)."""
     partition: Partition = setting("iid", group="data")
@@ -282,9 +300,7 @@ class FedMDConfig(FamilyFields, FedMDFields):
         for name in ("cpus_per_party", "gpus_per_party"):
             share = getattr(self, name)
             if share is not None and share > 1 and share != int(share):
-                raise ConfigError(
-                    f"{name}={share} is not allowed: Ray accepts fractions below 1 or whole numbers"
-                )
+                raise ConfigError(f"{name}={share} is not allowed: Ray accepts fractions below 1 or whole numbers")
         _check_class_list("public_classes", self.public_classes, allow_none=True)
         _check_class_list("private_classes", self.private_classes, allow_none=False)
 

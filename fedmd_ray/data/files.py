@@ -72,8 +72,10 @@ def _check_unpacked_size(path: Path) -> None:
     size, memory = sum(member.file_size for member in members), available_memory()
     if memory is not None and size > memory:
         largest = max(members, key=lambda member: member.file_size)
-        raise DataError(f"{path} unpacks to {size} bytes ({largest.filename}: {largest.file_size}), more than the "
-                        f"{memory} bytes of memory available")
+        raise DataError(
+            f"{path} unpacks to {size} bytes ({largest.filename}: {largest.file_size}), more than the "
+            f"{memory} bytes of memory available"
+        )
 
 
 def _class_names(arrays: dict[str, npt.NDArray[Any]], train: Split, test: Split, path: Path) -> list[str]:
@@ -83,7 +85,9 @@ def _class_names(arrays: dict[str, npt.NDArray[Any]], train: Split, test: Split,
     if "class_names" in arrays:
         names = arrays["class_names"]
         if names.ndim != 1:
-            raise DataError(f"{path}: class_names is shaped {names.shape}; expected a 1-D array of names, one per class")
+            raise DataError(
+                f"{path}: class_names is shaped {names.shape}; expected a 1-D array of names, one per class"
+            )
         return [str(n) for n in names.tolist()]
     for part, split in (("train", train), ("test", test)):
         check_ids(split.y, len(split.x), f"{path} ({part} split): labels")  # integers, one per image, none < 0
@@ -104,8 +108,9 @@ def _group_names(arrays: dict[str, npt.NDArray[Any]], path: Path) -> tuple[str, 
         return ()
     names = arrays["group_names"]
     if names.ndim != 1:
-        raise DataError(f"{path}: group_names is shaped {names.shape}; expected a 1-D array of names, one per "
-                        "superclass id")
+        raise DataError(
+            f"{path}: group_names is shaped {names.shape}; expected a 1-D array of names, one per superclass id"
+        )
     return tuple(str(n) for n in names.tolist())
 
 
@@ -114,8 +119,9 @@ def _images(x: npt.NDArray[Any], path: Path) -> npt.NDArray[Any]:
     if x.ndim == 3:
         x = x[:, None]  # (n, 1, H, W)
     if x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
-        raise DataError(f"{path}: images {x.shape} look channels-last; store them as (n, C, H, W): "
-                        "x.transpose(0, 3, 1, 2)")
+        raise DataError(
+            f"{path}: images {x.shape} look channels-last; store them as (n, C, H, W): x.transpose(0, 3, 1, 2)"
+        )
     if x.dtype == np.uint8:
         return x.astype(np.float32) / np.float32(255)
     return x
@@ -142,8 +148,14 @@ def load_image_folder(root: Path) -> LabeledImages:
     sizes = collections.Counter(image.size for image in images)
     size = sizes.most_common(1)[0][0]
     if len(sizes) > 1:
-        log.warning("image folder %s: %d of %d images resized to the most common size %dx%d", root,
-                    sum(n for s, n in sizes.items() if s != size), len(images), size[0], size[1])
+        log.warning(
+            "image folder %s: %d of %d images resized to the most common size %dx%d",
+            root,
+            sum(n for s, n in sizes.items() if s != size),
+            len(images),
+            size[0],
+            size[1],
+        )
     arrays = np.stack([_pixels(image, mode, size) for image in images])  # (n, H, W) or (n, H, W, 3)
     arrays = arrays[:, None] if arrays.ndim == 3 else arrays.transpose(0, 3, 1, 2)  # (n, C, H, W)
     x = arrays.astype(np.float32) / np.float32(255)
@@ -152,7 +164,8 @@ def load_image_folder(root: Path) -> LabeledImages:
     return LabeledImages(
         Split(x[:n_train], np.array(train_set.targets, dtype=np.int64)),
         Split(x[n_train:], test_labels),
-        tuple(classes), name=str(root),
+        tuple(classes),
+        name=str(root),
     )
 
 
@@ -162,13 +175,16 @@ def _refuse_link_loops(top: Path) -> None:
     import os
 
     for directory, subdirectories, _ in os.walk(top, followlinks=True):
-        on_the_way = {os.path.realpath(str(p)) for p in [Path(directory), *Path(directory).parents]
-                      if str(p).startswith(str(top))}
+        on_the_way = {
+            os.path.realpath(str(p)) for p in [Path(directory), *Path(directory).parents] if str(p).startswith(str(top))
+        }
         for name in subdirectories:
             link = Path(directory) / name
             if link.is_symlink() and os.path.realpath(link) in on_the_way:
-                raise DataError(f"image folder {top.parent}: the link {link} leads back to "
-                                f"{os.path.realpath(link)}, a loop that would be read without end; remove it")
+                raise DataError(
+                    f"image folder {top.parent}: the link {link} leads back to "
+                    f"{os.path.realpath(link)}, a loop that would be read without end; remove it"
+                )
 
 
 def _open(path: str) -> Any:

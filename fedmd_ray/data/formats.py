@@ -133,20 +133,16 @@ def read_idx_pair(
     labels = read_idx(labels_path)
     if images.ndim != 3 or images.shape[1:] != image_hw:
         raise DataError(
-            f"IDX file {images_path} holds shape {images.shape}; expected (n, {image_hw[0]}, "
-            f"{image_hw[1]}) images"
+            f"IDX file {images_path} holds shape {images.shape}; expected (n, {image_hw[0]}, {image_hw[1]}) images"
         )
     if labels.ndim != 1:
         raise DataError(f"IDX file {labels_path} holds shape {labels.shape}; expected (n,) labels")
     if len(images) != len(labels):
         raise DataError(
-            f"label count mismatch: {labels_path} has {len(labels)} labels but "
-            f"{images_path} has {len(images)} images"
+            f"label count mismatch: {labels_path} has {len(labels)} labels but {images_path} has {len(images)} images"
         )
     if len(labels) and int(labels.max()) >= n_classes:
-        raise DataError(
-            f"IDX file {labels_path} has label {int(labels.max())}; expected 0..{n_classes - 1}"
-        )
+        raise DataError(f"IDX file {labels_path} has label {int(labels.max())}; expected 0..{n_classes - 1}")
     return images, labels.astype(np.int64)
 
 
@@ -182,9 +178,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def restricted_load(
-    fileobj: BinaryReader, allowed: set[tuple[str, str]], *, encoding: str = "latin1"
-) -> Any:
+def restricted_load(fileobj: BinaryReader, allowed: set[tuple[str, str]], *, encoding: str = "latin1") -> Any:
     """Unpickle `fileobj`, resolving only the (module, name) globals in `allowed`.
 
     Names are matched as written in the pickle (e.g. "numpy.core.multiarray"),
@@ -205,8 +199,7 @@ def read_py2_pickle(path: Path) -> Any:
             return restricted_load(f, set(NUMPY_PY2_PICKLE_GLOBALS), encoding="bytes")
     except ForbiddenGlobal as exc:
         raise DataError(
-            f"refusing to load pickle {path}: {exc}; expected a dict of numpy arrays and lists "
-            "(CIFAR's python format)"
+            f"refusing to load pickle {path}: {exc}; expected a dict of numpy arrays and lists (CIFAR's python format)"
         ) from exc
     except Exception as exc:  # untrusted bytes: malformed data can raise almost anything
         raise DataError(f"pickle {path} is corrupt: {type(exc).__name__}: {exc}") from exc
@@ -223,7 +216,6 @@ def read_mat(path: Path) -> dict[str, Any]:
         mat: dict[str, Any] = loadmat(path, simplify_cells=True)
     except Exception as exc:  # truncated/garbled files raise ValueError, OSError, zlib.error, ...
         raise DataError(
-            f"Matlab file {path} is corrupt or unreadable: {type(exc).__name__}: {exc}; "
-            "delete it and download it again"
+            f"Matlab file {path} is corrupt or unreadable: {type(exc).__name__}: {exc}; delete it and download it again"
         ) from exc
     return mat

@@ -67,9 +67,7 @@ def check_images(data: Any, what: str) -> LabeledImages:
     `what` and the problem: shapes, dtypes, value range, NaN/inf, labels outside the class list,
     group ids, train/test image shapes."""
     if not isinstance(data, LabeledImages):
-        raise DataError(
-            f"{what} returned {type(data).__name__}; a source loader must return fedmd_ray.LabeledImages"
-        )
+        raise DataError(f"{what} returned {type(data).__name__}; a source loader must return fedmd_ray.LabeledImages")
     names = data.class_names
     if not isinstance(names, (tuple, list)) or not names or not all(isinstance(n, str) for n in names):
         raise DataError(f"{what}: class_names must be a non-empty list of strings, got {names!r}")
@@ -86,8 +84,7 @@ def check_images(data: Any, what: str) -> LabeledImages:
         n_groups = len(data.group_names)
         if not n_groups or (ids.size and not 0 <= ids.min() <= ids.max() < n_groups):
             raise DataError(f"{what}: superclass ids must lie in 0..len(group_names)-1 ({n_groups} names given)")
-    return LabeledImages(splits["train"], splits["test"], tuple(names), data.groups, tuple(data.group_names),
-                         data.name)
+    return LabeledImages(splits["train"], splits["test"], tuple(names), data.groups, tuple(data.group_names), data.name)
 
 
 def _check_split(split: Any, n_classes: int, with_groups: bool, what: str) -> Split:

@@ -64,8 +64,11 @@ def writer_partition(
 
 
 def superclass_partition(
-    rng: np.random.Generator, labels: npt.NDArray[np.int64], subclasses: npt.NDArray[np.int64],
-    n_parties: int, per_class: int,
+    rng: np.random.Generator,
+    labels: npt.NDArray[np.int64],
+    subclasses: npt.NDArray[np.int64],
+    n_parties: int,
+    per_class: int,
 ) -> list[Indices]:
     """The reference's CIFAR-100 non-iid scheme (`CIFAR_Imbalanced.py`): the task is
     to tell superclasses (`labels`) apart, and party i sees, of every superclass,

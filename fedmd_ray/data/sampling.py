@@ -21,9 +21,7 @@ def stratified_sample(rng: np.random.Generator, labels: npt.NDArray[np.int64], s
     short = size - int(take.sum())
     take[np.argsort(-(exact - take), kind="stable")[:short]] += 1
     picked = [
-        rng.choice(np.flatnonzero(labels == c), size=int(k), replace=False)
-        for c, k in zip(classes, take)
-        if k > 0
+        rng.choice(np.flatnonzero(labels == c), size=int(k), replace=False) for c, k in zip(classes, take) if k > 0
     ]
     return np.sort(np.concatenate(picked)).astype(np.int64)
 

