@@ -132,15 +132,41 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def load(directory: str, until: int | None) -> pd.DataFrame:
-    """A sweep's results; with `until`, only rounds up to it."""
-    df = fedmd_ray.load_results(Path(directory) / "sweep.parquet").to_pandas()
+def load(directories: str, until: int | None) -> pd.DataFrame:
+    """A setting's results: one sweep's, or several sweeps' joined by commas (`skew_study.sh` runs the
+    paper's `fedmd` and the methods with extras as two sweeps of one setting); with `until`, only rounds
+    up to it."""
+    frames = [with_base_fields(Path(d)) for d in directories.split(",")]
+    df = pd.concat(frames, ignore_index=True)
     return df if until is None else df[df["round"].isna() | (df["round"] <= until)]
+
+
+def with_base_fields(directory: Path) -> pd.DataFrame:
+    """A sweep's table with the base config's `strategy` and `seed` as columns where the sweep did not
+    vary them (they are columns only when swept), read from the spec the sweep was started with."""
+    import json
+
+    df = fedmd_ray.load_results(directory / "sweep.parquet").to_pandas()
+    spec = json.loads(next(directory.glob("tune/*/fedmd_sweep.json")).read_text())
+    for field in ("strategy", "seed"):
+        if field not in df:
+            df[field] = spec["base"][field]
+    return df
+
+
+def setting_name(directories: str) -> str:
+    """`runs/skew/offline-a0.1/paper,runs/skew/offline-a0.1/robust` -> `offline-a0.1`."""
+    paths = [Path(d) for d in directories.split(",")]
+    return paths[0].name if len(paths) == 1 else paths[0].parent.name
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("settings", nargs="+", help="sweep output directories, one per setting")
+    parser.add_argument(
+        "settings",
+        nargs="+",
+        help="sweep output directories, one per setting (several sweeps of one setting: joined by commas)",
+    )
     parser.add_argument("--plot", help="write the mean-accuracy-by-round plot here")
     parser.add_argument("--classes", type=int, nargs="*", help="private classes per setting (default 5)")
     parser.add_argument(
@@ -162,12 +188,12 @@ def main() -> None:
         df = load(directory, args.until)
         control = load(args.control[i], args.until) if args.control else df[df["strategy"] == "local"]
         trials = per_trial(df, (args.classes or [5] * len(args.settings))[i], None if control.empty else control)
-        print(f"\n## {Path(directory).name}\n")
+        print(f"\n## {setting_name(directory)}\n")
         print(markdown(summarise(trials)))
         learn = df[df["phase"] != "upper_bound"]
         by_method = with_method(learn).groupby(["method", "round"])["test_accuracy"]
-        curves[Path(directory).name] = by_method.mean().unstack(0)
-        seeds[Path(directory).name] = learn["seed"].nunique()
+        curves[setting_name(directory)] = by_method.mean().unstack(0)
+        seeds[setting_name(directory)] = learn["seed"].nunique()
     if args.plot:
         import matplotlib.pyplot as plt
 

@@ -122,6 +122,22 @@ def weighted_mean_consensus(scores: Scores, weights: npt.NDArray[np.float64]) ->
     return consensus
 
 
+def class_weighted_consensus(scores: Scores, label_counts: npt.NDArray[np.int64]) -> Consensus:
+    """Per class, the mean of the parties' scores weighted by how many private images of that class each
+    holds: `target[:, c] = sum_i n_ic s_ic / sum_i n_ic`, `label_counts` (parties, classes) in the scores'
+    party order. A party that never saw class c says nothing about it (its score for c is what it learnt
+    of the other classes), so its vote on c is 0; a class no party holds (the public classes, learnt by
+    everyone from the public data) keeps every party's equal vote. Sums in party order, float64."""
+    _check(scores)
+    counts = label_counts.astype(np.float64)
+    held = counts.sum(axis=0)  # (classes,)
+    weights = np.where(held > 0, counts / np.where(held > 0, held, 1.0), 1.0 / len(scores))  # (parties, classes)
+    total = np.zeros(scores.shape[1:], dtype=np.float64)
+    for party_weights, party_scores in zip(weights, scores):
+        total += party_weights * party_scores  # broadcast over the samples
+    return total.astype(np.float32)
+
+
 def era_consensus(probabilities: Scores, temperature: float) -> Consensus:
     """Entropy reduction aggregation (Itahara et al. 2020, DS-FL, arXiv 2008.06180): the mean of the
     parties' probabilities, sharpened by a softmax at `temperature` (< 1 sharpens; paper: 0.1)."""

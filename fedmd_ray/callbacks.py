@@ -13,7 +13,7 @@ the CLI's `--tensorboard DIR` and `--mlflow URI` add them.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Protocol, Union
+from typing import Any, Callable, Protocol, Union, cast
 
 import pyarrow as pa
 
@@ -31,8 +31,8 @@ Callback = Union[RoundCallback, Callable[[Metrics], None]]
 
 def call_round(callbacks: list[Callback], metrics: Metrics) -> None:
     for callback in callbacks:
-        on_round = getattr(callback, "on_round", None)
-        (on_round if on_round is not None else callback)(metrics)  # type: ignore[operator]
+        on_round = cast(Callable[[Metrics], None], getattr(callback, "on_round", callback))
+        on_round(metrics)
 
 
 def call_end(callbacks: list[Callback], table: pa.Table) -> None:

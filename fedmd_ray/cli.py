@@ -30,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     output_options = argparse.ArgumentParser(add_help=False)
     loudness = output_options.add_mutually_exclusive_group()
     loudness.add_argument(
-        "-v", "--verbose", action="count", default=0, help="debug output: fedmd_ray's own, and Ray's and Tune's messages"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="debug output: fedmd_ray's own, and Ray's and Tune's messages",
     )
     loudness.add_argument(
         "-q",

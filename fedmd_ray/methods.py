@@ -7,6 +7,7 @@ Registered names (`strategy=...`) and the config fields that parameterise them:
 |---|---|---|---|---|---|
 | `fedmd` | Li & Wang 2019 (`strategy.FedMD`) | logits | one: `aggregator` of logits | `digest_loss` | aggregator, digest_loss, temperature, trim_fraction |
 | `cronus` | Chang et al. 2019 | logits | one: trimmed mean | L1 | trim_fraction |
+| `fedmd-cw` | class-weighted FedMD (here; skewed splits) | logits | one: per class, mean of those who hold it | `digest_loss` | digest_loss, temperature |
 | `ds-fl` | Itahara et al. 2020 | probabilities | one: entropy-reduced mean | cross-entropy | era_temperature |
 | `fedmd-kl` | FedDF (Lin et al. 2020), heterogeneous | probabilities at T | one: mean (`party_weights`) | KL x T^2 | temperature, party_weights |
 | `kt-pfl` | Zhang et al. 2021 | probabilities at T | one per party: sum_j c_ij P_j | KL x T^2 | temperature, kt_rho, kt_lr |
@@ -28,6 +29,7 @@ import numpy.typing as npt
 from fedmd_ray.aggregation import (
     Consensus,
     Scores,
+    class_weighted_consensus,
     era_consensus,
     information_weights,
     knowledge_coefficient_step,
@@ -68,6 +70,28 @@ class Cronus(FedMD):
 
     def __init__(self, trim_fraction: float = 0.2) -> None:
         super().__init__(aggregator="trimmed_mean", digest_loss="l1", trim_fraction=trim_fraction)
+
+
+class ClassWeighted(FedMD):
+    """FedMD whose consensus listens, for each class, to the parties that know it: the parties' logits
+    averaged per class with weights proportional to how many private images of that class each holds
+    (`aggregation.class_weighted_consensus`; the label counts are shared once, before round 1). Argued
+    from first principles: a party that never saw class c has no knowledge of c to pass on, and on a
+    skewed split (most parties hold one or two classes) the paper's mean drowns the few that do in
+    those that do not. Distillation can then teach a party classes it never saw, as Hinton et al. 2015
+    (arXiv 1503.02531, section 3) showed for a digit left out of the transfer set. The digest is
+    FedMD's (`digest_loss`, `temperature`); on an iid split every party holds every class in about
+    equal numbers and the consensus is close to the paper's mean."""
+
+    uses_label_counts = True
+
+    def __init__(self, digest_loss: str = "l1", temperature: float = 1.0) -> None:
+        super().__init__(aggregator="mean", digest_loss=digest_loss, temperature=temperature)
+
+    def aggregate(self, scores: Scores, info: RoundInfo) -> Consensus:
+        if info.label_counts is None:
+            raise ConfigError("fedmd-cw needs each party's private label counts (RoundInfo.label_counts)")
+        return class_weighted_consensus(scores, info.label_counts)
 
 
 class DSFL(Strategy):
@@ -184,6 +208,7 @@ class Local(Strategy):
 
 for _name, _method in (
     ("cronus", Cronus),
+    ("fedmd-cw", ClassWeighted),
     ("ds-fl", DSFL),
     ("fedmd-kl", FedMDKL),
     ("kt-pfl", KTpFL),

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from fedmd_ray.actors.backends import label_counts
 from fedmd_ray.actors.messages import Evaluation
 from fedmd_ray.actors.participant import DeviceData, Participant
 from fedmd_ray.analysis.schema import result_row, rows_to_table
@@ -79,8 +80,12 @@ def fedmd_round(round_: int, parties: list[Participant], experiment: Experiment)
         # Communicate: every party computes its class scores on the subset.
         scores = np.stack([party.communicate(align_idx) for party in parties])  # (parties, n_align, classes)
         # Aggregate: the consensus (paper: the mean of the scores), or one target per party.
-        info = RoundInfo(round_, tuple(party.party for party in parties), len(parties))
-        targets = check_targets(strategy.aggregate(scores, info), len(parties), scores.shape[1:], strategy)
+        # (a strategy that weighs votes by what each party knows gets each party's private label counts)
+        counts = label_counts(*experiment.party_inputs(), experiment.task.n_classes)
+        info = RoundInfo(round_, tuple(p.party for p in parties), len(parties),
+                         counts if strategy.uses_label_counts else None)  # fmt: skip
+        shape = (scores.shape[1], scores.shape[2])
+        targets = check_targets(strategy.aggregate(scores, info), len(parties), shape, strategy)
     rows = []
     for i, party in enumerate(parties):
         start = time.perf_counter()
@@ -91,7 +96,8 @@ def fedmd_round(round_: int, parties: list[Participant], experiment: Experiment)
             target = targets if targets.ndim == 2 else targets[i]
             # ... and digests it: trains toward it on the subset (paper: L1 on the logits).
             party.digest(align_idx, target)
-            traffic = {"bytes_sent": scores[i].nbytes, "bytes_received": align_idx.nbytes + target.nbytes}
+            once = counts[i].nbytes if strategy.uses_label_counts and round_ == 1 else 0  # the label counts
+            traffic = {"bytes_sent": scores[i].nbytes + once, "bytes_received": align_idx.nbytes + target.nbytes}
         # Revisit: a few epochs on its own private data.
         party.revisit()
         # Evaluate: accuracy on the private task's test set, of the model the party reports.

@@ -65,6 +65,9 @@ class RoundInfo:
     round: int  # 1..R
     parties: tuple[int, ...]  # ids of the parties whose scores are stacked, in that order
     n_parties: int  # parties of the run (ids 0..n_parties-1), including absent or dropped ones
+    # with `Strategy.uses_label_counts`: how many private images of each class each of `parties` holds,
+    # (len(parties), classes) in that order; what each party shares once, before round 1
+    label_counts: npt.NDArray[np.int64] | None = None
 
 
 class Strategy:
@@ -79,6 +82,9 @@ class Strategy:
     # (the no-collaboration control, `methods.Local`); `share`, `aggregate` and `digest_loss` are
     # never called. A run with `digest_epochs=0` rounds the same way.
     collaborates: ClassVar[bool] = True
+    # True: `aggregate` gets `RoundInfo.label_counts`, each party's private label counts, which each party
+    # shares once, before round 1 (their bytes count in round 1's `bytes_sent`)
+    uses_label_counts: ClassVar[bool] = False
 
     def share(self, logits: torch.Tensor) -> torch.Tensor:
         """What a party sends for its alignment subset: `(n_align, classes)`; default its logits."""
@@ -352,8 +358,9 @@ def probe_strategy(strategy: Strategy, n_parties: int, n_classes: int) -> None:
             scores = np.stack(
                 [_probe_share(trial, torch.randn(4, n_classes, generator=generator), name) for _ in range(n_parties)]
             )  # parties disagree, as they do in a round
+            counts = np.ones((n_parties, n_classes), np.int64) if trial.uses_label_counts else None
             targets = check_targets(
-                trial.aggregate(scores, RoundInfo(1, tuple(range(n_parties)), n_parties)),
+                trial.aggregate(scores, RoundInfo(1, tuple(range(n_parties)), n_parties, counts)),
                 n_parties,
                 (4, n_classes),
                 trial,

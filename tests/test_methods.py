@@ -29,12 +29,13 @@ INFO = RoundInfo(1, (0, 1), 2)
 
 
 def test_the_family_is_registered_like_a_users_strategy():
-    assert STRATEGIES.names()[:6] == ["fedmd", "cronus", "ds-fl", "fedmd-kl", "kt-pfl", "local"]
+    assert STRATEGIES.names()[:7] == ["fedmd", "cronus", "fedmd-cw", "ds-fl", "fedmd-kl", "kt-pfl", "local"]
     config = fedmd_ray.preset("quick", temperature=2.0, era_temperature=0.2, kt_rho=0.3, kt_lr=0.1, trim_fraction=0.25)
     assert resolve_strategy("ds-fl", config).era_temperature == 0.2
     kt = resolve_strategy("kt-pfl", config)
     assert (kt.temperature, kt.kt_rho, kt.kt_lr) == (2.0, 0.3, 0.1)
     assert resolve_strategy("cronus", config).trim_fraction == 0.25
+    assert resolve_strategy("fedmd-cw", config.replace(digest_loss="kl")).temperature == 2.0
 
 
 def test_fedmd_is_the_mean_of_logits_with_an_l1_digest():
@@ -330,7 +331,7 @@ def test_a_run_warns_of_fields_its_strategy_ignores_and_of_a_trimmed_mean_that_t
     assert prepare(fedmd_ray.preset("quick", strategy="kt-pfl", temperature=2.0, kt_rho=0.1)).notes == ()
     assert prepare(fedmd_ray.preset("quick", strategy=fedmd_ray.FedMD(), temperature=2.0)).notes == (
         "temperature=2.0 has no effect: strategy FedMD(aggregator='mean', loss='l1', temperature=1.0, "
-        "trim_fraction=0.2) does not take it (fedmd, fedmd-kl, kt-pfl do)",
+        "trim_fraction=0.2) does not take it (fedmd, fedmd-cw, fedmd-kl, kt-pfl do)",
     )  # an instance keeps its own
     monkeypatch.setattr(STRATEGIES, "_items", dict(STRATEGIES._items))  # the registration below ends with the test
     fedmd_ray.register_strategy("takes-seed", TakesSeed)
@@ -339,7 +340,7 @@ def test_a_run_warns_of_fields_its_strategy_ignores_and_of_a_trimmed_mean_that_t
         "kt_lr=0.1 has no effect: strategy fedmd does not take it (kt-pfl does)",
     )
     assert (
-        "(fedmd, fedmd-kl, kt-pfl, takes-seed do)"
+        "(fedmd, fedmd-cw, fedmd-kl, kt-pfl, takes-seed do)"
         in prepare(fedmd_ray.preset("quick", strategy="local", temperature=2.0)).notes[0]
     )
 

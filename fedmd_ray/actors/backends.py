@@ -11,6 +11,9 @@ import contextlib
 import time
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
+import numpy as np
+import numpy.typing as npt
+
 from fedmd_ray.actors.driver import Driver, DriverActor, Row, Snapshot
 from fedmd_ray.actors.gpu_memory import check_gpu_packing, check_host_packing, estimate_groups
 from fedmd_ray.actors.messages import HostSetup, PartyProgress, PartySpec, PartyState, SharedData
@@ -76,7 +79,14 @@ def _driver(
     setup: HostSetup, specs: list[PartySpec], data: SharedData, pool: PartyPool, run_id: str, save_states: bool
 ) -> Driver:
     models = [s.model.name for s in sorted(specs, key=lambda s: s.party)]
-    return Driver(setup.config, setup.strategy, models, data.public_y, pool, run_id, save_states)
+    counts = label_counts(specs, data, setup.n_classes)
+    return Driver(setup.config, setup.strategy, models, data.public_y, pool, run_id, save_states, counts)
+
+
+def label_counts(specs: list[PartySpec], data: SharedData, n_classes: int) -> npt.NDArray[np.int64]:
+    """(parties, classes): how many private images of each class each party holds (`RoundInfo.label_counts`)."""
+    ordered = sorted(specs, key=lambda s: s.party)
+    return np.stack([np.bincount(data.private_y[s.private_idx], minlength=n_classes) for s in ordered]).astype(np.int64)
 
 
 def _check_local_gpu(setup: HostSetup) -> None:
@@ -228,6 +238,7 @@ def _start_driver_actor(
         pool,
         run_id,
         save_states,
+        label_counts(specs, data, setup.n_classes),
     )
 
 

@@ -77,10 +77,12 @@ class Driver:
         pool: PartyPool,
         run_id: str,
         save_states: bool = True,
+        label_counts: npt.NDArray[np.int64] | None = None,
     ) -> None:
         """`models`: each party's model name (for rows). `save_states`: hosts save their parties'
         states with every phase (for checkpoints); `on_party_failure=restart` saves them in any
-        case, to restart from."""
+        case, to restart from. `label_counts`: (parties, classes) private label counts, for a strategy
+        that `uses_label_counts`."""
         self.config = config
         self.strategy = strategy
         self._save = save_states or config.on_party_failure == "restart"
@@ -92,6 +94,7 @@ class Driver:
         self._prefetched: tuple[int, Scores] = (0, {})  # (round, scores sent ahead for it)
         self._model_bytes: dict[int, int] = {}  # party -> parameter bytes, from the hosts
         self._asked: set[int] = set()  # parties asked to communicate this round (not sent ahead)
+        self._counts = label_counts if strategy.uses_label_counts else None
 
     # --- round 0 --------------------------------------------------------------------
     def transfer_learn(
@@ -194,8 +197,9 @@ class Driver:
         the subset's indices (and the next one's, when pipelined) and its target."""
         ahead = set(self._scores_ahead(round_, list(scores)))  # the next subset travels with this one
         target_bytes = targets.nbytes if targets.ndim == 2 else targets[0].nbytes  # a consensus, or one row
+        counts = self._counts[0].nbytes if self._counts is not None and round_ == 1 else 0  # shared once
         return {
-            p: (s.nbytes, align_idx.nbytes * (1 + (p in self._asked) + (p in ahead)) + target_bytes)
+            p: (s.nbytes + counts, align_idx.nbytes * (1 + (p in self._asked) + (p in ahead)) + target_bytes)
             for p, s in scores.items()
         }
 
@@ -236,7 +240,8 @@ class Driver:
         stacked = np.stack([scores[p] for p in parties])  # (parties, n_align, classes), party order
 
         def aggregate() -> Targets:
-            targets = self.strategy.aggregate(stacked, RoundInfo(round_, parties, len(self.models)))
+            counts = None if self._counts is None else self._counts[list(parties)]
+            targets = self.strategy.aggregate(stacked, RoundInfo(round_, parties, len(self.models), counts))
             check_state(self.strategy.state_dict(), self.strategy)  # what aggregate left: before anything is saved
             return check_targets(targets, len(parties), stacked.shape[1:], self.strategy)
 

@@ -82,6 +82,10 @@ class Evaluation:
     train_accuracy_batch_stats: float | None = None
     pretrain_epochs: int | None = None  # public epochs run (early stopping)
     refit: bool | None = None  # private training was stuck and its second fit was kept (refit_head_epochs)
+    # after transfer learning only: how many private classes the party's own data holds, and the share of
+    # its test predictions that name one of them (near 1: it can only name what it saw: a skewed split)
+    classes_held: int | None = None
+    own_class_predictions: float | None = None
 
 
 @dataclass(frozen=True)

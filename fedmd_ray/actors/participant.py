@@ -106,9 +106,11 @@ class Participant:
             torch.from_numpy(data.pool_y[spec.private_idx]).to(self.device),
         )
         with self._own_rng(), self._step("building the model"):
-            self.model = spec.model.build(shape, setup.n_classes).to(self.device)
-        self._head = output_layer(self.model, setup.n_classes, spec.model.name) if config.head_epochs else None
-        if self._head is None and config.refit_head_epochs:
+            self.model: torch.nn.Module = spec.model.build(shape, setup.n_classes).to(self.device)
+        self._head: torch.nn.Module | None = None  # the output layer, for head_epochs and refits
+        if config.head_epochs:
+            self._head = output_layer(self.model, setup.n_classes, spec.model.name)
+        elif config.refit_head_epochs:
             with contextlib.suppress(ConfigError):  # a model without a findable output layer is not refitted
                 self._head = output_layer(self.model, setup.n_classes, spec.model.name)
         self._average: dict[str, torch.Tensor] = {}  # with `swa`: the running average of the last rounds' weights
@@ -156,6 +158,7 @@ class Participant:
             refit = self._fit_private(*self._private, retry_imperfect=True)
             transfer = self.evaluate(start)
             fit_eval, fit_train = training.batch_norm_gap(self.model, *self._private, batch_size=self._eval_batch)
+            held, own = training.skew(self.model, self._private[1], self.data.test[0], batch_size=self._eval_batch)
         self._keep_round0()
         upper_s = results[UPPER_BOUND].seconds if UPPER_BOUND in results else 0.0
         results[TRANSFER] = Evaluation(
@@ -166,6 +169,8 @@ class Participant:
             train_accuracy_batch_stats=fit_train,
             pretrain_epochs=epochs,
             refit=refit,
+            classes_held=held,
+            own_class_predictions=own,
         )
         return results
 

@@ -107,6 +107,9 @@ class PartyGroup:
             )
             evaluations = self.evaluate([m.model for m in self.members])
             gaps = [training.batch_norm_gap(m.model, *m._private, batch_size=m._eval_batch) for m in self.members]
+            skews = [
+                training.skew(m.model, m._private[1], m.data.test[0], batch_size=m._eval_batch) for m in self.members
+            ]
         for member in self.members:
             member._keep_round0()
         seconds = (time.perf_counter() - start - upper_s) / len(self.members)
@@ -121,6 +124,8 @@ class PartyGroup:
                     train_accuracy_batch_stats=gaps[i][1],
                     pretrain_epochs=epochs[member.party],
                     refit=refit[i],
+                    classes_held=skews[i][0],
+                    own_class_predictions=skews[i][1],
                 )
             }
             if member.party in upper:

@@ -118,18 +118,23 @@ def traffic(rows: Iterable[Row]) -> Traffic:
 
 NEAR_CHANCE = 1.5  # x chance: a party below it did not learn its private classes
 BATCH_NORM_GAP = 0.25  # accuracy on its own training data, batch statistics minus running statistics
+COLLAPSED = 0.9  # share of test predictions on the party's own classes, when it holds fewer than all
 
 
 def transfer_health(rows: Iterable[Row], private_classes: int | None) -> list[str]:
-    """Warnings about round 0 (one line per party and finding): a party near chance on the private task
-    (only with `private_classes`, which says what chance is), one whose private fit got stuck and was
-    redone, one whose running batch-norm statistics lag its weights."""
+    """Warnings about round 0 (one line per party and finding): a party that holds few of the private classes
+    and predicts only those (a skewed split), one near chance on the private task for another reason (both
+    only with `private_classes`, which says what chance is and how many classes there are), one whose
+    private fit got stuck and was redone, one whose running batch-norm statistics lag its weights."""
     warnings = []
     chance = None if private_classes is None else 1.0 / private_classes
     for r in sorted((r for r in rows if r.get("phase") == TRANSFER), key=lambda r: r["party"]):
         who = f"party {r['party']} ({r['model']})"
         accuracy = r.get("test_accuracy")
-        if accuracy is not None and chance is not None and accuracy < NEAR_CHANCE * chance:
+        skewed = _skewed(r, private_classes)
+        if skewed:
+            warnings.append(f"{who} {skewed}")
+        elif accuracy is not None and chance is not None and accuracy < NEAR_CHANCE * chance:
             warnings.append(
                 f"{who} ended transfer learning near chance ({100 * accuracy:.1f}%; chance {100 * chance:.1f}% for "
                 f"{private_classes} classes): it did not learn its private classes, or its share holds (almost) only "
@@ -148,6 +153,21 @@ def transfer_health(rows: Iterable[Row], private_classes: int | None) -> list[st
                 f"batch-norm statistics ({100 * fit:.0f}%): they lag the weights; set precise_bn=true"
             )
     return warnings
+
+
+def _skewed(row: Row, private_classes: int | None) -> str:
+    """What a party that knows few of the private classes is told (empty: its split is not skewed)."""
+    held, own = row.get("private_classes_held"), row.get("own_class_predictions")
+    if private_classes is None or held is None or own is None or held >= private_classes:
+        return ""
+    if held > 1 and own < COLLAPSED:
+        return ""
+    return (
+        f"holds {held} of the {private_classes} private classes and {100 * own:.0f}% of its test predictions name "
+        f"{'it' if held == 1 else 'them'}: it can only name what it saw (a skewed split: partition=noniid at a small "
+        "noniid_alpha). Only collaboration can teach it the others: see docs/methods.md#skewed-splits for the "
+        "configuration measured there (configs/robust.toml)"
+    )
 
 
 def round_metrics(rows: list[dict[str, Any]], round_: int) -> dict[str, Any]:

@@ -54,6 +54,8 @@ COLUMNS: tuple[tuple[str, pa.DataType, bool, str | None], ...] = (
     ("train_accuracy", pa.float64(), True, "train_accuracy"),  # added: transfer health
     ("train_accuracy_batch_stats", pa.float64(), True, "train_accuracy_batch_stats"),
     ("private_refit", pa.bool_(), True, "refit"),
+    ("private_classes_held", pa.int32(), True, "classes_held"),  # added: skew health
+    ("own_class_predictions", pa.float64(), True, "own_class_predictions"),
 )
 # pandas metadata: `table.to_pandas()` and `pd.read_parquet` give `round` as the nullable integer Int32 (the
 # upper bound's round is null), not float64

@@ -1,0 +1,126 @@
+"""Skewed splits: the class-weighted consensus on a hand-computed example, label counts reaching the
+strategy once, and round 0's health naming a party that knows one class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fedmd_ray
+from fedmd_ray.aggregation import class_weighted_consensus, mean_consensus
+from fedmd_ray.analysis.metrics import transfer_health
+from fedmd_ray.config.presets import preset_names
+from fedmd_ray.methods import ClassWeighted
+from fedmd_ray.reference import run_reference
+from fedmd_ray.strategy import RoundInfo, Strategy
+
+
+def test_the_class_weighted_consensus_hears_on_each_class_only_those_who_hold_it():
+    # two parties, one sample, three classes: class 0 public (nobody holds it), 1 held by party 0 (3 images),
+    # 2 held by party 0 (1 image) and party 1 (3 images)
+    scores = np.array([[[1.0, 4.0, 2.0]], [[3.0, -6.0, 10.0]]], np.float32)
+    counts = np.array([[0, 3, 1], [0, 0, 3]])
+    # class 0: equal votes (1 + 3) / 2 = 2; class 1: party 0 alone = 4; class 2: (1 * 2 + 3 * 10) / 4 = 8
+    assert class_weighted_consensus(scores, counts).tolist() == [[2.0, 4.0, 8.0]]
+
+
+def test_with_equal_counts_it_is_the_papers_mean():
+    scores = np.random.default_rng(0).normal(size=(4, 6, 5)).astype(np.float32)
+    counts = np.full((4, 5), 3)
+    np.testing.assert_allclose(class_weighted_consensus(scores, counts), mean_consensus(scores), rtol=1e-6)
+
+
+class _Seen(ClassWeighted):
+    """Records the label counts the driver hands to `aggregate`."""
+
+    seen: list = []
+
+    def aggregate(self, scores, info: RoundInfo):
+        _Seen.seen.append((info.round, info.parties, None if info.label_counts is None else info.label_counts.copy()))
+        return super().aggregate(scores, info)
+
+
+def test_each_partys_label_counts_reach_the_strategy_and_count_once_in_round_1s_bytes():
+    config = fedmd_ray.preset("quick", rounds=2, backend="local", torch_threads=1, partition="noniid", noniid_alpha=0.1)
+    _Seen.seen = []
+    table = fedmd_ray.run(config.replace(strategy=_Seen()), verbose=False)
+    task = fedmd_ray.load_task(config)
+    expected = np.stack([np.bincount(task.private_y[idx], minlength=task.n_classes) for idx in task.party_indices])
+    rounds = _Seen.seen[1:]  # the first: the strategy's probe before the run, on made-up counts
+    assert [r for r, _, _ in rounds] == [1, 2]
+    for _, parties, counts in rounds:
+        assert parties == (0, 1, 2) and counts.tolist() == expected.tolist()
+    plain = fedmd_ray.run(config.replace(strategy="fedmd"), verbose=False).to_pylist()
+    sent = {(r["round"], r["party"]): r["bytes_sent"] for r in table.to_pylist() if r["phase"] == "collaborate"}
+    plain_sent = {(r["round"], r["party"]): r["bytes_sent"] for r in plain if r["phase"] == "collaborate"}
+    for (round_, party), value in sent.items():  # the scores, and in round 1 its row of counts (10 int64)
+        assert value == plain_sent[round_, party] + (expected[party].nbytes if round_ == 1 else 0)
+
+
+def test_a_strategy_that_does_not_ask_gets_no_label_counts():
+    class Plain(Strategy):
+        def aggregate(self, scores, info):
+            assert info.label_counts is None
+            return mean_consensus(scores)
+
+        def digest_loss(self, student_logits, target):
+            return (student_logits - target).abs().mean()
+
+    fedmd_ray.run(fedmd_ray.preset("quick", rounds=1, backend="local", strategy=Plain()), verbose=False)
+
+
+def test_the_reference_round_gives_the_class_weighted_runs_table():
+    config = fedmd_ray.preset("quick", rounds=2, backend="local", torch_threads=1, partition="noniid",
+                              noniid_alpha=0.1, strategy="fedmd-cw")  # fmt: skip
+    drop = ("seconds", "bytes_received")
+    keep = lambda t: t.drop_columns(list(drop)).to_pylist()  # noqa: E731
+    assert keep(run_reference(config)) == keep(fedmd_ray.run(config, verbose=False))
+
+
+def _transfer_row(party, held, own, accuracy=0.2):
+    return {"phase": "transfer", "party": party, "model": "mlp-64", "test_accuracy": accuracy,
+            "private_classes_held": held, "own_class_predictions": own}  # fmt: skip
+
+
+def test_round_0_health_names_a_party_that_holds_one_class_or_predicts_only_its_own():
+    rows = [_transfer_row(0, 1, 1.0), _transfer_row(1, 2, 0.97), _transfer_row(2, 2, 0.5, 0.6),
+            _transfer_row(3, 5, 1.0, 0.9)]  # fmt: skip
+    warnings = transfer_health(rows, 5)
+    assert len(warnings) == 2
+    assert warnings[0].startswith("party 0 (mlp-64) holds 1 of the 5 private classes and 100% of its test "
+                                  "predictions name it: it can only name what it saw")  # fmt: skip
+    assert "near chance" not in warnings[0]  # the skew explains it: one message, the one that says why
+    assert warnings[1].startswith("party 1 (mlp-64) holds 2 of the 5 private classes and 97%")
+    assert "configs/robust.toml" in warnings[0]
+    assert transfer_health(rows, None) == []  # without the number of classes nothing can be said
+
+
+@pytest.mark.timeout(300)
+def test_a_run_on_a_skewed_split_names_its_one_class_parties_in_progress_and_summary(capsys):
+    config = fedmd_ray.preset("quick", backend="local", rounds=1, partition="noniid", noniid_alpha=0.01)
+    table = fedmd_ray.run(config, verbose=True)
+    err = capsys.readouterr().err
+    rows = [r for r in table.to_pylist() if r["phase"] == "transfer"]
+    one_class = [r["party"] for r in rows if r["private_classes_held"] == 1]
+    assert one_class, "Dirichlet(0.01) gives some party a single class"
+    progress, summary = err.split("mean test accuracy:")
+    for party in one_class:  # named at round 0 in the progress, and again in the summary
+        line = f"party {party} ({rows[party]['model']}) holds 1 of the 5 private classes"
+        assert line in progress and line in summary
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_the_robust_config_file_combines_with_every_preset_and_set(name):
+    """configs/robust.toml (docs/methods.md#skewed-splits) sets only collaboration fields: any preset gives
+    the rest, --set applies on top, and the paper's `fedmd` stays every preset's own strategy."""
+    from pathlib import Path
+
+    from fedmd_ray.config_file import config_from
+
+    robust = Path(__file__).parents[1] / "configs" / "robust.toml"
+    config = config_from(robust, name, {"partition": "noniid", "noniid_alpha": 0.1})
+    plain = fedmd_ray.preset(name)
+    assert (config.strategy, config.digest_loss, config.swa, config.revisit_shift) == ("fedmd-cw", "l1", True, 2)
+    assert (config.partition, config.noniid_alpha) == ("noniid", 0.1)
+    assert (config.rounds, config.party_models) == (plain.rounds, plain.party_models)
+    assert plain.strategy == "fedmd"
