@@ -9,7 +9,9 @@ prints time per round, transfer learning, peak memory of the host actors and the
 driver actor, and the ratios (one run of this script: a noisy machine still
 compares like with like). Then it fits `value ~ parties ** k` for the batched path.
 
-    python benchmarks/many_parties.py [--parties 100 300 1000] [--rounds 4]
+    python benchmarks/many_parties.py [--parties 100 300 1000] [--rounds 4] [--gpus-per-party 0.01]
+
+With `--gpus-per-party` the parties' hosts run on the GPU (the batched path's CUDA measurement).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import fedmd_ray
 from fedmd_ray.experiment import prepare
 
 
-def measure(parties: int, rounds: int, batch: bool) -> dict[str, float]:
+def measure(parties: int, rounds: int, batch: bool, gpus_per_party: float = 0.0) -> dict[str, float]:
     config = fedmd_ray.preset(
         "offline",
         n_parties=parties,
@@ -38,6 +40,7 @@ def measure(parties: int, rounds: int, batch: bool) -> dict[str, float]:
         upper_bound=False,
         rounds=rounds,
         batch_parties=batch,
+        gpus_per_party=gpus_per_party,
     )
     _, data = prepare(config).party_inputs()
     shared_mib = sum(getattr(data, f).nbytes for f in data.__dataclass_fields__) / 2**20
@@ -63,14 +66,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parties", type=int, nargs="+", default=[100, 300, 1000])
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--gpus-per-party", type=float, default=0.0, help="0: CPU (default)")
     args = parser.parse_args()
     ray.init(address="local", include_dashboard=False)
     try:
         rows, alone = [], []
         for parties in args.parties:
-            alone.append(measure(parties, args.rounds, batch=False))
+            alone.append(measure(parties, args.rounds, batch=False, gpus_per_party=args.gpus_per_party))
             print("one by one", {k: round(v, 2) for k, v in alone[-1].items()}, flush=True)
-            rows.append(measure(parties, args.rounds, batch=True))
+            rows.append(measure(parties, args.rounds, batch=True, gpus_per_party=args.gpus_per_party))
             print("batched   ", {k: round(v, 2) for k, v in rows[-1].items()}, flush=True)
     finally:
         ray.shutdown()

@@ -224,9 +224,9 @@ def class_scores(model: nn.Module, x: torch.Tensor, *, batch_size: int) -> torch
 def skew(model: nn.Module, own_y: torch.Tensor, x: torch.Tensor, *, batch_size: int) -> tuple[int, float]:
     """(classes among the labels `own_y` of a party's private data, share of the model's predictions on `x`
     that name one of them): a party that holds few classes and predicts only those cannot name the others."""
-    own = torch.unique(own_y).cpu()
+    own = torch.unique(own_y)
     predicted = class_scores(model, x, batch_size=batch_size).argmax(dim=1)
-    return len(own), float(torch.isin(predicted, own).float().mean().item()) if len(x) else 0.0
+    return len(own), float(torch.isin(predicted, own.to(predicted.device)).float().mean().item()) if len(x) else 0.0
 
 
 @torch.no_grad()

@@ -53,6 +53,7 @@ def test_the_parties_of_a_model_several_parties_use_run_as_a_group():
     assert [m.party for m in units[0].members] == [0, 1]
     off = prepare(fedmd_ray.preset("quick", n_parties=4, models=("cnn2-4-8",), batch_parties=False))
     assert off.batched == frozenset()
+    assert prepare(fedmd_ray.preset("quick")).batched == frozenset()  # one party per model: the presets' tables stand
 
 
 def test_a_partys_numbers_do_not_depend_on_who_shares_its_call(local_table, ray_cluster):
