@@ -81,9 +81,10 @@ def fedmd_round(round_: int, parties: list[Participant], experiment: Experiment)
         scores = np.stack([party.communicate(align_idx) for party in parties])  # (parties, n_align, classes)
         # Aggregate: the consensus (paper: the mean of the scores), or one target per party.
         # (a strategy that weighs votes by what each party knows gets each party's private label counts)
-        counts = label_counts(*experiment.party_inputs(), experiment.task.n_classes)
-        info = RoundInfo(round_, tuple(p.party for p in parties), len(parties),
-                         counts if strategy.uses_label_counts else None)  # fmt: skip
+        counts = (
+            label_counts(*experiment.party_inputs(), experiment.task.n_classes) if strategy.uses_label_counts else None
+        )
+        info = RoundInfo(round_, tuple(p.party for p in parties), len(parties), counts)
         shape = (scores.shape[1], scores.shape[2])
         targets = check_targets(strategy.aggregate(scores, info), len(parties), shape, strategy)
     rows = []
@@ -96,7 +97,7 @@ def fedmd_round(round_: int, parties: list[Participant], experiment: Experiment)
             target = targets if targets.ndim == 2 else targets[i]
             # ... and digests it: trains toward it on the subset (paper: L1 on the logits).
             party.digest(align_idx, target)
-            once = counts[i].nbytes if strategy.uses_label_counts and round_ == 1 else 0  # the label counts
+            once = counts[i].nbytes if counts is not None and round_ == 1 else 0  # the label counts, shared once
             traffic = {"bytes_sent": scores[i].nbytes + once, "bytes_received": align_idx.nbytes + target.nbytes}
         # Revisit: a few epochs on its own private data.
         party.revisit()
