@@ -377,11 +377,13 @@ def train_epochs(
     batch_size: int,
     augment: Augment | None = None,
     penalty: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
+    logit_scale: torch.Tensor | None = None,
 ) -> list[float]:
     """`training.train_epochs` for every party of the stack at once; each party's mean loss of the last
     epoch. `x`: one set for all parties (`shared`: (n, ...), each party its own order) or one per party
     ((P, n, ...)); `target` likewise (`shared_target`). Raises FloatingPointError naming the parties whose
-    loss went non-finite. Random draws come from each party's CPU generator, on any device."""
+    loss went non-finite. Random draws come from each party's CPU generator, on any device. `logit_scale`
+    ((P, classes)): each party's logits times its row before the loss (`training.restricted_cross_entropy`)."""
     n = x.shape[0] if shared else x.shape[1]
     parties = torch.arange(stack.size, device=x.device)[:, None]
     last = [math.nan] * stack.size
@@ -399,6 +401,8 @@ def train_epochs(
                 shapes[idx.shape[1]] = dropout_shapes(stack, inputs[0])
             masks = draw_masks(stack, gens, shapes[idx.shape[1]])
             outputs = stack.logits(inputs, shared=False, train=True, masks=masks)  # (P, b, classes)
+            if logit_scale is not None:
+                outputs = outputs * logit_scale[:, None, :]
             targets = target[idx] if shared_target else target[parties, idx]
             losses = per_party(outputs, targets)  # (P,)
             values = losses.detach().double()

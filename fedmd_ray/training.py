@@ -78,6 +78,28 @@ def train_epochs(
     return last
 
 
+def held_class_scale(labels: torch.Tensor, n_classes: int, restrict: float) -> torch.Tensor | None:
+    """FedRS's logit scale for a party whose private labels are `labels`: 1 for the classes it holds,
+    `restrict` for every other class; None when `restrict` is 1 (the paper's softmax)."""
+    if restrict >= 1:
+        return None
+    scale = torch.full((n_classes,), float(restrict), device=labels.device)
+    scale[torch.unique(labels)] = 1.0
+    return scale
+
+
+def restricted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy with a restricted softmax (FedRS: Li & Zhan, KDD 2021, "FedRS: Federated Learning
+    with Restricted Softmax for Label Distribution Non-IID Data"): each logit times `scale` first.
+
+    Why: a party that holds images of classes S only, trained with the full softmax, pushes every other
+    class's logit down on each of its images, and learns "everything is one of my classes" (on skewed
+    splits 97-100% of its predictions name its own classes, docs/methods.md#skewed-splits); it has no
+    evidence against those classes. With the other classes' logits scaled by a < 1, their gradient is a
+    times smaller (a = 0: none), so what the digest taught about them survives the revisit."""
+    return F.cross_entropy(logits * scale, target)
+
+
 def random_shift(x: torch.Tensor, pixels: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each image of the batch `x` (n, C, H, W) moved by its own random offset of up to `pixels`
     rows and columns either way, its border pixels repeated into the gap.

@@ -4,10 +4,10 @@ import os
 import re
 import signal
 import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import run_cli, sets
 
 import fedmd_ray
 from fedmd_ray.actors.backends import open_driver
@@ -148,26 +148,9 @@ def test_a_party_actor_killed_from_outside_is_restarted(ray_cluster, reference, 
     assert {(r["party"], r["phase"], r["round"]): r["test_accuracy"] for r in rows} == expected
 
 
-def _cli(tmp_path, fault: str, *sets: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    env = {**os.environ, VARIABLE: fault}
-    env.pop("RAY_ADDRESS", None)
-    command = [
-        sys.executable,
-        "-m",
-        "fedmd_ray.cli",
-        "run",
-        "--preset",
-        "quick",
-        "--set",
-        "rounds=2",
-        "--set",
-        "torch_threads=1",
-        *[a for s in sets for a in ("--set", s)],
-        "--out",
-        str(tmp_path / "run"),
-        *flags,
-    ]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+def _cli(tmp_path, fault: str, *fields: str, flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    args = sets("rounds=2", "torch_threads=1", *fields)
+    return run_cli("run", "--preset", "quick", *args, "--out", str(tmp_path / "run"), *flags, env={VARIABLE: fault})
 
 
 def test_an_actor_that_exits_inside_digest_is_restarted(tmp_path):
@@ -218,25 +201,9 @@ def test_a_hanging_party_times_out_and_fail_policy_exits_2(tmp_path):
 @pytest.mark.slow  # ~35-50 s: every party step delayed at random
 def test_random_reply_order_changes_no_number(tmp_path, reference):
     """Parties sleep a random time before every step, so they answer in a random order."""
-    env = {**os.environ, DELAY_VARIABLE: "0.3"}
-    env.pop("RAY_ADDRESS", None)
-    command = [
-        sys.executable,
-        "-m",
-        "fedmd_ray.cli",
-        "run",
-        "--preset",
-        "quick",
-        "--set",
-        "rounds=3",
-        "--set",
-        "torch_threads=1",
-        "--set",
-        "parties_per_actor=1",
-        "--out",
-        str(tmp_path / "run"),
-        "--quiet",
-    ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+    args = sets("rounds=3", "torch_threads=1", "parties_per_actor=1")
+    done = run_cli(
+        "run", "--preset", "quick", *args, "--out", str(tmp_path / "run"), "--quiet", env={DELAY_VARIABLE: "0.3"}
+    )
     assert done.returncode == 0, done.stderr
     assert _metrics(pq.read_table(tmp_path / "run" / "results.parquet")) == _metrics(reference)

@@ -6,11 +6,10 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 
 import fedmd_ray
 from fedmd_ray.analysis.metrics import gain, mean_accuracy
@@ -39,30 +38,16 @@ def test_transfer_learning_reports_each_party_as_it_finishes_with_time_left(caps
     assert lines[0].endswith("s left") and "1/3 parties" in lines[0] and "3/3 parties, ~0 s left" in lines[-1]
 
 
-def _cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    environment = {**os.environ, **(env or {})}
-    environment.pop("RAY_ADDRESS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "fedmd_ray.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=environment,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 @pytest.mark.timeout(300)
 def test_the_cli_is_quiet_about_ray_and_prints_progress_and_where_results_went(tmp_path):
-    done = _cli("run", "--preset", "quick", "--set", "rounds=1", "--set", "torch_threads=1", cwd=tmp_path)
+    done = run_cli("run", "--preset", "quick", "--set", "rounds=1", "--set", "torch_threads=1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     err = done.stderr
     assert "Started a local Ray instance" not in err and "Token authentication" not in err
     assert "transferred:" in err and "round 1/1" in err
     written = next(line for line in done.stdout.splitlines() if line.startswith("results: "))
     assert f"{tmp_path}/runs/quick-" in written and Path(written.split(" ", 1)[1]).exists()
-    quiet = _cli("run", *TINY, "--out", str(tmp_path / "q"), env={"FEDMD_RAY_LOG_LEVEL": "WARNING"})
+    quiet = run_cli("run", *TINY, "--out", str(tmp_path / "q"), env={"FEDMD_RAY_LOG_LEVEL": "WARNING"})
     assert quiet.returncode == 0 and "round 1/1" not in quiet.stderr
     assert "mean test accuracy: " in quiet.stdout and "results: " in quiet.stdout  # as with -q: the result stays
 

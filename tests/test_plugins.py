@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from cli_helpers import run_cli, sets
 from torch import nn
 
 import fedmd_ray
@@ -521,61 +522,25 @@ def test_plugins_reach_sweep_trials_by_name_by_path_and_by_object(ray_cluster, t
 @pytest.mark.slow
 def test_a_cli_run_with_plugins_resumes_from_its_own_directory(tmp_path):
     import os
-    import subprocess
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXAMPLES), os.environ.get("PYTHONPATH", "")])}
-    env.pop("RAY_ADDRESS", None)
-    run = [
-        sys.executable,
-        "-m",
-        "fedmd_ray.cli",
-        "run",
-        "--preset",
-        "quick",
-        "--set",
+    env = {"PYTHONPATH": os.pathsep.join([str(EXAMPLES), os.environ.get("PYTHONPATH", "")])}
+    fields = sets(
         "backend=local",
-        "--set",
         "rounds=3",
-        "--set",
         "torch_threads=1",
-        "--set",
         "models=plugin_fixtures:tiny_mlp,cnn2-8-16",
-        "--set",
         "strategy=custom_strategy:AgreementWeighted",
-        "--set",
         "on_party_failure=fail",
-        "--quiet",
-    ]
-    straight = subprocess.run(
-        [*run, "--out", str(tmp_path / "a")],
-        env=env,
-        cwd=Path(__file__).parent,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        stdin=subprocess.DEVNULL,
     )
+    here = Path(__file__).parent
+    straight = run_cli("run", "--preset", "quick", *fields, "--quiet", "--out", str(tmp_path / "a"), env=env, cwd=here)
     assert straight.returncode == 0, straight.stderr
     failing = {**env, VARIABLE: "party=0,round=2,method=revisit,action=raise"}
-    stopped = subprocess.run(
-        [*run, "--out", str(tmp_path / "b")],
-        env=failing,
-        cwd=Path(__file__).parent,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        stdin=subprocess.DEVNULL,
+    stopped = run_cli(
+        "run", "--preset", "quick", *fields, "--quiet", "--out", str(tmp_path / "b"), env=failing, cwd=here
     )
     assert stopped.returncode == 2 and load_checkpoint(tmp_path / "b").round == 1
-    resumed = subprocess.run(
-        [sys.executable, "-m", "fedmd_ray.cli", "run", "--resume", str(tmp_path / "b"), "--quiet"],
-        env=env,
-        cwd=Path(__file__).parent,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        stdin=subprocess.DEVNULL,
-    )
+    resumed = run_cli("run", "--resume", str(tmp_path / "b"), "--quiet", env=env, cwd=here)
     assert resumed.returncode == 0, resumed.stderr
     assert _metrics(pq.read_table(tmp_path / "b" / "results.parquet")) == _metrics(
         pq.read_table(tmp_path / "a" / "results.parquet")

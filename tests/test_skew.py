@@ -3,13 +3,21 @@ strategy once, and round 0's health naming a party that knows one class."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+import torch
 
 import fedmd_ray
+from fedmd_ray import training
+from fedmd_ray.actors.messages import TransferLearn
+from fedmd_ray.actors.participant import PartyHost
+from fedmd_ray.actors.party_group import PartyGroup
 from fedmd_ray.aggregation import class_weighted_consensus, mean_consensus
 from fedmd_ray.analysis.metrics import transfer_health
 from fedmd_ray.config.presets import preset_names
+from fedmd_ray.experiment import prepare
 from fedmd_ray.methods import ClassWeighted
 from fedmd_ray.reference import run_reference
 from fedmd_ray.strategy import RoundInfo, Strategy
@@ -129,3 +137,39 @@ def test_the_robust_config_file_combines_with_every_preset_and_set(name):
     assert (config.partition, config.noniid_alpha) == ("noniid", 0.1)
     assert (config.rounds, config.party_models) == (plain.rounds, plain.party_models)
     assert plain.strategy == "fedmd"
+
+
+def test_the_restricted_softmax_scales_the_logits_of_classes_a_party_does_not_hold():
+    logits = torch.tensor([[2.0, 1.0, 3.0]])
+    scale = training.held_class_scale(torch.tensor([1, 1]), 3, 0.5)  # the party holds class 1 only
+    assert scale.tolist() == [0.5, 1.0, 0.5]
+    # softmax over (1.0, 1.0, 1.5): -log(e^1 / (e^1 + e^1 + e^1.5)) = log(2 + e^0.5)
+    loss = training.restricted_cross_entropy(logits, torch.tensor([1]), scale)
+    assert float(loss) == pytest.approx(math.log(2 + math.exp(0.5)), rel=1e-6)
+    assert training.held_class_scale(torch.tensor([0]), 3, 1.0) is None  # 1: the paper's softmax
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_a_fully_restricted_revisit_leaves_the_output_rows_of_classes_a_party_does_not_hold(batch):
+    """With revisit_restrict=0 a party's revisit gives no gradient to the other classes' logits: what
+    the digest taught it about them survives (both paths: batched groups and one party at a time)."""
+    config = fedmd_ray.preset(
+        "quick", n_parties=3, models=("mlp-16",), partition="noniid", noniid_alpha=0.05, revisit_restrict=0.0
+    )
+    experiment = prepare(config.replace(batch_parties=batch, torch_threads=1))
+    specs, data = experiment.party_inputs()
+    host = PartyHost(specs, experiment.setup, data, threads=1, gpus=0)
+    host.run(TransferLearn())
+    members = list(host.participants.values())
+    before = [m.model.output_layer.weight.detach().clone() for m in members]
+    if batch:
+        PartyGroup(members).revisit()
+    else:
+        for member in members:
+            member.revisit()
+    for member, weight in zip(members, before):
+        held = member._private[1].unique()
+        others = [c for c in range(member.n_classes) if c not in held.tolist()]
+        after = member.model.output_layer.weight.detach()
+        assert torch.equal(after[others], weight[others]), member.party
+        assert not torch.equal(after[held], weight[held]), member.party  # its own classes still train

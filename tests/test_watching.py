@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import struct
-import subprocess
 import sys
 import types
 
 import pytest
+from cli_helpers import run_python
 
 import fedmd_ray
 from fedmd_ray.analysis.metrics import round_metrics
@@ -136,28 +135,10 @@ def test_run_from_a_plain_python_script_shows_its_progress_and_false_silences_it
         "fedmd_ray.run(fedmd_ray.preset('quick', rounds=1, backend='local', torch_threads=1),"
         " verbose={'default': None, 'off': False}[sys.argv[1]])\n"
     )
-    env = {**os.environ}
-    env.pop("RAY_ADDRESS", None)
-    shown = subprocess.run(
-        [sys.executable, "-c", script, "default"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-    )
+    shown = run_python("-c", script, "default", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "round 1/1" in shown.stderr and "mean test accuracy" in shown.stderr and shown.stdout == ""
-    silent = subprocess.run(
-        [sys.executable, "-c", script, "off"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-    )
+    silent = run_python("-c", script, "off", cwd=tmp_path)
     assert silent.returncode == 0 and silent.stderr == "", silent.stderr
 
 

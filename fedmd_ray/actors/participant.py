@@ -331,7 +331,8 @@ class Participant:
             return loss
 
     def revisit(self) -> float:
-        """Train on the private data again (cross-entropy), shifted by up to `revisit_shift` pixels."""
+        """Train on the private data again (cross-entropy, restricted to its own classes by
+        `revisit_restrict`), shifted by up to `revisit_shift` pixels."""
         cfg = self.config
         shift = functools.partial(training.random_shift, pixels=cfg.revisit_shift) if cfg.revisit_shift else None
         with self._step("revisit"), self._own_rng():
@@ -339,13 +340,20 @@ class Participant:
                 self.model,
                 self._revisit_opt,
                 *self._private,
-                torch.nn.functional.cross_entropy,
+                self.revisit_loss(),
                 epochs=cfg.revisit_epochs,
                 batch_size=cfg.revisit_batch_size,
                 augment=shift,
             )
             self._precise_bn(self._private[0])
             return loss
+
+    def revisit_loss(self) -> training.LossFn:
+        """The revisit's loss: cross-entropy, with `revisit_restrict` < 1 over a restricted softmax."""
+        scale = training.held_class_scale(self._private[1], self.n_classes, self.config.revisit_restrict)
+        if scale is None:
+            return torch.nn.functional.cross_entropy
+        return functools.partial(training.restricted_cross_entropy, scale=scale)
 
     def optimizer(self, which: str) -> torch.optim.Adam:
         """The Adam of the round's `digest` or `revisit` steps (each keeps its own moments)."""

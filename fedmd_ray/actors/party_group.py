@@ -354,8 +354,8 @@ class PartyGroup:
             member._precise_bn(x)
 
     def revisit(self) -> None:
-        """`Participant.revisit` of every member: its own private data (cross-entropy), shifted by
-        `revisit_shift`. Batched where it pays, else one member after the other."""
+        """`Participant.revisit` of every member: its own private data (cross-entropy, restricted by
+        `revisit_restrict`), shifted by `revisit_shift`. Batched where it pays, else one member after the other."""
         config = self.members[0].config
         if not self._batches(config.revisit_batch_size):
             for member in self.members:
@@ -364,6 +364,8 @@ class PartyGroup:
         x = torch.stack([m._private[0] for m in self.members])  # (P, n, C, H, W)
         y = torch.stack([m._private[1] for m in self.members])  # (P, n)
         shift = functools.partial(training.random_shift, pixels=config.revisit_shift) if config.revisit_shift else None
+        scales = [training.held_class_scale(m._private[1], m.n_classes, config.revisit_restrict) for m in self.members]
+        logit_scale = torch.stack([s for s in scales if s is not None]) if scales[0] is not None else None
         with self._step("revisit"):
             self._train_stacked(
                 self.members,
@@ -375,6 +377,7 @@ class PartyGroup:
                 epochs=config.revisit_epochs,
                 batch_size=config.revisit_batch_size,
                 augment=None if shift is None else lambda images, gen: shift(images, generator=gen),
+                logit_scale=logit_scale,
             )
         for member in self.members:
             member._precise_bn(member._private[0])
@@ -396,10 +399,11 @@ class PartyGroup:
         epochs: int,
         batch_size: int,
         augment: batched.Augment | None = None,
+        logit_scale: torch.Tensor | None = None,
     ) -> None:
         """`batched.train_epochs` over `members` in chunks, each member with its optimizer (whose moments are
         read and written back; it may hold some of the parameters only: the rest stay as they are) and its
-        RNG stream. `y` (and `x` unless `shared`) hold one row per member."""
+        RNG stream. `y` (and `x` unless `shared`) hold one row per member, and `logit_scale` if given."""
         for rows in self._chunks(len(members), batch_size):
             chunk = [members[i] for i in rows]  # a chunk of one twice: the copy's results are dropped
             models = [m.model for m in chunk]
@@ -419,6 +423,7 @@ class PartyGroup:
                 batch_size=batch_size,
                 augment=augment,
                 penalty=_penalty(chunk[0]),
+                logit_scale=None if logit_scale is None else logit_scale[rows],
             )
             real = len(set(rows))
             stack.copy_into(models[:real])

@@ -140,6 +140,9 @@ class FedMDConfig(FamilyFields, FedMDFields):
     """Batch size of the revisit step."""
     revisit_shift: int = setting(0, role="result", bounds=COUNT)
     """Revisit private images shifted by up to this many pixels (0 = off: the paper). (docs/config.md#revisit_shift)"""
+    revisit_restrict: float = setting(1.0, role="result", bounds=Bounds(0, 1))
+    """Revisit with a restricted softmax (FedRS): logits of classes the party holds no private image of
+    scaled by this (1 = off: the paper; 0 = a softmax over its own classes). (docs/config.md#revisit_restrict)"""
     collab_lr: float | None = setting(None, role="result", bounds=LEARNING_RATE)
     """Adam learning rate for digest and revisit; None = `lr`."""
     swa: bool = setting(False, role="result")
