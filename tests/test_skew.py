@@ -99,7 +99,8 @@ def test_round_0_health_names_a_party_that_holds_one_class_or_predicts_only_its_
                                   "predictions name it: it can only name what it saw")  # fmt: skip
     assert "near chance" not in warnings[0]  # the skew explains it: one message, the one that says why
     assert warnings[1].startswith("party 1 (mlp-64) holds 2 of the 5 private classes and 97%")
-    assert "strategy=local" in warnings[0] and "docs/methods.md#skewed-splits" in warnings[0]  # what to try, where
+    assert "revisit_classes=own" in warnings[0] and "strategy=local" in warnings[0]  # what to try
+    assert "docs/methods.md#skewed-splits" in warnings[0]  # where it was measured
     assert transfer_health(rows, None) == []  # without the number of classes nothing can be said
 
 
@@ -128,33 +129,31 @@ def test_the_robust_config_file_combines_with_every_preset_and_set(name):
     robust = Path(__file__).parents[1] / "configs" / "robust.toml"
     config = config_from(robust, name, {"partition": "noniid", "noniid_alpha": 0.1})
     plain = fedmd_ray.preset(name)
-    assert (config.strategy, config.party_weights, config.swa, config.revisit_shift) == (
-        "fedmd-kl",
-        "information",
-        True,
-        2,
-    )
+    recipe = ("fedmd-kl", "information", True, 2, "own")
+    assert (config.strategy, config.party_weights, config.swa, config.revisit_shift, config.revisit_classes) == recipe
     assert (config.partition, config.noniid_alpha) == ("noniid", 0.1)
     assert (config.rounds, config.party_models) == (plain.rounds, plain.party_models)
-    assert plain.strategy == "fedmd"
+    assert (plain.strategy, plain.revisit_classes) == ("fedmd", "all")
 
 
 def test_the_restricted_softmax_scales_the_logits_of_classes_a_party_does_not_hold():
     logits = torch.tensor([[2.0, 1.0, 3.0]])
-    scale = training.held_class_scale(torch.tensor([1, 1]), 3, 0.5)  # the party holds class 1 only
-    assert scale.tolist() == [0.5, 1.0, 0.5]
-    # softmax over (1.0, 1.0, 1.5): -log(e^1 / (e^1 + e^1 + e^1.5)) = log(2 + e^0.5)
+    scale = training.own_class_scale(torch.tensor([1, 1]), 3)  # the party holds class 1 only
+    assert scale.tolist() == [0.0, 1.0, 0.0]
+    # softmax over (0, 1, 0): -log(e^1 / (1 + e^1 + 1)) = log(2 + e) - 1
     loss = training.restricted_cross_entropy(logits, torch.tensor([1]), scale)
-    assert float(loss) == pytest.approx(math.log(2 + math.exp(0.5)), rel=1e-6)
-    assert training.held_class_scale(torch.tensor([0]), 3, 1.0) is None  # 1: the paper's softmax
+    assert float(loss) == pytest.approx(math.log(2 + math.e) - 1, rel=1e-6)
+    logits.requires_grad_(True)
+    training.restricted_cross_entropy(logits, torch.tensor([1]), scale).backward()
+    assert logits.grad[0, 0] == logits.grad[0, 2] == 0  # nothing reaches the classes it does not hold
 
 
 @pytest.mark.parametrize("batch", [True, False])
-def test_a_fully_restricted_revisit_leaves_the_output_rows_of_classes_a_party_does_not_hold(batch):
-    """With revisit_restrict=0 a party's revisit gives no gradient to the other classes' logits: what
+def test_an_own_classes_revisit_leaves_the_output_rows_of_classes_a_party_does_not_hold(batch):
+    """With revisit_classes=own a party's revisit gives no gradient to the other classes' logits: what
     the digest taught it about them survives (both paths: batched groups and one party at a time)."""
     config = fedmd_ray.preset(
-        "quick", n_parties=3, models=("mlp-16",), partition="noniid", noniid_alpha=0.05, revisit_restrict=0.0
+        "quick", n_parties=3, models=("mlp-16",), partition="noniid", noniid_alpha=0.05, revisit_classes="own"
     )
     experiment = prepare(config.replace(batch_parties=batch, torch_threads=1))
     specs, data = experiment.party_inputs()

@@ -332,7 +332,7 @@ class Participant:
 
     def revisit(self) -> float:
         """Train on the private data again (cross-entropy, restricted to its own classes by
-        `revisit_restrict`), shifted by up to `revisit_shift` pixels."""
+        `revisit_classes`), shifted by up to `revisit_shift` pixels."""
         cfg = self.config
         shift = functools.partial(training.random_shift, pixels=cfg.revisit_shift) if cfg.revisit_shift else None
         with self._step("revisit"), self._own_rng():
@@ -349,10 +349,10 @@ class Participant:
             return loss
 
     def revisit_loss(self) -> training.LossFn:
-        """The revisit's loss: cross-entropy, with `revisit_restrict` < 1 over a restricted softmax."""
-        scale = training.held_class_scale(self._private[1], self.n_classes, self.config.revisit_restrict)
-        if scale is None:
+        """The revisit's loss: cross-entropy, with `revisit_classes=own` over a restricted softmax."""
+        if self.config.revisit_classes == "all":
             return torch.nn.functional.cross_entropy
+        scale = training.own_class_scale(self._private[1], self.n_classes)
         return functools.partial(training.restricted_cross_entropy, scale=scale)
 
     def optimizer(self, which: str) -> torch.optim.Adam:

@@ -355,7 +355,7 @@ class PartyGroup:
 
     def revisit(self) -> None:
         """`Participant.revisit` of every member: its own private data (cross-entropy, restricted by
-        `revisit_restrict`), shifted by `revisit_shift`. Batched where it pays, else one member after the other."""
+        `revisit_classes`), shifted by `revisit_shift`. Batched where it pays, else one member after the other."""
         config = self.members[0].config
         if not self._batches(config.revisit_batch_size):
             for member in self.members:
@@ -364,8 +364,9 @@ class PartyGroup:
         x = torch.stack([m._private[0] for m in self.members])  # (P, n, C, H, W)
         y = torch.stack([m._private[1] for m in self.members])  # (P, n)
         shift = functools.partial(training.random_shift, pixels=config.revisit_shift) if config.revisit_shift else None
-        scales = [training.held_class_scale(m._private[1], m.n_classes, config.revisit_restrict) for m in self.members]
-        logit_scale = torch.stack([s for s in scales if s is not None]) if scales[0] is not None else None
+        logit_scale = None
+        if config.revisit_classes == "own":
+            logit_scale = torch.stack([training.own_class_scale(m._private[1], m.n_classes) for m in self.members])
         with self._step("revisit"):
             self._train_stacked(
                 self.members,

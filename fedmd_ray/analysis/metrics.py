@@ -165,9 +165,9 @@ def _skewed(row: Row, private_classes: int | None) -> str:
     return (
         f"holds {held} of the {private_classes} private classes and {100 * own:.0f}% of its test predictions name "
         f"{'it' if held == 1 else 'them'}: it can only name what it saw (a skewed split: partition=noniid at a small "
-        "noniid_alpha). On such splits the strategies measured gained little or nothing over the no-collaboration "
-        "control in 10 rounds (compare with --set strategy=local); parties that hold more classes (a larger "
-        "noniid_alpha, more images per party) learn more from each other (docs/methods.md#skewed-splits)"
+        "noniid_alpha). Collaboration helps such a party only if its revisits stop teaching it that everything is "
+        "its class: run with --config configs/robust.toml (or --set revisit_classes=own) for the presets' 20 rounds, "
+        "and compare with --set strategy=local (docs/methods.md#skewed-splits)"
     )
 
 

@@ -51,6 +51,7 @@ from fedmd_ray.strategy import FedMDFields, Strategy
 
 Backend = Literal["ray", "local"]
 Partition = Literal["iid", "noniid", "writer", "superclass"]
+RevisitClasses = Literal["all", "own"]
 FailurePolicy = Literal["restart", "drop", "fail"]
 SourceEntry = Union[str, typing.Callable[..., Any]]
 StrategyEntry = Union[str, Strategy, type]
@@ -140,9 +141,9 @@ class FedMDConfig(FamilyFields, FedMDFields):
     """Batch size of the revisit step."""
     revisit_shift: int = setting(0, role="result", bounds=COUNT)
     """Revisit private images shifted by up to this many pixels (0 = off: the paper). (docs/config.md#revisit_shift)"""
-    revisit_restrict: float = setting(1.0, role="result", bounds=Bounds(0, 1))
-    """Revisit with a restricted softmax (FedRS): logits of classes the party holds no private image of
-    scaled by this (1 = off: the paper; 0 = a softmax over its own classes). (docs/config.md#revisit_restrict)"""
+    revisit_classes: RevisitClasses = setting("all", role="result")
+    """The revisit's cross-entropy over all classes (the paper) or `own`: the logits of classes the party holds
+    no private image of zeroed (FedRS's restricted softmax), for skewed splits. (docs/config.md#revisit_classes)"""
     collab_lr: float | None = setting(None, role="result", bounds=LEARNING_RATE)
     """Adam learning rate for digest and revisit; None = `lr`."""
     swa: bool = setting(False, role="result")
