@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import torch
 from common import record
+from many_parties import many_parties
 
-import fedmd_ray
 from fedmd_ray.actors import participant, party_group
 from fedmd_ray.actors.backends import open_driver
 from fedmd_ray.experiment import prepare
@@ -57,21 +57,8 @@ def instrument() -> None:
 
 
 def measure(parties: int, rounds: int, batch: bool) -> dict[str, float]:
-    config = fedmd_ray.preset(
-        "offline",
-        n_parties=parties,
-        models=("mlp-16", "mlp-32"),
-        samples_per_class=3,
-        public_size=2000,
-        subset_size=500,
-        pretrain_epochs=1,
-        private_epochs=2,
-        upper_bound=False,
-        rounds=rounds + 2,  # the timed rounds all score the next subset: a run's last one does not
-        batch_parties=batch,
-        backend="local",
-        torch_threads=1,
-    )
+    # rounds + 2: the timed rounds all score the next subset (a run's last one does not)
+    config = many_parties(parties, rounds + 2, batch, backend="local", torch_threads=1)
     experiment = prepare(config)
     specs, data = experiment.party_inputs()
     with open_driver(experiment.setup, specs, data, experiment.run_id) as driver:

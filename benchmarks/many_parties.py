@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import argparse
 import resource
+from typing import Any
 
 import numpy as np
 import ray
 from common import record, timed_run
 
 import fedmd_ray
+from fedmd_ray.config import FedMDConfig
 from fedmd_ray.experiment import prepare
 
 
-def measure(parties: int, rounds: int, batch: bool, gpus_per_party: float = 0.0) -> dict[str, float]:
-    config = fedmd_ray.preset(
+def many_parties(parties: int, rounds: int, batch: bool, **fields: Any) -> FedMDConfig:
+    """This benchmark's setting (also `batched_steps.py`'s): `parties` tiny MLPs of two kinds, cycled."""
+    return fedmd_ray.preset(
         "offline",
         n_parties=parties,
         models=("mlp-16", "mlp-32"),
@@ -40,8 +43,12 @@ def measure(parties: int, rounds: int, batch: bool, gpus_per_party: float = 0.0)
         upper_bound=False,
         rounds=rounds,
         batch_parties=batch,
-        gpus_per_party=gpus_per_party,
+        **fields,
     )
+
+
+def measure(parties: int, rounds: int, batch: bool, gpus_per_party: float = 0.0) -> dict[str, float]:
+    config = many_parties(parties, rounds, batch, gpus_per_party=gpus_per_party)
     _, data = prepare(config).party_inputs()
     shared_mib = sum(getattr(data, f).nbytes for f in data.__dataclass_fields__) / 2**20
     times = timed_run(config)
