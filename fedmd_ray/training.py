@@ -78,9 +78,12 @@ def train_epochs(
     return last
 
 
-def own_class_scale(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """(n_classes,): 1 for the classes in a party's private `labels`, 0 for every other class."""
-    scale = torch.zeros(n_classes, device=labels.device)
+def own_class_scale(labels: torch.Tensor, n_classes: int, n_private: int) -> torch.Tensor:
+    """(n_classes,): 0 for each of the private classes (the last `n_private` outputs) that a party's
+    private `labels` do not hold, 1 for the rest: its own classes and the public set's, which its
+    private images are known not to be (the two label sets are disjoint by construction)."""
+    scale = torch.ones(n_classes, device=labels.device)
+    scale[n_classes - n_private :] = 0.0
     scale[torch.unique(labels)] = 1.0
     return scale
 
@@ -88,13 +91,14 @@ def own_class_scale(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
 def restricted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Cross-entropy with a restricted softmax (FedRS: Li & Zhan, KDD 2021, "FedRS: Federated Learning
     with Restricted Softmax for Label Distribution Non-IID Data"): each logit times `scale` first
-    (`own_class_scale`: the classes a party does not hold enter as a constant 0, with no gradient).
+    (`own_class_scale`: the private classes a party does not hold enter as a constant 0, with no gradient).
 
-    Why: a party that holds images of classes S only, trained with the full softmax, pushes every other
-    class's logit down on each of its images, and learns "everything is one of my classes" (on skewed
-    splits 97-100% of its predictions name its own classes, docs/methods.md#skewed-splits); it has no
-    evidence against those classes. Restricted, its revisit leaves what the digest taught it about them
-    alone. FedRS scales them by some a in (0, 1) instead of 0; under Adam, which divides each weight's step
+    Why: a party that holds images of private classes S only, trained with the full softmax, pushes every
+    other private class's logit down on each of its images, and learns "everything is one of my classes"
+    (on skewed splits 97-100% of its predictions name its own classes, docs/methods.md#skewed-splits); it
+    has no evidence against those classes. Restricted, its revisit leaves what the digest taught it about
+    them alone. (A party that holds every private class trains as with the full softmax.) FedRS scales
+    them by some a in (0, 1) instead of 0; under Adam, which divides each weight's step
     by its gradient's size, the rows of those classes then move as fast as at a = 1 (measured at 0.1 and
     0.25: no gain over the full softmax), so only 0 is offered."""
     return F.cross_entropy(logits * scale, target)

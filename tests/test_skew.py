@@ -136,22 +136,25 @@ def test_the_robust_config_file_combines_with_every_preset_and_set(name):
     assert (plain.strategy, plain.revisit_classes) == ("fedmd", "all")
 
 
-def test_the_restricted_softmax_scales_the_logits_of_classes_a_party_does_not_hold():
-    logits = torch.tensor([[2.0, 1.0, 3.0]])
-    scale = training.own_class_scale(torch.tensor([1, 1]), 3)  # the party holds class 1 only
-    assert scale.tolist() == [0.0, 1.0, 0.0]
-    # softmax over (0, 1, 0): -log(e^1 / (1 + e^1 + 1)) = log(2 + e) - 1
-    loss = training.restricted_cross_entropy(logits, torch.tensor([1]), scale)
-    assert float(loss) == pytest.approx(math.log(2 + math.e) - 1, rel=1e-6)
-    logits.requires_grad_(True)
-    training.restricted_cross_entropy(logits, torch.tensor([1]), scale).backward()
-    assert logits.grad[0, 0] == logits.grad[0, 2] == 0  # nothing reaches the classes it does not hold
+def test_the_restricted_softmax_zeroes_the_private_classes_a_party_does_not_hold():
+    # classes 0-1 public, 2-4 private; the party holds private class 3 only
+    scale = training.own_class_scale(torch.tensor([3, 3]), 5, n_private=3)
+    assert scale.tolist() == [1.0, 1.0, 0.0, 1.0, 0.0]  # its images are not public ones: those stay
+    logits = torch.tensor([[0.0, 1.0, 2.0, 1.0, 3.0]], requires_grad=True)
+    # softmax over (0, 1, 0, 1, 0): -log(e^1 / (3 + 2e)) = log(3 + 2e) - 1
+    loss = training.restricted_cross_entropy(logits, torch.tensor([3]), scale)
+    assert float(loss) == pytest.approx(math.log(3 + 2 * math.e) - 1, rel=1e-6)
+    loss.backward()
+    assert logits.grad[0, 2] == logits.grad[0, 4] == 0 and logits.grad[0, 1] > 0  # nothing reaches 2 and 4
+    everything = training.own_class_scale(torch.tensor([2, 3, 4]), 5, n_private=3)
+    assert everything.tolist() == [1.0] * 5  # a party that holds every private class: the full softmax
 
 
 @pytest.mark.parametrize("batch", [True, False])
 def test_an_own_classes_revisit_leaves_the_output_rows_of_classes_a_party_does_not_hold(batch):
-    """With revisit_classes=own a party's revisit gives no gradient to the other classes' logits: what
-    the digest taught it about them survives (both paths: batched groups and one party at a time)."""
+    """With revisit_classes=own a party's revisit gives no gradient to the logits of the private classes
+    it does not hold: what the digest taught it about them survives (both paths: batched groups and one
+    party at a time)."""
     config = fedmd_ray.preset(
         "quick", n_parties=3, models=("mlp-16",), partition="noniid", noniid_alpha=0.05, revisit_classes="own"
     )
@@ -166,9 +169,19 @@ def test_an_own_classes_revisit_leaves_the_output_rows_of_classes_a_party_does_n
     else:
         for member in members:
             member.revisit()
+    private = range(members[0].n_classes - len(config.private_classes), members[0].n_classes)
     for member, weight in zip(members, before):
         held = member._private[1].unique()
-        others = [c for c in range(member.n_classes) if c not in held.tolist()]
+        others = [c for c in private if c not in held.tolist()]
+        assert others, member.party  # the split is skewed enough for every party to miss a class
         after = member.model.output_layer.weight.detach()
         assert torch.equal(after[others], weight[others]), member.party
         assert not torch.equal(after[held], weight[held]), member.party  # its own classes still train
+
+
+def test_where_every_party_holds_every_private_class_own_is_the_full_softmax():
+    """iid: nothing to restrict, the same numbers as `all` to the last bit (the recipe costs nothing there)."""
+    config = fedmd_ray.preset("quick", rounds=2, backend="local", torch_threads=1, revisit_shift=1)
+    columns = ["party", "phase", "round", "test_accuracy", "test_loss"]
+    tables = [fedmd_ray.run(config.replace(revisit_classes=c), verbose=False).select(columns) for c in ("all", "own")]
+    assert tables[0].to_pylist() == tables[1].to_pylist()

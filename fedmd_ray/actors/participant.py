@@ -352,7 +352,7 @@ class Participant:
         """The revisit's loss: cross-entropy, with `revisit_classes=own` over a restricted softmax."""
         if self.config.revisit_classes == "all":
             return torch.nn.functional.cross_entropy
-        scale = training.own_class_scale(self._private[1], self.n_classes)
+        scale = training.own_class_scale(self._private[1], self.n_classes, len(self.config.private_classes))
         return functools.partial(training.restricted_cross_entropy, scale=scale)
 
     def optimizer(self, which: str) -> torch.optim.Adam:

@@ -366,7 +366,9 @@ class PartyGroup:
         shift = functools.partial(training.random_shift, pixels=config.revisit_shift) if config.revisit_shift else None
         logit_scale = None
         if config.revisit_classes == "own":
-            logit_scale = torch.stack([training.own_class_scale(m._private[1], m.n_classes) for m in self.members])
+            private = len(config.private_classes)
+            scales = [training.own_class_scale(m._private[1], m.n_classes, private) for m in self.members]
+            logit_scale = torch.stack(scales)
         with self._step("revisit"):
             self._train_stacked(
                 self.members,

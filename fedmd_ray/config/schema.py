@@ -142,8 +142,8 @@ class FedMDConfig(FamilyFields, FedMDFields):
     revisit_shift: int = setting(0, role="result", bounds=COUNT)
     """Revisit private images shifted by up to this many pixels (0 = off: the paper). (docs/config.md#revisit_shift)"""
     revisit_classes: RevisitClasses = setting("all", role="result")
-    """The revisit's cross-entropy over all classes (the paper) or `own`: the logits of classes the party holds
-    no private image of zeroed (FedRS's restricted softmax), for skewed splits. (docs/config.md#revisit_classes)"""
+    """The revisit's cross-entropy over all classes (the paper) or `own`: the logits of the private classes the
+    party holds no image of zeroed (FedRS's restricted softmax), for skewed splits. (docs/config.md#revisit_classes)"""
     collab_lr: float | None = setting(None, role="result", bounds=LEARNING_RATE)
     """Adam learning rate for digest and revisit; None = `lr`."""
     swa: bool = setting(False, role="result")
