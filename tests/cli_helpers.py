@@ -27,8 +27,21 @@ def run_python(
     *argv: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 240
 ) -> subprocess.CompletedProcess:
     """`python *argv` to its end (at most `timeout` seconds); `env`: extra variables."""
+    return _run([sys.executable, *argv], env, cwd, timeout)
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess:
+    """`fedmd-ray *args` as a user types it (through `python -m`, this interpreter)."""
+    return _run([*CLI, *args], env, cwd, timeout)
+
+
+def _run(
+    command: list[str], env: dict[str, str] | None, cwd: Path | None, timeout: float
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, *argv],
+        command,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -36,10 +49,3 @@ def run_python(
         cwd=cwd,
         stdin=subprocess.DEVNULL,
     )
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 240
-) -> subprocess.CompletedProcess:
-    """`fedmd-ray *args` as a user types it (through `python -m`, this interpreter)."""
-    return run_python(*CLI[1:], *args, env=env, cwd=cwd, timeout=timeout)

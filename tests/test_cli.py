@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+from cli_helpers import run_cli
 
 from fedmd_ray.cli import main
 
@@ -78,15 +75,7 @@ def test_data_fetch_into_a_root_below_a_file_is_refused_before_any_download(tmp_
 
 
 def test_console_entry_point_on_bad_input_has_no_traceback(tmp_path):
-    env = {**os.environ, "FEDMD_RAY_DATA_ROOT": str(tmp_path / "empty")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "offline"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = run_cli("run", "--preset", "offline", env={"FEDMD_RAY_DATA_ROOT": str(tmp_path / "empty")}, timeout=120)
     assert proc.returncode == 2
     assert "MNIST not found" in proc.stderr and "fedmd-ray data fetch mnist" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import pandas as pd
 import pyarrow as pa
 import pytest
+from cli_helpers import run_cli
 
 import fedmd_ray
 from fedmd_ray.analysis.summary import WIDTH, format_run, format_sweep_summary, sweep_summary
@@ -163,7 +162,5 @@ def test_the_run_plot_names_its_run_draws_each_upper_bound_and_ends_at_the_data(
 
 @pytest.mark.timeout(120)
 def test_cli_help_lists_the_new_options():
-    done = subprocess.run(
-        [sys.executable, "-m", "fedmd_ray.cli", "run", "--help"], capture_output=True, text=True, timeout=100
-    )
+    done = run_cli("run", "--help", timeout=100)
     assert "--tensorboard DIR" in done.stdout and "--mlflow URI" in done.stdout

@@ -6,11 +6,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import CLI
 
 import fedmd_ray
 from fedmd_ray import runner
@@ -38,7 +38,7 @@ def _stop_in_round_two(out, signum, **fields):
     (after round 1's checkpoint); returns its exit code and stderr."""
     sets = [a for k, v in {**SLOW, **fields}.items() for a in ("--set", f"{k}={v}")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fedmd_ray.cli", "run", "--preset", "quick", *sets, "--out", str(out), "--quiet"],
+        [*CLI, "run", "--preset", "quick", *sets, "--out", str(out), "--quiet"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import CLI
 
 import fedmd_ray
 from fedmd_ray.analysis.schema import RESULT_SCHEMA
@@ -328,9 +329,7 @@ def test_ctrl_c_stops_a_sweep_with_exit_130_and_no_final_table(tmp_path):
     """Tune catches Ctrl-C and returns what it has; that must not look like a finished sweep."""
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "fedmd_ray.cli",
+            *CLI,
             "sweep",
             "--preset",
             "quick",

@@ -350,10 +350,16 @@ class Participant:
 
     def revisit_loss(self) -> training.LossFn:
         """The revisit's loss: cross-entropy, with `revisit_classes=own` over a restricted softmax."""
-        if self.config.revisit_classes == "all":
+        scale = self.revisit_scale()
+        if scale is None:
             return torch.nn.functional.cross_entropy
-        scale = training.own_class_scale(self._private[1], self.n_classes, len(self.config.private_classes))
         return functools.partial(training.restricted_cross_entropy, scale=scale)
+
+    def revisit_scale(self) -> torch.Tensor | None:
+        """With `revisit_classes=own`, the revisit's logit scale (`training.own_class_scale`); else None."""
+        if self.config.revisit_classes == "all":
+            return None
+        return training.own_class_scale(self._private[1], self.n_classes, len(self.config.private_classes))
 
     def optimizer(self, which: str) -> torch.optim.Adam:
         """The Adam of the round's `digest` or `revisit` steps (each keeps its own moments)."""

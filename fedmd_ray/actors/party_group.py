@@ -364,11 +364,8 @@ class PartyGroup:
         x = torch.stack([m._private[0] for m in self.members])  # (P, n, C, H, W)
         y = torch.stack([m._private[1] for m in self.members])  # (P, n)
         shift = functools.partial(training.random_shift, pixels=config.revisit_shift) if config.revisit_shift else None
-        logit_scale = None
-        if config.revisit_classes == "own":
-            private = len(config.private_classes)
-            scales = [training.own_class_scale(m._private[1], m.n_classes, private) for m in self.members]
-            logit_scale = torch.stack(scales)
+        scales = [s for s in (m.revisit_scale() for m in self.members) if s is not None]  # none, or one each
+        logit_scale = torch.stack(scales) if scales else None
         with self._step("revisit"):
             self._train_stacked(
                 self.members,
