@@ -122,6 +122,43 @@ def weighted_mean_consensus(scores: Scores, weights: npt.NDArray[np.float64]) ->
     return consensus
 
 
+def match_class_shares(
+    consensus: Consensus, shares: npt.NDArray[np.float64], *, iterations: int = 100, tolerance: float = 1e-7
+) -> Consensus:
+    """Probabilities `consensus` (n_align, classes) rescaled per class so that their mean over the samples
+    is `shares` (classes,), each row still summing to 1: iterative proportional fitting (Sinkhorn-Knopp),
+    float64, until every column mean is within `tolerance` of `shares` (at most `iterations` steps).
+    Each sample's ranking of the classes is the consensus's own; only the classes' shares move."""
+    if consensus.ndim != 2 or consensus.shape[1] != len(shares):
+        raise ValueError(f"consensus must be shaped (n_align, {len(shares)}), got {consensus.shape}")
+    p = consensus.astype(np.float64)
+    target = np.asarray(shares, dtype=np.float64)
+    for _ in range(iterations):
+        mean = p.mean(axis=0)
+        if np.abs(mean - target).max() <= tolerance:
+            break
+        p *= np.where(mean > 0, target / np.where(mean > 0, mean, 1.0), 0.0)
+        p /= np.maximum(p.sum(axis=1, keepdims=True), np.finfo(np.float64).tiny)
+    matched: Consensus = p.astype(np.float32)
+    return matched
+
+
+def equal_private_shares(consensus: Consensus, n_private: int) -> Consensus:
+    """Probabilities `consensus` (n_align, classes) rescaled so that each of the private classes (the last
+    `n_private` outputs) holds the same share of it on average over the samples: their combined share,
+    and each public class's, as they were (`match_class_shares`).
+
+    Why: the alignment subset holds no private image, so no private class has a claim to more of the
+    consensus than another; yet the digest pulls every party toward the consensus and the next consensus
+    is made of those parties, so a private class whose share grows grows further. On a strongly skewed
+    split one private class took over most parties' predictions, their own class's images included
+    (docs/methods.md#equal-private-shares). The balancing is the one Asano et al. 2020 (arXiv 1911.05371)
+    use to keep self-labels from collapsing onto a few classes."""
+    shares = consensus.astype(np.float64).mean(axis=0)
+    shares[-n_private:] = shares[-n_private:].mean()
+    return match_class_shares(consensus, shares)
+
+
 def class_weighted_consensus(scores: Scores, label_counts: npt.NDArray[np.int64]) -> Consensus:
     """Per class, the mean of the parties' scores weighted by how many private images of that class each
     holds: `target[:, c] = sum_i n_ic s_ic / sum_i n_ic`, `label_counts` (parties, classes) in the scores'

@@ -9,7 +9,7 @@ Registered names (`strategy=...`) and the config fields that parameterise them:
 | `cronus` | Chang et al. 2019 | logits | one: trimmed mean | L1 | trim_fraction |
 | `fedmd-cw` | class-weighted FedMD (here; skewed splits) | logits | one: per class, mean of those who hold it | `digest_loss` | digest_loss, temperature |
 | `ds-fl` | Itahara et al. 2020 | probabilities | one: entropy-reduced mean | cross-entropy | era_temperature |
-| `fedmd-kl` | FedDF (Lin et al. 2020), heterogeneous | probabilities at T | one: mean (`party_weights`) | KL x T^2 | temperature, party_weights |
+| `fedmd-kl` | FedDF (Lin et al. 2020), heterogeneous | probabilities at T | one: mean (`party_weights`, `private_shares`) | KL x T^2 | temperature, party_weights, private_shares |
 | `kt-pfl` | Zhang et al. 2021 | probabilities at T | one per party: sum_j c_ij P_j | KL x T^2 | temperature, kt_rho, kt_lr |
 | `local` | no collaboration (the control) | nothing | none | none | |
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +30,7 @@ from fedmd_ray.aggregation import (
     Consensus,
     Scores,
     class_weighted_consensus,
+    equal_private_shares,
     era_consensus,
     information_weights,
     knowledge_coefficient_step,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 
 PartyWeights = Literal["equal", "information"]
+PrivateShares = Literal["free", "equal"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class FamilyFields:
     party_weights: PartyWeights = setting("equal", role="result", group="strategy")
     """fedmd-kl's vote per party: equal, or information (by what its predictions tell apart).
     (docs/config.md#party_weights)"""
+    private_shares: PrivateShares = setting("free", role="result", group="strategy")
+    """fedmd-kl's consensus: free (FedDF), or equal: every private class rescaled to the same share of it.
+    (docs/config.md#private_shares)"""
     era_temperature: float = setting(0.1, role="result", bounds=TEMPERATURE, group="strategy")
     """`ds-fl`'s entropy-reduction temperature: the mean probabilities sharpened by softmax(p / T) (paper 0.1)."""
     kt_rho: float = setting(0.7, role="result", bounds=Bounds(0, 1e3), group="strategy")
@@ -118,15 +123,34 @@ class FedMDKL(Strategy):
     """Ensemble distillation as in FedDF (Lin et al. 2020, arXiv 2006.07242), for heterogeneous parties:
     parties share probabilities at `temperature`, the consensus is their mean, each party minimises
     KL(consensus || its softmax at T), scaled by T^2. Probabilities make the consensus immune to the
-    10-30x differences in logit scale between architectures that a mean of logits follows."""
+    10-30x differences in logit scale between architectures that a mean of logits follows.
 
-    def __init__(self, temperature: float = 1.0, party_weights: str = "equal") -> None:
-        if party_weights not in typing.get_args(PartyWeights):  # built in Python: the config checks its own field
+    `party_weights=information` weighs each party's vote by what its answers tell apart;
+    `private_shares=equal` rescales the consensus so that every private class (the last
+    `len(private_classes)` outputs) holds the same share of it (`aggregation.equal_private_shares`)."""
+
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        party_weights: str = "equal",
+        private_shares: str = "free",
+        private_classes: Sequence[int] = (),
+    ) -> None:
+        for name, value, allowed in (
+            ("party_weights", party_weights, PartyWeights),
+            ("private_shares", private_shares, PrivateShares),
+        ):  # built in Python: the config checks its own fields
+            if value not in typing.get_args(allowed):
+                raise ConfigError(f"{name}={value!r} is not allowed: must be one of {typing.get_args(allowed)}")
+        if private_shares == "equal" and not private_classes:
             raise ConfigError(
-                f"party_weights={party_weights!r} is not allowed: must be one of {typing.get_args(PartyWeights)}"
+                "private_shares='equal' needs the task's private classes: FedMDKL(..., private_classes=...), "
+                "or FedMDKL.from_config(config)"
             )
         self.temperature = temperature
         self.party_weights = party_weights
+        self.private_shares = private_shares
+        self.n_private = len(private_classes)
         self.weights: npt.NDArray[np.float64] | None = None  # the last round's, by party id (absent: 0)
 
     def share(self, logits: torch.Tensor) -> torch.Tensor:
@@ -137,8 +161,10 @@ class FedMDKL(Strategy):
             weights = information_weights(scores)
             self.weights = np.zeros(info.n_parties)
             self.weights[list(info.parties)] = weights
-            return weighted_mean_consensus(scores, weights)
-        return mean_consensus(scores)
+            consensus = weighted_mean_consensus(scores, weights)
+        else:
+            consensus = mean_consensus(scores)
+        return equal_private_shares(consensus, self.n_private) if self.private_shares == "equal" else consensus
 
     def state_dict(self) -> StrategyState:
         """With `party_weights=information`, each round's weights (`strategy_state.parquet`: who had a

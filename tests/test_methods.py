@@ -14,8 +14,10 @@ import fedmd_ray
 from fedmd_ray import RoundInfo
 from fedmd_ray.actors.participant import Participant
 from fedmd_ray.aggregation import (
+    equal_private_shares,
     information_weights,
     knowledge_coefficient_step,
+    match_class_shares,
     project_rows_to_simplex,
     trimmed_mean_consensus,
 )
@@ -102,6 +104,45 @@ def test_information_weights_silence_a_party_that_answers_the_same_for_every_ima
         fedmd_ray.preset("quick", party_weights="votes")
 
 
+def test_matching_class_shares_rescales_the_columns_and_keeps_each_row_a_distribution():
+    # two samples, two classes; the mean gives class 0 a share of 0.5, the target 0.75
+    consensus = np.array([[0.5, 0.5], [0.5, 0.5]], dtype=np.float32)
+    np.testing.assert_allclose(match_class_shares(consensus, np.array([0.75, 0.25])), [[0.75, 0.25]] * 2, atol=1e-6)
+    # shares (0.4, 0.6) toward (0.8, 0.2), one step by hand: class 0 times 2, class 1 times 1/3, rows
+    # renormalised: (0.6, 0.4) -> (1.2, 2/15) -> (0.9, 0.1); (0.2, 0.8) -> (0.4, 4/15) -> (0.6, 0.4)
+    uneven = np.array([[0.6, 0.4], [0.2, 0.8]], dtype=np.float32)
+    one_step = match_class_shares(uneven, np.array([0.8, 0.2]), iterations=1)
+    np.testing.assert_allclose(one_step, [[0.9, 0.1], [0.6, 0.4]], rtol=1e-6)
+    held = match_class_shares(uneven, np.array([0.5, 0.5]))
+    np.testing.assert_allclose(held.mean(axis=0), [0.5, 0.5], atol=1e-6)
+    np.testing.assert_allclose(held.sum(axis=1), 1.0, atol=1e-6)
+    assert held[0, 0] > held[1, 0]  # each sample's ranking of the classes is the consensus's own
+    np.testing.assert_array_equal(match_class_shares(uneven, uneven.mean(axis=0).astype(np.float64)), uneven)
+    with pytest.raises(ValueError, match="shaped"):
+        match_class_shares(uneven[None], np.array([0.5, 0.5]))
+
+
+def test_equal_private_shares_give_each_private_class_the_same_share_and_leave_the_public_ones():
+    # classes 0 public, 1-2 private; mean shares (0.2, 0.6, 0.2): the private pair gets (0.4, 0.4)
+    consensus = np.array([[0.2, 0.6, 0.2], [0.2, 0.6, 0.2]], dtype=np.float32)
+    np.testing.assert_allclose(equal_private_shares(consensus, 2), [[0.2, 0.4, 0.4]] * 2, atol=1e-6)
+    uneven = np.array([[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]], dtype=np.float32)  # shares (0.2, 0.55, 0.25)
+    balanced = equal_private_shares(uneven, 2)
+    np.testing.assert_allclose(balanced.mean(axis=0), [0.2, 0.4, 0.4], atol=1e-6)
+    np.testing.assert_allclose(balanced.sum(axis=1), 1.0, atol=1e-6)
+    assert balanced[0, 1] > balanced[0, 2] and balanced[1, 2] > balanced[1, 1]  # each sample keeps its ranking
+    kl = FedMDKL(private_shares="equal", private_classes=(7, 9))
+    np.testing.assert_array_equal(kl.aggregate(uneven[None], RoundInfo(1, (0,), 1)), balanced)
+    assert kl.state_dict() == {}  # recomputed every round: nothing to save
+    np.testing.assert_allclose(FedMDKL().aggregate(uneven[None], RoundInfo(1, (0,), 1)), uneven)  # free: FedDF's
+    with pytest.raises(ConfigError, match="private_shares='fixed' is not allowed"):
+        FedMDKL(private_shares="fixed")
+    with pytest.raises(ConfigError, match="needs the task's private classes"):
+        FedMDKL(private_shares="equal")
+    config = fedmd_ray.preset("quick", strategy="fedmd-kl", private_shares="equal")
+    assert resolve_strategy("fedmd-kl", config).n_private == len(config.private_classes)
+
+
 def test_simplex_projection_and_one_knowledge_coefficient_step():
     np.testing.assert_allclose(project_rows_to_simplex(np.array([[2.0, 0.0], [0.4, 0.4]])), [[1, 0], [0.5, 0.5]])
     # two parties, one sample: party 0 is sure of class 0, party 1 of class 1
@@ -148,7 +189,8 @@ def test_an_absent_party_keeps_its_coefficients_and_the_saved_rows_stay_on_the_s
 
 @pytest.mark.parametrize("strategy", ["ds-fl", "fedmd-kl", "kt-pfl", "cronus"])
 def test_each_method_runs_end_to_end_with_bytes_counted(strategy, tmp_path):
-    extra = {"party_weights": "information"} if strategy == "fedmd-kl" else {}  # `equal`: the unit test's
+    # `equal` and `free`: the unit tests'
+    extra = {"party_weights": "information", "private_shares": "equal"} if strategy == "fedmd-kl" else {}
     config = fedmd_ray.preset("quick", strategy=strategy, **extra, **LOCAL)
     table = fedmd_ray.run(config, out_dir=tmp_path, verbose=False)
     rows = table.to_pylist()

@@ -21,8 +21,10 @@ def columns(table):
         dict(),  # the paper's FedMD
         dict(strategy="kt-pfl"),  # one target per party, state across rounds
         dict(strategy="local"),  # no collaboration: revisit only
-        dict(strategy="fedmd-kl", swa=True, wise_ft=0.5, revisit_shift=1, revisit_classes="own"),  # extras: reported
-        # models, an augmented revisit over a restricted softmax
+        # extras: reported models, an augmented revisit over a restricted softmax, equal private shares
+        dict(
+            strategy="fedmd-kl", swa=True, wise_ft=0.5, revisit_shift=1, revisit_classes="own", private_shares="equal"
+        ),
     ],
 )
 def test_the_reference_round_gives_the_local_backends_table(fields):

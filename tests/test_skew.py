@@ -99,7 +99,7 @@ def test_round_0_health_names_a_party_that_holds_one_class_or_predicts_only_its_
                                   "predictions name it: it can only name what it saw")  # fmt: skip
     assert "near chance" not in warnings[0]  # the skew explains it: one message, the one that says why
     assert warnings[1].startswith("party 1 (mlp-64) holds 2 of the 5 private classes and 97%")
-    assert "revisit_classes=own" in warnings[0] and "strategy=local" in warnings[0]  # what to try
+    assert "configs/robust.toml" in warnings[0] and "strategy=local" in warnings[0]  # what to try
     assert "docs/methods.md#skewed-splits" in warnings[0]  # where it was measured
     assert transfer_health(rows, None) == []  # without the number of classes nothing can be said
 
@@ -129,8 +129,9 @@ def test_the_robust_config_file_combines_with_every_preset_and_set(name):
     robust = Path(__file__).parents[1] / "configs" / "robust.toml"
     config = config_from(robust, name, {"partition": "noniid", "noniid_alpha": 0.1})
     plain = fedmd_ray.preset(name)
-    recipe = ("fedmd-kl", "information", True, 2, "own")
-    assert (config.strategy, config.party_weights, config.swa, config.revisit_shift, config.revisit_classes) == recipe
+    recipe = ("fedmd-kl", "information", True, 2, "own", "equal")
+    fields = (config.strategy, config.party_weights, config.swa, config.revisit_shift, config.revisit_classes)
+    assert (*fields, config.private_shares) == recipe
     assert (config.partition, config.noniid_alpha) == ("noniid", 0.1)
     assert (config.rounds, config.party_models) == (plain.rounds, plain.party_models)
     assert (plain.strategy, plain.revisit_classes) == ("fedmd", "all")

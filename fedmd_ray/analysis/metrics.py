@@ -166,8 +166,9 @@ def _skewed(row: Row, private_classes: int | None) -> str:
         f"holds {held} of the {private_classes} private classes and {100 * own:.0f}% of its test predictions name "
         f"{'it' if held == 1 else 'them'}: it can only name what it saw (a skewed split: partition=noniid at a small "
         "noniid_alpha). Collaboration helps such a party only if its revisits stop teaching it that everything is "
-        "its class: run with --config configs/robust.toml (or --set revisit_classes=own) for the presets' 20 rounds, "
-        "and compare with --set strategy=local (docs/methods.md#skewed-splits)"
+        "its class and no private class takes over the consensus: run with --config configs/robust.toml "
+        "(revisit_classes=own, private_shares=equal) for the presets' 20 rounds, and compare with --set strategy=local "
+        "(docs/methods.md#skewed-splits)"
     )
 
 
