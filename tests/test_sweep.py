@@ -484,32 +484,58 @@ def test_resuming_a_sweep_whose_plug_in_code_changed_is_refused():
 
 
 SIMULATED = """
-import json, sys, tempfile, threading, time
+import json, tempfile, time
 import ray
 import fedmd_ray
-from ray.util import placement_group_table
+from torch import nn
 
 ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False)  # 16 logical CPUs on a 2-core machine
-most = [0]
-stop = threading.Event()
-def sample():
-    while not stop.is_set():
-        most[0] = max(most[0], sum(g["state"] == "CREATED" for g in placement_group_table().values()))
-        time.sleep(0.1)
-threading.Thread(target=sample, daemon=True).start()
-config = fedmd_ray.preset("quick", rounds=0, pretrain_epochs=0, private_epochs=0, upper_bound=False, torch_threads=1)
+
+@ray.remote(num_cpus=0)
+class Barrier:
+    def __init__(self):
+        self.groups, self.gave_up = set(), False
+    def arrive(self, group):  # how many groups' parties have arrived (once one gave up: no one waits)
+        self.groups.add(group)
+        return 8 if self.gave_up else len(self.groups)
+    def give_up(self):
+        self.gave_up = True
+    def most(self):  # trials alive at once: none left before all had arrived
+        return -1 if self.gave_up else len(self.groups)
+
+barrier = Barrier.options(name="trials-at-once").remote()
+
+def waits_for_eight(input_shape, n_classes):
+    # each trial's parties wait (bounded) until parties of 8 trials' placement groups are alive at once: the
+    # count does not depend on how fast a loaded machine starts trials (a trial holds its group meanwhile)
+    group = ray.get_runtime_context().get_placement_group_id()
+    if group is not None:
+        deadline = time.monotonic() + 90  # within actor_start_timeout_s below
+        barrier = ray.get_actor("trials-at-once")
+        while ray.get(barrier.arrive.remote(group), timeout=30) < 8:
+            if time.monotonic() > deadline:
+                ray.get(barrier.give_up.remote(), timeout=30)
+                break
+            time.sleep(0.2)
+    c, h, w = input_shape
+    return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, n_classes))
+
+fedmd_ray.register_model("waits-for-eight", waits_for_eight)
+config = fedmd_ray.preset(
+    "quick", models=("waits-for-eight",), rounds=0, pretrain_epochs=0, private_epochs=0, upper_bound=False,
+    torch_threads=1, actor_start_timeout_s=300,
+)
 with tempfile.TemporaryDirectory() as out:
     fedmd_ray.sweep(config, {"seed": list(range(8))}, out_dir=out, transfer_cache=False, verbose=False)
-stop.set()
-print(json.dumps({"most": most[0]}))
+print(json.dumps({"most": ray.get(barrier.most.remote(), timeout=30)}))
 """
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_by_default_a_sweep_runs_every_trial_that_fits_at_once_on_a_larger_cluster(tmp_path):
-    """8 quick trials on a Ray of 16 logical CPUs: all 8 hold their placement groups at once (the plan,
-    not the speed: the machine has 2 cores)."""
+    """8 quick trials on a Ray of 16 logical CPUs: parties of all 8 run at once, each trial in its own placement
+    group (the plan, not the speed: the machine has 2 cores)."""
     import json
     import subprocess
     import sys
