@@ -154,6 +154,8 @@ def equal_private_shares(consensus: Consensus, n_private: int) -> Consensus:
     split one private class took over most parties' predictions, their own class's images included
     (docs/methods.md#equal-private-shares). The balancing is the one Asano et al. 2020 (arXiv 1911.05371)
     use to keep self-labels from collapsing onto a few classes."""
+    if not 0 < n_private <= consensus.shape[-1]:
+        raise ValueError(f"n_private must be in 1..{consensus.shape[-1]} (the consensus's classes), got {n_private}")
     shares = consensus.astype(np.float64).mean(axis=0)
     shares[-n_private:] = shares[-n_private:].mean()
     return match_class_shares(consensus, shares)

@@ -135,6 +135,8 @@ def test_equal_private_shares_give_each_private_class_the_same_share_and_leave_t
     np.testing.assert_array_equal(kl.aggregate(uneven[None], RoundInfo(1, (0,), 1)), balanced)
     assert kl.state_dict() == {}  # recomputed every round: nothing to save
     np.testing.assert_allclose(FedMDKL().aggregate(uneven[None], RoundInfo(1, (0,), 1)), uneven)  # free: FedDF's
+    with pytest.raises(ValueError, match="n_private must be in 1..3"):
+        equal_private_shares(uneven, 4)
     with pytest.raises(ConfigError, match="private_shares='fixed' is not allowed"):
         FedMDKL(private_shares="fixed")
     with pytest.raises(ConfigError, match="needs the task's private classes"):
