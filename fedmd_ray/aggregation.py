@@ -128,7 +128,9 @@ def match_class_shares(
     """Probabilities `consensus` (n_align, classes) rescaled per class so that their mean over the samples
     is `shares` (classes,), each row still summing to 1: iterative proportional fitting (Sinkhorn-Knopp),
     float64, until every column mean is within `tolerance` of `shares` (at most `iterations` steps).
-    Each sample's ranking of the classes is the consensus's own; only the classes' shares move."""
+    Column and row scalings keep every odds ratio p_ic p_jd / (p_id p_jc) between two samples and two classes:
+    how the consensus tells the samples apart is kept, only the classes' overall shares move (a sample's
+    top class can change where two classes were close)."""
     if consensus.ndim != 2 or consensus.shape[1] != len(shares):
         raise ValueError(f"consensus must be shaped (n_align, {len(shares)}), got {consensus.shape}")
     p = consensus.astype(np.float64)

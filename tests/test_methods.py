@@ -104,6 +104,11 @@ def test_information_weights_silence_a_party_that_answers_the_same_for_every_ima
         fedmd_ray.preset("quick", party_weights="votes")
 
 
+def odds_ratio(p: np.ndarray, c: int, d: int) -> float:
+    """Samples 0 and 1's odds ratio between classes c and d: what class rescaling must keep."""
+    return float(p[0, c] * p[1, d] / (p[0, d] * p[1, c]))
+
+
 def test_matching_class_shares_rescales_the_columns_and_keeps_each_row_a_distribution():
     # two samples, two classes; the mean gives class 0 a share of 0.5, the target 0.75
     consensus = np.array([[0.5, 0.5], [0.5, 0.5]], dtype=np.float32)
@@ -116,7 +121,7 @@ def test_matching_class_shares_rescales_the_columns_and_keeps_each_row_a_distrib
     held = match_class_shares(uneven, np.array([0.5, 0.5]))
     np.testing.assert_allclose(held.mean(axis=0), [0.5, 0.5], atol=1e-6)
     np.testing.assert_allclose(held.sum(axis=1), 1.0, atol=1e-6)
-    assert held[0, 0] > held[1, 0]  # each sample's ranking of the classes is the consensus's own
+    assert odds_ratio(held, 0, 1) == pytest.approx(odds_ratio(uneven, 0, 1), rel=1e-5)  # how it tells samples apart
     np.testing.assert_array_equal(match_class_shares(uneven, uneven.mean(axis=0).astype(np.float64)), uneven)
     with pytest.raises(ValueError, match="shaped"):
         match_class_shares(uneven[None], np.array([0.5, 0.5]))
@@ -130,7 +135,7 @@ def test_equal_private_shares_give_each_private_class_the_same_share_and_leave_t
     balanced = equal_private_shares(uneven, 2)
     np.testing.assert_allclose(balanced.mean(axis=0), [0.2, 0.4, 0.4], atol=1e-6)
     np.testing.assert_allclose(balanced.sum(axis=1), 1.0, atol=1e-6)
-    assert balanced[0, 1] > balanced[0, 2] and balanced[1, 2] > balanced[1, 1]  # each sample keeps its ranking
+    assert odds_ratio(balanced, 1, 2) == pytest.approx(odds_ratio(uneven, 1, 2), rel=1e-5)  # as the consensus's
     kl = FedMDKL(private_shares="equal", private_classes=(7, 9))
     np.testing.assert_array_equal(kl.aggregate(uneven[None], RoundInfo(1, (0,), 1)), balanced)
     assert kl.state_dict() == {}  # recomputed every round: nothing to save
