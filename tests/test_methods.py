@@ -196,7 +196,7 @@ def test_an_absent_party_keeps_its_coefficients_and_the_saved_rows_stay_on_the_s
 
 @pytest.mark.parametrize("strategy", ["ds-fl", "fedmd-kl", "kt-pfl", "cronus"])
 def test_each_method_runs_end_to_end_with_bytes_counted(strategy, tmp_path):
-    # `equal` and `free`: the unit tests'
+    # the other values (party_weights=equal, private_shares=free): the unit tests'
     extra = {"party_weights": "information", "private_shares": "equal"} if strategy == "fedmd-kl" else {}
     config = fedmd_ray.preset("quick", strategy=strategy, **extra, **LOCAL)
     table = fedmd_ray.run(config, out_dir=tmp_path, verbose=False)
