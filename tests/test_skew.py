@@ -94,13 +94,15 @@ def test_round_0_health_names_a_party_that_holds_one_class_or_predicts_only_its_
     rows = [_transfer_row(0, 1, 1.0), _transfer_row(1, 2, 0.97), _transfer_row(2, 2, 0.5, 0.6),
             _transfer_row(3, 5, 1.0, 0.9)]  # fmt: skip
     warnings = transfer_health(rows, 5)
-    assert len(warnings) == 2
-    assert warnings[0].startswith("party 0 (mlp-64) holds 1 of the 5 private classes and 100% of its test "
-                                  "predictions name it: it can only name what it saw")  # fmt: skip
-    assert "near chance" not in warnings[0]  # the skew explains it: one message, the one that says why
-    assert warnings[1].startswith("party 1 (mlp-64) holds 2 of the 5 private classes and 97%")
-    assert "configs/robust.toml" in warnings[0] and "strategy=local" in warnings[0]  # what to try
-    assert "docs/methods.md#skewed-splits" in warnings[0]  # where it was measured
+    assert len(warnings) == 3
+    assert warnings[0] == "party 0 (mlp-64) holds 1 of the 5 private classes and 100% of its test predictions name it"
+    assert warnings[1] == "party 1 (mlp-64) holds 2 of the 5 private classes and 97% of its test predictions name them"
+    assert not any("near chance" in w for w in warnings)  # the skew explains party 0: one message
+    advice = warnings[2]  # what to do, once for all of them, after the parties
+    assert advice.startswith("a skewed split (partition=noniid at a small noniid_alpha): the 2 parties named above")
+    assert "configs/robust.toml" in advice and "strategy=local" in advice  # what to try, and against what
+    assert "docs/methods.md#skewed-splits" in advice  # where it was measured
+    assert "the 1 party named above" in transfer_health(rows[:1], 5)[1]
     assert transfer_health(rows, None) == []  # without the number of classes nothing can be said
 
 

@@ -123,10 +123,11 @@ COLLAPSED = 0.9  # share of test predictions on the party's own classes, when it
 
 def transfer_health(rows: Iterable[Row], private_classes: int | None) -> list[str]:
     """Warnings about round 0 (one line per party and finding): a party that holds few of the private classes
-    and predicts only those (a skewed split), one near chance on the private task for another reason (both
-    only with `private_classes`, which says what chance is and how many classes there are), one whose
-    private fit got stuck and was redone, one whose running batch-norm statistics lag its weights."""
-    warnings = []
+    and predicts only those (a skewed split; what to do about it follows once, after them), one near chance on
+    the private task for another reason (both only with `private_classes`, which says what chance is and how
+    many classes there are), one whose private fit got stuck and was redone, one whose running batch-norm
+    statistics lag its weights."""
+    warnings, skewed_parties = [], 0
     chance = None if private_classes is None else 1.0 / private_classes
     for r in sorted((r for r in rows if r.get("phase") == TRANSFER), key=lambda r: r["party"]):
         who = f"party {r['party']} ({r['model']})"
@@ -134,6 +135,7 @@ def transfer_health(rows: Iterable[Row], private_classes: int | None) -> list[st
         skewed = _skewed(r, private_classes)
         if skewed:
             warnings.append(f"{who} {skewed}")
+            skewed_parties += 1
         elif accuracy is not None and chance is not None and accuracy < NEAR_CHANCE * chance:
             warnings.append(
                 f"{who} ended transfer learning near chance ({100 * accuracy:.1f}%; chance {100 * chance:.1f}% for "
@@ -152,6 +154,15 @@ def transfer_health(rows: Iterable[Row], private_classes: int | None) -> list[st
                 f"{who} fits its private data with batch statistics ({100 * batch:.0f}%) but not with its running "
                 f"batch-norm statistics ({100 * fit:.0f}%): they lag the weights; set precise_bn=true"
             )
+    if skewed_parties:
+        warnings.append(
+            f"a skewed split (partition=noniid at a small noniid_alpha): the {skewed_parties} "
+            f"part{'y' if skewed_parties == 1 else 'ies'} named above can only name what they saw. Collaboration "
+            "helps such a party only if its revisits stop teaching it that everything is its class and no private "
+            "class takes over the consensus: "
+            "configs/robust.toml does both (revisit_classes=own, private_shares=equal); give it the presets' 20 "
+            "rounds and compare with --set strategy=local (docs/methods.md#skewed-splits)"
+        )
     return warnings
 
 
@@ -164,11 +175,7 @@ def _skewed(row: Row, private_classes: int | None) -> str:
         return ""
     return (
         f"holds {held} of the {private_classes} private classes and {100 * own:.0f}% of its test predictions name "
-        f"{'it' if held == 1 else 'them'}: it can only name what it saw (a skewed split: partition=noniid at a small "
-        "noniid_alpha). Collaboration helps such a party only if its revisits stop teaching it that everything is "
-        "its class and no private class takes over the consensus: run with --config configs/robust.toml "
-        "(revisit_classes=own, private_shares=equal) for the presets' 20 rounds, and compare with --set strategy=local "
-        "(docs/methods.md#skewed-splits)"
+        f"{'it' if held == 1 else 'them'}"
     )
 
 
