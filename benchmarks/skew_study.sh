@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The skewed-splits study of docs/methods.md#skewed-splits: per setting, two sweeps over seeds 0-2,
 #   paper/   the paper's `fedmd` as it is (no extras), and
-#   robust/  configs/robust.toml (swa=true, revisit_shift=2, party_weights=information) with the
+#   robust/  configs/robust.toml (the recommended recipe, as it is when the script runs) with the
 #            strategy swept: the control (`local`), `fedmd-cw` and the recipe (`fedmd-kl`), so the
 #            control gets the same extra private training as the methods.
 # The robust sweep reuses the paper sweep's transfer learning (same transfer fields).

@@ -104,6 +104,18 @@ def restricted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, scale: 
     return F.cross_entropy(logits * scale, target)
 
 
+def shift_pixels(revisit_shift: int | str, height: int, width: int) -> int:
+    """The most pixels `revisit_shift` moves an image of `height` x `width` by: the number itself, or for
+    `auto` 2 pixels per 28 of the smaller side, rounded, at least 1 (2 on 28x28 and 32x32, 1 on 8x8).
+
+    Why `auto`: the recipe's 2 pixels were measured on 28x28 images (docs/methods.md); on the 8x8 digits of
+    the `quick` preset 2 pixels are a quarter of the image, and a revisit that moves digits that far cost
+    the recipe its gain there (docs/config.md#revisit_shift)."""
+    if revisit_shift == "auto":
+        return max(1, round(2 * min(height, width) / 28))
+    return int(revisit_shift)
+
+
 def random_shift(x: torch.Tensor, pixels: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each image of the batch `x` (n, C, H, W) moved by its own random offset of up to `pixels`
     rows and columns either way, its border pixels repeated into the gap.

@@ -76,6 +76,18 @@ def test_sweep_plots_show_a_field_swept_to_none(tmp_path):
         assert Image.open(path).size == (800, 500)
 
 
+def test_trials_of_a_grid_over_a_number_and_a_word_concatenate():
+    """`--grid revisit_shift=1,auto`: each trial's column holds its value as text, so the trials' tables
+    make one sweep table (an int column and a text column would not concatenate)."""
+    from fedmd_ray.sweeps.trainable import swept_columns
+
+    base = pa.table({"round": [0, 1]})
+    tables = [swept_columns(base, f"t{i}", {"revisit_shift": v, "seed": i}) for i, v in enumerate([1, "auto"])]
+    joined = pa.concat_tables(tables, promote_options="default")
+    assert joined.column("revisit_shift").to_pylist() == ["1", "1", "auto", "auto"]
+    assert joined.column("seed").to_pylist() == [0, 0, 1, 1]  # a plain number stays a number
+
+
 def test_a_table_from_before_a_column_was_added_loads_with_nulls_there_and_bools_load(tmp_path):
     """Columns added since the first release (`ADDED_COLUMNS`) may be missing from older tables; a
     current table's boolean column (`private_refit`) is its own type, not a foreign one."""

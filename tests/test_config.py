@@ -85,6 +85,22 @@ def test_set_parsing_by_field_type():
     assert cfg.party_models == ("cnn2-8-16", "mlp-64", "cnn2-8-16")
 
 
+def test_a_number_field_that_also_takes_a_word_parses_both_and_refuses_the_rest():
+    """`revisit_shift` is pixels or `auto`: from --set, from Python and through config.json alike."""
+    assert parse_overrides(["revisit_shift=auto", "rounds=2"])["revisit_shift"] == "auto"
+    assert parse_overrides(["revisit_shift=3"])["revisit_shift"] == 3
+    cfg = preset("quick", revisit_shift="auto")
+    assert FedMDConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    one = preset("quick", revisit_shift=1)
+    assert cfg.fingerprint() != one.fingerprint()  # `auto` is what was asked: a run of its own,
+    assert cfg.transfer_fingerprint() == one.transfer_fingerprint()  # from the same transfer learning
+    for bad in ("Auto", "x", 2.5, True, -1):
+        with pytest.raises(ConfigError, match=r"revisit_shift=.* is not allowed: must be an integer.* or 'auto'"):
+            preset("quick", revisit_shift=bad)
+    with pytest.raises(ConfigError, match="revisit_shift='none' is not allowed: must be an integer or 'auto'"):
+        parse_overrides(["revisit_shift=none"])  # not an optional field: "none" is no word of it
+
+
 @pytest.mark.parametrize(
     "item, fragment",
     [("rounds=five", "rounds='five'"), ("roundz=3", "unknown config field 'roundz'"), ("rounds", "field=value")],

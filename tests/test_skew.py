@@ -131,7 +131,7 @@ def test_the_robust_config_file_combines_with_every_preset_and_set(name):
     robust = Path(__file__).parents[1] / "configs" / "robust.toml"
     config = config_from(robust, name, {"partition": "noniid", "noniid_alpha": 0.1})
     plain = fedmd_ray.preset(name)
-    recipe = ("fedmd-kl", "information", True, 2, "own", "equal", 16)
+    recipe = ("fedmd-kl", "information", True, "auto", "own", "equal", 16)
     fields = (config.strategy, config.party_weights, config.swa, config.revisit_shift, config.revisit_classes)
     assert (*fields, config.private_shares, config.revisit_epochs) == recipe
     assert (config.partition, config.noniid_alpha) == ("noniid", 0.1)

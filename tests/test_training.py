@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import fedmd_ray
 from fedmd_ray import training
 from fedmd_ray.models import build_model
 
@@ -68,6 +69,23 @@ def test_output_penalty_only_for_regularised_models():
     small = build_model("cnn2-8-16", (1, 28, 28), 16)
     assert training.output_penalty(paper).item() > 0
     assert training.output_penalty(small) == 0.0
+
+
+def test_auto_shift_is_two_pixels_per_28_of_the_side_and_a_number_is_itself():
+    assert training.shift_pixels("auto", 28, 28) == 2  # the recipe's measured 2 pixels, on MNIST's size
+    assert training.shift_pixels("auto", 32, 32) == 2  # CIFAR: 2.3 rounds to 2
+    assert training.shift_pixels("auto", 8, 8) == 1  # the quick preset's digits: a quarter of them would be 2
+    assert training.shift_pixels("auto", 64, 28) == 2  # the smaller side sets it
+    assert training.shift_pixels("auto", 3, 3) == 1  # at least one pixel
+    assert training.shift_pixels(3, 8, 8) == 3 and training.shift_pixels(0, 28, 28) == 0  # a number as given
+
+
+def test_a_run_with_auto_shift_on_8x8_images_is_the_run_with_one_pixel():
+    drop = ["run_id", "seconds"]
+    base = fedmd_ray.preset("quick", rounds=2, backend="local", torch_threads=1)
+    auto = fedmd_ray.run(base.replace(revisit_shift="auto"), verbose=False).drop_columns(drop)
+    one = fedmd_ray.run(base.replace(revisit_shift=1), verbose=False).drop_columns(drop)
+    assert auto.to_pylist() == one.to_pylist()
 
 
 def test_random_shift_moves_each_image_by_its_own_offset_within_the_bound_and_repeats_the_border():

@@ -334,7 +334,8 @@ class Participant:
         """Train on the private data again (cross-entropy, restricted to its own classes by
         `revisit_classes`), shifted by up to `revisit_shift` pixels."""
         cfg = self.config
-        shift = functools.partial(training.random_shift, pixels=cfg.revisit_shift) if cfg.revisit_shift else None
+        pixels = self.shift_pixels()
+        shift = functools.partial(training.random_shift, pixels=pixels) if pixels else None
         with self._step("revisit"), self._own_rng():
             loss = training.train_epochs(
                 self.model,
@@ -354,6 +355,12 @@ class Participant:
         if scale is None:
             return torch.nn.functional.cross_entropy
         return functools.partial(training.restricted_cross_entropy, scale=scale)
+
+    def shift_pixels(self) -> int:
+        """How far the revisit shifts this party's private images at most (`revisit_shift`, `auto` resolved
+        by their size: `training.shift_pixels`); 0: not at all."""
+        height, width = self._private[0].shape[-2:]
+        return training.shift_pixels(self.config.revisit_shift, height, width)
 
     def revisit_scale(self) -> torch.Tensor | None:
         """With `revisit_classes=own`, the revisit's logit scale (`training.own_class_scale`); else None."""

@@ -363,7 +363,8 @@ class PartyGroup:
             return
         x = torch.stack([m._private[0] for m in self.members])  # (P, n, C, H, W)
         y = torch.stack([m._private[1] for m in self.members])  # (P, n)
-        shift = functools.partial(training.random_shift, pixels=config.revisit_shift) if config.revisit_shift else None
+        pixels = self.members[0].shift_pixels()  # one group: one image size
+        shift = functools.partial(training.random_shift, pixels=pixels) if pixels else None
         scales = [s for s in (m.revisit_scale() for m in self.members) if s is not None]  # none, or one each
         logit_scale = torch.stack(scales) if scales else None
         with self._step("revisit"):

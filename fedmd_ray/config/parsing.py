@@ -144,10 +144,27 @@ def _is_optional(tp: Any) -> tuple[bool, Any]:
     return False, tp
 
 
+def _words(tp: Any) -> tuple[str, ...]:
+    """The words a number field also takes (`int | Literal["auto"]`: ("auto",)); () for any other type."""
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return tuple(w for a in typing.get_args(tp) if typing.get_origin(a) is Literal for w in typing.get_args(a))
+    return ()
+
+
+def _without_words(tp: Any) -> Any:
+    """`int | Literal["auto"]` -> int; any other type as it is."""
+    if not _words(tp):
+        return tp
+    (base,) = [a for a in typing.get_args(tp) if typing.get_origin(a) is not Literal]
+    return base
+
+
 def _type_name(tp: Any) -> str:
     optional, inner = _is_optional(tp)
     if optional:
         return f"{_type_name(inner)} or None"
+    if _words(tp):
+        return _type_name(_without_words(tp)) + "".join(f" or {w!r}" for w in _words(tp))
     if typing.get_origin(tp) is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if typing.get_origin(tp) is tuple:
@@ -162,6 +179,13 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
         if optional:
             return None
         raise ConfigError(f"{name}=None is not allowed: must be {_type_name(tp)}")
+    if _words(inner):
+        if isinstance(value, str) and value in _words(inner):
+            return value
+        try:
+            return _coerce(name, value, _without_words(inner))
+        except ConfigError:
+            raise ConfigError(f"{name}={value!r} is not allowed: must be {_type_name(tp)}") from None
     origin = typing.get_origin(inner)
     if origin is Literal:
         if value not in typing.get_args(inner):
@@ -199,6 +223,9 @@ def _parse_text(name: str, raw: str, tp: Any) -> Any:
         raise ConfigError(f"{name}= has no value: give one{hint}")
     if optional and raw.lower() in ("none", "null"):
         return None
+    if raw in _words(inner):
+        return raw
+    inner = _without_words(inner)
     if typing.get_origin(inner) is tuple:
         parts = [part.strip() for part in raw.split(",")]
         if not all(parts):  # `--set models=` or `a,,b`: an empty item is a typo, not "the default"

@@ -43,6 +43,8 @@ from fedmd_ray.config.parsing import (
     _jsonable,
     _require,
     _unknown_key_message,
+    _without_words,
+    _words,
 )
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.methods import FamilyFields
@@ -139,8 +141,9 @@ class FedMDConfig(FamilyFields, FedMDFields):
     """Epochs on the private data per round."""
     revisit_batch_size: int = setting(5, role="result", bounds=POSITIVE_COUNT)
     """Batch size of the revisit step."""
-    revisit_shift: int = setting(0, role="result", bounds=COUNT)
-    """Revisit private images shifted by up to this many pixels (0 = off: the paper). (docs/config.md#revisit_shift)"""
+    revisit_shift: int | Literal["auto"] = setting(0, role="result", bounds=COUNT)
+    """Revisit private images shifted by up to this many pixels (0 = off: the paper; `auto`: 2 pixels per 28 of
+    the images' side, at least 1). (docs/config.md#revisit_shift)"""
     revisit_classes: RevisitClasses = setting("all", role="result")
     """The revisit's cross-entropy over all classes (the paper) or `own`: the logits of the private classes the
     party holds no image of zeroed (FedRS's restricted softmax), for skewed splits. (docs/config.md#revisit_classes)"""
@@ -298,9 +301,12 @@ class FedMDConfig(FamilyFields, FedMDFields):
         for f in dataclasses.fields(self):
             bounds: Bounds | None = f.metadata.get("bounds")
             value = getattr(self, f.name)
-            if bounds is not None and value is not None and not bounds.allows(value):
+            if bounds is not None and value is not None and not isinstance(value, str) and not bounds.allows(value):
                 optional, inner = _is_optional(types_[f.name])
-                _require(False, f.name, value, bounds.describe(inner is int) + (" or None" if optional else ""))
+                words = _words(inner)
+                base = _without_words(inner)
+                alternatives = (" or None" if optional else "") + "".join(f" or {w!r}" for w in words)
+                _require(False, f.name, value, bounds.describe(base is int) + alternatives)
         for name in ("cpus_per_party", "gpus_per_party"):
             share = getattr(self, name)
             if share is not None and share > 1 and share != int(share):

@@ -312,11 +312,15 @@ def _check_convertible(public: tuple[int, ...], private: tuple[int, ...], config
 def _check_shift(shape: tuple[int, ...], config: FedMDConfig) -> None:
     """`revisit_shift` moves images by less than half their side: more would push the content out of
     the frame, leaving repeated border pixels."""
-    if 2 * config.revisit_shift >= min(shape[1:]):
+    from fedmd_ray.training import shift_pixels
+
+    pixels = shift_pixels(config.revisit_shift, shape[1], shape[2])
+    if 2 * pixels >= min(shape[1:]):
+        here = f" ({pixels} pixels here)" if config.revisit_shift == "auto" else ""
         raise ConfigError(
-            f"revisit_shift={config.revisit_shift} moves the {shape[1]}x{shape[2]} images (the public set's "
-            f"size, which private images are resized to) by half their side or more; use at most "
-            f"{(min(shape[1:]) - 1) // 2}, e.g. 2 for 28x28"
+            f"revisit_shift={config.revisit_shift}{here} moves the {shape[1]}x{shape[2]} "
+            f"images (the public set's size, which private images are resized to) by half their side or more; use "
+            f"at most {(min(shape[1:]) - 1) // 2}, e.g. 2 for 28x28"
         )
 
 
