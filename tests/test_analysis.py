@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pyarrow as pa
+import pytest
 from PIL import Image
 
 from fedmd_ray.analysis.metrics import harm
@@ -76,16 +77,23 @@ def test_sweep_plots_show_a_field_swept_to_none(tmp_path):
         assert Image.open(path).size == (800, 500)
 
 
-def test_trials_of_a_grid_over_a_number_and_a_word_concatenate():
-    """`--grid revisit_shift=1,auto`: each trial's column holds its value as text, so the trials' tables
-    make one sweep table (an int column and a text column would not concatenate)."""
-    from fedmd_ray.sweeps.trainable import swept_columns
+def test_trials_of_a_grid_over_a_number_and_a_word_make_one_table():
+    """`--grid revisit_shift=1,auto`: an int column and a text column do not concatenate as they are; the
+    sweep's table holds that field as text, and a field swept over numbers only stays numeric."""
+    from fedmd_ray.sweeps.trainable import concat_trials, swept_columns
 
     base = pa.table({"round": [0, 1]})
-    tables = [swept_columns(base, f"t{i}", {"revisit_shift": v, "seed": i}) for i, v in enumerate([1, "auto"])]
-    joined = pa.concat_tables(tables, promote_options="default")
-    assert joined.column("revisit_shift").to_pylist() == ["1", "1", "auto", "auto"]
-    assert joined.column("seed").to_pylist() == [0, 0, 1, 1]  # a plain number stays a number
+    grid = [(1, None), ("auto", 1e-3), (2, None)]
+    tables = [swept_columns(base, f"t{i}", {"revisit_shift": v, "collab_lr": lr, "seed": i}) for i, (v, lr) in
+              enumerate(grid)]  # fmt: skip
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+        pa.concat_tables(tables, promote_options="default")
+    joined = concat_trials(tables)
+    assert joined.column("revisit_shift").to_pylist() == ["1", "1", "auto", "auto", "2", "2"]
+    assert joined.column("seed").to_pylist() == [0, 0, 1, 1, 2, 2]
+    assert joined.column("collab_lr").to_pylist() == [None, None, 1e-3, 1e-3, None, None]  # None and a number
+    numbers = concat_trials([swept_columns(base, f"t{i}", {"revisit_shift": i}) for i in range(2)])
+    assert numbers.column("revisit_shift").type == pa.int64()
 
 
 def test_a_table_from_before_a_column_was_added_loads_with_nulls_there_and_bools_load(tmp_path):

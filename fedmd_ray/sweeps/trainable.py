@@ -31,7 +31,6 @@ from fedmd_ray.analysis.metrics import round_metrics
 from fedmd_ray.analysis.schema import rows_to_table
 from fedmd_ray.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fedmd_ray.config import FedMDConfig
-from fedmd_ray.config.parsing import _field_types, _words
 from fedmd_ray.data.resolve import SOURCES
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.experiment import Experiment, prepare
@@ -70,18 +69,30 @@ def swept_values(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def swept_columns(table: pa.Table, trial_id: str, swept: dict[str, Any]) -> pa.Table:
-    """Add `trial_id` and one column per swept field (plug-in objects by name) to a trial's long table.
-    A field that takes a number or a word (`revisit_shift`: 2 or `auto`) is a text column in every trial,
-    so that trials of a grid over both concatenate."""
-    types_ = _field_types(FedMDConfig)
+    """Add `trial_id` and one column per swept field (plug-in objects by name) to a trial's long table."""
     table = table.append_column("trial_id", pa.array([trial_id] * table.num_rows, pa.string()))
     for key, value in swept.items():
         text = ",".join(map(describe, value)) if isinstance(value, (list, tuple)) else value
         cell = text if isinstance(text, (str, int, float, bool)) or text is None else describe(text)
-        if cell is not None and _words(types_.get(key)):
-            cell = str(cell)
         table = table.append_column(key, pa.array([cell] * table.num_rows))
     return table
+
+
+def concat_trials(tables: list[pa.Table]) -> pa.Table:
+    """The trials' tables as one. A swept field whose values are numbers in some trials and words in others
+    (`--grid revisit_shift=1,auto`) becomes a text column; one swept over numbers only stays numeric."""
+    kinds: dict[str, set[bool]] = {}
+    for table in tables:
+        for field in table.schema:
+            if not pa.types.is_null(field.type):
+                kinds.setdefault(field.name, set()).add(pa.types.is_string(field.type))
+    mixed = {name for name, text in kinds.items() if len(text) > 1}
+    if mixed:
+        tables = [
+            t.cast(pa.schema([pa.field(f.name, pa.string()) if f.name in mixed else f for f in t.schema]))
+            for t in tables
+        ]
+    return pa.concat_tables(tables, promote_options="default")
 
 
 def trainable(params: dict[str, Any]) -> None:

@@ -53,6 +53,7 @@ from fedmd_ray.sweeps.trainable import (
     MODELS,
     PLUGINS,
     RESULTS,
+    concat_trials,
     latest_attempts,
     registered_plugins,
     trainable,
@@ -598,7 +599,7 @@ def _collect(results_uri: str, statuses: dict[str, str]) -> pa.Table | None:
     for trial_id in sorted(set(latest) & set(statuses)):
         table = load_results(latest[trial_id])
         tables.append(table.append_column("trial_status", pa.array([statuses[trial_id]] * table.num_rows)))
-    return pa.concat_tables(tables, promote_options="default") if tables else None
+    return concat_trials(tables) if tables else None
 
 
 class _TrialProgress(tune.Callback):
