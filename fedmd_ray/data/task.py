@@ -316,7 +316,7 @@ def _check_shift(shape: tuple[int, ...], config: FedMDConfig) -> None:
 
     pixels = shift_pixels(config.revisit_shift, shape[1], shape[2])
     if 2 * pixels >= min(shape[1:]):
-        here = f" ({pixels} pixels here)" if config.revisit_shift == "auto" else ""
+        here = f" ({pixels} pixel{'s' * (pixels != 1)} here)" if config.revisit_shift == "auto" else ""
         raise ConfigError(
             f"revisit_shift={config.revisit_shift}{here} moves the {shape[1]}x{shape[2]} "
             f"images (the public set's size, which private images are resized to) by half their side or more; use "
