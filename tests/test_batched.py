@@ -140,6 +140,26 @@ def test_a_group_holds_nothing_of_its_parties_between_calls(host_pair):
     host.run(ImportState(before))
 
 
+def test_transfer_steps_that_do_not_batch_run_each_party_in_its_own_rng_stream(monkeypatch):
+    """Where a step of transfer learning does not batch (a convolutional model's large batches: `_batches`), the
+    group runs its parties one after another, each in its own RNG stream, as it would alone: the process's
+    global RNG changes nothing, and each party ends with the weights and the stream of the per-party path."""
+    monkeypatch.setattr(PartyGroup, "_batches", lambda self, batch_size: False)
+    config = fedmd_ray.preset("quick", n_parties=3, models=("cnn2-4-8-d0.2",), torch_threads=1)
+    ends = []
+    for global_seed, batch in ((1, True), (2, True), (1, False)):
+        torch.manual_seed(global_seed)  # what other code in the process left in the global stream
+        experiment = prepare(config.replace(batch_parties=batch))
+        specs, data = experiment.party_inputs()
+        host = PartyHost(specs, experiment.setup, data, threads=1, gpus=0)
+        assert isinstance(host._units(list(host.participants.values()))[0], PartyGroup) == batch
+        host.run(TransferLearn())
+        ends.append(host.run(ExportState()))
+    for party in ends[0]:
+        assert np.array_equal(ends[0][party], ends[1][party]), party
+        assert np.array_equal(ends[0][party], ends[2][party]), party
+
+
 class _NormNet(nn.Module):
     def __init__(self, classes: int) -> None:
         super().__init__()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,7 @@ from fedmd_ray.phases import TRANSFER, UPPER_BOUND
 if TYPE_CHECKING:
     from fedmd_ray.actors.participant import Participant
 
+T = TypeVar("T")
 BATCH_BYTES = 32 * 2**20  # a batch of stacked activations beyond this runs slower than one party at a time
 PARAMETER_BYTES = 16 * 2**20  # one stacked copy of a chunk's parameters (memory: the stack holds ~6 of them)
 FORWARD_BYTES = 64 * 2**20  # stacked activations of a forward-only pass (inputs shared: one product each layer)
@@ -136,7 +137,7 @@ class PartyGroup:
         """`Participant.pretrain` of every member: each stops on its own held-out accuracy."""
         first, config = self.members[0], self.members[0].config
         if not self._batches(config.pretrain_batch_size):
-            return {m.party: m.pretrain() for m in self.members}
+            return {m.party: _alone(m, m.pretrain) for m in self.members}
         x, y = first.data.public
         epochs = self._fit(
             self.members,
@@ -157,7 +158,7 @@ class PartyGroup:
         first, config = self.members[0], self.members[0].config
         start = time.perf_counter()
         if not self._batches(config.private_batch_size):
-            return {m.party: m._upper_bound() for m in self.members}
+            return {m.party: _alone(m, m._upper_bound) for m in self.members}
         pretrained = [m._weights() for m in self.members]
         idx = first.data.union_idx
         x = torch.from_numpy(first.data.pool_x[idx]).to(first.device)
@@ -190,7 +191,12 @@ class PartyGroup:
         config = members[0].config
         if not self._batches(config.private_batch_size):
             return [
-                m._fit_private(x if shared else x[i], y[i], epochs, retry_imperfect=retry_imperfect)
+                _alone(
+                    m,
+                    functools.partial(
+                        m._fit_private, x if shared else x[i], y[i], epochs, retry_imperfect=retry_imperfect
+                    ),
+                )
                 for i, m in enumerate(members)
             ]
         can_refit = config.refit_head_epochs > 0 and members[0]._head is not None
@@ -479,6 +485,14 @@ class PartyGroup:
 
     def _step(self, step: str):  # type: ignore[no-untyped-def]
         return self.members[0]._step(step)
+
+
+def _alone(member: Participant, step: Callable[[], T]) -> T:
+    """`step` of one member in its own RNG stream, as `Participant.transfer_learn` runs it: a step of transfer
+    learning that does not batch (`_batches`) runs one member after another and must shuffle and drop out
+    from each member's stream, not from whatever the process's global one holds."""
+    with member._own_rng():
+        return step()
 
 
 def _penalty(member: Participant) -> Callable[[dict[str, torch.Tensor]], torch.Tensor] | None:
