@@ -57,12 +57,15 @@ def record(name: str, figures: dict[str, Any]) -> None:
     row = {**machine(), **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in figures.items()}}
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{name}.csv"
-    new = not path.exists()
-    with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    rows: list[dict[str, Any]] = []
+    if path.exists():
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    columns = list(dict.fromkeys([*(rows[0] if rows else {}), *row]))  # a benchmark that measures more adds columns
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows([*rows, row])
     print(f"  -> {path}")
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.model_registry import PAPER_MODELS, SMALL_MODELS, model_names
-from fedmd_ray.models import KerasSameAvgPool2d, build_model, check_model, eval_batch, output_layer
+from fedmd_ray.models import KerasSameAvgPool2d, MaxPool2x2, build_model, check_model, eval_batch, output_layer
 
 MNIST = (1, 28, 28)
 
@@ -70,6 +70,50 @@ def test_paper_keras_defaults() -> None:
     # torch's default for this conv would draw up to 1 / sqrt(fan_in) = 1/3.
     w = convs[0].weight  # (256, 1, 3, 3)
     assert 0.04 < w.abs().max() <= (6 / (9 + 256 * 9)) ** 0.5
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 6, 6), (2, 2, 7, 5), (3, 1, 9, 8), (5, 4, 3, 2), (2, 1, 1, 4)])
+def test_the_fast_max_pool_gives_torchs_values_and_gradients(shape: tuple[int, ...]) -> None:
+    """`MaxPool2x2` is `nn.MaxPool2d(2)`: the same values without gradients (ties, NaN, infinities, odd sizes
+    dropped, a map too small to pool refused alike), torch's own kernel (and gradient routing) with them."""
+    g = torch.Generator().manual_seed(sum(shape))
+    pool, reference = MaxPool2x2(), nn.MaxPool2d(2)
+    for trial in range(20):
+        x = torch.randint(-2, 3, shape, generator=g).float()  # small integers: many ties
+        x[torch.rand(shape, generator=g) < 0.05 * (trial % 3)] = float("nan")
+        x[torch.rand(shape, generator=g) < 0.05 * (trial % 2)] = float("-inf")
+        if min(shape[-2:]) < 2:
+            with pytest.raises(RuntimeError), torch.no_grad():
+                reference(x)
+            with pytest.raises(RuntimeError), torch.no_grad():
+                pool(x)
+            return
+        with torch.no_grad():
+            fast, expected = pool(x), reference(x)
+            batched = torch.vmap(pool)(x[None].expand(2, *shape))  # as a batched party group runs it
+        assert torch.equal(fast.isnan(), expected.isnan())
+        assert torch.equal(fast.nan_to_num(0.0), expected.nan_to_num(0.0))
+        assert torch.equal(batched[1].nan_to_num(0.0), expected.nan_to_num(0.0))
+        ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+        upstream = torch.randn(expected.shape, generator=g)
+        pool(ours).backward(upstream)
+        reference(theirs).backward(upstream)
+        assert torch.equal(ours.grad, theirs.grad)
+
+
+def test_the_built_in_cnns_pool_without_torchs_kernel_where_no_gradient_is_taken(monkeypatch) -> None:
+    pools = [m for m in build_model("cnn2-8-16", MNIST, 10).modules() if isinstance(m, nn.MaxPool2d)]
+    assert len(pools) == 2 and all(type(m) is MaxPool2x2 for m in pools)
+
+    def kernel(self: nn.MaxPool2d, x: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("torch's kernel")
+
+    monkeypatch.setattr(nn.MaxPool2d, "forward", kernel)
+    x = torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        assert pools[0](x).shape == (2, 3, 4, 4)
+    with pytest.raises(AssertionError, match="torch's kernel"):
+        pools[0](x.requires_grad_())
 
 
 def test_keras_same_avg_pool_ignores_padding() -> None:
