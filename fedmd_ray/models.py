@@ -72,9 +72,9 @@ class MaxPool2x2(nn.MaxPool2d):
     """``nn.MaxPool2d(2)`` whose passes without gradients on a CPU take the maximum of the window's four
     strided views instead of torch's kernel: the same values (a maximum is exact; a NaN in a window gives
     NaN, as torch's does; an odd last row or column is dropped, as floor mode does; tests/test_models.py
-    compares both), in a sixth of the time on 28x28 and 14x14 maps. Only the sign of a zero can differ, where a window holds both
-    -0.0 and +0.0 (torch's kernel keeps the first of equal values): no sum, product or comparison after it
-    tells them apart.
+    compares both), in a sixth of the time on 28x28 and 14x14 maps. Only the sign of a zero can differ,
+    where a window holds both -0.0 and +0.0 (torch's kernel keeps the first of equal values): no sum,
+    product or comparison after it tells them apart.
 
     Why: torch's CPU max-pool kernel for (N, C, H, W) tensors took more of a 10-party `offline` round than
     the convolutions (26 % of it on one thread, most in scoring and testing; 8 ms for 256 8x28x28 images,
