@@ -159,12 +159,17 @@ def _without_words(tp: Any) -> Any:
     return base
 
 
+def _or_words(tp: Any) -> str:
+    """The words a number field also takes, as a message's tail (`int | Literal["auto"]`: ` or 'auto'`)."""
+    return "".join(f" or {w!r}" for w in _words(tp))
+
+
 def _type_name(tp: Any) -> str:
     optional, inner = _is_optional(tp)
     if optional:
         return f"{_type_name(inner)} or None"
     if _words(tp):
-        return _type_name(_without_words(tp)) + "".join(f" or {w!r}" for w in _words(tp))
+        return _type_name(_without_words(tp)) + _or_words(tp)
     if typing.get_origin(tp) is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if typing.get_origin(tp) is tuple:

@@ -41,10 +41,10 @@ from fedmd_ray.config.parsing import (
     _is_optional,
     _json_entry,
     _jsonable,
+    _or_words,
     _require,
     _unknown_key_message,
     _without_words,
-    _words,
 )
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.methods import FamilyFields
@@ -303,10 +303,8 @@ class FedMDConfig(FamilyFields, FedMDFields):
             value = getattr(self, f.name)
             if bounds is not None and value is not None and not isinstance(value, str) and not bounds.allows(value):
                 optional, inner = _is_optional(types_[f.name])
-                words = _words(inner)
-                base = _without_words(inner)
-                alternatives = (" or None" if optional else "") + "".join(f" or {w!r}" for w in words)
-                _require(False, f.name, value, bounds.describe(base is int) + alternatives)
+                alternatives = (" or None" if optional else "") + _or_words(inner)
+                _require(False, f.name, value, bounds.describe(_without_words(inner) is int) + alternatives)
         for name in ("cpus_per_party", "gpus_per_party"):
             share = getattr(self, name)
             if share is not None and share > 1 and share != int(share):
