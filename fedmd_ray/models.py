@@ -68,31 +68,69 @@ class KerasSameAvgPool2d(nn.Module):
         return F.avg_pool2d(padded, kernel_size=2, stride=1)  # (N, C, H, W)
 
 
+class _ChannelsLastMaxPool2x2(torch.autograd.Function):
+    """torch's 2x2 max pool with gradients, its forward run on a channels-last copy: torch's kernel for
+    that layout takes 3.5x less time than for (N, C, H, W) and yields the same values and the same
+    indices (each window's first maximum, or its last NaN), so torch's own backward, fed those
+    indices, routes every gradient exactly as `nn.MaxPool2d` does."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled, indices = F.max_pool2d_with_indices(x.contiguous(memory_format=torch.channels_last), (2, 2))
+        return pooled.contiguous(), indices.contiguous()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+        ctx.save_for_backward(inputs[0], output[1])
+        ctx.mark_non_differentiable(output[1])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor, _indices: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        x, indices = ctx.saved_tensors
+        return torch.ops.aten.max_pool2d_with_indices_backward(  # type: ignore[no-any-return]
+            grad.contiguous(), x, [2, 2], [2, 2], [0, 0], [1, 1], False, indices
+        )
+
+
 class MaxPool2x2(nn.MaxPool2d):
-    """``nn.MaxPool2d(2)`` whose passes without gradients on a CPU take the maximum of the window's four
-    strided views instead of torch's kernel: the same values (a maximum is exact; a NaN in a window gives
-    NaN, as torch's does; an odd last row or column is dropped, as floor mode does; tests/test_models.py
-    compares both), in a sixth of the time on 28x28 and 14x14 maps. Only the sign of a zero can differ,
-    where a window holds both -0.0 and +0.0 (torch's kernel keeps the first of equal values): no sum,
-    product or comparison after it tells them apart.
+    """``nn.MaxPool2d(2)``, faster on a CPU, with the same values and gradients (tests/test_models.py
+    compares both, with ties, NaN and odd sizes).
+
+    Passes without gradients (scoring, testing) take the maximum of the window's four strided views:
+    a maximum is exact; a NaN in a window gives NaN, as torch's does; an odd last row or column is
+    dropped, as floor mode does. Only the sign of a zero can differ, where a window holds both -0.0
+    and +0.0 (torch's kernel keeps the first of equal values): no sum, product or comparison after it
+    tells them apart. Training passes on maps of at least `CHANNELS_LAST_POOL_ELEMENTS` run torch's
+    kernel on a channels-last copy (`_ChannelsLastMaxPool2x2`); smaller ones, where the copies cost
+    more than they save, and passes under `vmap` keep torch's kernel as it is.
 
     Why: torch's CPU max-pool kernel for (N, C, H, W) tensors took more of a 10-party `offline` round than
-    the convolutions (26 % of it on one thread, most in scoring and testing; 8 ms for 256 8x28x28 images,
-    where the four-view maximum takes 1.3 ms; docs/performance.md section 7). With gradients torch's kernel stays:
-    it routes each gradient to the window's first maximum, and an exact copy of that routing in tensor ops
-    was 3x slower."""
+    the convolutions (26 % of it on one thread; 8 ms for 256 8x28x28 images, where the four-view maximum
+    takes 1.3 ms and the channels-last kernel 2.1 ms; docs/performance.md section 7)."""
 
     def __init__(self) -> None:
         super().__init__(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
-        # The grad mode, not x.requires_grad, tells a training pass: under vmap every tensor says False.
-        if torch.is_grad_enabled() or x.device.type != "cpu" or not height or not width:
+        if x.device.type != "cpu" or not height or not width:
             pooled: torch.Tensor = super().forward(x)
+            return pooled
+        # The grad mode, not x.requires_grad, tells a training pass: under vmap every tensor says False.
+        if torch.is_grad_enabled():
+            if x.requires_grad and x.dim() == 4 and x.numel() >= CHANNELS_LAST_POOL_ELEMENTS:
+                return _ChannelsLastMaxPool2x2.apply(x)[0]  # type: ignore[no-any-return]
+            pooled = super().forward(x)
             return pooled
         top = torch.maximum(x[..., 0:height:2, 0:width:2], x[..., 0:height:2, 1:width:2])
         return torch.maximum(top, torch.maximum(x[..., 1:height:2, 0:width:2], x[..., 1:height:2, 1:width:2]))
+
+
+# Below this many elements (5 images of 8x28x28: 31,360) the channels-last copies of a training pass's
+# max pool cost about what the faster kernel saves (measured on one thread: equal at ~16k elements,
+# 1.2x at 31k, 1.7x at 125k).
+CHANNELS_LAST_POOL_ELEMENTS = 24_576
 
 
 class Classifier(nn.Module):

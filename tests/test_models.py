@@ -9,7 +9,15 @@ from torch import nn
 
 from fedmd_ray.errors import ConfigError
 from fedmd_ray.model_registry import PAPER_MODELS, SMALL_MODELS, model_names
-from fedmd_ray.models import KerasSameAvgPool2d, MaxPool2x2, build_model, check_model, eval_batch, output_layer
+from fedmd_ray.models import (
+    CHANNELS_LAST_POOL_ELEMENTS,
+    KerasSameAvgPool2d,
+    MaxPool2x2,
+    build_model,
+    check_model,
+    eval_batch,
+    output_layer,
+)
 
 MNIST = (1, 28, 28)
 
@@ -72,10 +80,14 @@ def test_paper_keras_defaults() -> None:
     assert 0.04 < w.abs().max() <= (6 / (9 + 256 * 9)) ** 0.5
 
 
-@pytest.mark.parametrize("shape", [(4, 3, 6, 6), (2, 2, 7, 5), (3, 1, 9, 8), (5, 4, 3, 2), (2, 1, 1, 4)])
+@pytest.mark.parametrize(
+    "shape",
+    [(4, 3, 6, 6), (2, 2, 7, 5), (3, 1, 9, 8), (5, 4, 3, 2), (2, 1, 1, 4), (8, 4, 30, 29), (3, 7, 41, 40)],
+)
 def test_the_fast_max_pool_gives_torchs_values_and_gradients(shape: tuple[int, ...]) -> None:
     """`MaxPool2x2` is `nn.MaxPool2d(2)`: the same values without gradients (ties, NaN, infinities, odd sizes
-    dropped, a map too small to pool refused alike), torch's own kernel (and gradient routing) with them."""
+    dropped, a map too small to pool refused alike) and the same values and gradient routing with them, on
+    maps below and above `CHANNELS_LAST_POOL_ELEMENTS` (the last two shapes)."""
     g = torch.Generator().manual_seed(sum(shape))
     pool, reference = MaxPool2x2(), nn.MaxPool2d(2)
     for trial in range(20):
@@ -101,7 +113,9 @@ def test_the_fast_max_pool_gives_torchs_values_and_gradients(shape: tuple[int, .
         assert torch.equal(ours.grad, theirs.grad)
 
 
-def test_the_built_in_cnns_pool_without_torchs_kernel_where_no_gradient_is_taken(monkeypatch) -> None:
+def test_the_built_in_cnns_pool_without_torchs_nchw_kernel_where_it_is_slow(monkeypatch) -> None:
+    """Without gradients, and with them on large maps, the built-in CNNs' pools do not run torch's
+    (N, C, H, W) kernel; training passes on small maps (a revisit's batch of 5) still do."""
     pools = [m for m in build_model("cnn2-8-16", MNIST, 10).modules() if isinstance(m, nn.MaxPool2d)]
     assert len(pools) == 2 and all(type(m) is MaxPool2x2 for m in pools)
 
@@ -109,11 +123,13 @@ def test_the_built_in_cnns_pool_without_torchs_kernel_where_no_gradient_is_taken
         raise AssertionError("torch's kernel")
 
     monkeypatch.setattr(nn.MaxPool2d, "forward", kernel)
-    x = torch.rand(2, 3, 8, 8)
+    small, large = torch.rand(2, 3, 8, 8), torch.rand(64, 8, 28, 28)
+    assert large.numel() >= CHANNELS_LAST_POOL_ELEMENTS > small.numel()
     with torch.no_grad():
-        assert pools[0](x).shape == (2, 3, 4, 4)
+        assert pools[0](small).shape == (2, 3, 4, 4)
+    assert pools[0](large.requires_grad_()).shape == (64, 8, 14, 14)
     with pytest.raises(AssertionError, match="torch's kernel"):
-        pools[0](x.requires_grad_())
+        pools[0](small.requires_grad_())
 
 
 def test_keras_same_avg_pool_ignores_padding() -> None:
