@@ -7,11 +7,12 @@ the same saved state under each lever, and its scores compared bit for bit with 
 plain round's: a lever that changes numbers cannot be a default (the README's table
 must stay as it is).
 
-Levers (a ratio below 1 is what the code saves against the code before it): torch's own
-(N, C, H, W) max-pool kernel in every pass (the code before `models.MaxPool2x2`, whose passes
-without gradients take the maximum of four strided views and whose training passes run torch's
-kernel on a channels-last copy); that kernel in training passes only (the code before the
-channels-last copy);
+Levers of the built-in CNNs' pools (a ratio below 1 is what the code saves against the code
+before it; `models.MaxPool2x2` pools without gradients through the maximum of four strided
+views, with them through torch's kernel on a channels-last copy, and runs the stage's ReLU
+after the pool): the pools as issue 35 found them (a ReLU, then torch's own (N, C, H, W)
+kernel in every pass); the code before the channels-last copy and the ReLU in the pool; the
+ReLU before the pool alone;
 `torch.inference_mode` for scoring and testing instead of `no_grad`;
 channels-last tensors for the convolutions; `torch.compile` of every model (its compile
 time reported apart, and the whole cost spread over a 20-round run); forward-only batch
@@ -77,31 +78,41 @@ def inference_mode() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _max_pool_forward(forward: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]) -> Iterator[None]:
+def _max_pool_forward(forward: Callable[[MaxPool2x2, torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """`MaxPool2x2.forward` replaced by `forward(pool, x)`."""
     fast = MaxPool2x2.forward
-    MaxPool2x2.forward = forward  # type: ignore[method-assign]
+    MaxPool2x2.forward = forward  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
         MaxPool2x2.forward = fast  # type: ignore[method-assign]
 
 
-def torch_max_pool() -> contextlib.AbstractContextManager[None]:
-    """The built-in CNNs' pools through torch's own (N, C, H, W) max-pool kernel in every pass (the code
-    before `models.MaxPool2x2`), to measure what its two faster paths save together."""
-    return _max_pool_forward(torch.nn.MaxPool2d.forward)
+def _relu_first(pool: MaxPool2x2, x: torch.Tensor) -> torch.Tensor:
+    """The ReLU that `MaxPool2x2(relu=True)` runs after its pool, run before it on the whole map."""
+    return torch.relu(x) if pool.relu else x
+
+
+def pools_as_filed() -> contextlib.AbstractContextManager[None]:
+    """The code before `models.MaxPool2x2`: a ReLU, then torch's own (N, C, H, W) kernel in every pass."""
+    return _max_pool_forward(lambda pool, x: torch.nn.MaxPool2d.forward(pool, _relu_first(pool, x)))
 
 
 def nchw_training_pool() -> contextlib.AbstractContextManager[None]:
-    """Training passes through torch's (N, C, H, W) kernel, passes without gradients through the four-view
-    maximum: the code before training passes ran torch's kernel on a channels-last copy."""
-    fast = MaxPool2x2.forward
+    """The code before the channels-last copy and the ReLU in the pool: a ReLU, then in passes without
+    gradients the four-view maximum, with gradients torch's (N, C, H, W) kernel."""
 
     def forward(pool: MaxPool2x2, x: torch.Tensor) -> torch.Tensor:
-        pooled: torch.Tensor = torch.nn.MaxPool2d.forward(pool, x) if torch.is_grad_enabled() else fast(pool, x)
+        x = _relu_first(pool, x)
+        pooled: torch.Tensor = torch.nn.MaxPool2d.forward(pool, x) if torch.is_grad_enabled() else pool._pool(x)
         return pooled
 
-    return _max_pool_forward(forward)  # type: ignore[arg-type]
+    return _max_pool_forward(forward)
+
+
+def relu_before_pool() -> contextlib.AbstractContextManager[None]:
+    """A ReLU on the whole map, then the pool as it runs now: what the ReLU in the pool saves alone."""
+    return _max_pool_forward(lambda pool, x: pool._pool(_relu_first(pool, x)))
 
 
 @contextlib.contextmanager
@@ -154,8 +165,9 @@ def main() -> None:
     plain_s, plain = measure(contextlib.nullcontext)
     figures: dict[str, Any] = {"plain_round_s": plain_s}
     levers = {
-        "torch_max_pool": torch_max_pool,
+        "pools_as_filed": pools_as_filed,
         "nchw_training_pool": nchw_training_pool,
+        "relu_before_pool": relu_before_pool,
         "inference_mode": inference_mode,
         "channels_last": lambda: channels_last(host),
         "eval_batch_1024": lambda: eval_batch_1024(host),

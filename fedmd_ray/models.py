@@ -95,7 +95,7 @@ class _ChannelsLastMaxPool2x2(torch.autograd.Function):
 
 class MaxPool2x2(nn.MaxPool2d):
     """``nn.MaxPool2d(2)``, faster on a CPU, with the same values and gradients (tests/test_models.py
-    compares both, with ties, NaN and odd sizes).
+    compares both, with ties, NaN and odd sizes); with ``relu=True``, the ReLU that came before it.
 
     Passes without gradients (scoring, testing) take the maximum of the window's four strided views:
     a maximum is exact; a NaN in a window gives NaN, as torch's does; an odd last row or column is
@@ -105,14 +105,34 @@ class MaxPool2x2(nn.MaxPool2d):
     kernel on a channels-last copy (`_ChannelsLastMaxPool2x2`); smaller ones, where the copies cost
     more than they save, and passes under `vmap` keep torch's kernel as it is.
 
+    ``relu=True`` pools first and applies the ReLU to the pooled map, a quarter of the elements: a
+    ReLU is monotone, so ``relu(max(window)) == max(relu(window))``, and both orders pass a gradient
+    only to the window's first maximum, only where that maximum is above 0 (or NaN). Bit for bit the
+    same values and gradients as a ReLU then the pool (tests/test_models.py, tests/test_batched.py).
+
     Why: torch's CPU max-pool kernel for (N, C, H, W) tensors took more of a 10-party `offline` round than
     the convolutions (26 % of it on one thread; 8 ms for 256 8x28x28 images, where the four-view maximum
     takes 1.3 ms and the channels-last kernel 2.1 ms; docs/performance.md section 7)."""
 
-    def __init__(self) -> None:
+    def __init__(self, relu: bool = False) -> None:
         super().__init__(2)
+        self.relu = relu
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, relu={self.relu}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.relu:
+            return self._pool(x)
+        if x.device.type != "cpu" or (torch.is_grad_enabled() and not x.requires_grad):
+            # On a GPU, and in a party group's training passes (under vmap every tensor says it needs no
+            # gradient), the ReLU first, as before: there the pooled gradient's layout changes the order
+            # in which batch norm's backward sums it, and with it the last bits of every gradient.
+            return self._pool(torch.relu(x))
+        pooled = self._pool(x)
+        return torch.relu(pooled) if torch.is_grad_enabled() else pooled.relu_()  # a fresh tensor: in place
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
         if x.device.type != "cpu" or not height or not width:
             pooled: torch.Tensor = super().forward(x)
@@ -184,14 +204,21 @@ def _paper_features(spec: ModelSpec, in_channels: int) -> nn.Sequential:
 
 def _cnn_features(spec: ModelSpec, input_shape: tuple[int, int, int]) -> nn.Sequential:
     """Conv-BN-ReLU-MaxPool stages; a pool is skipped once the map is 1 pixel
-    wide so that 8x8 inputs still fit four stages."""
+    wide so that 8x8 inputs still fit four stages.
+
+    Where a stage pools, its ReLU runs inside the pool, after it (`MaxPool2x2(relu=True)`: the same
+    values and gradients on a quarter of the elements), and an `nn.Identity` holds the ReLU's place:
+    the layers keep their numbers (saved states load either way) and their outputs' sizes (which
+    `eval_batch` reads, so the forward-only batches, and with them every number, stay as they were)."""
     channels, height, width = input_shape
     layers: list[nn.Module] = []
     for out in spec.widths:
-        layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU()]
+        layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out)]
         if min(height, width) >= 2:
-            layers.append(MaxPool2x2())
+            layers += [nn.Identity(), MaxPool2x2(relu=True)]
             height, width = height // 2, width // 2
+        else:
+            layers.append(nn.ReLU())
         channels = out
     layers.append(nn.Dropout(spec.dropout))
     return nn.Sequential(*layers)

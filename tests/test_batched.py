@@ -7,6 +7,7 @@ to float rounding; models or losses that do not batch exactly run per party, wit
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -26,8 +27,10 @@ from fedmd_ray.actors.messages import (
 from fedmd_ray.actors.participant import PartyHost
 from fedmd_ray.actors.party_group import PartyGroup
 from fedmd_ray.aggregation import mean_consensus
+from fedmd_ray.batched import Stack
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.experiment import prepare
+from fedmd_ray.models import MaxPool2x2, build_model
 from fedmd_ray.strategy import FedMD
 
 # two models, three parties each: both batched
@@ -202,4 +205,31 @@ def test_a_group_of_one_runs_as_two_copies_and_matches_a_group_of_two():
     for a, b in zip(
         together.participants[1].model.state_dict().values(), alone.participants[1].model.state_dict().values()
     ):
+        assert torch.equal(a, b)
+
+
+def test_a_stacked_cnn_pass_with_its_relu_in_the_pool_is_the_relu_then_the_pool_bit_for_bit():
+    """The built-in CNNs run a stage's ReLU inside its `MaxPool2x2` (`relu=True`); a party group's passes
+    (forward-only and training, under vmap) give exactly what a ReLU then `nn.MaxPool2d` gave: logits and
+    every gradient, to the last bit."""
+    torch.manual_seed(0)
+    ours = [build_model("cnn2-8-16", (1, 28, 28), 5) for _ in range(3)]
+    theirs = [copy.deepcopy(model) for model in ours]
+    for model in theirs:
+        layers = list(model.features)
+        for i, layer in enumerate(layers):
+            if isinstance(layer, MaxPool2x2):
+                layers[i - 1], layers[i] = nn.ReLU(), nn.MaxPool2d(2)
+        model.features = nn.Sequential(*layers)
+    x = torch.randn(3, 64, 1, 28, 28)
+    results = []
+    for models in (ours, theirs):
+        stack = Stack.of(models)
+        with torch.no_grad():
+            scores = stack.logits(x[0], shared=True)
+        masks = {name: torch.ones(3, 64, 16, 7, 7) for name in stack.dropouts}
+        logits = stack.logits(x, shared=False, train=True, masks=masks)
+        stack.backward(logits.square().sum())
+        results.append((scores, logits.detach(), stack.grad.clone()))
+    for a, b in zip(*results):
         assert torch.equal(a, b)

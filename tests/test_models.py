@@ -1,5 +1,6 @@
 """Model zoo: shapes, Keras-faithful details of the paper CNNs, and config-time errors."""
 
+import copy
 import time
 
 import pytest
@@ -87,7 +88,8 @@ def test_paper_keras_defaults() -> None:
 def test_the_fast_max_pool_gives_torchs_values_and_gradients(shape: tuple[int, ...]) -> None:
     """`MaxPool2x2` is `nn.MaxPool2d(2)`: the same values without gradients (ties, NaN, infinities, odd sizes
     dropped, a map too small to pool refused alike) and the same values and gradient routing with them, on
-    maps below and above `CHANNELS_LAST_POOL_ELEMENTS` (the last two shapes)."""
+    maps below and above `CHANNELS_LAST_POOL_ELEMENTS` (the last two shapes); with ``relu=True``, those of a
+    ReLU then `nn.MaxPool2d(2)`."""
     g = torch.Generator().manual_seed(sum(shape))
     pool, reference = MaxPool2x2(), nn.MaxPool2d(2)
     for trial in range(20):
@@ -111,6 +113,14 @@ def test_the_fast_max_pool_gives_torchs_values_and_gradients(shape: tuple[int, .
         pool(ours).backward(upstream)
         reference(theirs).backward(upstream)
         assert torch.equal(ours.grad, theirs.grad)
+        with torch.no_grad():  # relu=True: the ReLU before the pool, done after it
+            fused, expected = MaxPool2x2(relu=True)(x), reference(torch.relu(x))
+        assert torch.equal(fused.isnan(), expected.isnan())
+        assert torch.equal(fused.nan_to_num(0.0), expected.nan_to_num(0.0))
+        ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+        MaxPool2x2(relu=True)(ours).backward(upstream)
+        reference(torch.relu(theirs)).backward(upstream)
+        assert torch.equal(ours.grad, theirs.grad)
 
 
 def test_the_built_in_cnns_pool_without_torchs_nchw_kernel_where_it_is_slow(monkeypatch) -> None:
@@ -130,6 +140,40 @@ def test_the_built_in_cnns_pool_without_torchs_nchw_kernel_where_it_is_slow(monk
     assert pools[0](large.requires_grad_()).shape == (64, 8, 14, 14)
     with pytest.raises(AssertionError, match="torch's kernel"):
         pools[0](small.requires_grad_())
+
+
+@pytest.mark.parametrize(("name", "side", "pools"), [("cnn2-8-16", 16, 2), ("cnn4-4-8-16-32", 8, 3)])
+def test_the_built_in_cnns_relu_inside_the_pool_computes_what_relu_before_it_did(
+    name: str, side: int, pools: int
+) -> None:
+    """A built-in CNN stage that pools runs its ReLU in the pool, after it (a quarter of the elements):
+    the same logits in eval and training mode, and the same gradient for every parameter, as the
+    Conv-BN-ReLU-MaxPool stages with torch's own modules; and the same layer numbers and output sizes."""
+    torch.manual_seed(0)
+    model = build_model(name, (1, side, side), 5)  # on 8x8, cnn4's last stage has no pool
+    before = copy.deepcopy(model)
+    layers = list(before.features)
+    for i, layer in enumerate(layers):
+        if isinstance(layer, MaxPool2x2):
+            assert layer.relu and isinstance(layers[i - 1], nn.Identity)
+            layers[i - 1], layers[i] = nn.ReLU(), nn.MaxPool2d(2)
+    before.features = nn.Sequential(*layers)
+    assert sum(type(m) is nn.MaxPool2d for m in before.modules()) == pools
+    assert model.state_dict().keys() == before.state_dict().keys()
+    x = torch.randint(-2, 3, (6, 1, side, side)).float()
+    sizes: dict[str, list[int]] = {"ours": [], "theirs": []}
+    for key, net in (("ours", model), ("theirs", before)):
+        for leaf in net.features:
+            leaf.register_forward_hook(lambda _m, _i, out, key=key: sizes[key].append(out.numel()))
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), before.eval()(x))
+    assert sizes["ours"] == sizes["theirs"]  # what `eval_batch` counts
+    torch.manual_seed(1)
+    model.train()(x).square().sum().backward()
+    torch.manual_seed(1)  # the same dropout mask
+    before.train()(x).square().sum().backward()
+    for (param, ours), theirs in zip(model.named_parameters(), before.parameters()):
+        assert ours.grad is not None and torch.equal(ours.grad, theirs.grad), param
 
 
 def test_keras_same_avg_pool_ignores_padding() -> None:
