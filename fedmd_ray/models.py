@@ -125,9 +125,10 @@ class MaxPool2x2(nn.MaxPool2d):
         if not self.relu:
             return self._pool(x)
         if x.device.type != "cpu" or (torch.is_grad_enabled() and not x.requires_grad):
-            # On a GPU, and in a party group's training passes (under vmap every tensor says it needs no
-            # gradient), the ReLU first, as before: there the pooled gradient's layout changes the order
-            # in which batch norm's backward sums it, and with it the last bits of every gradient.
+            # The ReLU first, as before, in a party group's training passes (under vmap every tensor says
+            # it needs no gradient): there the pooled gradient's layout changes the order in which batch
+            # norm's backward sums it, and with it the last bits of every gradient. On a GPU too, where
+            # the other order was never compared.
             return self._pool(torch.relu(x))
         pooled = self._pool(x)
         return torch.relu(pooled) if torch.is_grad_enabled() else pooled.relu_()  # a fresh tensor: in place
