@@ -15,6 +15,7 @@ says they did the same work.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
@@ -42,9 +43,7 @@ def export(commit: str, into: Path) -> str:
     """The commit's tree written under `into`; returns its full hash."""
     full = subprocess.run(["git", "rev-parse", commit], cwd=REPO, check=True, capture_output=True, text=True)
     archive = subprocess.run(["git", "archive", full.stdout.strip()], cwd=REPO, check=True, capture_output=True)
-    archive_path = into / "tree.tar"
-    archive_path.write_bytes(archive.stdout)
-    with tarfile.open(archive_path) as tar:
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(into / "tree", filter="data")
     return full.stdout.strip()
 

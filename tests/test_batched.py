@@ -7,12 +7,12 @@ to float rounding; models or losses that do not batch exactly run per party, wit
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 
 import numpy as np
 import pytest
 import torch
+from reference_models import relu_then_torch_pool
 from torch import nn
 
 import fedmd_ray
@@ -30,7 +30,7 @@ from fedmd_ray.aggregation import mean_consensus
 from fedmd_ray.batched import Stack
 from fedmd_ray.data.sampling import sample_alignment
 from fedmd_ray.experiment import prepare
-from fedmd_ray.models import MaxPool2x2, build_model
+from fedmd_ray.models import build_model
 from fedmd_ray.strategy import FedMD
 
 # two models, three parties each: both batched
@@ -214,13 +214,7 @@ def test_a_stacked_cnn_pass_with_its_relu_in_the_pool_is_the_relu_then_the_pool_
     every gradient, to the last bit."""
     torch.manual_seed(0)
     ours = [build_model("cnn2-8-16", (1, 28, 28), 5) for _ in range(3)]
-    theirs = [copy.deepcopy(model) for model in ours]
-    for model in theirs:
-        layers = list(model.features)
-        for i, layer in enumerate(layers):
-            if isinstance(layer, MaxPool2x2):
-                layers[i - 1], layers[i] = nn.ReLU(), nn.MaxPool2d(2)
-        model.features = nn.Sequential(*layers)
+    theirs = [relu_then_torch_pool(model) for model in ours]
     x = torch.randn(3, 64, 1, 28, 28)
     results = []
     for models in (ours, theirs):

@@ -1,11 +1,11 @@
 """Model zoo: shapes, Keras-faithful details of the paper CNNs, and config-time errors."""
 
-import copy
 import time
 
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_models import relu_then_torch_pool
 from torch import nn
 
 from fedmd_ray.errors import ConfigError
@@ -151,13 +151,7 @@ def test_the_built_in_cnns_relu_inside_the_pool_computes_what_relu_before_it_did
     Conv-BN-ReLU-MaxPool stages with torch's own modules; and the same layer numbers and output sizes."""
     torch.manual_seed(0)
     model = build_model(name, (1, side, side), 5)  # on 8x8, cnn4's last stage has no pool
-    before = copy.deepcopy(model)
-    layers = list(before.features)
-    for i, layer in enumerate(layers):
-        if isinstance(layer, MaxPool2x2):
-            assert layer.relu and isinstance(layers[i - 1], nn.Identity)
-            layers[i - 1], layers[i] = nn.ReLU(), nn.MaxPool2d(2)
-    before.features = nn.Sequential(*layers)
+    before = relu_then_torch_pool(model)
     assert sum(type(m) is nn.MaxPool2d for m in before.modules()) == pools
     assert model.state_dict().keys() == before.state_dict().keys()
     x = torch.randint(-2, 3, (6, 1, side, side)).float()
