@@ -40,6 +40,8 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.optim.adam import adam
 
+from fedmd_ray.training import Scored
+
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -421,19 +423,28 @@ def train_epochs(
 
 
 @torch.no_grad()
-def evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor, *, batch_size: int) -> list[tuple[float, float]]:
-    """`training.evaluate` of every party: (accuracy, mean cross-entropy) on one labelled set."""
-    correct = torch.zeros(stack.size, dtype=torch.int64)
-    loss = torch.zeros(stack.size, dtype=torch.float64)
+def evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor, *, batch_size: int) -> list[Scored]:
+    """`training.evaluate` of every party: accuracy, mean cross-entropy and predicted classes on one
+    labelled set."""
+    correct = torch.zeros(stack.size, dtype=torch.int64, device=x.device)
+    loss = torch.zeros(stack.size, dtype=torch.float64, device=x.device)
+    predicted = torch.zeros(0, dtype=torch.int64, device=x.device)
     for i in range(0, len(x), batch_size):
         logits = stack.logits(x[i : i + batch_size], shared=True)  # (P, b, classes)
         target = y[i : i + batch_size]
         wide = logits.to(torch.promote_types(logits.dtype, torch.float32))
         loss += F.cross_entropy(wide.transpose(1, 2), target.expand(stack.size, -1), reduction="none").double().sum(1)
-        correct += (logits.argmax(dim=2) == target).sum(1)
+        guess = logits.argmax(dim=2)  # (P, b)
+        correct += (guess == target).sum(1)
+        if not predicted.numel():
+            predicted = torch.zeros(stack.size, logits.shape[2], dtype=torch.int64, device=x.device)
+        predicted.scatter_add_(1, guess, torch.ones_like(guess))
     if not torch.isfinite(loss).all():
         raise FloatingPointError("the evaluation loss is not finite: a model's outputs are not finite")
-    return [(int(right) / len(x), float(total) / len(x)) for right, total in zip(correct, loss, strict=True)]
+    return [
+        Scored(int(right) / len(x), float(total) / len(x), counts)
+        for right, total, counts in zip(correct.cpu(), loss.cpu(), predicted.cpu(), strict=True)
+    ]
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -158,7 +158,7 @@ def fit_classifier(
         train_epochs(model, optimizer, x, y, F.cross_entropy, epochs=1, batch_size=batch_size)
         if val is None or patience <= 0:
             continue
-        accuracy, _ = evaluate(model, val[0], val[1], batch_size=eval_batch_size)
+        accuracy = evaluate(model, val[0], val[1], batch_size=eval_batch_size).accuracy
         if accuracy > best + min_delta:
             best, waited = accuracy, 0
         else:
@@ -238,7 +238,9 @@ def batch_norm_gap(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_
     trained on means the running statistics lag the weights."""
     import copy
 
-    eval_accuracy, _ = evaluate(model, x, y, batch_size=batch_size)
+    eval_accuracy = evaluate(model, x, y, batch_size=batch_size).accuracy
+    if not any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules()):
+        return eval_accuracy, eval_accuracy  # no statistics: the probe below would be the model itself
     probe = copy.deepcopy(model).eval()
     for module in probe.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -258,26 +260,38 @@ def class_scores(model: nn.Module, x: torch.Tensor, *, batch_size: int) -> torch
     return torch.cat(out)
 
 
-@torch.no_grad()
-def skew(model: nn.Module, own_y: torch.Tensor, x: torch.Tensor, *, batch_size: int) -> tuple[int, float]:
-    """(classes among the labels `own_y` of a party's private data, share of the model's predictions on `x`
-    that name one of them): a party that holds few classes and predicts only those cannot name the others."""
-    own = torch.unique(own_y)
-    predicted = class_scores(model, x, batch_size=batch_size).argmax(dim=1)
-    return len(own), float(torch.isin(predicted, own.to(predicted.device)).float().mean().item()) if len(x) else 0.0
+def own_class_share(own_y: torch.Tensor, predicted: torch.Tensor) -> tuple[int, float]:
+    """(classes among the labels `own_y` of a party's private data, share of its model's predictions that
+    name one of them; `predicted`: how many images it assigned to each class, `Scored.predicted`): a party
+    that holds few classes and predicts only those cannot name the others."""
+    own = torch.unique(own_y).to(predicted.device)
+    total = predicted.sum()
+    return len(own), float(predicted[own].sum() / total) if total else 0.0  # a float32 share
+
+
+class Scored(NamedTuple):
+    """One pass of a model over a labelled set: accuracy (argmax over all outputs), mean cross-entropy,
+    and how many images it assigned to each class (`own_class_share` reads it; (classes,) int64)."""
+
+    accuracy: float
+    loss: float
+    predicted: torch.Tensor
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int) -> tuple[float, float]:
-    """Accuracy (argmax over all outputs) and mean cross-entropy on a labelled set."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int) -> Scored:
+    """Accuracy, mean cross-entropy and predicted classes on a labelled set, in one pass."""
     model.eval()
-    correct, loss = 0, 0.0
+    correct, loss, guesses, classes = 0, 0.0, [], 0
     for i in range(0, len(x), batch_size):
         logits = model(x[i : i + batch_size])
         target = y[i : i + batch_size]
         wide = logits.to(torch.promote_types(logits.dtype, torch.float32))  # a float16 sum overflows
         loss += F.cross_entropy(wide, target, reduction="sum").item()
-        correct += int((logits.argmax(dim=1) == target).sum().item())
+        guesses.append(logits.argmax(dim=1))
+        correct += int((guesses[-1] == target).sum().item())
+        classes = logits.shape[1]
     if not math.isfinite(loss):  # a nan accuracy of 0 must not read as a result
         raise FloatingPointError(f"the evaluation loss is {loss}: the model's outputs are not finite")
-    return correct / len(x), loss / len(x)
+    predicted = torch.bincount(torch.cat(guesses).cpu(), minlength=classes)
+    return Scored(correct / len(x), loss / len(x), predicted)

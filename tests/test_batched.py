@@ -208,6 +208,21 @@ def test_a_group_of_one_runs_as_two_copies_and_matches_a_group_of_two():
         assert torch.equal(a, b)
 
 
+def test_a_stacked_evaluation_counts_each_partys_predicted_classes_from_its_own_logits():
+    """What the group reports as a party's own-class share at round 0 comes from the same stacked pass
+    as its accuracy and loss (no second pass over the test set, per party)."""
+    from fedmd_ray import batched
+
+    torch.manual_seed(0)
+    models = [build_model("mlp-16", (1, 8, 8), 5) for _ in range(3)]
+    x, y = torch.randn(50, 1, 8, 8), torch.randint(0, 5, (50,))
+    scored = batched.evaluate(Stack.of(models), x, y, batch_size=16)
+    guesses = batched.class_scores(Stack.of(models), x, batch_size=16).argmax(dim=2)  # (P, n)
+    for party, result in enumerate(scored):
+        assert torch.equal(result.predicted, torch.bincount(guesses[party], minlength=5))
+        assert result.accuracy == int((guesses[party] == y).sum()) / len(y)
+
+
 def test_a_stacked_cnn_pass_with_its_relu_in_the_pool_is_the_relu_then_the_pool_bit_for_bit():
     """The built-in CNNs run a stage's ReLU inside its `MaxPool2x2` (`relu=True`); a party group's passes
     (forward-only and training, under vmap) give exactly what a ReLU then `nn.MaxPool2d` gave: logits and

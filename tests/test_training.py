@@ -43,6 +43,37 @@ def test_kl_softens_by_temperature_and_rescales_by_its_square():
     assert torch.allclose(training.consensus_distance("kl", a, b, 3.0), manual)
 
 
+def test_one_pass_over_a_labelled_set_gives_accuracy_loss_and_the_classes_predicted():
+    torch.manual_seed(0)
+    model = build_model("mlp-32", (1, 8, 8), 4)
+    x, y = _blobs(n=100)
+    scored = training.evaluate(model, x, y, batch_size=7)  # batches that do not divide the set
+    with torch.no_grad():
+        logits = model.eval()(x)
+    guess = logits.argmax(dim=1)
+    assert torch.equal(scored.predicted, torch.bincount(guess, minlength=4))
+    assert scored.accuracy == int((guess == y).sum()) / len(y)
+    assert scored.loss == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+
+
+def test_own_class_share_is_the_share_of_predictions_naming_a_class_the_party_holds():
+    predicted = torch.tensor([5, 0, 3, 2])  # 10 predictions: five of class 0, three of 2, two of 3
+    held, share = training.own_class_share(torch.tensor([2, 2, 0]), predicted)
+    assert held == 2
+    assert share == torch.tensor(8 / 10, dtype=torch.float32).item()  # a float32 share, as it was reported
+    assert training.own_class_share(torch.tensor([1]), torch.zeros(4, dtype=torch.int64)) == (1, 0.0)
+
+
+def test_without_batch_norm_there_is_no_gap_and_no_copy_of_the_model(monkeypatch):
+    import copy
+
+    model = build_model("mlp-32", (1, 8, 8), 4)
+    x, y = _blobs(n=64)
+    monkeypatch.setattr(copy, "deepcopy", lambda *_: pytest.fail("copied a model without batch norm"))
+    accuracy = training.evaluate(model, x, y, batch_size=16).accuracy
+    assert training.batch_norm_gap(model, x, y, batch_size=16) == (accuracy, accuracy)
+
+
 def test_fit_classifier_learns_and_stops_early():
     torch.manual_seed(0)
     model = build_model("mlp-32", (1, 8, 8), 4)
@@ -50,7 +81,7 @@ def test_fit_classifier_learns_and_stops_early():
     epochs = training.fit_classifier(
         model, x, y, epochs=50, batch_size=32, lr=1e-2, val=(x, y), patience=2, min_delta=0.001
     )
-    accuracy, loss = training.evaluate(model, x, y, batch_size=100)
+    accuracy, loss, _ = training.evaluate(model, x, y, batch_size=100)
     assert accuracy > 0.9 and loss < 0.5
     assert epochs < 50  # converged data: early stopping ends it
 

@@ -156,15 +156,16 @@ class Participant:
             if cfg.upper_bound:
                 results[UPPER_BOUND] = self._upper_bound()
             refit = self._fit_private(*self._private, retry_imperfect=True)
-            transfer = self.evaluate(start)
+            transfer = training.evaluate(self.model, *self.data.test, batch_size=self._eval_batch)
+            seconds = time.perf_counter() - start
             fit_eval, fit_train = training.batch_norm_gap(self.model, *self._private, batch_size=self._eval_batch)
-            held, own = training.skew(self.model, self._private[1], self.data.test[0], batch_size=self._eval_batch)
+            held, own = training.own_class_share(self._private[1], transfer.predicted)
         self._keep_round0()
         upper_s = results[UPPER_BOUND].seconds if UPPER_BOUND in results else 0.0
         results[TRANSFER] = Evaluation(
             transfer.accuracy,
             transfer.loss,
-            transfer.seconds - upper_s,
+            seconds - upper_s,
             train_accuracy=fit_eval,
             train_accuracy_batch_stats=fit_train,
             pretrain_epochs=epochs,
@@ -207,13 +208,13 @@ class Participant:
             return False
         start = self._weights()
         self._fit_once(x, y, epochs, cfg.head_epochs)
-        first, _ = training.evaluate(self.model, x, y, batch_size=self._eval_batch)
+        first = training.evaluate(self.model, x, y, batch_size=self._eval_batch).accuracy
         if not (first < 1.0 if retry_imperfect else training.fit_is_stuck(first, y)):
             return False
         first_fit = self._weights()
         self.model.load_state_dict(start)
         self._fit_once(x, y, epochs, max(cfg.head_epochs, cfg.refit_head_epochs))
-        second, _ = training.evaluate(self.model, x, y, batch_size=self._eval_batch)
+        second = training.evaluate(self.model, x, y, batch_size=self._eval_batch).accuracy
         if second <= first:
             self.model.load_state_dict(first_fit)
             return False
@@ -419,7 +420,7 @@ class Participant:
         """Accuracy and loss of `model` (default: the party's) on the private task's test set; seconds
         since `start`."""
         model = self.model if model is None else model
-        accuracy, loss = training.evaluate(model, *self.data.test, batch_size=self._eval_batch)
+        accuracy, loss, _ = training.evaluate(model, *self.data.test, batch_size=self._eval_batch)
         return Evaluation(accuracy, loss, time.perf_counter() - start)
 
     # --- state (transfer cache, checkpoints) ----------------------------------------

@@ -86,8 +86,8 @@ class PartyGroup:
         scores = {} if next_align_idx is None or not ahead else PartyGroup(ahead).communicate(next_align_idx)
         seconds = (time.perf_counter() - start) / len(self.members)
         return {
-            m.party: RoundResult(Evaluation(acc, loss, seconds), scores.get(m.party))
-            for m, (acc, loss) in zip(self.members, evaluations)
+            m.party: RoundResult(Evaluation(scored.accuracy, scored.loss, seconds), scores.get(m.party))
+            for m, scored in zip(self.members, evaluations)
         }
 
     def transfer_learn(self) -> dict[int, dict[str, Evaluation]]:
@@ -108,9 +108,7 @@ class PartyGroup:
             )
             evaluations = self.evaluate([m.model for m in self.members])
             gaps = [training.batch_norm_gap(m.model, *m._private, batch_size=m._eval_batch) for m in self.members]
-            skews = [
-                training.skew(m.model, m._private[1], m.data.test[0], batch_size=m._eval_batch) for m in self.members
-            ]
+            skews = [training.own_class_share(m._private[1], e.predicted) for m, e in zip(self.members, evaluations)]
         for member in self.members:
             member._keep_round0()
         seconds = (time.perf_counter() - start - upper_s) / len(self.members)
@@ -171,8 +169,8 @@ class PartyGroup:
             member.model.load_state_dict(weights)
         seconds = (time.perf_counter() - start) / len(self.members)
         return {
-            m.party: Evaluation(acc, loss, seconds, refit=refit[i])
-            for i, (m, (acc, loss)) in enumerate(zip(self.members, evaluations))
+            m.party: Evaluation(scored.accuracy, scored.loss, seconds, refit=refit[i])
+            for i, (m, scored) in enumerate(zip(self.members, evaluations))
         }
 
     def fit_private(
@@ -322,10 +320,11 @@ class PartyGroup:
         """Each member's accuracy on its own training data (`x` shared, or one row each)."""
         if shared:
             return self._accuracy([m.model for m in members], x, y[0])
-        return [training.evaluate(m.model, x[i], y[i], batch_size=m._eval_batch)[0] for i, m in enumerate(members)]
+        evaluate = training.evaluate
+        return [evaluate(m.model, x[i], y[i], batch_size=m._eval_batch).accuracy for i, m in enumerate(members)]
 
     def _accuracy(self, models: list[torch.nn.Module], x: torch.Tensor, y: torch.Tensor) -> list[float]:
-        return [accuracy for accuracy, _ in self._evaluate(models, x, y)]
+        return [scored.accuracy for scored in self._evaluate(models, x, y)]
 
     def communicate(self, align_idx: npt.NDArray[np.int64]) -> dict[int, npt.NDArray[np.float32]]:
         """`Participant.communicate` of every member."""
@@ -389,8 +388,8 @@ class PartyGroup:
         for member in self.members:
             member._precise_bn(member._private[0])
 
-    def evaluate(self, models: Sequence[torch.nn.Module]) -> list[tuple[float, float]]:
-        """(accuracy, loss) of each model on the private task's test set."""
+    def evaluate(self, models: Sequence[torch.nn.Module]) -> list[training.Scored]:
+        """Accuracy, loss and predicted classes of each model on the private task's test set."""
         return self._evaluate(list(models), *self.members[0].data.test)
 
     # --- helpers ------------------------------------------------------------------------
@@ -447,7 +446,7 @@ class PartyGroup:
         rows, images = plan
         return batched.class_scores(batched.Stack.of([models[i] for i in rows]), x, batch_size=images)[: len(models)]
 
-    def _evaluate(self, models: list[torch.nn.Module], x: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
+    def _evaluate(self, models: list[torch.nn.Module], x: torch.Tensor, y: torch.Tensor) -> list[training.Scored]:
         """`training.evaluate` of each model on the labelled set `x`, `y`."""
         plan = self._forward_plan(len(models))
         if plan is None:
