@@ -51,21 +51,31 @@ def machine() -> dict[str, Any]:
 
 
 def record(name: str, figures: dict[str, Any]) -> None:
-    """Print `figures` and append them with the machine's facts to results/<name>.csv."""
+    """Print `figures` and append them with the machine's facts to results/<name>.csv.
+
+    The file is read and checked whole before anything is written, and replaced in one step (a new file
+    renamed over it): a row that does not fit its header stops here with the file as it was, where a
+    rewrite in place had truncated the file and lost its earlier rows (many_parties.csv, 2026-12-08)."""
     for key, value in figures.items():
         print(f"  {key:<36} {value:.4g}" if isinstance(value, float) else f"  {key:<36} {value}")
     row = {**machine(), **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in figures.items()}}
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{name}.csv"
-    rows: list[dict[str, Any]] = []
+    header: list[str] = []
+    lines: list[list[str]] = []
     if path.exists():
         with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    columns = list(dict.fromkeys([*(rows[0] if rows else {}), *row]))  # a benchmark that measures more adds columns
-    with open(path, "w", newline="") as handle:
+            header, *lines = list(csv.reader(handle)) or [[]]
+    misfits = [number for number, line in enumerate(lines, start=2) if len(line) != len(header)]
+    if misfits:
+        raise ValueError(f"{path}: line(s) {misfits} do not have one value per column of its header; nothing written")
+    columns = list(dict.fromkeys([*header, *row]))  # a benchmark that measures more adds columns
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        writer.writerows([*rows, row])
+        writer.writerows([*(dict(zip(header, line)) for line in lines), row])
+    os.replace(partial, path)
     print(f"  -> {path}")
 
 
