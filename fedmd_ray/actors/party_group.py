@@ -320,8 +320,9 @@ class PartyGroup:
         """Each member's accuracy on its own training data (`x` shared, or one row each)."""
         if shared:
             return self._accuracy([m.model for m in members], x, y[0])
-        evaluate = training.evaluate
-        return [evaluate(m.model, x[i], y[i], batch_size=m._eval_batch).accuracy for i, m in enumerate(members)]
+        return [
+            training.evaluate(m.model, x[i], y[i], batch_size=m._eval_batch).accuracy for i, m in enumerate(members)
+        ]
 
     def _accuracy(self, models: list[torch.nn.Module], x: torch.Tensor, y: torch.Tensor) -> list[float]:
         return [scored.accuracy for scored in self._evaluate(models, x, y)]
