@@ -29,9 +29,9 @@ or whose forward or loss does not run under `vmap`, takes the per-party path.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -153,7 +153,7 @@ def _forward_only(base: nn.Module) -> nn.Module:
 ROW_ALIGN = 64  # floats: a party's row in the flat buffers starts where a vector register does, whatever its slot
 
 
-@dataclass
+@dataclasses.dataclass
 class Stack:
     """P models of one architecture: `base` runs them (its dropout layers replaced); their parameters are
     one flat buffer `(P, L)`, a row per party padded to a multiple of `ROW_ALIGN`, viewed per name as
@@ -204,6 +204,12 @@ class Stack:
     @property
     def size(self) -> int:
         return self.flat.shape[0]
+
+    def for_inference(self) -> Stack:
+        """This stack for forward-only passes over many batches: each parameter a contiguous `(P, *shape)`
+        copy, made once, so that `_linear_rule` views the parties' weights side by side in every batch
+        instead of copying them out of their padded rows each time (the same values: the same products)."""
+        return dataclasses.replace(self, params={name: p.detach().contiguous() for name, p in self.params.items()})
 
     def backward(self, loss: torch.Tensor) -> None:
         """The gradients of `loss` into `grad` (each parameter's `.grad` is a view of it: no copies)."""
@@ -426,6 +432,7 @@ def train_epochs(
 def evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor, *, batch_size: int) -> list[Scored]:
     """`training.evaluate` of every party: accuracy, mean cross-entropy and predicted classes on one
     labelled set."""
+    stack = stack.for_inference()
     correct = torch.zeros(stack.size, dtype=torch.int64, device=x.device)
     loss = torch.zeros(stack.size, dtype=torch.float64, device=x.device)
     predicted = torch.zeros(0, dtype=torch.int64, device=x.device)
@@ -450,6 +457,7 @@ def evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor, *, batch_size: int)
 @torch.no_grad()
 def class_scores(stack: Stack, x: torch.Tensor, *, batch_size: int) -> torch.Tensor:
     """`training.class_scores` of every party: (P, n, classes) float32 logits in inference mode."""
+    stack = stack.for_inference()
     return torch.cat(
         [stack.logits(x[i : i + batch_size], shared=True).float() for i in range(0, len(x), batch_size)], dim=1
     )
