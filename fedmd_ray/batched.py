@@ -435,19 +435,20 @@ def evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor, *, batch_size: int)
     stack = stack.for_inference()
     correct = torch.zeros(stack.size, dtype=torch.int64, device=x.device)
     loss = torch.zeros(stack.size, dtype=torch.float64, device=x.device)
-    predicted = torch.zeros(0, dtype=torch.int64, device=x.device)
+    guesses, classes = [], 0
     for i in range(0, len(x), batch_size):
         logits = stack.logits(x[i : i + batch_size], shared=True)  # (P, b, classes)
         target = y[i : i + batch_size]
         wide = logits.to(torch.promote_types(logits.dtype, torch.float32))
         loss += F.cross_entropy(wide.transpose(1, 2), target.expand(stack.size, -1), reduction="none").double().sum(1)
-        guess = logits.argmax(dim=2)  # (P, b)
-        correct += (guess == target).sum(1)
-        if not predicted.numel():
-            predicted = torch.zeros(stack.size, logits.shape[2], dtype=torch.int64, device=x.device)
-        predicted.scatter_add_(1, guess, torch.ones_like(guess))
+        guesses.append(logits.argmax(dim=2))  # (P, b)
+        correct += (guesses[-1] == target).sum(1)
+        classes = logits.shape[2]
     if not torch.isfinite(loss).all():
         raise FloatingPointError("the evaluation loss is not finite: a model's outputs are not finite")
+    guess = torch.cat(guesses, dim=1)  # (P, n)
+    predicted = torch.zeros(stack.size, classes, dtype=torch.int64, device=x.device)
+    predicted.scatter_add_(1, guess, torch.ones_like(guess))
     return [
         Scored(int(right) / len(x), float(total) / len(x), counts)
         for right, total, counts in zip(correct.cpu(), loss.cpu(), predicted.cpu(), strict=True)
